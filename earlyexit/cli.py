@@ -1,0 +1,143 @@
+"""The ``earlyexit`` command line: a thin layer over the library.
+
+Each command is a small class with ``add_arguments(parser)`` and
+``take_action(args) -> int``; its help is its docstring. A bad argument or
+input prints one line and exits with status 2; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+
+class CLIUsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+class ProbeCommand:
+    """Measure every probe once on a model and a few batches of a task."""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default="earlyexit:tiny-bert",
+                       help="hub name, local folder, or earlyexit:tiny-bert (default; offline)")
+        p.add_argument("--layers", type=int, default=None, help="keep only the first N encoder layers")
+        p.add_argument("--task", default="sst2", help="GLUE task name (default sst2)")
+        p.add_argument("--data", default="earlyexit:sst2-2k",
+                       help="data folder, or 'hub' for load_dataset('glue', task) (default: bundled SST-2 subset)")
+        p.add_argument("--batches", type=int, default=4, help="number of probe batches (default 4)")
+        p.add_argument("--batch-size", type=int, default=8, help="examples per probe batch (default 8)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--names", nargs="+", default=None, help="probes to measure (default all)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    def take_action(self, args) -> int:
+        import torch
+
+        from .data import collate, load_task
+        from .models import load_model, load_tokenizer
+        from .probes import measure
+
+        if args.batches < 1 or args.batch_size < 1:
+            raise CLIUsageError("--batches and --batch-size must be at least 1.")
+        try:
+            task = load_task(args.task, None if args.data == "hub" else args.data)
+            tokenizer = load_tokenizer(args.model)
+            model = load_model(args.model, task.num_labels, seed=args.seed, num_layers=args.layers)
+        except (ValueError, OSError) as exc:
+            raise CLIUsageError(str(exc)) from exc
+        gen = torch.Generator().manual_seed(args.seed)
+        need = args.batches * args.batch_size
+        if need > len(task.train):
+            raise CLIUsageError(f"asked for {need} probe examples but the task has {len(task.train)}.")
+        idx = torch.randperm(len(task.train), generator=gen)[:need].tolist()
+        rows = [task.train[i] for i in idx]
+        batches = [collate(tokenizer, rows[k:k + args.batch_size], 128) for k in range(0, need, args.batch_size)]
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        try:
+            result = measure(model, lambda m, b: m(**b).loss, batches, names=args.names,
+                             optimizer=optimizer, seed=args.seed)
+        except ValueError as exc:
+            raise CLIUsageError(str(exc)) from exc
+        if args.json:
+            print(json.dumps({"model": args.model, "task": args.task, "probes": dict(result),
+                              "diagnostics": result.diagnostics}, default=_json_float))
+            return 0
+        print(f"model {args.model}, task {args.task} ({task.source}), {args.batches} batches of {args.batch_size}")
+        for name, value in result.items():
+            print(f"  {name:<28}{value:>14.6g}")
+        d = result.diagnostics
+        print(f"  ({d['hessian_vector_products']:.0f} Hessian-vector products, "
+              f"{d['forward_passes']:.0f} extra forward passes, {d['seconds']:.2f} s)")
+        return 0
+
+
+class BenchCommand:
+    """Benchmarks: `earlyexit bench probes` times the probes against a seed-style reference."""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("what", choices=["probes"], help="what to benchmark")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--quick", action="store_true",
+                       help="a 1-layer, 16-token shape with one repeat and no accuracy check (for smoke tests)")
+        p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+
+    def take_action(self, args) -> int:
+        import torch
+
+        from .benchmarks.probe_cost import BenchConfig, format_table, run
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        cfg = BenchConfig()
+        if args.quick:
+            cfg = BenchConfig(layers=1, hidden=64, heads=2, intermediate=128, vocab=2000, seq_len=16,
+                              repeats=1, warm_steps=2, trace_seeds=2, accuracy=False)
+        log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+        result = run(cfg, progress=log)
+        print(json.dumps(result, default=_json_float) if args.json else "\n" + format_table(result))
+        return 0
+
+
+_COMMANDS = {
+    "probe": ProbeCommand(),
+    "bench": BenchCommand(),
+}
+
+
+def _json_float(x):
+    """JSON fallback: tensors and other objects as their string form."""
+    return str(x)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="earlyexit", description=__import__("earlyexit").__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"earlyexit {__import__('earlyexit').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, command in _COMMANDS.items():
+        p = sub.add_parser(name, help=command.__doc__.splitlines()[0], description=command.__doc__)
+        command.add_arguments(p)
+        p.set_defaults(_command=command, _parser=p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args._command.take_action(args)
+    except CLIUsageError as exc:
+        if args.debug:
+            raise
+        print(f"earlyexit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
