@@ -1,0 +1,228 @@
+"""The training loop: AdamW fine-tuning that calls the probes at checkpoints.
+
+Data flows one way: the loop trains, measures probes and dev metrics at the
+probe steps, and hands each :class:`Checkpoint` to a callback. The callback
+(a pruner, a logger) returns True to stop the run there; the loop knows
+nothing about why.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from ..data import Batcher, TaskData, collate, load_task
+from ..models import load_model, load_tokenizer
+from ..probes import WarmStart, measure
+from ._config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What the loop knows at one probe step.
+
+    Attributes:
+        step: optimiser steps taken so far.
+        probes: probe values by name (see :func:`earlyexit.probes.measure`);
+            empty when the probes failed (``probe_error`` says why).
+        dev_accuracy: accuracy on the whole dev split, in [0, 1].
+        dev_loss: mean cross-entropy on the dev split, in nats.
+        train_loss: mean training loss over the steps since the last checkpoint.
+        probe_seconds, eval_seconds: wall time of the probes and of evaluation.
+        train_step_seconds: mean wall time of a training step so far (NaN at step 0).
+        compute_steps: compute used so far in training-step equivalents:
+            training steps plus probe time divided by the mean step time.
+        wall_seconds: wall time since the run started.
+        diagnostics: the probes' cost and convergence figures.
+        probe_error: why the probes failed at this step, or None.
+    """
+
+    step: int
+    probes: dict[str, float]
+    dev_accuracy: float
+    dev_loss: float
+    train_loss: float
+    probe_seconds: float
+    eval_seconds: float
+    train_step_seconds: float
+    compute_steps: float
+    wall_seconds: float
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    probe_error: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The end of a run.
+
+    Attributes:
+        status: ``completed``, ``stopped`` (the callback asked) or ``diverged``
+            (a non-finite training loss).
+        steps: optimiser steps taken.
+        final_accuracy, final_loss: dev metrics at the end (NaN if diverged).
+        compute_steps: training steps plus probe overhead, in steps.
+        checkpoints: every checkpoint measured.
+        reason: why the run ended early, or None.
+    """
+
+    status: str
+    steps: int
+    final_accuracy: float
+    final_loss: float
+    compute_steps: float
+    checkpoints: list[Checkpoint]
+    reason: str | None = None
+
+
+def probe_set(config: TrainConfig, task: TaskData, tokenizer) -> list[dict]:
+    """The fixed probe batches: ``probe_seed`` picks them, so every trial of a study shares them."""
+    need = config.probe_batches * config.probe_batch_size
+    if need > len(task.train):
+        raise ValueError(f"the probe set needs {need} examples but the task has {len(task.train)}.")
+    gen = torch.Generator().manual_seed(config.probe_seed)
+    idx = torch.randperm(len(task.train), generator=gen)[:need].tolist()
+    rows = [task.train[i] for i in idx]
+    size = config.probe_batch_size
+    return [collate(tokenizer, rows[k:k + size], config.max_length) for k in range(0, need, size)]
+
+
+def _loss(model, batch):
+    return model(**batch).loss
+
+
+def evaluate(model, tokenizer, rows, *, batch_size: int, max_length: int) -> tuple[float, float]:
+    """Dev accuracy in [0, 1] and mean cross-entropy in nats, in eval mode."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    correct, total_loss = 0, 0.0
+    try:
+        with torch.no_grad():
+            for k in range(0, len(rows), batch_size):
+                batch = collate(tokenizer, rows[k:k + batch_size], max_length)
+                out = model(**batch)
+                total_loss += float(out.loss) * len(batch["labels"])
+                correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
+    finally:
+        for m, flag in flags:
+            m.training = flag
+    return correct / len(rows), total_loss / len(rows)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    on_checkpoint: Callable[[Checkpoint], bool] | None = None,
+    task: TaskData | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Fine-tune per ``config``, probing at ``config.probe_steps``.
+
+    Deterministic on CPU for a given config. ``on_checkpoint(checkpoint)``
+    returning True stops the run at that checkpoint (status ``stopped``).
+    A non-finite training loss ends the run with status ``diverged``. A probe
+    that fails (for example a model without double-backward support) is
+    recorded with its reason and the run goes on. ``task`` may be passed to
+    share loaded data between runs; ``progress(step, max_steps)`` is called
+    after every step.
+    """
+    from transformers import get_scheduler
+
+    started = time.perf_counter()
+    task = task or load_task(config.task, config.data)
+    tokenizer = load_tokenizer(config.model)
+    model = load_model(config.model, task.num_labels, seed=config.seed, num_layers=config.num_layers,
+                       hidden_dropout=config.hidden_dropout, classifier_dropout=config.classifier_dropout)
+    if config.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    probes = probe_set(config, task, tokenizer)
+    torch.manual_seed(config.seed)
+    batcher = Batcher(tokenizer, task.train, batch_size=config.batch_size, seed=config.seed,
+                      max_length=config.max_length, group_by_length=config.group_by_length)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = int(round(config.warmup_ratio * config.max_steps))
+    name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[config.schedule]
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=config.max_steps)
+
+    checkpoints: list[Checkpoint] = []
+    warm = WarmStart()
+    train_seconds, probe_seconds_total = 0.0, 0.0
+    losses: list[float] = []
+    step = 0
+
+    def checkpoint() -> Checkpoint:
+        nonlocal warm, probe_seconds_total
+        t0 = time.perf_counter()
+        values, diag, error = {}, {}, None
+        try:
+            result = measure(model, _loss, probes, names=config.probe_names, optimizer=optimizer,
+                             seed=config.probe_seed, warm_start=warm)
+            values, diag, warm = dict(result), dict(result.diagnostics), result.warm_start
+        except (RuntimeError, NotImplementedError) as exc:
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        probe_s = time.perf_counter() - t0
+        probe_seconds_total += probe_s
+        t1 = time.perf_counter()
+        acc, dev_loss = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
+                                 max_length=config.max_length)
+        eval_s = time.perf_counter() - t1
+        step_s = train_seconds / step if step else math.nan
+        cp = Checkpoint(
+            step=step, probes=values, dev_accuracy=acc, dev_loss=dev_loss,
+            train_loss=sum(losses) / len(losses) if losses else math.nan,
+            probe_seconds=probe_s, eval_seconds=eval_s, train_step_seconds=step_s,
+            compute_steps=step + probe_seconds_total / step_s if step else math.nan, wall_seconds=time.perf_counter() - started,
+            diagnostics=diag, probe_error=error)
+        losses.clear()
+        checkpoints.append(cp)
+        return cp
+
+    probe_steps = set(s for s in config.probe_steps if s <= config.max_steps)
+    model.train()
+    while True:
+        if step in probe_steps:
+            cp = checkpoint()
+            if on_checkpoint is not None and on_checkpoint(cp):
+                return TrainResult("stopped", step, cp.dev_accuracy, cp.dev_loss,
+                                   _compute(step, train_seconds, probe_seconds_total), checkpoints,
+                                   reason=f"stopped at step {step}")
+        if step >= config.max_steps:
+            break
+        t0 = time.perf_counter()
+        batch = batcher.next()
+        loss = _loss(model, batch)
+        if not torch.isfinite(loss):
+            return _diverged(step, checkpoints, train_seconds, probe_seconds_total, f"non-finite loss at step {step}")
+        loss.backward()
+        if config.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            if not torch.isfinite(norm):
+                return _diverged(step, checkpoints, train_seconds, probe_seconds_total,
+                                 f"non-finite gradient at step {step}")
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        step += 1
+        train_seconds += time.perf_counter() - t0
+        if progress is not None:
+            progress(step, config.max_steps)
+
+    acc, dev_loss = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
+                             max_length=config.max_length)
+    return TrainResult("completed", step, acc, dev_loss, _compute(step, train_seconds, probe_seconds_total),
+                       checkpoints)
+
+
+def _compute(steps: int, train_seconds: float, probe_seconds: float) -> float:
+    """Training steps plus probe time in training-step equivalents (probes alone count 0 steps if no step ran)."""
+    return steps + (probe_seconds * steps / train_seconds if steps and train_seconds > 0 else 0.0)
+
+
+def _diverged(step, checkpoints, train_seconds, probe_seconds, reason) -> TrainResult:
+    return TrainResult("diverged", step, math.nan, math.nan, _compute(step, train_seconds, probe_seconds),
+                       checkpoints, reason=f"diverged: {reason}")

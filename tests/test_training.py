@@ -1,0 +1,61 @@
+"""The training loop: deterministic, probes at checkpoints, stoppable, divergence caught."""
+
+import math
+
+import pytest
+
+from earlyexit.data import load_task
+from earlyexit.training import TrainConfig, train
+
+TASK = load_task("sst2", "earlyexit:sst2-2k", max_train=400)
+FAST = dict(max_steps=12, batch_size=16, probe_steps=(0, 4, 8), max_length=32,
+            probe_names=("loss", "gradient_norm", "hessian_top_eigenvalue", "critical_sharpness"),
+            probe_batches=2, probe_batch_size=4, eval_batch_size=256)
+
+
+def _dev_subset():
+    from earlyexit.data import TaskData
+    return TaskData(TASK.name, TASK.source, TASK.train, TASK.dev[:128], TASK.num_labels)
+
+
+def test_run_is_deterministic_and_probes_every_checkpoint():
+    task = _dev_subset()
+    a = train(TrainConfig(seed=3, **FAST), task=task)
+    b = train(TrainConfig(seed=3, **FAST), task=task)
+    assert a.status == "completed" and a.steps == 12
+    assert [c.step for c in a.checkpoints] == [0, 4, 8]
+    assert a.final_accuracy == b.final_accuracy and a.final_loss == b.final_loss
+    for ca, cb in zip(a.checkpoints, b.checkpoints):
+        assert ca.probes == cb.probes
+        assert set(ca.probes) == set(FAST["probe_names"])
+        assert 0 <= ca.dev_accuracy <= 1
+    assert math.isnan(a.checkpoints[0].compute_steps)
+    assert a.checkpoints[-1].compute_steps > 8
+    assert a.compute_steps > 12  # probe overhead is counted
+
+
+def test_callback_stops_the_run():
+    seen = []
+
+    def stop_at_4(cp):
+        seen.append(cp.step)
+        return cp.step == 4
+
+    r = train(TrainConfig(**FAST), task=_dev_subset(), on_checkpoint=stop_at_4)
+    assert r.status == "stopped" and r.steps == 4 and seen == [0, 4]
+
+
+def test_divergence_is_reported_not_raised():
+    r = train(TrainConfig(**(FAST | {"learning_rate": 1e30, "grad_clip": None})), task=_dev_subset())
+    assert r.status == "diverged"
+    assert "non-finite" in r.reason
+    assert math.isnan(r.final_accuracy)
+
+
+def test_bad_config_names_the_field():
+    with pytest.raises(ValueError, match="warmup_ratio"):
+        TrainConfig(warmup_ratio=1.5)
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="exponential")
+    with pytest.raises(ValueError, match="probe_steps"):
+        TrainConfig(probe_steps=(10, 0))
