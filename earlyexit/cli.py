@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import sys
 
 
@@ -101,7 +101,56 @@ class BenchCommand:
         return 0
 
 
+class RunCommand:
+    """Run (or continue) a pruned study from a TOML spec: earlyexit run studies/quickstart.toml"""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("spec", help="study spec (TOML)")
+        p.add_argument("--storage", default=os.environ.get("EARLYEXIT_STORAGE"),
+                       help="Optuna storage URL (default: the spec's, or $EARLYEXIT_STORAGE); "
+                            "postgresql://... for several workers")
+        p.add_argument("--study-name", default=None, help="default: the spec's study.name")
+        p.add_argument("--n-trials", type=int, default=None, help="finished trials to reach (default: the spec's)")
+        p.add_argument("--n-jobs", type=int, default=1, help="parallel trials in this process")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    def take_action(self, args) -> int:
+        import optuna
+
+        from .study import SpecError, load_spec, run_study, summary, trial_table
+
+        if args.n_trials is not None and args.n_trials < 1:
+            raise CLIUsageError(f"--n-trials must be at least 1, but got {args.n_trials}.")
+        if args.n_jobs < 1:
+            raise CLIUsageError(f"--n-jobs must be at least 1, but got {args.n_jobs}.")
+        try:
+            spec = load_spec(args.spec)
+        except SpecError as exc:
+            raise CLIUsageError(str(exc)) from exc
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            study = run_study(spec, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,
+                              n_jobs=args.n_jobs, show_progress=not args.no_progress)
+        except (ValueError, OSError) as exc:
+            raise CLIUsageError(str(exc)) from exc
+        result = summary(study)
+        if args.json:
+            print(json.dumps(result))
+            return 0
+        print(trial_table(study))
+        print(f"\n{result['complete']} complete, {result['pruned']} pruned, {result['failed']} failed; "
+              f"{result['compute_steps']:.0f} training-step equivalents in all")
+        if "best" in result:
+            best = result["best"]
+            print(f"best: trial {best['trial']}, dev accuracy {best['final_accuracy']:.4f}")
+            for k, v in best["params"].items():
+                print(f"  {k} = {v}")
+        return 0
+
+
 _COMMANDS = {
+    "run": RunCommand(),
     "probe": ProbeCommand(),
     "bench": BenchCommand(),
 }

@@ -1,0 +1,65 @@
+"""``GeometricPruner``: Optuna's BasePruner deciding on reported probe-signature scores."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import TrialState
+
+from ._decide import decide
+
+REASON_ATTR = "earlyexit:pruned_reason"
+
+
+class GeometricPruner(BasePruner):
+    """Prune trials whose probe signature scores outside the top at a decision step.
+
+    The objective reports, at each probe step, the trial's *score*: the
+    scorer's prediction of the final metric from the probes (higher is
+    better), or the cold-start rank rule's value. At a decision step the
+    pruner compares the trial's score with every other trial that reported
+    at that step (all workers, all states) and prunes it unless it ranks in
+    the top ``keep_top`` (or the top ``keep_fraction``). Other steps never
+    prune. The reason is stored in the trial's system attributes under
+    ``earlyexit:pruned_reason``. The rule itself is :func:`earlyexit.pruning.decide`.
+
+    Args:
+        decision_steps: the steps at which to decide.
+        keep_top: keep a trial if fewer than this many others score higher.
+        keep_fraction: or keep the top fraction of the trials seen.
+        n_startup_trials: never prune before this many others reported at the step.
+    """
+
+    def __init__(self, *, decision_steps: Iterable[int] = (50,), keep_top: int | None = 2,
+                 keep_fraction: float | None = None, n_startup_trials: int = 3):
+        steps = tuple(decision_steps)
+        if not steps or any(not isinstance(s, int) or s < 0 for s in steps):
+            raise ValueError(f"decision_steps must be non-negative integers, but got {steps=}.")
+        if keep_top is not None and keep_fraction is not None:
+            raise ValueError(f"give keep_top or keep_fraction, not both, but got {keep_top=}, {keep_fraction=}.")
+        decide(0.0, [], step=0, keep_top=keep_top, keep_fraction=keep_fraction,
+               n_startup_trials=n_startup_trials)  # validates the bounds
+        self._decision_steps = frozenset(steps)
+        self._keep_top = keep_top
+        self._keep_fraction = keep_fraction
+        self._n_startup_trials = n_startup_trials
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step not in self._decision_steps:
+            return False
+        score = trial.intermediate_values[step]
+        others = [
+            t.intermediate_values[step]
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                              TrialState.RUNNING))
+            if t.number != trial.number and step in t.intermediate_values
+        ]
+        decision = decide(score if score is not None else math.nan, others, step=step, keep_top=self._keep_top,
+                          keep_fraction=self._keep_fraction, n_startup_trials=self._n_startup_trials)
+        if decision.prune:
+            study._storage.set_trial_system_attr(trial._trial_id, REASON_ATTR, decision.reason)
+        return decision.prune

@@ -1,0 +1,198 @@
+"""Run a study spec as an Optuna study: each trial trains, probes, reports, and may be pruned."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from ..data import load_task
+from ..pruning import GeometricPruner
+from ..pruning._geometric import REASON_ATTR
+from ..scoring import ProbeRankScorer
+from ..training import Checkpoint, train
+from ._spec import StudySpec
+
+
+def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
+    """The Optuna pruner named by ``spec.pruner.kind``."""
+    p = spec.pruner
+    if p.kind == "geometric":
+        return GeometricPruner(decision_steps=p.decision_steps, keep_top=p.keep_top, keep_fraction=p.keep_fraction,
+                               n_startup_trials=p.n_startup_trials)
+    if p.kind == "none":
+        return optuna.pruners.NopPruner()
+    if p.kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials)
+    if p.kind == "percentile":
+        return optuna.pruners.PercentilePruner(50.0 if p.keep_fraction is None else 100 * p.keep_fraction,
+                                               n_startup_trials=p.n_startup_trials)
+    if p.kind == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.HyperbandPruner(max_resource=spec.train.max_steps)
+
+
+def make_scorer(spec: StudySpec):
+    """The fitted scorer from ``spec.pruner.scorer``, or the rank rule on ``rank_probe``."""
+    p = spec.pruner
+    if p.scorer is None:
+        return ProbeRankScorer(p.rank_probe, higher_is_better=p.higher_is_better)
+    raise NotImplementedError(
+        f"fitted scorers ({p.scorer}) arrive with `earlyexit fit`; until then leave pruner.scorer unset "
+        "to rank by pruner.rank_probe.")
+
+
+def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    if spec.sampler == "grid":
+        return optuna.samplers.GridSampler({k: list(v) for k, v in spec.grid.items()}, seed=spec.seed)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    return optuna.samplers.TPESampler(seed=spec.seed)
+
+
+def suggest(trial: optuna.Trial, spec: StudySpec) -> dict:
+    """The trial's hyperparameters, drawn from the grid or the distributions."""
+    if spec.sampler == "grid":
+        return {k: trial.suggest_categorical(k, list(v)) for k, v in spec.grid.items()}
+    return {k: trial._suggest(k, d.to_optuna()) for k, d in spec.search.items()}
+
+
+def _finite(x: float):
+    """JSON-safe float for user attributes (inf and NaN as strings)."""
+    return x if math.isfinite(x) else str(x)
+
+
+class Objective:
+    """Optuna objective for one spec: train, probe, report the score, obey the pruner."""
+
+    def __init__(self, spec: StudySpec, *, show_progress: bool = True):
+        self.spec = spec
+        self.task = load_task(spec.train.task, spec.train.data)
+        self.scorer = make_scorer(spec)
+        self.show_progress = show_progress
+        self.geometric = spec.pruner.kind == "geometric"
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = suggest(trial, self.spec)
+        config = self.spec.config_for(params)
+        signature: dict[int, dict[str, float]] = {}
+        bar = None
+        if self.show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=config.max_steps, desc=f"trial {trial.number}", unit="step", leave=False, position=1)
+
+        def on_checkpoint(cp: Checkpoint) -> bool:
+            signature[cp.step] = cp.probes
+            trial.set_user_attr(f"probes@{cp.step}", {k: _finite(v) for k, v in cp.probes.items()})
+            trial.set_user_attr(f"dev_accuracy@{cp.step}", cp.dev_accuracy)
+            if cp.probe_error:
+                trial.set_user_attr(f"probe_error@{cp.step}", cp.probe_error)
+            if self.geometric:
+                score = self.scorer.score(signature, cp.step)
+            else:
+                score = cp.dev_accuracy
+            trial.set_user_attr(f"score@{cp.step}", _finite(score))
+            trial.report(score, cp.step)
+            return trial.should_prune()
+
+        try:
+            result = train(config, on_checkpoint=on_checkpoint, task=self.task,
+                           progress=(lambda s, n: bar.update(1)) if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        trial.set_user_attr("steps", result.steps)
+        trial.set_user_attr("compute_steps", result.compute_steps)
+        if result.status == "diverged":
+            trial.set_user_attr("pruned_reason", "diverged")
+            raise optuna.TrialPruned(result.reason)
+        if result.status == "stopped":
+            frozen = trial.study._storage.get_trial(trial._trial_id)
+            reason = frozen.system_attrs.get(REASON_ATTR, f"pruned by {type(trial.study.pruner).__name__} "
+                                                          f"at step {result.steps}")
+            trial.set_user_attr("pruned_reason", reason)
+            raise optuna.TrialPruned(reason)
+        trial.set_user_attr("final_accuracy", result.final_accuracy)
+        trial.set_user_attr("final_loss", result.final_loss)
+        return result.final_accuracy
+
+
+def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None) -> optuna.Study:
+    """Create the spec's study, or load it to continue (same name and storage)."""
+    url = storage or spec.storage
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name=study_name or spec.name, storage=url, sampler=make_sampler(spec),
+                                pruner=make_pruner(spec), direction="maximize", load_if_exists=True)
+    if "earlyexit:spec" not in study.user_attrs:
+        study.set_user_attr("earlyexit:spec", Path(spec.path).read_text() if Path(spec.path).exists() else "")
+        study.set_user_attr("earlyexit:spec_path", spec.path)
+    return study
+
+
+def finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
+              n_trials: int | None = None, n_jobs: int = 1, show_progress: bool = True) -> optuna.Study:
+    """Run (or continue) the study until it holds ``n_trials`` finished trials."""
+    study = open_study(spec, storage=storage, study_name=study_name)
+    target = n_trials or spec.n_trials
+    remaining = target - finished(study)
+    if remaining <= 0:
+        return study
+    objective = Objective(spec, show_progress=show_progress)
+    callbacks = [optuna.study.MaxTrialsCallback(target, states=(TrialState.COMPLETE, TrialState.PRUNED))]
+    bar = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=target, initial=target - remaining, desc=f"study {study.study_name}", unit="trial",
+                   position=0)
+        callbacks.append(lambda s, t: bar.update(1) if t.state in (TrialState.COMPLETE, TrialState.PRUNED) else None)
+    try:
+        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, callbacks=callbacks, catch=())
+    finally:
+        if bar is not None:
+            bar.close()
+    return study
+
+
+def trial_table(study: optuna.Study) -> str:
+    """One line per trial: state, steps trained, final metric, why pruned, parameters."""
+    rows = [f"{'#':>4} {'state':<9} {'steps':>6} {'final acc':>9}  {'why pruned':<52} params"]
+    for t in study.get_trials(deepcopy=False):
+        acc = t.user_attrs.get("final_accuracy")
+        acc_s = f"{acc:.4f}" if isinstance(acc, float) else "-"
+        reason = t.user_attrs.get("pruned_reason", "") if t.state == TrialState.PRUNED else ""
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+        rows.append(f"{t.number:>4} {t.state.name.lower():<9} {t.user_attrs.get('steps', '-')!s:>6} {acc_s:>9}  "
+                    f"{reason[:52]:<52} {params}")
+    return "\n".join(rows)
+
+
+def _fmt(v):
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def summary(study: optuna.Study) -> dict:
+    """Best trial and compute figures as a JSON-ready dict."""
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    out = {
+        "study": study.study_name,
+        "trials": len(trials),
+        "complete": len(done),
+        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "failed": sum(t.state == TrialState.FAIL for t in trials),
+        "compute_steps": sum(t.user_attrs.get("compute_steps", 0.0) for t in trials),
+    }
+    if done:
+        best = max(done, key=lambda t: t.value)
+        out["best"] = {"trial": best.number, "final_accuracy": best.value, "params": best.params}
+    return json.loads(json.dumps(out, default=str))

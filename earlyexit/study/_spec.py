@@ -1,0 +1,323 @@
+"""Study specs: a TOML file loaded into typed dataclasses, validated with errors naming file and key."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..training import DEFAULT_PROBE_STEPS, SCHEDULES, TrainConfig
+from ..probes import PROBE_NAMES
+
+
+class SpecError(ValueError):
+    """A study spec that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One searched hyperparameter.
+
+    Attributes:
+        kind: ``float``, ``int`` or ``categorical``.
+        low, high: bounds for ``float`` and ``int``.
+        log: sample on a log scale.
+        choices: values for ``categorical``.
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
+
+    def to_optuna(self):
+        import optuna
+
+        if self.kind == "float":
+            return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log)
+        if self.kind == "int":
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log)
+        return optuna.distributions.CategoricalDistribution(list(self.choices))
+
+
+SEARCHABLE = ("learning_rate", "warmup_ratio", "weight_decay", "schedule", "batch_size",
+              "hidden_dropout", "classifier_dropout", "grad_clip", "seed")
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    """How trials are pruned.
+
+    Attributes:
+        kind: ``geometric`` (earlyexit's), ``none``, or one of Optuna's:
+            ``median``, ``percentile``, ``successive_halving``, ``hyperband``.
+        scorer: path of a fitted scorer file; None uses the rank rule.
+        rank_probe: probe the rank rule orders by when there is no scorer.
+        higher_is_better: direction of ``rank_probe`` (False for the loss).
+        decision_steps: probe steps at which the pruner decides.
+        keep_top: keep a trial only if fewer than this many trials score
+            higher at the decision step.
+        keep_fraction: or keep the top fraction (when keep_top is None).
+        n_startup_trials: no pruning until this many other trials reported
+            at the step.
+    """
+
+    kind: str = "geometric"
+    scorer: str | None = None
+    rank_probe: str = "loss"
+    higher_is_better: bool = False
+    decision_steps: tuple[int, ...] = (50,)
+    keep_top: int | None = 2
+    keep_fraction: float | None = None
+    n_startup_trials: int = 3
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A whole study: where it is stored, what is searched, how runs train and are pruned.
+
+    Attributes:
+        path: the spec file.
+        name: study name.
+        storage: Optuna storage URL (default: SQLite next to the spec's runs/).
+        n_trials: trials the study should reach in total.
+        seed: sampler seed.
+        sampler: ``grid``, ``tpe`` or ``random``.
+        grid: for ``grid``, values per hyperparameter.
+        search: for ``tpe``/``random``, a :class:`Distribution` per name
+            (``seed`` may be searched or gridded like any hyperparameter).
+        train: the fixed part of every run's :class:`TrainConfig`.
+        pruner: the :class:`PrunerSpec`.
+    """
+
+    path: str
+    name: str
+    storage: str
+    n_trials: int
+    seed: int
+    sampler: str
+    grid: dict[str, tuple] = field(default_factory=dict)
+    search: dict[str, Distribution] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    pruner: PrunerSpec = field(default_factory=PrunerSpec)
+
+    def config_for(self, params: dict[str, Any]) -> TrainConfig:
+        """The run's TrainConfig: the fixed settings with the trial's parameters."""
+        from dataclasses import replace
+
+        return replace(self.train, **params)
+
+
+_TOP_KEYS = {"study", "model", "data", "train", "probes", "search", "pruner"}
+_STUDY_KEYS = {"name", "storage", "n_trials", "seed", "sampler"}
+_MODEL_KEYS = {"name", "num_layers", "freeze_word_embeddings"}
+_DATA_KEYS = {"task", "path", "max_length", "group_by_length"}
+_TRAIN_KEYS = {"learning_rate", "warmup_ratio", "weight_decay", "schedule", "batch_size", "max_steps",
+               "grad_clip", "seed", "hidden_dropout", "classifier_dropout", "eval_batch_size"}
+_PROBE_KEYS = {"steps", "names", "batches", "batch_size", "seed"}
+_PRUNER_KEYS = {f.name for f in fields(PrunerSpec)}
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study spec; raises :class:`SpecError` naming file and key."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"{path}: no such spec file; see studies/quickstart.toml for an example.")
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}.") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not valid TOML: the file is not UTF-8 text.") from None
+    return parse_spec(raw, str(path))
+
+
+def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
+    """Validate a spec already parsed from TOML."""
+    _known(raw, _TOP_KEYS, where, "")
+    study = _table(raw, "study", where)
+    model = _table(raw, "model", where)
+    data = _table(raw, "data", where)
+    train = _table(raw, "train", where)
+    probes = _table(raw, "probes", where)
+    search = _table(raw, "search", where)
+    pruner = _table(raw, "pruner", where)
+    _known(study, _STUDY_KEYS, where, "study.")
+    _known(model, _MODEL_KEYS, where, "model.")
+    _known(data, _DATA_KEYS, where, "data.")
+    _known(train, _TRAIN_KEYS, where, "train.")
+    _known(probes, _PROBE_KEYS, where, "probes.")
+    _known(pruner, _PRUNER_KEYS, where, "pruner.")
+
+    name = _get(study, "name", str, where, "study.", default=Path(where).stem)
+    storage = _get(study, "storage", str, where, "study.", default=f"sqlite:///runs/{name}.db")
+    n_trials = _get(study, "n_trials", int, where, "study.", default=10)
+    if n_trials < 1:
+        raise SpecError(f"{where}: study.n_trials must be at least 1, but got {n_trials}.")
+    seed = _get(study, "seed", int, where, "study.", default=0)
+
+    cfg: dict[str, Any] = {}
+    cfg["model"] = _get(model, "name", str, where, "model.", default="earlyexit:tiny-bert")
+    cfg["num_layers"] = _get(model, "num_layers", int, where, "model.", default=None)
+    cfg["freeze_word_embeddings"] = _get(model, "freeze_word_embeddings", bool, where, "model.", default=False)
+    cfg["task"] = _get(data, "task", str, where, "data.", default="sst2")
+    data_path = _get(data, "path", str, where, "data.", default="earlyexit:sst2-2k")
+    cfg["data"] = None if data_path == "hub" else data_path
+    cfg["max_length"] = _get(data, "max_length", int, where, "data.", default=128)
+    cfg["group_by_length"] = _get(data, "group_by_length", bool, where, "data.", default=False)
+    for key in _TRAIN_KEYS:
+        if key in train:
+            kind = {"schedule": str}.get(key, int if key in ("batch_size", "max_steps", "seed", "eval_batch_size")
+                                          else float)
+            cfg[key] = _get(train, key, kind, where, "train.")
+    cfg["probe_steps"] = tuple(_get(probes, "steps", list, where, "probes.", default=list(DEFAULT_PROBE_STEPS)))
+    cfg["probe_names"] = tuple(_get(probes, "names", list, where, "probes.",
+                                    default=[n for n in PROBE_NAMES if n != "relative_critical_sharpness"]))
+    cfg["probe_batches"] = _get(probes, "batches", int, where, "probes.", default=4)
+    cfg["probe_batch_size"] = _get(probes, "batch_size", int, where, "probes.", default=8)
+    cfg["probe_seed"] = _get(probes, "seed", int, where, "probes.", default=0)
+    try:
+        train_config = TrainConfig(**cfg)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+    grid_raw = search.get("grid")
+    sampler = _get(study, "sampler", str, where, "study.", default="grid" if grid_raw is not None else "tpe")
+    if sampler not in ("grid", "tpe", "random"):
+        raise SpecError(f"{where}: study.sampler must be 'grid', 'tpe' or 'random', but got {sampler!r}.")
+    grid: dict[str, tuple] = {}
+    dists: dict[str, Distribution] = {}
+    if grid_raw is not None:
+        if not isinstance(grid_raw, dict) or not grid_raw:
+            raise SpecError(f"{where}: search.grid must be a table of lists, e.g. learning_rate = [1e-5, 5e-5].")
+        for key, values in grid_raw.items():
+            _searchable(key, where, "search.grid.")
+            if not isinstance(values, list) or not values:
+                raise SpecError(f"{where}: search.grid.{key} must be a non-empty list, but got {values!r}.")
+            grid[key] = tuple(values)
+            _check_values(train_config, key, values, where, f"search.grid.{key}")
+    for key, value in search.items():
+        if key == "grid":
+            continue
+        _searchable(key, where, "search.")
+        dists[key] = _distribution(value, where, f"search.{key}")
+        probe_values = dists[key].choices or (dists[key].low, dists[key].high)
+        _check_values(train_config, key, list(probe_values), where, f"search.{key}")
+    if sampler == "grid" and not grid:
+        raise SpecError(f"{where}: study.sampler is 'grid' but there is no [search.grid] table.")
+    if sampler != "grid" and not dists:
+        raise SpecError(f"{where}: study.sampler is {sampler!r} but [search] has no distributions.")
+
+    pruner_cfg = dict(pruner)
+    if "decision_steps" in pruner_cfg:
+        pruner_cfg["decision_steps"] = tuple(_get(pruner, "decision_steps", list, where, "pruner."))
+    for key, kind in (("kind", str), ("scorer", str), ("rank_probe", str), ("higher_is_better", bool),
+                      ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int)):
+        if key in pruner_cfg:
+            pruner_cfg[key] = _get(pruner, key, kind, where, "pruner.")
+    pruner_spec = PrunerSpec(**pruner_cfg)
+    if pruner_spec.kind not in ("geometric", "none", "median", "percentile", "successive_halving", "hyperband"):
+        raise SpecError(f"{where}: pruner.kind must be one of geometric, none, median, percentile, "
+                        f"successive_halving, hyperband; got {pruner_spec.kind!r}.")
+    if pruner_spec.rank_probe not in PROBE_NAMES:
+        raise SpecError(f"{where}: pruner.rank_probe {pruner_spec.rank_probe!r} is not a probe; "
+                        f"known probes are {list(PROBE_NAMES)}.")
+    if pruner_spec.kind == "geometric" and pruner_spec.scorer is None and \
+            pruner_spec.rank_probe not in train_config.probe_names:
+        raise SpecError(f"{where}: pruner.rank_probe {pruner_spec.rank_probe!r} is not measured; add it to probes.names.")
+    missing = [s for s in pruner_spec.decision_steps if s not in train_config.probe_steps]
+    if missing:
+        raise SpecError(f"{where}: pruner.decision_steps {missing} are not probe steps {list(train_config.probe_steps)}.")
+    if pruner_spec.keep_top is None and pruner_spec.keep_fraction is None:
+        raise SpecError(f"{where}: set pruner.keep_top or pruner.keep_fraction.")
+    if pruner_spec.keep_top is not None and pruner_spec.keep_top < 1:
+        raise SpecError(f"{where}: pruner.keep_top must be at least 1, but got {pruner_spec.keep_top}.")
+    if pruner_spec.keep_fraction is not None and not 0 < pruner_spec.keep_fraction <= 1:
+        raise SpecError(f"{where}: pruner.keep_fraction must be in (0, 1], but got {pruner_spec.keep_fraction}.")
+    if pruner_spec.n_startup_trials < 0:
+        raise SpecError(f"{where}: pruner.n_startup_trials must be at least 0, but got {pruner_spec.n_startup_trials}.")
+    if pruner_spec.scorer is not None:
+        scorer = Path(pruner_spec.scorer)
+        if not scorer.is_absolute():
+            scorer = Path(where).parent / scorer
+        pruner_spec = PrunerSpec(**{**pruner_spec.__dict__, "scorer": str(scorer)})
+
+    return StudySpec(path=where, name=name, storage=storage, n_trials=n_trials, seed=seed, sampler=sampler,
+                     grid=grid, search=dists, train=train_config, pruner=pruner_spec)
+
+
+def _table(raw, key, where) -> dict:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: [{key}] must be a table, but got {type(value).__name__}.")
+    return value
+
+
+def _known(table: dict, allowed: set, where: str, prefix: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+                        f"allowed: {', '.join(sorted(allowed))}.")
+
+
+def _get(table: dict, key: str, kind, where: str, prefix: str, default: Any = ...):
+    if key not in table:
+        if default is ...:
+            raise SpecError(f"{where}: missing key {prefix}{key}.")
+        return default
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if not ok:
+        raise SpecError(f"{where}: {prefix}{key} must be {kind.__name__}, but got {value!r}.")
+    if kind is float and not math.isfinite(value):
+        raise SpecError(f"{where}: {prefix}{key} must be finite, but got {value!r}.")
+    return value
+
+
+def _searchable(key: str, where: str, prefix: str) -> None:
+    if key not in SEARCHABLE:
+        raise SpecError(f"{where}: {prefix}{key} cannot be searched; searchable: {', '.join(SEARCHABLE)}.")
+
+
+def _distribution(value, where: str, key: str) -> Distribution:
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: {key} must be a table such as {{ type = \"float\", low = 1e-5, high = 1e-3, "
+                        "log = true }.")
+    kind = value.get("type")
+    extra = sorted(set(value) - {"type", "low", "high", "log", "choices"})
+    if extra:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(key + '.' + e for e in extra)}.")
+    if kind in ("float", "int"):
+        low, high = value.get("low"), value.get("high")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+            raise SpecError(f"{where}: {key} needs numeric low and high, but got low={low!r}, high={high!r}.")
+        if not low < high:
+            raise SpecError(f"{where}: {key}.low must be below {key}.high, but got {low} >= {high}.")
+        log = value.get("log", False)
+        if not isinstance(log, bool):
+            raise SpecError(f"{where}: {key}.log must be true or false, but got {log!r}.")
+        if log and low <= 0:
+            raise SpecError(f"{where}: {key}.low must be positive on a log scale, but got {low}.")
+        return Distribution(kind, float(low), float(high), log)
+    if kind == "categorical":
+        choices = value.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise SpecError(f"{where}: {key}.choices must be a non-empty list.")
+        return Distribution("categorical", choices=tuple(choices))
+    raise SpecError(f"{where}: {key}.type must be 'float', 'int' or 'categorical', but got {kind!r}.")
+
+
+def _check_values(train: TrainConfig, key: str, values: list, where: str, label: str) -> None:
+    from dataclasses import replace
+
+    for v in values:
+        try:
+            replace(train, **{key: v})
+        except (ValueError, TypeError) as exc:
+            raise SpecError(f"{where}: {label}: value {v!r} is not allowed: {exc}") from None

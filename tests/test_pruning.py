@@ -1,0 +1,78 @@
+"""The pruning rule on hand-made scores, and GeometricPruner through Optuna's ask/report/tell."""
+
+import math
+
+import optuna
+import pytest
+
+from earlyexit.pruning import GeometricPruner, decide
+from earlyexit.scoring import ProbeRankScorer
+
+
+def test_keep_top_both_sides_of_the_bound():
+    assert not decide(0.5, [0.9, 0.1], step=50, keep_top=2).prune  # one better: inside top 2
+    assert decide(0.5, [0.9, 0.8], step=50, keep_top=2).prune  # two better: out
+    assert not decide(0.8, [0.9, 0.8], step=50, keep_top=2).prune  # ties keep
+
+
+def test_keep_fraction_and_startup():
+    others = [0.1, 0.2, 0.3, 0.4]  # 5 trials: top 40% is 2 trials
+    assert not decide(0.35, others, step=10, keep_fraction=0.4).prune  # rank 2
+    assert decide(0.25, others, step=10, keep_fraction=0.4).prune  # rank 3
+    assert not decide(-1.0, [0.9, 0.8], step=10, keep_top=1, n_startup_trials=3).prune
+    assert decide(-1.0, [0.9, 0.8, 0.7], step=10, keep_top=1, n_startup_trials=3).prune
+
+
+def test_non_finite_scores():
+    assert decide(math.nan, [], step=0, keep_top=1).prune
+    assert decide(math.inf, [], step=0, keep_top=1).prune
+    # Non-finite others are ignored: a lone finite score ranks first.
+    assert not decide(0.1, [math.nan, math.nan], step=0, keep_top=1, n_startup_trials=0).prune
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(keep_top=0), "keep_top must be at least 1"),
+    (dict(keep_fraction=0.0), "keep_fraction must be in"),
+    (dict(keep_fraction=1.01), "keep_fraction must be in"),
+    (dict(keep_top=None, keep_fraction=None), "exactly one"),
+    (dict(keep_top=1, n_startup_trials=-1), "n_startup_trials must be at least 0"),
+])
+def test_bounds_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        decide(0.0, [], step=0, **kwargs)
+    decide(0.0, [], step=0, keep_fraction=1.0)  # the upper bound itself is fine
+
+
+def test_geometric_pruner_in_a_study():
+    study = optuna.create_study(direction="maximize",
+                                pruner=GeometricPruner(decision_steps=[50], keep_top=1, n_startup_trials=1))
+    scores = [0.3, 0.9, 0.5, 0.95]
+    pruned = []
+    for s in scores:
+        trial = study.ask()
+        trial.report(s - 1, 10)  # not a decision step: never prunes
+        assert not trial.should_prune()
+        trial.report(s, 50)
+        pruned.append(trial.should_prune())
+        if pruned[-1]:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, s)
+    assert pruned == [False, False, True, False]
+    reason = study.trials[2].system_attrs["earlyexit:pruned_reason"]
+    assert "ranked 2 of 3 at step 50" in reason
+
+
+def test_geometric_pruner_arguments():
+    with pytest.raises(ValueError, match="decision_steps"):
+        GeometricPruner(decision_steps=[])
+    with pytest.raises(ValueError, match="not both"):
+        GeometricPruner(keep_top=1, keep_fraction=0.5)
+
+
+def test_rank_scorer_direction_and_missing_values():
+    sig = {50: {"loss": 0.4, "gradient_norm": 2.0}}
+    assert ProbeRankScorer("loss").score(sig, 50) == -0.4
+    assert ProbeRankScorer("gradient_norm", higher_is_better=True).score(sig, 50) == 2.0
+    assert math.isnan(ProbeRankScorer("loss").score(sig, 100))
+    assert math.isnan(ProbeRankScorer("loss").score({50: {"loss": math.inf}}, 50))

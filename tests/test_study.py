@@ -1,0 +1,121 @@
+"""Study specs and the study runner: spec errors, a resumed study, a diverging trial."""
+
+import json
+import textwrap
+
+import optuna
+import pytest
+
+from earlyexit.cli import main
+from earlyexit.study import SpecError, load_spec, run_study
+
+TINY = """
+[study]
+name = "t"
+n_trials = {n_trials}
+seed = 0
+sampler = "grid"
+
+[data]
+max_length = 32
+group_by_length = true
+
+[train]
+batch_size = 16
+max_steps = 10
+eval_batch_size = 512
+
+[probes]
+steps = [0, 4, 8]
+names = ["loss", "gradient_norm", "critical_sharpness"]
+batches = 2
+batch_size = 4
+
+[search.grid]
+learning_rate = {grid}
+
+[pruner]
+kind = "geometric"
+decision_steps = [4]
+keep_top = 1
+n_startup_trials = 1
+"""
+
+
+def _spec(tmp_path, n_trials=3, grid="[1e-3, 3e-4, 1e-4]", extra=""):
+    path = tmp_path / "s.toml"
+    path.write_text(TINY.format(n_trials=n_trials, grid=grid) + extra)
+    return path
+
+
+def test_quickstart_spec_is_valid():
+    spec = load_spec("studies/quickstart.toml")
+    assert spec.n_trials >= 8 and spec.pruner.kind == "geometric"
+    assert spec.train.model == "earlyexit:tiny-bert"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[study]\nnmae = 'x'\n", r"unknown key\(s\) study.nmae"),
+    ("[bogus]\n", r"unknown key\(s\) bogus"),
+    ("[train]\nmax_steps = 'many'\n", "train.max_steps must be int"),
+    ("[train]\nwarmup_ratio = 2.0\n[search]\nlearning_rate = { type = 'float', low = 1e-5, high = 1e-3 }\n",
+     "warmup_ratio"),
+    ("[search]\nlearning_rate = { type = 'float', low = 1e-3, high = 1e-5 }\n", "low must be below"),
+    ("[search]\nlearning_rate = { type = 'float', low = 0.0, high = 1e-3, log = true }\n", "positive on a log"),
+    ("[search]\ndepth = { type = 'int', low = 1, high = 3 }\n", "search.depth cannot be searched"),
+    ("[search.grid]\nlearning_rate = []\n", "non-empty list"),
+    ("[search.grid]\nlearning_rate = [-1.0]\n", "learning_rate must be positive"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\ndecision_steps = [33]\n", "not probe steps"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nrank_probe = 'vibes'\n", "not a probe"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkeep_top = 0\n", "keep_top must be at least 1"),
+    ("this is = = not toml", "not valid TOML"),
+])
+def test_spec_errors_name_file_and_key(tmp_path, text, match):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_spec_file_exits_2(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    assert "no such spec file" in capsys.readouterr().err
+
+
+def test_interrupted_study_resumes(tmp_path):
+    path = _spec(tmp_path, n_trials=3)
+    storage = f"sqlite:///{tmp_path}/s.db"
+    spec = load_spec(path)
+    study = run_study(spec, storage=storage, n_trials=2, show_progress=False)
+    first = [(t.number, t.params, t.state) for t in study.trials]
+    assert len(first) == 2
+    # The same command again continues the study to its target.
+    study = run_study(spec, storage=storage, show_progress=False)
+    states = [t.state for t in study.trials]
+    assert len(states) == 3
+    assert [(t.number, t.params, t.state) for t in study.trials[:2]] == first
+    assert sorted(t.params["learning_rate"] for t in study.trials) == [1e-4, 3e-4, 1e-3]  # grid, no repeats
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    for t in pruned:
+        assert t.user_attrs["steps"] == 4 and "ranked" in t.user_attrs["pruned_reason"]
+    for t in study.trials:
+        assert "probes@0" in t.user_attrs and "score@4" in t.user_attrs
+        assert t.intermediate_values[4] == -t.user_attrs["probes@4"]["loss"]
+    # Nothing left to do: a third run adds no trials.
+    assert len(run_study(spec, storage=storage, show_progress=False).trials) == 3
+
+
+def test_diverging_trial_is_pruned_and_the_study_goes_on(tmp_path, capsys):
+    path = _spec(tmp_path, n_trials=2, grid="[1e30, 1e-3]", extra="")
+    text = path.read_text().replace("n_startup_trials = 1", "n_startup_trials = 5")
+    path.write_text(text)
+    rc = main(["run", str(path), "--storage", f"sqlite:///{tmp_path}/d.db", "--no-progress", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["complete"] == 1 and out["pruned"] == 1
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path}/d.db")
+    diverged = [t for t in study.trials if t.params["learning_rate"] == 1e30][0]
+    assert diverged.state == optuna.trial.TrialState.PRUNED
+    assert diverged.user_attrs["pruned_reason"] == "diverged"
+    assert out["best"]["params"]["learning_rate"] == 1e-3
