@@ -149,7 +149,42 @@ class RunCommand:
         return 0
 
 
+class SweepCommand:
+    """Train every config of a spec to completion (no pruning) and log it: earlyexit sweep SPEC.toml"""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("spec", help="sweep spec (TOML): a grid, or study.n_trials sampled configs")
+        p.add_argument("--out", default=None, help="sweep folder (default: studies/<study.name>/ next to the spec)")
+        p.add_argument("--limit", type=int, default=None, help="train at most this many runs now")
+        p.add_argument("--plan", action="store_true", help="list the runs and exit")
+
+    def take_action(self, args) -> int:
+        from pathlib import Path
+
+        from .study import SpecError, load_spec
+        from .sweeps import SweepFormatError, plan, run_sweep
+
+        try:
+            spec = load_spec(args.spec)
+        except SpecError as exc:
+            raise CLIUsageError(str(exc)) from exc
+        if args.limit is not None and args.limit < 1:
+            raise CLIUsageError(f"--limit must be at least 1, but got {args.limit}.")
+        if args.plan:
+            for run in plan(spec):
+                print(run.run_id, run.config_id, run.params)
+            return 0
+        folder = Path(args.out) if args.out else Path(args.spec).parent / spec.name
+        try:
+            run_sweep(spec, folder, limit=args.limit, command="earlyexit " + " ".join(sys.argv[1:]),
+                      log=lambda m: print(m, flush=True))
+        except (SweepFormatError, ValueError, OSError) as exc:
+            raise CLIUsageError(str(exc)) from exc
+        return 0
+
+
 _COMMANDS = {
+    "sweep": SweepCommand(),
     "run": RunCommand(),
     "probe": ProbeCommand(),
     "bench": BenchCommand(),

@@ -63,3 +63,33 @@ def load_model(name: str, num_labels: int, *, seed: int = 0, num_layers: int | N
         finally:
             logging.set_verbosity(verbosity)
     return AutoModelForSequenceClassification.from_config(config)
+
+
+def used_token_ids(tokenizer, texts, *, max_length: int, batch: int = 2048) -> list[int]:
+    """Sorted token ids that ``texts`` use (special tokens included)."""
+    used = set(tokenizer.all_special_ids)
+    for k in range(0, len(texts), batch):
+        for ids in tokenizer(texts[k:k + batch], truncation=True, max_length=max_length)["input_ids"]:
+            used.update(ids)
+    return sorted(used)
+
+
+def shrink_vocabulary(model, used_ids: list[int]) -> torch.Tensor:
+    """Keep only the rows ``used_ids`` of the word-embedding matrix; return the id map.
+
+    An exact reduction: rows no input ever selects get no gradient and never
+    affect the output, so training and every probe are unchanged (AdamW's
+    decoupled decay of unused rows is invisible to the loss). Feed inputs
+    through the returned map: ``new_id = id_map[old_id]`` (-1 for dropped ids,
+    which then fail loudly in the embedding lookup).
+    """
+    emb = model.get_input_embeddings()
+    index = torch.tensor(used_ids, dtype=torch.long)
+    new = torch.nn.Embedding(len(used_ids), emb.embedding_dim, padding_idx=None)
+    with torch.no_grad():
+        new.weight.copy_(emb.weight[index])
+    model.set_input_embeddings(new)
+    model.config.vocab_size = len(used_ids)
+    id_map = torch.full((emb.num_embeddings,), -1, dtype=torch.long)
+    id_map[index] = torch.arange(len(used_ids))
+    return id_map

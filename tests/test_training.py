@@ -59,3 +59,15 @@ def test_bad_config_names_the_field():
         TrainConfig(schedule="exponential")
     with pytest.raises(ValueError, match="probe_steps"):
         TrainConfig(probe_steps=(10, 0))
+
+
+def test_pruned_vocabulary_is_an_exact_reduction():
+    task = _dev_subset()
+    cfg = dict(FAST, probe_names=("loss", "gradient_norm", "hessian_top_eigenvalue"), max_steps=6,
+               probe_steps=(0, 6))
+    full = train(TrainConfig(**cfg), task=task)
+    small = train(TrainConfig(prune_vocabulary=True, **cfg), task=task)
+    assert small.final_accuracy == full.final_accuracy
+    assert small.final_loss == pytest.approx(full.final_loss, rel=1e-5)
+    for a, b in zip(full.checkpoints, small.checkpoints):
+        assert b.probes == pytest.approx(a.probes, rel=1e-3)

@@ -7,11 +7,18 @@ from collections.abc import Sequence
 import torch
 
 
-def collate(tokenizer, rows: Sequence[tuple[str, str | None, int]], max_length: int) -> dict[str, torch.Tensor]:
-    """Tokenise ``rows`` and pad to the longest in the batch (dynamic padding)."""
+def collate(tokenizer, rows: Sequence[tuple[str, str | None, int]], max_length: int,
+            id_map: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Tokenise ``rows`` and pad to the longest in the batch (dynamic padding).
+
+    ``id_map`` (from :func:`earlyexit.models.shrink_vocabulary`) renumbers
+    token ids into a reduced embedding matrix.
+    """
     a = [r[0] for r in rows]
     b = [r[1] for r in rows] if rows and rows[0][1] is not None else None
     enc = tokenizer(a, b, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    if id_map is not None:
+        enc["input_ids"] = id_map[enc["input_ids"]]
     enc["labels"] = torch.tensor([r[2] for r in rows], dtype=torch.long)
     return dict(enc)
 
@@ -26,13 +33,13 @@ class Batcher:
     """
 
     def __init__(self, tokenizer, rows, *, batch_size: int, seed: int, max_length: int = 128,
-                 group_by_length: bool = False):
+                 group_by_length: bool = False, id_map: torch.Tensor | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, but got {batch_size=}.")
         if not rows:
             raise ValueError("no training rows.")
         self.tokenizer, self.rows, self.batch_size = tokenizer, list(rows), batch_size
-        self.max_length, self.group_by_length = max_length, group_by_length
+        self.max_length, self.group_by_length, self.id_map = max_length, group_by_length, id_map
         self.generator = torch.Generator().manual_seed(seed)
         self._lengths = None
         self._queue: list[list[int]] = []
@@ -58,4 +65,4 @@ class Batcher:
         if not self._queue:
             self._queue = self._epoch()
         idx = self._queue.pop(0)
-        return collate(self.tokenizer, [self.rows[i] for i in idx], self.max_length)
+        return collate(self.tokenizer, [self.rows[i] for i in idx], self.max_length, self.id_map)

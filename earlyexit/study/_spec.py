@@ -113,7 +113,7 @@ class StudySpec:
 
 _TOP_KEYS = {"study", "model", "data", "train", "probes", "search", "pruner"}
 _STUDY_KEYS = {"name", "storage", "n_trials", "seed", "sampler"}
-_MODEL_KEYS = {"name", "num_layers", "freeze_word_embeddings"}
+_MODEL_KEYS = {"name", "num_layers", "freeze_word_embeddings", "prune_vocabulary"}
 _DATA_KEYS = {"task", "path", "max_length", "group_by_length"}
 _TRAIN_KEYS = {"learning_rate", "warmup_ratio", "weight_decay", "schedule", "batch_size", "max_steps",
                "grad_clip", "seed", "hidden_dropout", "classifier_dropout", "eval_batch_size"}
@@ -164,6 +164,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     cfg["model"] = _get(model, "name", str, where, "model.", default="earlyexit:tiny-bert")
     cfg["num_layers"] = _get(model, "num_layers", int, where, "model.", default=None)
     cfg["freeze_word_embeddings"] = _get(model, "freeze_word_embeddings", bool, where, "model.", default=False)
+    cfg["prune_vocabulary"] = _get(model, "prune_vocabulary", bool, where, "model.", default=False)
     cfg["task"] = _get(data, "task", str, where, "data.", default="sst2")
     data_path = _get(data, "path", str, where, "data.", default="earlyexit:sst2-2k")
     cfg["data"] = None if data_path == "hub" else data_path

@@ -35,6 +35,8 @@ class TrainConfig:
         max_length: tokens kept per example.
         group_by_length: pad within length-sorted groups (faster on CPU).
         freeze_word_embeddings: do not train the word-embedding matrix.
+        prune_vocabulary: keep only the word-embedding rows of token ids the
+            task's data uses (an exact reduction; faster steps and probes).
         num_layers: keep only the first encoder layers of a pretrained model.
         hidden_dropout, classifier_dropout: dropout overrides (None: model's).
         eval_batch_size: examples per evaluation batch.
@@ -59,6 +61,7 @@ class TrainConfig:
     max_length: int = 128
     group_by_length: bool = False
     freeze_word_embeddings: bool = False
+    prune_vocabulary: bool = False
     num_layers: int | None = None
     hidden_dropout: float | None = None
     classifier_dropout: float | None = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data import Batcher, TaskData, collate, load_task
-from ..models import load_model, load_tokenizer
+from ..models import load_model, load_tokenizer, shrink_vocabulary, used_token_ids
 from ..probes import WarmStart, measure
 from ._config import TrainConfig
 
@@ -67,6 +67,7 @@ class TrainResult:
         compute_steps: training steps plus probe overhead, in steps.
         checkpoints: every checkpoint measured.
         reason: why the run ended early, or None.
+        train_step_seconds: mean wall time of a training step over the run.
     """
 
     status: str
@@ -76,33 +77,40 @@ class TrainResult:
     compute_steps: float
     checkpoints: list[Checkpoint]
     reason: str | None = None
+    train_step_seconds: float = math.nan
 
 
-def probe_set(config: TrainConfig, task: TaskData, tokenizer) -> list[dict]:
+def probe_set(config: TrainConfig, task: TaskData, tokenizer, id_map=None) -> list[dict]:
     """The fixed probe batches: ``probe_seed`` picks them, so every trial of a study shares them."""
     need = config.probe_batches * config.probe_batch_size
     if need > len(task.train):
         raise ValueError(f"the probe set needs {need} examples but the task has {len(task.train)}.")
     gen = torch.Generator().manual_seed(config.probe_seed)
     idx = torch.randperm(len(task.train), generator=gen)[:need].tolist()
-    rows = [task.train[i] for i in idx]
+    # Sorted by length so each probe batch pads little; the set (and L) is the same.
+    rows = sorted((task.train[i] for i in idx), key=lambda r: len(r[0]) + len(r[1] or ""))
     size = config.probe_batch_size
-    return [collate(tokenizer, rows[k:k + size], config.max_length) for k in range(0, need, size)]
+    return [collate(tokenizer, rows[k:k + size], config.max_length, id_map) for k in range(0, need, size)]
 
 
 def _loss(model, batch):
     return model(**batch).loss
 
 
-def evaluate(model, tokenizer, rows, *, batch_size: int, max_length: int) -> tuple[float, float]:
-    """Dev accuracy in [0, 1] and mean cross-entropy in nats, in eval mode."""
+def evaluate(model, tokenizer, rows, *, batch_size: int, max_length: int, id_map=None) -> tuple[float, float]:
+    """Dev accuracy in [0, 1] and mean cross-entropy in nats, in eval mode.
+
+    Rows are evaluated in length order (less padding); the figures are sums
+    over rows, so the order does not change them.
+    """
+    rows = sorted(rows, key=lambda r: len(r[0]) + len(r[1] or ""))
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
     correct, total_loss = 0, 0.0
     try:
         with torch.no_grad():
             for k in range(0, len(rows), batch_size):
-                batch = collate(tokenizer, rows[k:k + batch_size], max_length)
+                batch = collate(tokenizer, rows[k:k + batch_size], max_length, id_map)
                 out = model(**batch)
                 total_loss += float(out.loss) * len(batch["labels"])
                 correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
@@ -136,12 +144,16 @@ def train(
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model, task.num_labels, seed=config.seed, num_layers=config.num_layers,
                        hidden_dropout=config.hidden_dropout, classifier_dropout=config.classifier_dropout)
+    id_map = None
+    if config.prune_vocabulary:
+        texts = [t for rows in (task.train, task.dev) for r in rows for t in (r[0], r[1]) if t is not None]
+        id_map = shrink_vocabulary(model, used_token_ids(tokenizer, texts, max_length=config.max_length))
     if config.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    probes = probe_set(config, task, tokenizer)
+    probes = probe_set(config, task, tokenizer, id_map)
     torch.manual_seed(config.seed)
     batcher = Batcher(tokenizer, task.train, batch_size=config.batch_size, seed=config.seed,
-                      max_length=config.max_length, group_by_length=config.group_by_length)
+                      max_length=config.max_length, group_by_length=config.group_by_length, id_map=id_map)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = int(round(config.warmup_ratio * config.max_steps))
@@ -168,7 +180,7 @@ def train(
         probe_seconds_total += probe_s
         t1 = time.perf_counter()
         acc, dev_loss = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
-                                 max_length=config.max_length)
+                                 max_length=config.max_length, id_map=id_map)
         eval_s = time.perf_counter() - t1
         step_s = train_seconds / step if step else math.nan
         cp = Checkpoint(
@@ -189,7 +201,8 @@ def train(
             if on_checkpoint is not None and on_checkpoint(cp):
                 return TrainResult("stopped", step, cp.dev_accuracy, cp.dev_loss,
                                    _compute(step, train_seconds, probe_seconds_total), checkpoints,
-                                   reason=f"stopped at step {step}")
+                                   reason=f"stopped at step {step}",
+                                   train_step_seconds=train_seconds / step if step else math.nan)
         if step >= config.max_steps:
             break
         t0 = time.perf_counter()
@@ -213,9 +226,9 @@ def train(
             progress(step, config.max_steps)
 
     acc, dev_loss = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
-                             max_length=config.max_length)
+                             max_length=config.max_length, id_map=id_map)
     return TrainResult("completed", step, acc, dev_loss, _compute(step, train_seconds, probe_seconds_total),
-                       checkpoints)
+                       checkpoints, train_step_seconds=train_seconds / step if step else math.nan)
 
 
 def _compute(steps: int, train_seconds: float, probe_seconds: float) -> float:
@@ -225,4 +238,5 @@ def _compute(steps: int, train_seconds: float, probe_seconds: float) -> float:
 
 def _diverged(step, checkpoints, train_seconds, probe_seconds, reason) -> TrainResult:
     return TrainResult("diverged", step, math.nan, math.nan, _compute(step, train_seconds, probe_seconds),
-                       checkpoints, reason=f"diverged: {reason}")
+                       checkpoints, reason=f"diverged: {reason}",
+                       train_step_seconds=train_seconds / step if step else math.nan)

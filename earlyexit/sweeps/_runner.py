@@ -1,0 +1,147 @@
+"""``earlyexit sweep``: train every config of a spec to completion (no pruning) and log it, resumably."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_task
+from ..study import StudySpec
+from ..training import train
+from ._format import append_run, done_run_ids, drop_unfinished, write_manifest
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep: its id, its config's id, and its hyperparameters (seed included)."""
+
+    run_id: str
+    config_id: str
+    params: dict
+
+
+def plan(spec: StudySpec) -> list[PlannedRun]:
+    """Every run of the sweep, seeds outermost so that a partial sweep holds whole seeds.
+
+    A grid sweep runs the Cartesian product of ``[search.grid]`` (``seed`` is
+    one of its keys, or the spec's single training seed). A sampled sweep
+    draws ``study.n_trials`` configs from ``[search]`` with ``study.seed``.
+    """
+    if spec.sampler == "grid":
+        grid = dict(spec.grid)
+        seeds = list(grid.pop("seed", [spec.train.seed]))
+        keys = list(grid)
+        configs = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    else:
+        rng = np.random.default_rng(spec.seed)
+        search = {k: d for k, d in spec.search.items() if k != "seed"}
+        configs = [{k: _draw(d, rng) for k, d in search.items()} for _ in range(spec.n_trials)]
+        seeds = [spec.train.seed]
+    runs = []
+    for s_index, seed in enumerate(seeds):
+        for c_index, cfg in enumerate(configs):
+            runs.append(PlannedRun(f"r{s_index * len(configs) + c_index:03d}", f"c{c_index:02d}",
+                                   {**cfg, "seed": seed}))
+    return runs
+
+
+def _draw(d, rng):
+    if d.kind == "categorical":
+        return d.choices[int(rng.integers(len(d.choices)))]
+    if d.log:
+        value = math.exp(rng.uniform(math.log(d.low), math.log(d.high)))
+    else:
+        value = rng.uniform(d.low, d.high)
+    return int(round(value)) if d.kind == "int" else float(value)
+
+
+def manifest(spec: StudySpec, runs: list[PlannedRun], command: str) -> dict:
+    import optuna
+    import sklearn
+    import torch
+    import transformers
+
+    searched = sorted({k for r in runs for k in r.params})
+    protocol = {k: v for k, v in dataclasses.asdict(spec.train).items() if k not in searched and k != "extra"}
+    return {
+        "name": spec.name,
+        "task": spec.train.task,
+        "data": spec.train.data,
+        "model": spec.train.model,
+        "protocol": protocol,
+        "params": searched,
+        "grid": {k: list(v) for k, v in spec.grid.items()},
+        "search": {k: dataclasses.asdict(d) for k, d in spec.search.items()},
+        "runs": len(runs),
+        "probe_steps": list(spec.train.probe_steps),
+        "probe_names": list(spec.train.probe_names),
+        "machine": {"platform": platform.platform(), "processor": platform.machine(),
+                    "cpus": _cpus(), "torch_threads": torch.get_num_threads(),
+                    "device": "cuda" if torch.cuda.is_available() else "cpu"},
+        "command": command,
+        "packages": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "optuna": optuna.__version__,
+                     "scikit-learn": sklearn.__version__},
+        "spec": Path(spec.path).read_text() if Path(spec.path).exists() else "",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, command: str | None = None,
+              log: Callable[[str], None] = print) -> int:
+    """Train the sweep's runs that are not logged yet, logging each as it finishes.
+
+    Returns the number of runs trained now. A killed sweep loses at most the
+    run in progress: its partial rows are dropped on the next start.
+    """
+    folder = Path(folder)
+    runs = plan(spec)
+    if not (folder / "manifest.json").exists():
+        write_manifest(folder, manifest(spec, runs, command or " ".join(sys.argv)))
+    dropped = drop_unfinished(folder)
+    if dropped:
+        log(f"dropped {dropped} checkpoint rows of a run that was cut off")
+    done = done_run_ids(folder)
+    todo = [r for r in runs if r.run_id not in done]
+    if limit is not None:
+        todo = todo[:limit]
+    log(f"{spec.name}: {len(done)} of {len(runs)} runs logged, {len(todo)} to train now -> {folder}")
+    task = load_task(spec.train.task, spec.train.data)
+    param_names = sorted({k for r in runs for k in r.params})
+    for n, run in enumerate(todo, 1):
+        started = time.perf_counter()
+        config = spec.config_for(run.params)
+        result = train(config, task=task)
+        wall = time.perf_counter() - started
+        step_s = result.train_step_seconds
+        cum_probe = 0.0
+        cp_rows = []
+        for cp in result.checkpoints:
+            cum_probe += cp.probe_seconds
+            row = {"run_id": run.run_id, "step": cp.step, **cp.probes, "dev_accuracy": cp.dev_accuracy,
+                   "dev_loss": cp.dev_loss, "train_loss": cp.train_loss, "wall_seconds": cp.wall_seconds,
+                   "compute_steps": cp.step + (cum_probe / step_s if step_s > 0 else 0.0),
+                   "probe_seconds": cp.probe_seconds, "probe_error": cp.probe_error or ""}
+            cp_rows.append(row)
+        run_row = {"run_id": run.run_id, "config_id": run.config_id, **run.params, "status": result.status,
+                   "final_accuracy": result.final_accuracy, "final_loss": result.final_loss, "steps": result.steps,
+                   "compute_steps": result.compute_steps, "train_step_seconds": step_s, "wall_seconds": wall}
+        append_run(folder, run_row, cp_rows, param_names=param_names, probe_names=list(config.probe_names))
+        log(f"[{n}/{len(todo)}] {run.run_id} {run.params} -> {result.status}, "
+            f"final accuracy {result.final_accuracy:.4f}, {result.steps} steps, {wall / 60:.1f} min")
+    return len(todo)
