@@ -183,7 +183,47 @@ class SweepCommand:
         return 0
 
 
+class SweepsCommand:
+    """Logged sweeps: `sweeps validate PATH [--json]`, `sweeps import-seed FILE.json --out FOLDER`."""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        sub = p.add_subparsers(dest="action", required=True)
+        v = sub.add_parser("validate", help="check a sweep folder and print its summary")
+        v.add_argument("path")
+        v.add_argument("--json", action="store_true", help="print one JSON object")
+        v.add_argument("--require-complete", action="store_true", help="fail if planned runs are missing")
+        i = sub.add_parser("import-seed", help="convert the seed code's JSON results into a sweep folder")
+        i.add_argument("file")
+        i.add_argument("--out", required=True, help="new sweep folder")
+        i.add_argument("--step", type=int, default=0, help="probe step of fields without one (default 0)")
+        i.add_argument("--task", default="sst2")
+        i.add_argument("--model", default="prajjwal1/bert-mini")
+
+    def take_action(self, args) -> int:
+        from .sweeps import SweepFormatError, import_seed_results, load
+
+        try:
+            if args.action == "import-seed":
+                n = import_seed_results(args.file, args.out, step=args.step, task=args.task, model=args.model)
+                print(f"imported {n} runs into {args.out}")
+                return 0
+            summary = load(args.path, require_complete=args.require_complete).summary()
+        except (SweepFormatError, ValueError) as exc:
+            raise CLIUsageError(str(exc)) from exc
+        if args.json:
+            print(json.dumps(summary))
+            return 0
+        print(f"{summary['path']}: valid sweep {summary['name']!r} ({summary['task']}, {summary['model']})")
+        print(f"  runs {summary['runs']} of {summary['planned_runs']} planned ({summary['diverged']} diverged), "
+              f"configs {summary['configs']}, seeds {summary['seeds']}")
+        print(f"  checkpoints {summary['checkpoints']}")
+        print(f"  probes {', '.join(summary['probes'])}")
+        print(f"  final dev accuracy: median {summary['median_final']:.4f}, best {summary['best_final']:.4f}")
+        return 0
+
+
 _COMMANDS = {
+    "sweeps": SweepsCommand(),
     "sweep": SweepCommand(),
     "run": RunCommand(),
     "probe": ProbeCommand(),

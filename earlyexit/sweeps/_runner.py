@@ -126,7 +126,13 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
     for n, run in enumerate(todo, 1):
         started = time.perf_counter()
         config = spec.config_for(run.params)
-        result = train(config, task=task)
+        quarter = max(1, config.max_steps // 4)
+
+        def progress(step, total, run=run):
+            if step % quarter == 0 and step < total:
+                log(f"  {run.run_id}: step {step}/{total}, {(time.perf_counter() - started) / 60:.1f} min")
+
+        result = train(config, task=task, progress=progress)
         wall = time.perf_counter() - started
         step_s = result.train_step_seconds
         cum_probe = 0.0

@@ -1,0 +1,190 @@
+"""Load and validate a logged sweep; errors name the file, the line and the field."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ._format import CHECKPOINTS, RUN_FIELDS, RUN_STATUSES, RUNS, SweepFormatError, read_manifest
+
+_CP_NUMERIC = ("dev_accuracy", "dev_loss", "train_loss", "wall_seconds", "compute_steps", "probe_seconds")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated sweep.
+
+    Attributes:
+        path: the sweep folder.
+        manifest: the manifest dict.
+        runs: one row per run (``run_id`` index), as in runs.csv.
+        checkpoints: one row per run and step, as in checkpoints.csv.
+        params: the searched hyperparameter columns (``seed`` included).
+        probes: the probe columns.
+        probe_steps: the probe steps of the protocol.
+    """
+
+    path: Path
+    manifest: dict
+    runs: pd.DataFrame
+    checkpoints: pd.DataFrame
+    params: list[str]
+    probes: list[str]
+    probe_steps: list[int]
+
+    @property
+    def missing_runs(self) -> int:
+        """Runs the manifest plans that are not logged (yet)."""
+        return int(self.manifest.get("runs", len(self.runs))) - len(self.runs)
+
+    def summary(self) -> dict:
+        """The figures ``earlyexit sweeps validate --json`` prints."""
+        finals = self.runs.loc[self.runs["status"] == "completed", "final_accuracy"]
+        config_cols = [p for p in self.params if p != "seed"]
+        return {
+            "path": str(self.path),
+            "name": self.manifest.get("name"),
+            "task": self.manifest.get("task"),
+            "model": self.manifest.get("model"),
+            "runs": int(len(self.runs)),
+            "planned_runs": int(self.manifest.get("runs", len(self.runs))),
+            "missing_runs": self.missing_runs,
+            "configs": int(self.runs[config_cols].drop_duplicates().shape[0]) if config_cols else 1,
+            "seeds": sorted(int(s) for s in self.runs["seed"].unique()),
+            "checkpoints": list(self.probe_steps),
+            "probes": list(self.probes),
+            "diverged": int((self.runs["status"] == "diverged").sum()),
+            "median_final": float(finals.median()) if len(finals) else math.nan,
+            "best_final": float(finals.max()) if len(finals) else math.nan,
+        }
+
+
+def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
+    """Read a sweep folder and check it; raises :class:`SweepFormatError` on the first problem.
+
+    Checks: manifest version; required columns; types and ranges (accuracy
+    in [0, 1], steps non-negative integers, status known); duplicate runs and
+    duplicate (run, step) rows; checkpoints of unknown runs; each completed
+    run has every probe step up to its length; with ``require_complete``,
+    every planned run is logged. Probe values may be NaN only where the row
+    records a ``probe_error``; +inf is allowed (critical sharpness of a step
+    that is not a descent direction).
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise SweepFormatError(f"{folder}: not a sweep folder (expected a directory with manifest.json, "
+                               f"{RUNS} and {CHECKPOINTS}).")
+    manifest = read_manifest(folder)
+    probes = list(manifest.get("probe_names", []))
+    steps = [int(s) for s in manifest.get("probe_steps", [])]
+    params = list(manifest.get("params", []))
+    runs = _read_csv(folder / RUNS)
+    cps = _read_csv(folder / CHECKPOINTS)
+
+    run_file, cp_file = folder / RUNS, folder / CHECKPOINTS
+    _require(runs, run_file, ["run_id", "config_id", "seed", *[p for p in params if p != "seed"], *RUN_FIELDS[3:]])
+    _require(cps, cp_file, ["run_id", "step", *probes, *_CP_NUMERIC, "probe_error"])
+
+    _integers(runs, run_file, ["seed", "steps"])
+    for col in params:
+        if col != "seed":
+            try:
+                runs[col] = [float(v) for v in runs[col]]
+            except ValueError:
+                pass  # a categorical hyperparameter such as the schedule stays text
+    _integers(cps, cp_file, ["step"])
+    for col in ("final_accuracy", "final_loss", "compute_steps", "train_step_seconds", "wall_seconds"):
+        _floats(runs, run_file, col)
+    for col in (*probes, *_CP_NUMERIC):
+        _floats(cps, cp_file, col)
+
+    dup = runs["run_id"].duplicated()
+    if dup.any():
+        i = int(dup.idxmax())
+        raise SweepFormatError(f"{run_file}: line {i + 2}, field run_id: duplicate run {runs.at[i, 'run_id']!r}.")
+    for i, row in runs.iterrows():
+        where = f"{run_file}: line {i + 2}"
+        if row["status"] not in RUN_STATUSES:
+            raise SweepFormatError(f"{where}, field status: {row['status']!r} is not one of {list(RUN_STATUSES)}.")
+        if row["steps"] < 0:
+            raise SweepFormatError(f"{where}, field steps: {row['steps']} is negative.")
+        acc = row["final_accuracy"]
+        if row["status"] == "completed" and not 0 <= acc <= 1:
+            raise SweepFormatError(f"{where}, field final_accuracy: {acc} is not in [0, 1].")
+    known = set(runs["run_id"])
+    dup = cps.duplicated(["run_id", "step"])
+    if dup.any():
+        i = int(dup.idxmax())
+        raise SweepFormatError(f"{cp_file}: line {i + 2}, fields run_id/step: duplicate row for run "
+                               f"{cps.at[i, 'run_id']!r} at step {cps.at[i, 'step']}.")
+    for i, row in cps.iterrows():
+        where = f"{cp_file}: line {i + 2}"
+        if row["run_id"] not in known:
+            raise SweepFormatError(f"{where}, field run_id: run {row['run_id']!r} has no row in {RUNS} "
+                                   "(a run cut off mid-way; `earlyexit sweep` drops such rows when it resumes).")
+        if steps and row["step"] not in steps:
+            raise SweepFormatError(f"{where}, field step: {row['step']} is not a probe step {steps}.")
+        if not math.isnan(row["dev_accuracy"]) and not 0 <= row["dev_accuracy"] <= 1:
+            raise SweepFormatError(f"{where}, field dev_accuracy: {row['dev_accuracy']} is not in [0, 1].")
+        has_error = isinstance(row["probe_error"], str) and row["probe_error"] != ""
+        for p in probes:
+            v = row[p]
+            if math.isnan(v) and not has_error:
+                raise SweepFormatError(f"{where}, field {p}: NaN without a probe_error saying why.")
+            if v == -math.inf:
+                raise SweepFormatError(f"{where}, field {p}: -inf is not a valid probe value.")
+    by_run = cps.groupby("run_id")["step"].apply(set).to_dict()
+    for i, row in runs.iterrows():
+        expected = {s for s in steps if s <= row["steps"]} if row["status"] == "completed" else set()
+        missing = sorted(expected - by_run.get(row["run_id"], set()))
+        if missing:
+            raise SweepFormatError(f"{cp_file}: run {row['run_id']!r} ({run_file} line {i + 2}) has no checkpoint "
+                                   f"rows for steps {missing}.")
+    sweep = Sweep(folder, manifest, runs, cps, params, probes, steps)
+    if require_complete and sweep.missing_runs > 0:
+        raise SweepFormatError(f"{run_file}: {sweep.missing_runs} of {manifest.get('runs')} planned runs are missing; "
+                               "finish the sweep with `earlyexit sweep SPEC.toml`.")
+    return sweep
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise SweepFormatError(f"{path}: missing; a sweep folder holds manifest.json, {RUNS} and {CHECKPOINTS}.")
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=["nan", "NaN"], dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SweepFormatError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]}).") from None
+    return frame
+
+
+def _require(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SweepFormatError(f"{path}: missing column(s) {missing}.")
+
+
+def _integers(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:
+    for col in columns:
+        values = []
+        for i, v in enumerate(frame[col]):
+            try:
+                values.append(int(v))
+            except (TypeError, ValueError):
+                raise SweepFormatError(f"{path}: line {i + 2}, field {col}: {v!r} is not an integer.") from None
+        frame[col] = values
+
+
+def _floats(frame: pd.DataFrame, path: Path, col: str) -> None:
+    values = []
+    for i, v in enumerate(frame[col]):
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+            values.append(math.nan)
+            continue
+        try:
+            values.append(float(v))
+        except (TypeError, ValueError):
+            raise SweepFormatError(f"{path}: line {i + 2}, field {col}: {v!r} is not a number.") from None
+    frame[col] = values

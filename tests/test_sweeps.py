@@ -1,0 +1,153 @@
+"""Sweep format: a tiny sweep logs, resumes without loss or duplicates, and bad logs fail clearly."""
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from earlyexit.cli import main
+from earlyexit.study import load_spec
+from earlyexit.sweeps import SweepFormatError, import_seed_results, load, plan, run_sweep
+
+SPEC = """
+[study]
+name = "tiny"
+sampler = "grid"
+[data]
+max_length = 32
+group_by_length = true
+[train]
+batch_size = 16
+max_steps = 8
+eval_batch_size = 512
+[probes]
+steps = [0, 4]
+names = ["loss", "gradient_norm", "critical_sharpness"]
+batches = 2
+batch_size = 4
+[search.grid]
+learning_rate = [1e-3, 1e30]
+seed = [0, 1]
+[pruner]
+kind = "none"
+decision_steps = [4]
+"""
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    (root / "tiny.toml").write_text(SPEC)
+    spec = load_spec(root / "tiny.toml")
+    assert run_sweep(spec, root / "tiny", log=lambda m: None) == 4
+    return spec, root / "tiny"
+
+
+def test_plan_puts_seeds_outermost():
+    spec_path = "studies/sst2-grid80.toml"
+    runs = plan(load_spec(spec_path))
+    assert len(runs) == 80
+    assert [r.params["seed"] for r in runs[:16]] == [0] * 16
+    assert len({r.config_id for r in runs}) == 16
+    assert len({r.run_id for r in runs}) == 80
+
+
+def test_logged_sweep_validates(logged):
+    _, folder = logged
+    summary = load(folder, require_complete=True).summary()
+    assert summary["runs"] == 4 and summary["configs"] == 2 and summary["seeds"] == [0, 1]
+    assert summary["checkpoints"] == [0, 4] and summary["diverged"] == 2
+    assert summary["probes"] == ["loss", "gradient_norm", "critical_sharpness"]
+    assert 0 <= summary["median_final"] <= summary["best_final"] <= 1
+
+
+def test_validate_command_json(logged, capsys):
+    _, folder = logged
+    assert main(["sweeps", "validate", str(folder), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("runs", "configs", "seeds", "checkpoints", "probes", "median_final", "best_final"):
+        assert key in out
+
+
+def test_resume_drops_a_cut_off_run_and_reruns_it(logged, tmp_path):
+    spec, folder = logged
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    # Simulate a kill mid-run: r003's checkpoint rows are there, its run row is not.
+    lines = (copy / "runs.csv").read_text().splitlines()
+    (copy / "runs.csv").write_text("\n".join(l for l in lines if not l.startswith("r003,")) + "\n")
+    with pytest.raises(SweepFormatError, match="has no row in runs.csv"):
+        load(copy)
+    assert run_sweep(spec, copy, log=lambda m: None) == 1
+    again = load(copy, require_complete=True)
+    assert len(again.runs) == 4
+    assert not again.checkpoints.duplicated(["run_id", "step"]).any()
+    assert run_sweep(spec, copy, log=lambda m: None) == 0  # nothing left
+
+
+def _mutate(folder, tmp_path, name, edit):
+    copy = tmp_path / "bad"
+    shutil.copytree(folder, copy)
+    path = copy / name
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    edit(rows)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return copy
+
+
+@pytest.mark.parametrize("name, edit, match", [
+    ("runs.csv", lambda r: (lambda i: [row.pop(i) for row in r])(r[0].index("final_accuracy")),
+     r"missing column\(s\) \['final_accuracy'\]"),
+    ("runs.csv", lambda r: r.append(list(r[1])), "line 6, field run_id: duplicate run"),
+    ("runs.csv", lambda r: r[1].__setitem__(r[0].index("seed"), "zero"), "line 2, field seed: 'zero' is not an integer"),
+    ("runs.csv", lambda r: r[1].__setitem__(r[0].index("status"), "crashed"), "field status"),
+    ("checkpoints.csv", lambda r: r[1].__setitem__(r[0].index("loss"), "nan"), "field loss: NaN without a probe_error"),
+    ("checkpoints.csv", lambda r: r[1].__setitem__(r[0].index("dev_accuracy"), "1.5"), "field dev_accuracy: 1.5"),
+    ("checkpoints.csv", lambda r: r[1].__setitem__(r[0].index("step"), "7"), "field step: 7 is not a probe step"),
+    ("checkpoints.csv", lambda r: r.append(list(r[1])), "duplicate row"),
+    ("checkpoints.csv", lambda r: r.__delitem__(2), "has no checkpoint rows for steps"),
+])
+def test_bad_logs_name_file_line_and_field(logged, tmp_path, name, edit, match):
+    _, folder = logged
+    bad = _mutate(folder, tmp_path, name, edit)
+    with pytest.raises(SweepFormatError, match=match) as info:
+        load(bad)
+    assert name in str(info.value)
+
+
+def test_truncated_file_and_wrong_version(logged, tmp_path, capsys):
+    _, folder = logged
+    copy = tmp_path / "t"
+    shutil.copytree(folder, copy)
+    (copy / "runs.csv").write_text("")
+    with pytest.raises(SweepFormatError, match="runs.csv: not a readable CSV"):
+        load(copy)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    shutil.copy(folder / "runs.csv", copy / "runs.csv")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SweepFormatError, match="format_version 99"):
+        load(copy)
+    assert main(["sweeps", "validate", str(copy)]) == 2
+    assert "format_version 99" in capsys.readouterr().err
+
+
+def test_import_seed_results(tmp_path):
+    entries = [{"lr": lr, "warmup_ratio": 0.0, "weight_decay": 0.01, "seed": s, "val_accuracy": 0.8 + lr * 100,
+                "gradient_norm": 1.0 + s, "step400_hutchinson_trace": 10.0 * s, "top_eigenvalue_step400": 3.0}
+               for lr in (1e-5, 1e-4) for s in (0, 1)]
+    src = tmp_path / "results.json"
+    src.write_text(json.dumps(entries))
+    assert import_seed_results(src, tmp_path / "seed") == 4
+    sweep = load(tmp_path / "seed", require_complete=True)
+    s = sweep.summary()
+    assert s["runs"] == 4 and s["configs"] == 2 and s["checkpoints"] == [0, 400]
+    assert s["probes"] == ["gradient_norm", "hessian_top_eigenvalue", "hessian_trace"]
+    assert s["best_final"] == pytest.approx(0.81)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"lr": 1e-5, "seed": 0}]))
+    with pytest.raises(ValueError, match=r"entry 0: missing field\(s\)"):
+        import_seed_results(bad, tmp_path / "x")
