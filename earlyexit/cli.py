@@ -184,7 +184,7 @@ class SweepCommand:
 
 
 class SweepsCommand:
-    """Logged sweeps: `sweeps validate PATH [--json]`, `sweeps import-seed FILE.json --out FOLDER`."""
+    """Logged sweeps: `sweeps validate PATH [--json]`, `sweeps report PATH`, `sweeps import-seed FILE --out DIR`."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         sub = p.add_subparsers(dest="action", required=True)
@@ -198,6 +198,9 @@ class SweepsCommand:
         i.add_argument("--step", type=int, default=0, help="probe step of fields without one (default 0)")
         i.add_argument("--task", default="sst2")
         i.add_argument("--model", default="prajjwal1/bert-mini")
+        r = sub.add_parser("report", help="write REPORT.md and correlations.png: probes vs final accuracy")
+        r.add_argument("path")
+        r.add_argument("-o", "--output", default=None, help="report file (default: PATH/REPORT.md)")
 
     def take_action(self, args) -> int:
         from .sweeps import SweepFormatError, import_seed_results, load
@@ -206,6 +209,12 @@ class SweepsCommand:
             if args.action == "import-seed":
                 n = import_seed_results(args.file, args.out, step=args.step, task=args.task, model=args.model)
                 print(f"imported {n} runs into {args.out}")
+                return 0
+            if args.action == "report":
+                from .sweeps._report import write_report
+
+                out = write_report(load(args.path), args.output)
+                print(f"wrote {out} and {out.with_name('correlations.png')}")
                 return 0
             summary = load(args.path, require_complete=args.require_complete).summary()
         except (SweepFormatError, ValueError) as exc:

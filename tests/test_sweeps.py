@@ -151,3 +151,28 @@ def test_import_seed_results(tmp_path):
     bad.write_text(json.dumps([{"lr": 1e-5, "seed": 0}]))
     with pytest.raises(ValueError, match=r"entry 0: missing field\(s\)"):
         import_seed_results(bad, tmp_path / "x")
+
+
+def test_report_finds_a_planted_correlation(tmp_path, capsys):
+    # Final accuracy rises with the step-400 loss planted below: r must be +1 there, and ~0 for noise.
+    import random
+
+    rnd = random.Random(0)
+    entries = []
+    for k in range(12):
+        acc = 0.80 + 0.005 * k
+        entries.append({"lr": 1e-5 * (k + 1), "warmup_ratio": 0.0, "weight_decay": 0.0, "seed": 0,
+                        "val_accuracy": acc, "loss_step400": 2 * acc + 1, "gradient_norm_step400": rnd.random(),
+                        "loss_step0": rnd.random(), "gradient_norm_step0": rnd.random()})
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps(entries))
+    import_seed_results(src, tmp_path / "planted")
+    assert main(["sweeps", "report", str(tmp_path / "planted")]) == 0
+    text = (tmp_path / "planted" / "REPORT.md").read_text()
+    assert "| loss | " in text and "+1.00*" in text
+    assert (tmp_path / "planted" / "correlations.png").stat().st_size > 1000
+    from earlyexit.sweeps._report import correlations
+
+    rows = {(r["probe"], r["step"]): r for r in correlations(load(tmp_path / "planted"))}
+    assert rows[("loss", 400)]["r"] == pytest.approx(1.0) and rows[("loss", 400)]["n"] == 12
+    assert abs(rows[("gradient_norm", 0)]["r"]) < 0.9

@@ -40,9 +40,9 @@ def make_scorer(spec: StudySpec):
     p = spec.pruner
     if p.scorer is None:
         return ProbeRankScorer(p.rank_probe, higher_is_better=p.higher_is_better)
-    raise NotImplementedError(
-        f"fitted scorers ({p.scorer}) arrive with `earlyexit fit`; until then leave pruner.scorer unset "
-        "to rank by pruner.rank_probe.")
+    raise ValueError(
+        f"pruner.scorer = {p.scorer!r}: fitted scorers arrive with `earlyexit fit` (not built yet); "
+        "until then leave pruner.scorer unset to rank by pruner.rank_probe.")
 
 
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
