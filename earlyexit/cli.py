@@ -231,7 +231,52 @@ class SweepsCommand:
         return 0
 
 
+class ExportCommand:
+    """Export a study's best hyperparameters: earlyexit export STUDY --format {json,yaml,hf,args,script}"""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("study", help="study name, or its spec file (uses the spec's name and storage)")
+        p.add_argument("--storage", default=os.environ.get("EARLYEXIT_STORAGE"),
+                       help="Optuna storage URL (default: the spec's, or $EARLYEXIT_STORAGE)")
+        p.add_argument("--format", required=True, choices=["json", "yaml", "hf", "args", "script"])
+        p.add_argument("--top", type=int, default=1, help="export the top K trials (json, yaml, args)")
+        p.add_argument("-o", "--output", default=None, help="write to this file (default: stdout)")
+
+    def take_action(self, args) -> int:
+        import optuna
+
+        from .export import chosen_from_study, render
+        from .study import SpecError, load_spec
+
+        name, storage = args.study, args.storage
+        if name.endswith(".toml"):
+            try:
+                spec = load_spec(name)
+            except SpecError as exc:
+                raise CLIUsageError(str(exc)) from exc
+            name, storage = spec.name, storage or spec.storage
+        if storage is None:
+            raise CLIUsageError("give --storage (or $EARLYEXIT_STORAGE), or the study's spec file instead of its name.")
+        if args.top > 1 and args.format in ("hf", "script"):
+            raise CLIUsageError(f"--format {args.format} exports one config; drop --top or use json, yaml or args.")
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+            text = render(chosen_from_study(study, top=args.top), args.format)
+        except KeyError:
+            raise CLIUsageError(f"no study named {name!r} in {storage}.") from None
+        except ValueError as exc:
+            raise CLIUsageError(str(exc)) from exc
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(text)
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
+
+
 _COMMANDS = {
+    "export": ExportCommand(),
     "sweeps": SweepsCommand(),
     "sweep": SweepCommand(),
     "run": RunCommand(),

@@ -1,0 +1,152 @@
+"""Turn a study's best configs into JSON, YAML, TrainingArguments kwargs, CLI flags or a training script."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from importlib import resources
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from ..study import parse_spec
+from ..training import TrainConfig
+
+FORMATS = ("json", "yaml", "hf", "args", "script")
+_HF_SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Chosen:
+    """One exported config: where it came from, its metric, and the full training settings."""
+
+    study: str
+    trial: int
+    metric: str
+    value: float
+    params: dict
+    config: TrainConfig
+
+
+def chosen_from_study(study: optuna.Study, *, top: int = 1) -> list[Chosen]:
+    """The ``top`` completed trials by final dev accuracy, with the spec's fixed settings filled in."""
+    if top < 1:
+        raise ValueError(f"--top must be at least 1, but got {top}.")
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    if not done:
+        raise ValueError(f"study {study.study_name!r} has no completed trial yet; run it first "
+                         "(`earlyexit run SPEC.toml`).")
+    spec_text = study.user_attrs.get("earlyexit:spec")
+    if not spec_text:
+        raise ValueError(f"study {study.study_name!r} was not created by `earlyexit run` (no spec stored).")
+    import tomllib
+
+    spec = parse_spec(tomllib.loads(spec_text), study.user_attrs.get("earlyexit:spec_path", "<stored spec>"))
+    best = sorted(done, key=lambda t: t.value, reverse=True)[:top]
+    return [Chosen(study.study_name, t.number, "dev_accuracy", float(t.value), dict(t.params),
+                   spec.config_for(t.params)) for t in best]
+
+
+def _record(c: Chosen) -> dict:
+    return {"study": c.study, "trial": c.trial, "metric": c.metric, "value": c.value, "params": c.params,
+            "config": {k: v for k, v in dataclasses.asdict(c.config).items() if k != "extra"}}
+
+
+def to_json(chosen: list[Chosen]) -> str:
+    return json.dumps(_record(chosen[0]) if len(chosen) == 1 else [_record(c) for c in chosen], indent=2) + "\n"
+
+
+def to_yaml(chosen: list[Chosen]) -> str:
+    import yaml
+
+    data = _record(chosen[0]) if len(chosen) == 1 else [_record(c) for c in chosen]
+    return yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False)
+
+
+def hf_training_arguments(config: TrainConfig, output_dir: str = "earlyexit-best") -> dict:
+    """Keyword arguments for ``transformers.TrainingArguments`` reproducing ``config``.
+
+    transformers 5 takes the warmup ratio as a float ``warmup_steps`` in [0, 1)
+    and has no ``group_by_length`` (a speed lever that changes batch order,
+    not a hyperparameter), so it is left out.
+    """
+    return {
+        "output_dir": output_dir,
+        "learning_rate": config.learning_rate,
+        "warmup_steps": config.warmup_ratio,
+        "weight_decay": config.weight_decay,
+        "lr_scheduler_type": _HF_SCHEDULES[config.schedule],
+        "per_device_train_batch_size": config.batch_size,
+        "per_device_eval_batch_size": config.eval_batch_size,
+        "max_steps": config.max_steps,
+        "max_grad_norm": config.grad_clip if config.grad_clip is not None else 0.0,
+        "seed": config.seed,
+        "optim": "adamw_torch",
+        "eval_strategy": "no",
+        "save_strategy": "no",
+        "report_to": "none",
+    }
+
+
+def to_hf(chosen: list[Chosen]) -> str:
+    return json.dumps(hf_training_arguments(chosen[0].config), indent=2) + "\n"
+
+
+def to_args(chosen: list[Chosen]) -> str:
+    """Flags for a ``run_glue.py``-style script (one line per exported config).
+
+    run_glue reads the task from the hub (``--task_name``); for offline data
+    use ``--format script``, which reads the study's data folder.
+    """
+    lines = []
+    for c in chosen:
+        cfg = c.config
+        flags = {"model_name_or_path": _model_path(cfg.model), "task_name": cfg.task, "do_train": None, "do_eval": None,
+                 "max_seq_length": cfg.max_length, **{k: v for k, v in hf_training_arguments(cfg).items()
+                                                      if k not in ("eval_strategy", "save_strategy")}}
+        parts = []
+        for k, v in flags.items():
+            parts.append(f"--{k}" if v is None else f"--{k} {shlex.quote(str(v))}")
+        lines.append(" ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def _data_path(data: str) -> str:
+    if data.startswith("earlyexit:"):
+        return str(resources.files("earlyexit") / "assets" / data.split(":", 1)[1])
+    return str(Path(data).resolve())
+
+
+def _model_path(model: str) -> str:
+    if model.startswith("earlyexit:"):
+        return str(resources.files("earlyexit") / "assets" / model.split(":", 1)[1])
+    path = Path(model)
+    return str(path.resolve()) if path.exists() else model
+
+
+def to_script(chosen: list[Chosen]) -> str:
+    """A standalone training script (torch + transformers only) with the values filled in."""
+    c = chosen[0]
+    cfg = c.config
+    template = (resources.files("earlyexit.export") / "script_template.py.txt").read_text()
+    values = {
+        "MODEL": _model_path(cfg.model), "TASK": cfg.task,
+        "DATA": _data_path(cfg.data) if cfg.data is not None else "",
+        "TEXT_KEYS": list(__import__("earlyexit.data", fromlist=["TASKS"]).TASKS[cfg.task].text_keys),
+        "NUM_LAYERS": cfg.num_layers, "LEARNING_RATE": cfg.learning_rate, "WARMUP_RATIO": cfg.warmup_ratio,
+        "WEIGHT_DECAY": cfg.weight_decay, "SCHEDULE": _HF_SCHEDULES[cfg.schedule], "BATCH_SIZE": cfg.batch_size,
+        "MAX_STEPS": cfg.max_steps, "GRAD_CLIP": cfg.grad_clip, "SEED": cfg.seed, "MAX_LENGTH": cfg.max_length,
+        "HIDDEN_DROPOUT": cfg.hidden_dropout, "CLASSIFIER_DROPOUT": cfg.classifier_dropout,
+        "SOURCE": f"study {c.study!r}, trial {c.trial}, dev accuracy {c.value:.4f}",
+    }
+    for key, value in values.items():
+        template = template.replace("{{" + key + "}}", repr(value))
+    return template
+
+
+def render(chosen: list[Chosen], fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {FORMATS}, but got {fmt!r}.")
+    return {"json": to_json, "yaml": to_yaml, "hf": to_hf, "args": to_args, "script": to_script}[fmt](chosen)

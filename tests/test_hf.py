@@ -1,0 +1,77 @@
+"""ProbeCallback inside a real (tiny, offline) Trainer run and Trainer.hyperparameter_search."""
+
+import optuna
+import pytest
+import torch
+
+pytest.importorskip("accelerate")
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments  # noqa: E402
+
+from earlyexit.data import collate, load_task  # noqa: E402
+from earlyexit.hf import ProbeCallback  # noqa: E402
+from earlyexit.models import load_model, load_tokenizer  # noqa: E402
+from earlyexit.pruning import GeometricPruner  # noqa: E402
+
+TASK = load_task("sst2", "earlyexit:sst2-2k", max_train=64)
+TOK = load_tokenizer("earlyexit:tiny-bert")
+
+
+class Rows(torch.utils.data.Dataset):
+    def __init__(self, rows):
+        self.enc = [dict(TOK(r[0], truncation=True, max_length=32), labels=r[2]) for r in rows]
+
+    def __len__(self):
+        return len(self.enc)
+
+    def __getitem__(self, i):
+        return self.enc[i]
+
+
+def _args(tmp_path, **kw):
+    return TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=6,
+                             learning_rate=1e-3, report_to="none", save_strategy="no", logging_steps=100,
+                             use_cpu=True, disable_tqdm=True, **kw)
+
+
+def _probe_batches():
+    return [collate(TOK, TASK.train[i:i + 4], 32) for i in (0, 4)]
+
+
+def test_callback_measures_and_logs_through_the_trainer(tmp_path):
+    trainer = Trainer(model=load_model("earlyexit:tiny-bert", 2), args=_args(tmp_path),
+                      train_dataset=Rows(TASK.train), data_collator=DataCollatorWithPadding(TOK))
+    cb = ProbeCallback.attach(trainer, _probe_batches(), steps=(0, 3, 6),
+                              names=["loss", "gradient_norm", "critical_sharpness"])
+    trainer.train()
+    assert sorted(cb.history) == [0, 3, 6]
+    logged = [h for h in trainer.state.log_history if "probe/loss" in h]
+    assert len(logged) == 3
+    assert {"probe/loss", "probe/gradient_norm", "probe/critical_sharpness"} <= set(logged[0])
+    assert cb.history[6]["loss"] != cb.history[0]["loss"]
+
+
+def test_hyperparameter_search_with_the_geometric_pruner(tmp_path):
+    def model_init(trial=None):
+        return load_model("earlyexit:tiny-bert", 2, seed=0)
+
+    trainer = Trainer(model_init=model_init, args=_args(tmp_path), train_dataset=Rows(TASK.train),
+                      eval_dataset=Rows(TASK.dev[:32]), data_collator=DataCollatorWithPadding(TOK))
+    ProbeCallback.attach(trainer, _probe_batches(), steps=(0, 3), names=["loss", "gradient_norm"])
+    def hp_space(trial):
+        return {"learning_rate": trial.suggest_float("learning_rate", 1e-6, 1e-2, log=True)}
+
+    storage = f"sqlite:///{tmp_path}/hp.db"
+    best = trainer.hyperparameter_search(
+        backend="optuna", direction="minimize", n_trials=5, hp_space=hp_space,
+        sampler=optuna.samplers.RandomSampler(seed=0), storage=storage, study_name="hp",
+        pruner=GeometricPruner(decision_steps=[3], keep_top=1, n_startup_trials=1),
+        compute_objective=lambda metrics: metrics["eval_loss"])
+    study = optuna.load_study(study_name="hp", storage=storage)
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.PRUNED) >= 1
+    assert states.count(optuna.trial.TrialState.COMPLETE) >= 1
+    for t in study.trials:
+        assert "probes@0" in t.user_attrs and 3 in t.intermediate_values
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert all(t.user_attrs["pruned_reason"].startswith("geometric pruner at step 3") for t in pruned)
+    assert best.run_id is not None
