@@ -126,12 +126,14 @@ def _append_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
 def _cell(value):
     if value is None:
         return ""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        value = value.item()
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
-        return repr(value)
+        return repr(float(value))
     return value
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..data import load_task
 from ..study import StudySpec
 from ..training import train
-from ._format import append_run, done_run_ids, drop_unfinished, write_manifest
+from ._format import append_run, done_run_ids, drop_unfinished, read_manifest, write_manifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,10 +109,22 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
     Returns the number of runs trained now. A killed sweep loses at most the
     run in progress: its partial rows are dropped on the next start.
     """
+    import torch
+
     folder = Path(folder)
     runs = plan(spec)
+    command = command or " ".join(sys.argv)
     if not (folder / "manifest.json").exists():
-        write_manifest(folder, manifest(spec, runs, command or " ".join(sys.argv)))
+        write_manifest(folder, manifest(spec, runs, command))
+    else:
+        # Provenance of every sitting of a long sweep: when, with how many threads, by which command.
+        current = read_manifest(folder)
+        current.setdefault("sittings", []).append({
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "torch_threads": torch.get_num_threads(), "command": command,
+            "runs_logged_before": len(done_run_ids(folder))})
+        current.pop("format_version", None)
+        write_manifest(folder, current)
     dropped = drop_unfinished(folder)
     if dropped:
         log(f"dropped {dropped} checkpoint rows of a run that was cut off")

@@ -1,0 +1,163 @@
+"""``earlyexit replay``: every policy on a logged sweep, held out by seed, in several arrival orders."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import optuna
+
+from ..pruning import GeometricPruner
+from ..scoring import fit_scorer
+from ..sweeps import Sweep
+from ._simulate import (Run, dev_accuracy_at, dev_accuracy_value, evaluate, no_pruning, oracle, probe_rank, runs_of,
+                        scorer_at, scorer_value, screen, study_replay)
+
+FEATURES_EXTRA = ("dev_accuracy",)
+
+
+def fit_on_runs(runs: Sequence[Run], probes: Sequence[str], steps: Sequence[int], prefixes: Sequence[int],
+                progress=lambda m: None):
+    """Fit a scorer on completed runs, cross-validated by seed (or by sweep, via run_id prefixes)."""
+    done = [r for r in runs if not r.diverged and math.isfinite(r.final)]
+    names = [*probes, *FEATURES_EXTRA]
+    groups = [f"{r.run_id.split('/')[0] if '/' in r.run_id else ''}seed{r.seed}" for r in done]
+    return fit_scorer([r.signature for r in done], [r.final for r in done], groups, names=names, steps=steps,
+                      prefixes=prefixes, progress=progress)
+
+
+def _optuna_pruners(max_steps: int) -> dict[str, Callable[[], optuna.pruners.BasePruner]]:
+    return {
+        "median": lambda: optuna.pruners.MedianPruner(),
+        "median_tuned": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=50),
+        "percentile": lambda: optuna.pruners.PercentilePruner(25.0),
+        "percentile_tuned": lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=2, n_warmup_steps=50),
+        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(),
+        "successive_halving_tuned": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=10,
+                                                                                   reduction_factor=4),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(max_resource=max_steps),
+        "hyperband_tuned": lambda: optuna.pruners.HyperbandPruner(min_resource=10, max_resource=max_steps,
+                                                                  reduction_factor=4),
+        "wilcoxon": lambda: optuna.pruners.WilcoxonPruner(),
+    }
+
+
+def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: int = 20, prefix: int = 100,
+           keep_top: int = 1, pareto: bool = True, progress=lambda m: None) -> dict:
+    """Replay every policy; returns the JSON-ready result (see ``earlyexit replay --json``)."""
+    runs = runs_of(sweep)
+    by_seed: dict[int, list[Run]] = defaultdict(list)
+    for r in runs:
+        by_seed[r.seed].append(r)
+    held_out = [by_seed[s] for s in sorted(by_seed)]
+    steps = sweep.probe_steps
+    if prefix not in steps:
+        raise ValueError(f"--prefix {prefix} is not a probe step of {sweep.path} {steps}.")
+    prefixes = sorted({s for s in (prefix, *steps) if 0 < s <= max(steps)}) if pareto else [prefix]
+    max_steps = int(sweep.runs["steps"].max())
+
+    # One scorer per held-out seed (leave-one-seed-out) unless a scorer or other sweeps are given.
+    scorers: dict[int, object] = {}
+    protocol = "leave-one-seed-out"
+    if scorer is not None:
+        scorer.check_probes(sweep.probes, f"sweep {sweep.path}")
+        scorers = {s: scorer for s in by_seed}
+        protocol = "given scorer"
+    elif fit_on:
+        pool = [Run(f"{i}/{r.run_id}", r.config_id, r.seed, r.final, r.steps, r.signature, r.compute, r.total_compute,
+                    r.diverged) for i, sw in enumerate(fit_on) for r in runs_of(sw)]
+        probes = [p for p in sweep.probes if all(p in sw.probes for sw in fit_on)]
+        fitted = fit_on_runs(pool, probes, steps, prefixes, progress)
+        scorers = {s: fitted for s in by_seed}
+        protocol = "fit on " + ", ".join(str(sw.path) for sw in fit_on)
+    else:
+        if len(by_seed) < 3:
+            raise ValueError(f"{sweep.path}: leave-one-seed-out needs at least 3 seeds (2 to fit with held-out "
+                             f"cross-validation), but the sweep has {sorted(by_seed)}; pass --fit-on or --scorer.")
+        for s in by_seed:
+            progress(f"fitting the scorer without seed {s}")
+            scorers[s] = fit_on_runs([r for r in runs if r.seed != s], sweep.probes, steps, prefixes)
+
+    def per_seed(make: Callable[[object], Callable]) -> Callable:
+        """A policy whose scorer depends on the held-out seed."""
+        def policy(rs, order_seed):
+            return make(scorers[rs[0].seed])(rs, order_seed)
+        return policy
+
+    def rank_with(make_score: Callable[[object], Callable[[Run, int], float]], step: int) -> Callable[[Run], float]:
+        return lambda run: make_score(scorers[run.seed])(run, step) if step in run.signature else math.nan
+
+    policies: dict[str, tuple] = {
+        "earlyexit": (per_seed(lambda sc: screen(prefix, keep_top, scorer_at(sc), uses_probes=True)),
+                      rank_with(scorer_at, prefix)),
+        "earlyexit_sequential": (per_seed(lambda sc: study_replay(
+            lambda: GeometricPruner(decision_steps=[prefix], keep_top=keep_top, n_startup_trials=0),
+            scorer_value(sc), uses_probes=True)), rank_with(scorer_at, prefix)),
+        "loss_only": (screen(prefix, keep_top, probe_rank("loss"), uses_probes=True),
+                      lambda run: probe_rank("loss")(run, prefix)),
+        "prefix_accuracy": (screen(prefix, keep_top, dev_accuracy_at, uses_probes=False),
+                            lambda run: dev_accuracy_at(run, prefix)),
+        "no_pruning": (no_pruning, None),
+        "oracle": (oracle, lambda run: run.final),
+    }
+    for name, make in _optuna_pruners(max_steps).items():
+        policies[name] = (study_replay(make, dev_accuracy_value, uses_probes=False), None)
+
+    results = {}
+    for name, (policy, rank_value) in policies.items():
+        progress(f"replaying {name}")
+        results[name] = evaluate(policy, held_out, 1 if name in ("no_pruning", "oracle") or
+                                 name.startswith(("earlyexit", "loss", "prefix")) and "sequential" not in name
+                                 else orders, rank_value).as_dict()
+    out = {"sweep": str(sweep.path), "protocol": {"held_out": protocol, "orders": orders, "prefix": prefix,
+                                                  "keep_top": keep_top, "seeds": sorted(by_seed),
+                                                  "configs_per_seed": len(held_out[0])},
+           "policies": results}
+    if pareto:
+        out["pareto"] = _pareto(held_out, scorers, prefixes, orders)
+    return out
+
+
+def _pareto(held_out, scorers, prefixes, orders) -> dict:
+    """Compute saved against regret as aggressiveness varies (prefix step x keep_top)."""
+    curves: dict[str, list] = defaultdict(list)
+    for step in prefixes:
+        for k in (1, 2, 3, 4):
+            for name, make in (
+                ("earlyexit", lambda sc: screen(step, k, scorer_at(sc), uses_probes=True)),
+                ("loss_only", lambda sc: screen(step, k, probe_rank("loss"), uses_probes=True)),
+                ("prefix_accuracy", lambda sc: screen(step, k, dev_accuracy_at, uses_probes=False)),
+            ):
+                def policy(rs, o, make=make):
+                    return make(scorers[rs[0].seed])(rs, o)
+                r = evaluate(policy, held_out, 1)
+                curves[name].append({"prefix": step, "keep_top": k, "compute_saved": r.compute_saved,
+                                     "regret": r.regret})
+    return dict(curves)
+
+
+def plot(result: dict, path: Path) -> None:
+    """The Pareto plot: compute saved against mean regret for every policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for name, pts in result.get("pareto", {}).items():
+        ax.plot([p["compute_saved"] for p in pts], [100 * p["regret"] for p in pts], "o", alpha=0.6, label=name)
+    for name, r in result["policies"].items():
+        if name in ("earlyexit", "loss_only", "prefix_accuracy"):
+            continue
+        if r["compute_saved"] is not None and r["regret"] is not None:
+            ax.plot(r["compute_saved"], 100 * r["regret"], "x", ms=8)
+            ax.annotate(name, (r["compute_saved"], 100 * r["regret"]), fontsize=7)
+    ax.set_xlabel("compute saved (fraction of training every config fully)")
+    ax.set_ylabel("mean regret (accuracy points)")
+    ax.set_title(f"{Path(result['sweep']).name}: {result['protocol']['held_out']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,249 @@
+"""Retro-simulate pruned studies over a logged sweep.
+
+Each held-out set of runs (one seed of a sweep) is replayed as a study whose
+trials arrive in a random order. A policy sees only what it would have seen
+live: the trial's own checkpoints up to the current step, the checkpoints of
+earlier trials, and the finals of earlier completed trials. A trial either
+stops at a probe step or trains to the end.
+
+Compute is counted in training steps, probe overhead included for policies
+that use probes (from the log's ``compute_steps``), as a fraction of
+training every config fully without probes. Dev evaluations are not counted
+for any policy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+from scipy import stats
+
+from ..sweeps import Sweep
+
+
+@dataclass(frozen=True)
+class Run:
+    """One logged run, as the replay sees it.
+
+    Attributes:
+        run_id, config_id, seed: identity.
+        final: final dev accuracy (NaN if diverged).
+        steps: training steps the run took (where it diverged, if it did).
+        signature: ``{step: {probe or dev metric: value}}``.
+        compute: ``{step: training steps + probe overhead so far}``.
+        total_compute: the whole run's compute with probe overhead.
+        diverged: the run ended on a non-finite loss.
+    """
+
+    run_id: str
+    config_id: str
+    seed: int
+    final: float
+    steps: int
+    signature: dict
+    compute: dict
+    total_compute: float
+    diverged: bool
+
+
+def runs_of(sweep: Sweep) -> list[Run]:
+    cps = sweep.checkpoints
+    out = []
+    for _, r in sweep.runs.iterrows():
+        rows = cps[cps["run_id"] == r["run_id"]].sort_values("step")
+        signature, compute = {}, {}
+        for _, c in rows.iterrows():
+            values = {p: float(c[p]) for p in sweep.probes}
+            values["dev_accuracy"] = float(c["dev_accuracy"])
+            values["dev_loss"] = float(c["dev_loss"])
+            signature[int(c["step"])] = values
+            compute[int(c["step"])] = float(c["compute_steps"])
+        out.append(Run(r["run_id"], r["config_id"], int(r["seed"]), float(r["final_accuracy"]), int(r["steps"]),
+                       signature, compute, float(r["compute_steps"]), r["status"] == "diverged"))
+    return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One replayed study: compute fraction used, regret, and the scores the policy gave."""
+
+    compute_used: float
+    regret: float
+    scores: dict  # run_id -> score the policy ranked by (NaN if none)
+
+
+Policy = Callable[[Sequence[Run], int], Outcome]
+
+
+def _best_final(runs: Sequence[Run]) -> float:
+    finals = [r.final for r in runs if math.isfinite(r.final)]
+    return max(finals) if finals else math.nan
+
+
+def _full_cost(runs: Sequence[Run]) -> float:
+    """Training every config fully, without probes: the denominator of compute fractions."""
+    return float(sum(r.steps for r in runs)) or 1.0
+
+
+def outcome(runs: Sequence[Run], used: float, completed: Sequence[Run], scores: dict) -> Outcome:
+    best_kept = max((r.final for r in completed if math.isfinite(r.final)), default=math.nan)
+    regret = _best_final(runs) - best_kept if math.isfinite(best_kept) else _best_final(runs)
+    return Outcome(used / _full_cost(runs), regret, scores)
+
+
+# -- policies that need no Optuna study ------------------------------------
+def no_pruning(runs: Sequence[Run], order_seed: int) -> Outcome:
+    return outcome(runs, _full_cost(runs), runs, {r.run_id: math.nan for r in runs})
+
+
+def oracle(runs: Sequence[Run], order_seed: int) -> Outcome:
+    best = max((r for r in runs if math.isfinite(r.final)), key=lambda r: r.final)
+    return outcome(runs, best.steps, [best], {r.run_id: r.final for r in runs})
+
+
+def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *, uses_probes: bool) -> Policy:
+    """Train every config to ``step``, keep the top ``keep_top`` by ``score_of(run, step)``, finish those.
+
+    ``prefix_accuracy`` is this with the dev accuracy at ``step`` (no probe
+    overhead); ``earlyexit`` and ``loss_only`` with a probe score (probe
+    overhead up to ``step`` counted for every config, and for the survivors'
+    later checkpoints too). Diverged runs stop where they diverged; a survivor
+    that diverges after ``step`` is replaced by the next best.
+    """
+    if keep_top < 1:
+        raise ValueError(f"keep_top must be at least 1, but got {keep_top=}.")
+
+    def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
+        scores = {r.run_id: (score_of(r, step) if step in r.signature else math.nan) for r in runs}
+        ranked = sorted((r for r in runs if math.isfinite(scores[r.run_id])), key=lambda r: -scores[r.run_id])
+        # Survivors train on; one that diverges later stops there and the next best takes its place.
+        kept, trained = [], set()
+        for r in ranked:
+            if len(kept) >= keep_top:
+                break
+            trained.add(r.run_id)
+            if not r.diverged:
+                kept.append(r)
+        used = 0.0
+        for r in runs:
+            if r.run_id in trained:
+                used += r.total_compute if uses_probes else r.steps
+            else:
+                stop = min(step, r.steps)
+                used += r.compute.get(stop, stop) if uses_probes else stop
+        return outcome(runs, used, kept, scores)
+
+    return policy
+
+
+def dev_accuracy_at(run: Run, step: int) -> float:
+    return run.signature.get(step, {}).get("dev_accuracy", math.nan)
+
+
+def probe_rank(probe: str, higher_is_better: bool = False) -> Callable[[Run, int], float]:
+    def score(run: Run, step: int) -> float:
+        v = run.signature.get(step, {}).get(probe, math.nan)
+        return v if higher_is_better else -v
+
+    return score
+
+
+def scorer_at(scorer) -> Callable[[Run, int], float]:
+    def score(run: Run, step: int) -> float:
+        return scorer.score({s: v for s, v in run.signature.items() if s <= step}, step)
+
+    return score
+
+
+# -- sequential policies through real Optuna studies -------------------------
+def study_replay(make_pruner: Callable[[], optuna.pruners.BasePruner], value_of: Callable[[Run, int, dict], float],
+                 *, uses_probes: bool, final_step: bool = True) -> Policy:
+    """Replay a study with ``make_pruner()``: each trial reports ``value_of(run, step, history)`` at its steps.
+
+    ``history`` is the per-run signature up to the step (what the trial knows).
+    Compute counts probe overhead when ``uses_probes``.
+    """
+
+    def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
+        order = np.random.default_rng(order_seed).permutation(len(runs))
+        study = optuna.create_study(direction="maximize", pruner=make_pruner(),
+                                    sampler=optuna.samplers.RandomSampler(seed=0))
+        used, completed = 0.0, []
+        for i in order:
+            run = runs[i]
+            trial = study.ask()
+            stopped = None
+            history = {}
+            for step in sorted(run.signature):
+                history[step] = run.signature[step]
+                value = value_of(run, step, history)
+                trial.report(value if math.isfinite(value) else float("nan"), step)
+                if trial.should_prune():
+                    stopped = step
+                    break
+            if stopped is None and run.diverged:
+                stopped = run.steps
+            if stopped is not None:
+                used += run.compute.get(stopped, stopped) if uses_probes else min(stopped, run.steps)
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                used += run.total_compute if uses_probes else run.steps
+                study.tell(trial, run.final)
+                completed.append(run)
+        return outcome(runs, used, completed, {})
+
+    return policy
+
+
+def dev_accuracy_value(run: Run, step: int, history: dict) -> float:
+    return history[step].get("dev_accuracy", math.nan)
+
+
+def scorer_value(scorer) -> Callable[[Run, int, dict], float]:
+    def value(run: Run, step: int, history: dict) -> float:
+        return scorer.score(history, step)
+
+    return value
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """A policy's figures over held-out sets and orders: means and standard deviations."""
+
+    compute_saved: float
+    compute_saved_std: float
+    regret: float
+    regret_std: float
+    spearman: float
+    replays: int
+
+    def as_dict(self) -> dict:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.__dict__.items()}
+
+
+def evaluate(policy: Policy, held_out: Sequence[Sequence[Run]], orders: int,
+             rank_value: Callable[[Run], float] | None = None) -> PolicyResult:
+    """Run ``policy`` on every held-out set in ``orders`` arrival orders.
+
+    ``spearman`` is the mean over held-out sets of the Spearman correlation
+    of ``rank_value(run)`` (the policy's score at its decision step) with the
+    final accuracy, over runs with both finite (NaN for policies without one).
+    """
+    saved, regrets, rhos = [], [], []
+    for runs in held_out:
+        for o in range(orders):
+            res = policy(runs, o)
+            saved.append(1 - res.compute_used)
+            regrets.append(res.regret)
+        if rank_value is not None:
+            finals = np.array([r.final for r in runs])
+            sc = np.array([rank_value(r) for r in runs], dtype=float)
+            ok = np.isfinite(finals) & np.isfinite(sc)
+            if ok.sum() >= 3 and np.ptp(sc[ok]) > 0:
+                rhos.append(stats.spearmanr(sc[ok], finals[ok]).statistic)
+    return PolicyResult(float(np.mean(saved)), float(np.std(saved)), float(np.mean(regrets)), float(np.std(regrets)),
+                        float(np.mean(rhos)) if rhos else math.nan, len(saved))

@@ -1,0 +1,97 @@
+"""Scorer fitting and the replay on a synthetic sweep with a planted signal."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from earlyexit.cli import main
+from earlyexit.scoring import ScorerFileError, load_scorer
+from earlyexit.sweeps import load
+
+from synthetic_sweep import write_synthetic_sweep
+
+POLICIES = {"earlyexit", "loss_only", "prefix_accuracy", "no_pruning", "oracle", "median", "percentile",
+            "successive_halving", "hyperband", "wilcoxon"}
+
+
+@pytest.fixture(scope="module")
+def sweep_path(tmp_path_factory):
+    return write_synthetic_sweep(tmp_path_factory.mktemp("syn") / "syn")
+
+
+@pytest.fixture(scope="module")
+def replayed(sweep_path):
+    from earlyexit.replay import replay
+
+    return replay(load(sweep_path), orders=3, prefix=50, keep_top=1, pareto=True)
+
+
+def test_replay_json_has_every_policy_and_sane_limits(replayed):
+    pol = replayed["policies"]
+    assert POLICIES <= set(pol)
+    assert pol["no_pruning"]["compute_saved"] == pytest.approx(0.0, abs=1e-9)
+    assert pol["no_pruning"]["regret"] == 0.0 and pol["oracle"]["regret"] == 0.0
+    assert pol["oracle"]["compute_saved"] > pol["earlyexit"]["compute_saved"]
+    for name, r in pol.items():
+        assert r["compute_saved"] <= 1.0 and (r["regret"] is None or r["regret"] >= -1e-12), name
+
+
+def test_planted_signal_is_found_where_early_accuracy_misleads(replayed):
+    pol = replayed["policies"]
+    # The probes reveal quality at step 50; dev accuracy at step 50 favours fast starters.
+    assert pol["earlyexit"]["spearman"] > 0.8
+    assert pol["earlyexit"]["regret"] < pol["prefix_accuracy"]["regret"]
+    assert pol["earlyexit"]["compute_saved"] == pytest.approx(pol["prefix_accuracy"]["compute_saved"], abs=0.05)
+
+
+def test_pareto_curves_cover_prefixes_and_keep_top(replayed):
+    pts = replayed["pareto"]["earlyexit"]
+    assert {p["keep_top"] for p in pts} == {1, 2, 3, 4}
+    assert {p["prefix"] for p in pts} == {10, 50, 100, 200}
+    # Keeping more configs never saves more compute at the same prefix.
+    at50 = sorted((p for p in pts if p["prefix"] == 50), key=lambda p: p["keep_top"])
+    assert all(a["compute_saved"] >= b["compute_saved"] for a, b in zip(at50, at50[1:]))
+
+
+def test_fit_and_replay_commands(sweep_path, tmp_path, capsys):
+    scorer_file = tmp_path / "s.joblib"
+    assert main(["fit", str(sweep_path), "-o", str(scorer_file), "--prefixes", "50", "100", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["report"]
+    assert set(report) == {"50", "100"} and report["50"]["heldout_spearman"] > 0.8
+    scorer = load_scorer(scorer_file)
+    assert scorer.names[-1] == "dev_accuracy"
+    assert main(["replay", str(sweep_path), "--scorer", str(scorer_file), "--prefix", "50", "--orders", "2",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["protocol"]["held_out"] == "given scorer" and POLICIES <= set(out["policies"])
+    assert (sweep_path / "replay_pareto.png").stat().st_size > 1000
+
+
+def test_fit_on_another_sweep(sweep_path, tmp_path, capsys):
+    other = write_synthetic_sweep(tmp_path / "other", seeds=(5,), seed=1)
+    assert main(["replay", str(other), "--fit-on", str(sweep_path), "--prefix", "50", "--orders", "2",
+                 "--no-pareto"]) == 0
+    out = capsys.readouterr().out
+    assert "fit on" in out and "earlyexit" in out
+
+
+def test_scorer_file_errors(tmp_path, sweep_path):
+    with pytest.raises(ScorerFileError, match="no such scorer file"):
+        load_scorer(tmp_path / "missing.joblib")
+    bad = tmp_path / "bad.joblib"
+    bad.write_bytes(b"not a pickle")
+    with pytest.raises(ScorerFileError, match="not a scorer file"):
+        load_scorer(bad)
+    import joblib
+
+    joblib.dump({"format": 0, "scorer": None}, tmp_path / "old.joblib")
+    with pytest.raises(ScorerFileError, match="refit"):
+        load_scorer(tmp_path / "old.joblib")
+
+
+def test_leave_one_seed_out_needs_three_seeds(tmp_path, capsys):
+    two = write_synthetic_sweep(tmp_path / "two", seeds=(0, 1))
+    assert main(["replay", str(two), "--prefix", "50", "--no-pareto"]) == 2
+    assert "at least 3 seeds" in capsys.readouterr().err
