@@ -119,3 +119,32 @@ def test_diverging_trial_is_pruned_and_the_study_goes_on(tmp_path, capsys):
     assert diverged.state == optuna.trial.TrialState.PRUNED
     assert diverged.user_attrs["pruned_reason"] == "diverged"
     assert out["best"]["params"]["learning_rate"] == 1e-3
+
+
+def test_study_with_a_fitted_scorer_reports_predicted_accuracy(tmp_path):
+    from synthetic_sweep import write_synthetic_sweep
+
+    from earlyexit.replay import runs_of
+    from earlyexit.replay._replay import fit_on_runs
+    from earlyexit.scoring import save_scorer
+    from earlyexit.sweeps import load
+
+    sweep = load(write_synthetic_sweep(tmp_path / "syn"))
+    scorer = fit_on_runs(runs_of(sweep), sweep.probes, sweep.probe_steps, [10])
+    save_scorer(scorer, tmp_path / "s.joblib")
+    text = TINY.format(n_trials=2, grid="[1e-3, 3e-4]").replace(
+        'steps = [0, 4, 8]\nnames = ["loss", "gradient_norm", "critical_sharpness"]',
+        'steps = [0, 10]\nnames = ["loss", "gradient_norm", "hessian_trace"]').replace(
+        "decision_steps = [4]", f"decision_steps = [10]\nscorer = \"{tmp_path / 's.joblib'}\"").replace(
+        "max_steps = 10", "max_steps = 12")
+    path = tmp_path / "fitted.toml"
+    path.write_text(text)
+    study = run_study(load_spec(path), storage=f"sqlite:///{tmp_path}/f.db", show_progress=False)
+    for t in study.trials:
+        assert t.intermediate_values[10] == pytest.approx(scorer.score(
+            {s: {**t.user_attrs[f"probes@{s}"], "dev_accuracy": t.user_attrs[f"dev_accuracy@{s}"]}
+             for s in (0, 10)}, 10), rel=1e-6)
+    # A scorer that needs a probe the study does not measure is refused before any training.
+    path.write_text(text.replace('"hessian_trace"]', '"sam_sharpness"]'))
+    with pytest.raises(ValueError, match=r"needs probes \['hessian_trace'\]"):
+        run_study(load_spec(path), storage=f"sqlite:///{tmp_path}/g.db", show_progress=False)

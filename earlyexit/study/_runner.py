@@ -36,13 +36,16 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
 
 
 def make_scorer(spec: StudySpec):
-    """The fitted scorer from ``spec.pruner.scorer``, or the rank rule on ``rank_probe``."""
+    """The fitted scorer from ``spec.pruner.scorer`` (its score is the predicted final accuracy),
+    or the rank rule on ``rank_probe``. Raises ScorerFileError (a ValueError) on a bad file."""
     p = spec.pruner
     if p.scorer is None:
         return ProbeRankScorer(p.rank_probe, higher_is_better=p.higher_is_better)
-    raise ValueError(
-        f"pruner.scorer = {p.scorer!r}: fitted scorers arrive with `earlyexit fit` (not built yet); "
-        "until then leave pruner.scorer unset to rank by pruner.rank_probe.")
+    from ..scoring import load_scorer
+
+    scorer = load_scorer(p.scorer)
+    scorer.check_probes(spec.train.probe_names, f"spec {spec.path}")
+    return scorer
 
 
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
@@ -86,7 +89,7 @@ class Objective:
             bar = tqdm(total=config.max_steps, desc=f"trial {trial.number}", unit="step", leave=False, position=1)
 
         def on_checkpoint(cp: Checkpoint) -> bool:
-            signature[cp.step] = cp.probes
+            signature[cp.step] = {**cp.probes, "dev_accuracy": cp.dev_accuracy, "dev_loss": cp.dev_loss}
             trial.set_user_attr(f"probes@{cp.step}", {k: _finite(v) for k, v in cp.probes.items()})
             trial.set_user_attr(f"dev_accuracy@{cp.step}", cp.dev_accuracy)
             if cp.probe_error:
