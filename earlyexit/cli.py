@@ -268,8 +268,10 @@ class ExportCommand:
             raise CLIUsageError("give --storage (or $EARLYEXIT_STORAGE), or the study's spec file instead of its name.")
         if args.top > 1 and args.format in ("hf", "script"):
             raise CLIUsageError(f"--format {args.format} exports one config; drop --top or use json, yaml or args.")
+        from .study._runner import make_storage
+
         try:
-            study = optuna.load_study(study_name=name, storage=storage)
+            study = optuna.load_study(study_name=name, storage=make_storage(storage))
             text = render(chosen_from_study(study, top=args.top), args.format)
         except KeyError:
             raise CLIUsageError(f"no study named {name!r} in {storage}.") from None

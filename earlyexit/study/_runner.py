@@ -124,13 +124,42 @@ class Objective:
         return result.final_accuracy
 
 
+def make_storage(url: str, *, heartbeat_seconds: int = 30):
+    """An Optuna storage for ``url``, crash-safe where Optuna allows it.
+
+    SQL URLs (``sqlite:///...``, ``postgresql://...``) get a heartbeat: a
+    trial whose process died (``kill -9``, a lost machine) is failed after
+    ``2 * heartbeat_seconds`` without a beat and retried with the same
+    hyperparameters by the next worker that starts a trial. ``journal:PATH``
+    is Optuna's journal file storage (several processes on one file system;
+    no heartbeat, so a crashed trial stays RUNNING). Raises ValueError naming
+    the URL when it does not connect.
+    """
+    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages.journal import JournalFileBackend
+
+    if url.startswith("journal:"):
+        path = Path(url[len("journal:"):].removeprefix("//")).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
+                          failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+    except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or a server that is down
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"storage {url!r} does not connect ({first}); check the URL, that the server runs, "
+                         "and the credentials.") from None
+
+
 def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None) -> optuna.Study:
     """Create the spec's study, or load it to continue (same name and storage)."""
     url = storage or spec.storage
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(study_name=study_name or spec.name, storage=url, sampler=make_sampler(spec),
-                                pruner=make_pruner(spec), direction="maximize", load_if_exists=True)
+    study = optuna.create_study(study_name=study_name or spec.name,
+                                storage=make_storage(url, heartbeat_seconds=spec.heartbeat_seconds),
+                                sampler=make_sampler(spec), pruner=make_pruner(spec), direction="maximize",
+                                load_if_exists=True)
     if "earlyexit:spec" not in study.user_attrs:
         study.set_user_attr("earlyexit:spec", Path(spec.path).read_text() if Path(spec.path).exists() else "")
         study.set_user_attr("earlyexit:spec_path", spec.path)
@@ -145,6 +174,8 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
               n_trials: int | None = None, n_jobs: int = 1, show_progress: bool = True) -> optuna.Study:
     """Run (or continue) the study until it holds ``n_trials`` finished trials."""
     study = open_study(spec, storage=storage, study_name=study_name)
+    # Trials of a crashed process: failed and queued again with the same hyperparameters.
+    optuna.storages.fail_stale_trials(study)
     target = n_trials or spec.n_trials
     remaining = target - finished(study)
     if remaining <= 0:

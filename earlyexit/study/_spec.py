@@ -91,6 +91,8 @@ class StudySpec:
             (``seed`` may be searched or gridded like any hyperparameter).
         train: the fixed part of every run's :class:`TrainConfig`.
         pruner: the :class:`PrunerSpec`.
+        heartbeat_seconds: SQL storages: a trial without a heartbeat for
+            twice this long is failed and retried with the same parameters.
     """
 
     path: str
@@ -103,6 +105,7 @@ class StudySpec:
     search: dict[str, Distribution] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
+    heartbeat_seconds: int = 30
 
     def config_for(self, params: dict[str, Any]) -> TrainConfig:
         """The run's TrainConfig: the fixed settings with the trial's parameters."""
@@ -112,7 +115,7 @@ class StudySpec:
 
 
 _TOP_KEYS = {"study", "model", "data", "train", "probes", "search", "pruner"}
-_STUDY_KEYS = {"name", "storage", "n_trials", "seed", "sampler"}
+_STUDY_KEYS = {"name", "storage", "n_trials", "seed", "sampler", "heartbeat_seconds"}
 _MODEL_KEYS = {"name", "num_layers", "freeze_word_embeddings", "prune_vocabulary"}
 _DATA_KEYS = {"task", "path", "max_length", "group_by_length"}
 _TRAIN_KEYS = {"learning_rate", "warmup_ratio", "weight_decay", "schedule", "batch_size", "max_steps",
@@ -159,6 +162,9 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     if n_trials < 1:
         raise SpecError(f"{where}: study.n_trials must be at least 1, but got {n_trials}.")
     seed = _get(study, "seed", int, where, "study.", default=0)
+    heartbeat = _get(study, "heartbeat_seconds", int, where, "study.", default=30)
+    if heartbeat < 1:
+        raise SpecError(f"{where}: study.heartbeat_seconds must be at least 1, but got {heartbeat}.")
 
     cfg: dict[str, Any] = {}
     cfg["model"] = _get(model, "name", str, where, "model.", default="earlyexit:tiny-bert")
@@ -248,7 +254,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
         pruner_spec = PrunerSpec(**{**pruner_spec.__dict__, "scorer": str(scorer)})
 
     return StudySpec(path=where, name=name, storage=storage, n_trials=n_trials, seed=seed, sampler=sampler,
-                     grid=grid, search=dists, train=train_config, pruner=pruner_spec)
+                     grid=grid, search=dists, train=train_config, pruner=pruner_spec, heartbeat_seconds=heartbeat)
 
 
 def _table(raw, key, where) -> dict:
