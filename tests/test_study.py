@@ -148,3 +148,14 @@ def test_study_with_a_fitted_scorer_reports_predicted_accuracy(tmp_path):
     path.write_text(text.replace('"hessian_trace"]', '"sam_sharpness"]'))
     with pytest.raises(ValueError, match=r"needs probes \['hessian_trace'\]"):
         run_study(load_spec(path), storage=f"sqlite:///{tmp_path}/g.db", show_progress=False)
+
+
+def test_keep_fraction_replaces_keep_top(tmp_path):
+    base = "[search.grid]\nlearning_rate = [1e-3]\n[pruner]\n"
+    path = tmp_path / "f.toml"
+    path.write_text(base + "keep_fraction = 0.25\n")
+    spec = load_spec(path)
+    assert spec.pruner.keep_top is None and spec.pruner.keep_fraction == 0.25
+    path.write_text(base + "keep_fraction = 0.25\nkeep_top = 2\n")
+    with pytest.raises(SpecError, match="not both"):
+        load_spec(path)

@@ -226,6 +226,10 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
                       ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int)):
         if key in pruner_cfg:
             pruner_cfg[key] = _get(pruner, key, kind, where, "pruner.")
+    if "keep_fraction" in pruner_cfg and "keep_top" not in pruner_cfg:
+        pruner_cfg["keep_top"] = None  # keep_fraction replaces the default keep_top
+    if pruner_cfg.get("keep_fraction") is not None and pruner_cfg.get("keep_top") is not None:
+        raise SpecError(f"{where}: set pruner.keep_top or pruner.keep_fraction, not both.")
     pruner_spec = PrunerSpec(**pruner_cfg)
     if pruner_spec.kind not in ("geometric", "none", "median", "percentile", "successive_halving", "hyperband"):
         raise SpecError(f"{where}: pruner.kind must be one of geometric, none, median, percentile, "

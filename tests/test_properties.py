@@ -1,0 +1,76 @@
+"""Property-based tests: the spec and sweep loaders accept or reject any input with their own error, never crash."""
+
+import shutil
+import string
+import tomllib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from earlyexit.study import SpecError, load_spec, parse_spec
+from earlyexit.sweeps import SweepFormatError, load
+
+from synthetic_sweep import write_synthetic_sweep
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+                    st.text(max_size=12), st.lists(st.integers(-5, 500), max_size=4))
+keys = st.sampled_from(["name", "storage", "n_trials", "seed", "sampler", "learning_rate", "max_steps",
+                        "batch_size", "steps", "names", "kind", "keep_top", "decision_steps", "task", "path",
+                        "warmup_ratio", "type", "low", "high", "log", "choices", "grid", "bogus"])
+tables = st.dictionaries(keys, st.one_of(scalars, st.dictionaries(keys, scalars, max_size=4)), max_size=6)
+specs = st.dictionaries(st.sampled_from(["study", "model", "data", "train", "probes", "search", "pruner", "x"]),
+                        tables, max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs)
+def test_parse_spec_accepts_or_raises_spec_error(raw):
+    try:
+        parse_spec(raw, "prop.toml")
+    except SpecError as exc:
+        assert str(exc).startswith("prop.toml: ")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_load_spec_on_arbitrary_bytes(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("spec") / "s.toml"
+    path.write_bytes(data)
+    try:
+        load_spec(path)
+    except SpecError as exc:
+        assert str(path) in str(exc)
+
+
+@pytest.fixture(scope="module")
+def good_sweep(tmp_path_factory):
+    return write_synthetic_sweep(tmp_path_factory.mktemp("good") / "syn", configs=4, seeds=(0, 1))
+
+
+cells = st.one_of(st.sampled_from(["", "nan", "inf", "-inf", "abc", "1e400", "-1", "0", "2", "r000", "r999",
+                                   "completed", "diverged", "1.5"]), st.text(string.printable, max_size=6))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(["runs.csv", "checkpoints.csv", "manifest.json"]),
+       edits=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 20), cells), min_size=1, max_size=4),
+       truncate=st.one_of(st.none(), st.integers(0, 2000)))
+def test_sweep_loader_rejects_corruption_with_its_own_error(good_sweep, tmp_path_factory, which, edits, truncate):
+    folder = tmp_path_factory.mktemp("bad") / "syn"
+    shutil.copytree(good_sweep, folder)
+    path = folder / which
+    text = path.read_text()
+    if which.endswith(".csv"):
+        lines = [line.split(",") for line in text.splitlines()]
+        for row, col, value in edits:
+            r = lines[row % len(lines)]
+            r[col % len(r)] = value.replace(",", ";").replace("\n", " ")
+        text = "\n".join(",".join(r) for r in lines) + "\n"
+    if truncate is not None:
+        text = text[:truncate]
+    path.write_text(text)
+    try:
+        load(folder)
+    except SweepFormatError as exc:
+        assert str(folder) in str(exc)
