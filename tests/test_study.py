@@ -159,3 +159,11 @@ def test_keep_fraction_replaces_keep_top(tmp_path):
     path.write_text(base + "keep_fraction = 0.25\nkeep_top = 2\n")
     with pytest.raises(SpecError, match="not both"):
         load_spec(path)
+
+
+def test_storage_that_does_not_connect_exits_2(tmp_path, capsys):
+    path = _spec(tmp_path)
+    rc = main(["run", str(path), "--storage", "postgresql://nobody@127.0.0.1:1/none", "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "postgresql://nobody@127.0.0.1:1/none" in err and "does not connect" in err
