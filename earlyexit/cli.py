@@ -244,19 +244,28 @@ class ExportCommand:
     """Export a study's best hyperparameters: earlyexit export STUDY --format {json,yaml,hf,args,script}"""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("study", help="study name, or its spec file (uses the spec's name and storage)")
+        p.add_argument("study", help="study name, its spec file (uses the spec's name and storage), "
+                                     "or a sweep folder (exports the config a replay would choose)")
         p.add_argument("--storage", default=os.environ.get("EARLYEXIT_STORAGE"),
                        help="Optuna storage URL (default: the spec's, or $EARLYEXIT_STORAGE)")
         p.add_argument("--format", required=True, choices=["json", "yaml", "hf", "args", "script"])
         p.add_argument("--top", type=int, default=1, help="export the top K trials (json, yaml, args)")
         p.add_argument("-o", "--output", default=None, help="write to this file (default: stdout)")
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--scorer", default=None, help="sweep folder only: a fitted scorer file")
+        g.add_argument("--fit-on", nargs="+", default=None, help="sweep folder only: fit the scorer on these sweeps")
+        p.add_argument("--prefix", type=int, default=100, help="sweep folder only: the decision step (default 100)")
 
     def take_action(self, args) -> int:
+        from pathlib import Path
+
         import optuna
 
         from .export import chosen_from_study, render
         from .study import SpecError, load_spec
 
+        if (Path(args.study) / "manifest.json").exists():
+            return self._from_sweep(args, render)
         name, storage = args.study, args.storage
         if name.endswith(".toml"):
             try:
@@ -277,6 +286,26 @@ class ExportCommand:
             raise CLIUsageError(f"no study named {name!r} in {storage}.") from None
         except ValueError as exc:
             raise CLIUsageError(str(exc)) from exc
+        return self._write(args, text)
+
+    def _from_sweep(self, args, render) -> int:
+        from .export._formats import chosen_from_sweep
+        from .scoring import ScorerFileError, load_scorer
+        from .sweeps import SweepFormatError, load
+
+        try:
+            sweep = load(args.study)
+            scorer = load_scorer(args.scorer) if args.scorer else None
+            fit_on = [load(p) for p in args.fit_on] if args.fit_on else []
+            chosen = chosen_from_sweep(sweep, scorer=scorer, fit_on=fit_on, prefix=args.prefix,
+                                       progress=lambda m: print(m, file=sys.stderr))
+            text = render(chosen, args.format)
+        except (SweepFormatError, ScorerFileError, ValueError) as exc:
+            raise CLIUsageError(str(exc)) from exc
+        return self._write(args, text)
+
+    @staticmethod
+    def _write(args, text: str) -> int:
         if args.output:
             with open(args.output, "w") as f:
                 f.write(text)

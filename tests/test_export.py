@@ -91,3 +91,44 @@ def test_export_errors(spec_path, capsys, tmp_path):
     assert "exports one config" in capsys.readouterr().err
     assert main(["export", "ex", "--format", "json"]) == 2
     assert "--storage" in capsys.readouterr().err
+
+
+SWEEP = """
+[study]
+name = "exsweep"
+sampler = "grid"
+[data]
+max_length = 32
+[train]
+batch_size = 16
+max_steps = 8
+eval_batch_size = 512
+[probes]
+steps = [0, 4]
+names = ["loss", "gradient_norm"]
+batches = 2
+batch_size = 4
+[search.grid]
+learning_rate = [1e-3, 1e-5]
+seed = [0, 1, 2]
+[pruner]
+kind = "none"
+decision_steps = [4]
+"""
+
+
+def test_export_the_config_a_replay_would_choose(tmp_path, capsys):
+    from earlyexit.sweeps import load, run_sweep
+
+    (tmp_path / "exsweep.toml").write_text(SWEEP)
+    folder = tmp_path / "exsweep"
+    run_sweep(load_spec(tmp_path / "exsweep.toml"), folder, log=lambda m: None)
+    assert main(["export", str(folder), "--format", "json", "--prefix", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "leave-one-seed-out" in out["study"] and out["params"]["learning_rate"] in (1e-3, 1e-5)
+    runs = load(folder).runs
+    chosen = runs[runs["learning_rate"] == out["params"]["learning_rate"]]
+    assert out["value"] == pytest.approx(chosen["final_accuracy"].mean())
+    assert out["config"]["max_steps"] == 8 and out["config"]["probe_steps"] == [0, 4]
+    assert main(["export", str(folder), "--format", "hf", "--prefix", "3"]) == 2
+    assert "not a probe step" in capsys.readouterr().err

@@ -49,6 +49,31 @@ def chosen_from_study(study: optuna.Study, *, top: int = 1) -> list[Chosen]:
                    spec.config_for(t.params)) for t in best]
 
 
+def chosen_from_sweep(sweep, *, scorer=None, fit_on=(), prefix: int = 100, progress=lambda m: None) -> list[Chosen]:
+    """The config a replay of ``sweep`` would choose (see :func:`earlyexit.replay.chosen_config`)."""
+    import tomllib
+
+    from ..replay._replay import chosen_config
+
+    spec_text = sweep.manifest.get("spec")
+    if not spec_text:
+        raise ValueError(f"{sweep.path}: the manifest holds no study spec (an imported sweep?), so the full "
+                         "training settings are unknown; export from a sweep logged by `earlyexit sweep`.")
+    spec = parse_spec(tomllib.loads(spec_text), f"{sweep.path}/manifest.json")
+    config_id, detail = chosen_config(sweep, scorer=scorer, fit_on=fit_on, prefix=prefix, progress=progress)
+    runs = sweep.runs[sweep.runs["config_id"] == config_id]
+    first = runs.iloc[0]
+    params = {p: _plain(first[p]) for p in sweep.params if p != "seed"}
+    value = float(runs["final_accuracy"].mean())
+    return [Chosen(f"sweep {sweep.path} ({detail['protocol']}, decision at step {prefix}, chosen for seeds "
+                   f"{detail['votes'][config_id]})", -1, "mean final dev accuracy over seeds", value, params,
+                   spec.config_for({**params, "seed": spec.train.seed}))]
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v
+
+
 def _record(c: Chosen) -> dict:
     return {"study": c.study, "trial": c.trial, "metric": c.metric, "value": c.value, "params": c.params,
             "config": {k: v for k, v in dataclasses.asdict(c.config).items() if k != "extra"}}

@@ -28,6 +28,55 @@ def fit_on_runs(runs: Sequence[Run], probes: Sequence[str], steps: Sequence[int]
                       prefixes=prefixes, progress=progress)
 
 
+def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress):
+    """One scorer per held-out seed: the given one, one fitted on other sweeps, or leave-one-seed-out."""
+    steps = sweep.probe_steps
+    if scorer is not None:
+        scorer.check_probes(sweep.probes, f"sweep {sweep.path}")
+        return {s: scorer for s in by_seed}, "given scorer"
+    if fit_on:
+        pool = [Run(f"{i}/{r.run_id}", r.config_id, r.seed, r.final, r.steps, r.signature, r.compute, r.total_compute,
+                    r.diverged) for i, sw in enumerate(fit_on) for r in runs_of(sw)]
+        probes = [p for p in sweep.probes if all(p in sw.probes for sw in fit_on)]
+        fitted = fit_on_runs(pool, probes, steps, prefixes, progress)
+        return {s: fitted for s in by_seed}, "fit on " + ", ".join(str(sw.path) for sw in fit_on)
+    if len(by_seed) < 3:
+        raise ValueError(f"{sweep.path}: leave-one-seed-out needs at least 3 seeds (2 to fit with held-out "
+                         f"cross-validation), but the sweep has {sorted(by_seed)}; pass --fit-on or --scorer.")
+    scorers = {}
+    for s in by_seed:
+        progress(f"fitting the scorer without seed {s}")
+        scorers[s] = fit_on_runs([r for r in runs if r.seed != s], sweep.probes, steps, prefixes)
+    return scorers, "leave-one-seed-out"
+
+
+def chosen_config(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), prefix: int = 100,
+                  progress=lambda m: None) -> tuple[str, dict]:
+    """The config the ``earlyexit`` policy (keep top 1 at ``prefix``) picks, by majority over held-out seeds.
+
+    Returns ``(config_id, detail)``; ties go to the higher mean final accuracy.
+    """
+    runs = runs_of(sweep)
+    by_seed: dict[int, list[Run]] = defaultdict(list)
+    for r in runs:
+        by_seed[r.seed].append(r)
+    if prefix not in sweep.probe_steps:
+        raise ValueError(f"--prefix {prefix} is not a probe step of {sweep.path} {sweep.probe_steps}.")
+    scorers, protocol = _scorers(sweep, runs, by_seed, scorer, fit_on, [prefix], progress)
+    votes: dict[str, list] = defaultdict(list)
+    for seed, rs in by_seed.items():
+        res = screen(prefix, 1, scorer_at(scorers[seed]), uses_probes=True)(rs, 0)
+        for run_id in res.kept:
+            votes[next(r.config_id for r in rs if r.run_id == run_id)].append(seed)
+    if not votes:
+        raise ValueError(f"{sweep.path}: the policy kept no config (every candidate diverged).")
+    mean_final = {c: sum(r.final for r in runs if r.config_id == c and r.final == r.final) /
+                  max(1, sum(1 for r in runs if r.config_id == c and r.final == r.final)) for c in votes}
+    best = max(votes, key=lambda c: (len(votes[c]), mean_final[c]))
+    return best, {"protocol": protocol, "prefix": prefix, "votes": {c: v for c, v in votes.items()},
+                  "mean_final": mean_final[best]}
+
+
 def _optuna_pruners(max_steps: int) -> dict[str, Callable[[], optuna.pruners.BasePruner]]:
     return {
         "median": lambda: optuna.pruners.MedianPruner(),
@@ -58,27 +107,7 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     prefixes = sorted({s for s in (prefix, *steps) if 0 < s <= max(steps)}) if pareto else [prefix]
     max_steps = int(sweep.runs["steps"].max())
 
-    # One scorer per held-out seed (leave-one-seed-out) unless a scorer or other sweeps are given.
-    scorers: dict[int, object] = {}
-    protocol = "leave-one-seed-out"
-    if scorer is not None:
-        scorer.check_probes(sweep.probes, f"sweep {sweep.path}")
-        scorers = {s: scorer for s in by_seed}
-        protocol = "given scorer"
-    elif fit_on:
-        pool = [Run(f"{i}/{r.run_id}", r.config_id, r.seed, r.final, r.steps, r.signature, r.compute, r.total_compute,
-                    r.diverged) for i, sw in enumerate(fit_on) for r in runs_of(sw)]
-        probes = [p for p in sweep.probes if all(p in sw.probes for sw in fit_on)]
-        fitted = fit_on_runs(pool, probes, steps, prefixes, progress)
-        scorers = {s: fitted for s in by_seed}
-        protocol = "fit on " + ", ".join(str(sw.path) for sw in fit_on)
-    else:
-        if len(by_seed) < 3:
-            raise ValueError(f"{sweep.path}: leave-one-seed-out needs at least 3 seeds (2 to fit with held-out "
-                             f"cross-validation), but the sweep has {sorted(by_seed)}; pass --fit-on or --scorer.")
-        for s in by_seed:
-            progress(f"fitting the scorer without seed {s}")
-            scorers[s] = fit_on_runs([r for r in runs if r.seed != s], sweep.probes, steps, prefixes)
+    scorers, protocol = _scorers(sweep, runs, by_seed, scorer, fit_on, prefixes, progress)
 
     def per_seed(make: Callable[[object], Callable]) -> Callable:
         """A policy whose scorer depends on the held-out seed."""

@@ -74,6 +74,7 @@ class Outcome:
     compute_used: float
     regret: float
     scores: dict  # run_id -> score the policy ranked by (NaN if none)
+    kept: tuple = ()  # run_ids trained to the end (completed)
 
 
 Policy = Callable[[Sequence[Run], int], Outcome]
@@ -92,7 +93,7 @@ def _full_cost(runs: Sequence[Run]) -> float:
 def outcome(runs: Sequence[Run], used: float, completed: Sequence[Run], scores: dict) -> Outcome:
     best_kept = max((r.final for r in completed if math.isfinite(r.final)), default=math.nan)
     regret = _best_final(runs) - best_kept if math.isfinite(best_kept) else _best_final(runs)
-    return Outcome(used / _full_cost(runs), regret, scores)
+    return Outcome(used / _full_cost(runs), regret, scores, tuple(r.run_id for r in completed))
 
 
 # -- policies that need no Optuna study ------------------------------------
