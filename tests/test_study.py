@@ -167,3 +167,15 @@ def test_storage_that_does_not_connect_exits_2(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "postgresql://nobody@127.0.0.1:1/none" in err and "does not connect" in err
+
+
+def test_failed_probes_do_not_prune(tmp_path, monkeypatch):
+    import earlyexit.training._loop as loop
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("double backward is not supported by this model")
+
+    monkeypatch.setattr(loop, "measure", broken)
+    study = run_study(load_spec(_spec(tmp_path)), storage=f"sqlite:///{tmp_path}/p.db", show_progress=False)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert all("double backward" in t.user_attrs["probe_error@4"] for t in study.trials)

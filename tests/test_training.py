@@ -71,3 +71,17 @@ def test_pruned_vocabulary_is_an_exact_reduction():
     assert small.final_loss == pytest.approx(full.final_loss, rel=1e-5)
     for a, b in zip(full.checkpoints, small.checkpoints):
         assert b.probes == pytest.approx(a.probes, rel=1e-3)
+
+
+def test_a_failing_probe_is_recorded_and_the_run_goes_on(monkeypatch):
+    import earlyexit.training._loop as loop
+
+    def no_double_backward(*args, **kwargs):
+        raise RuntimeError("derivative for aten::_fake_op is not implemented\nmore detail")
+
+    monkeypatch.setattr(loop, "measure", no_double_backward)
+    r = train(TrainConfig(**FAST), task=_dev_subset())
+    assert r.status == "completed" and r.steps == 12
+    for cp in r.checkpoints:
+        assert cp.probes == {} and cp.probe_error == "RuntimeError: derivative for aten::_fake_op is not implemented"
+        assert 0 <= cp.dev_accuracy <= 1

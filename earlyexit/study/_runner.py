@@ -94,6 +94,9 @@ class Objective:
             trial.set_user_attr(f"dev_accuracy@{cp.step}", cp.dev_accuracy)
             if cp.probe_error:
                 trial.set_user_attr(f"probe_error@{cp.step}", cp.probe_error)
+                if self.geometric:
+                    # No probes, no judgement: the trial is not reported at this step and so not pruned here.
+                    return False
             if self.geometric:
                 score = self.scorer.score(signature, cp.step)
             else:
