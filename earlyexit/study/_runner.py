@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 from pathlib import Path
 
 import optuna
@@ -68,6 +70,11 @@ def _finite(x: float):
     return x if math.isfinite(x) else str(x)
 
 
+class DuplicateTrial(Exception):
+    """Another worker already trains these hyperparameters (Optuna's GridSampler can hand the same
+    grid point to two workers at once); the later trial is failed without training."""
+
+
 class Objective:
     """Optuna objective for one spec: train, probe, report the score, obey the pruner."""
 
@@ -80,6 +87,15 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.spec)
+        trial.set_user_attr("earlyexit:worker", f"{socket.gethostname()}:{os.getpid()}")
+        if self.spec.sampler == "grid":
+            # The lowest-numbered trial with these parameters trains; later ones (other workers) stop.
+            earlier = [t.number for t in trial.study.get_trials(
+                deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED))
+                if t.number < trial.number and t.params == params]
+            if earlier:
+                trial.set_user_attr("earlyexit:duplicate_of", earlier[0])
+                raise DuplicateTrial(f"trial {trial.number} duplicates trial {earlier[0]} ({params})")
         config = self.spec.config_for(params)
         signature: dict[int, dict[str, float]] = {}
         bar = None
@@ -149,7 +165,7 @@ def make_storage(url: str, *, heartbeat_seconds: int = 30):
         Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
         return RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+                          heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=3))
     except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or a server that is down
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"storage {url!r} does not connect ({first}); check the URL, that the server runs, "
@@ -193,7 +209,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
                    position=0)
         callbacks.append(lambda s, t: bar.update(1) if t.state in (TrialState.COMPLETE, TrialState.PRUNED) else None)
     try:
-        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, callbacks=callbacks, catch=())
+        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, callbacks=callbacks, catch=(DuplicateTrial,))
     finally:
         if bar is not None:
             bar.close()
