@@ -179,3 +179,18 @@ def test_failed_probes_do_not_prune(tmp_path, monkeypatch):
     study = run_study(load_spec(_spec(tmp_path)), storage=f"sqlite:///{tmp_path}/p.db", show_progress=False)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
     assert all("double backward" in t.user_attrs["probe_error@4"] for t in study.trials)
+
+
+def test_bad_model_or_data_path_exits_2_and_writes_nothing(tmp_path, capsys):
+    path = _spec(tmp_path, extra='\n[model]\nname = "./no/such/model"\n')
+    db = tmp_path / "never.db"
+    assert main(["run", str(path), "--storage", f"sqlite:///{db}", "--no-progress"]) == 2
+    assert "./no/such/model" in capsys.readouterr().err and not db.exists()
+    path = _spec(tmp_path, extra='\n[data]\n')  # duplicate table: invalid TOML
+    assert main(["run", str(path), "--storage", f"sqlite:///{db}"]) == 2
+    assert "not valid TOML" in capsys.readouterr().err and not db.exists()
+    text = TINY.format(n_trials=1, grid="[1e-3]").replace("group_by_length = true",
+                                                          'group_by_length = true\npath = "./no/data"')
+    path.write_text(text)
+    assert main(["run", str(path), "--storage", f"sqlite:///{db}"]) == 2
+    assert "./no/data" in capsys.readouterr().err and not db.exists()

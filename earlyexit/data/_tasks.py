@@ -85,7 +85,7 @@ def _resolve_folder(data: str) -> Path:
     else:
         folder = Path(data).expanduser()
     if not folder.is_dir():
-        raise ValueError(f"data folder {str(folder)!r} does not exist; give a folder with train and dev "
+        raise ValueError(f"data folder {data!r} ({folder.resolve()}) does not exist; give a folder with train and dev "
                          "files (.tsv, .csv or .parquet), or leave data unset to load from the hub.")
     return folder
 

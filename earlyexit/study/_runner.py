@@ -191,7 +191,15 @@ def finished(study: optuna.Study) -> int:
 
 def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
               n_trials: int | None = None, n_jobs: int = 1, show_progress: bool = True) -> optuna.Study:
-    """Run (or continue) the study until it holds ``n_trials`` finished trials."""
+    """Run (or continue) the study until it holds ``n_trials`` finished trials.
+
+    The model, data and scorer are checked before the storage is touched, so
+    a bad path leaves no study behind.
+    """
+    from ..models import resolve
+
+    resolve(spec.train.model)
+    objective = Objective(spec, show_progress=show_progress)
     study = open_study(spec, storage=storage, study_name=study_name)
     # Trials of a crashed process: failed and queued again with the same hyperparameters.
     optuna.storages.fail_stale_trials(study)
@@ -199,7 +207,6 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     remaining = target - finished(study)
     if remaining <= 0:
         return study
-    objective = Objective(spec, show_progress=show_progress)
     callbacks = [optuna.study.MaxTrialsCallback(target, states=(TrialState.COMPLETE, TrialState.PRUNED))]
     bar = None
     if show_progress:
