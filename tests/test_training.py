@@ -85,3 +85,20 @@ def test_a_failing_probe_is_recorded_and_the_run_goes_on(monkeypatch):
     for cp in r.checkpoints:
         assert cp.probes == {} and cp.probe_error == "RuntimeError: derivative for aten::_fake_op is not implemented"
         assert 0 <= cp.dev_accuracy <= 1
+
+
+def test_infinite_gradient_is_reported_as_divergence(monkeypatch):
+    import torch
+
+    import earlyexit.training._loop as loop
+
+    calls = {"n": 0}
+    real = torch.nn.utils.clip_grad_norm_
+
+    def clip(params, max_norm):
+        calls["n"] += 1
+        return torch.tensor(float("inf")) if calls["n"] == 3 else real(params, max_norm)
+
+    monkeypatch.setattr(loop.torch.nn.utils, "clip_grad_norm_", clip)
+    r = train(TrainConfig(**FAST), task=_dev_subset())
+    assert r.status == "diverged" and r.steps == 2 and "non-finite gradient at step 2" in r.reason
