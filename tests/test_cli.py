@@ -21,4 +21,7 @@ def test_bench_quick_json_has_the_promised_keys(capsys):
     out = json.loads(capsys.readouterr().out)
     for key in ("train_step_s", "ours_steps", "reference_steps", "ours_probe_steps", "reference_probe_steps"):
         assert key in out
-    assert out["ours_steps"] < out["reference_steps"]
+    # Timings depend on machine load, so check the work done: the seed-style set spends 30 separate
+    # Hessian-vector products (20 power iterations + 10 Hutchinson); ours shares one graph and fewer.
+    assert 0 < out["ours_hessian_vector_products"] < 30
+    assert out["train_step_s"] > 0 and out["ours_steps"] > 0 and out["reference_steps"] > 0
