@@ -194,3 +194,20 @@ def test_bad_model_or_data_path_exits_2_and_writes_nothing(tmp_path, capsys):
     path.write_text(text)
     assert main(["run", str(path), "--storage", f"sqlite:///{db}"]) == 2
     assert "./no/data" in capsys.readouterr().err and not db.exists()
+
+
+def test_screen_mode_trains_every_config_to_the_prefix_then_the_top_k(tmp_path):
+    path = _spec(tmp_path, n_trials=3).read_text().replace("n_startup_trials = 1", 'n_startup_trials = 1\nmode = "screen"')
+    (tmp_path / "screen.toml").write_text(path)
+    spec = load_spec(tmp_path / "screen.toml")
+    study = run_study(spec, storage=f"sqlite:///{tmp_path}/scr.db", show_progress=False)
+    screened = [t for t in study.trials if t.user_attrs.get("earlyexit:phase") == "screen"]
+    finals = [t for t in study.trials if t.user_attrs.get("earlyexit:phase") == "final"]
+    assert len(screened) == 3 and all(t.state == optuna.trial.TrialState.PRUNED for t in screened)
+    assert all(t.user_attrs["steps"] == 4 and t.user_attrs["pruned_reason"] == "screened at step 4" for t in screened)
+    best = max(screened, key=lambda t: t.user_attrs["score@4"])
+    assert len(finals) == 1 and finals[0].state == optuna.trial.TrialState.COMPLETE
+    assert finals[0].params == best.params and finals[0].user_attrs["steps"] == 10
+    # Running it again changes nothing.
+    again = run_study(spec, storage=f"sqlite:///{tmp_path}/scr.db", show_progress=False)
+    assert len(again.trials) == 4

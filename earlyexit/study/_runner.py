@@ -70,6 +70,9 @@ def _finite(x: float):
     return x if math.isfinite(x) else str(x)
 
 
+PHASE_ATTR = "earlyexit:phase"
+
+
 class DuplicateTrial(Exception):
     """Another worker already trains these hyperparameters (Optuna's GridSampler can hand the same
     grid point to two workers at once); the later trial is failed without training."""
@@ -88,11 +91,16 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.spec)
         trial.set_user_attr("earlyexit:worker", f"{socket.gethostname()}:{os.getpid()}")
-        if self.spec.sampler == "grid":
-            # The lowest-numbered trial with these parameters trains; later ones (other workers) stop.
+        screen = self.spec.pruner.mode == "screen"
+        phase = trial.user_attrs.get(PHASE_ATTR, "screen" if screen else None)
+        if phase is not None:
+            trial.set_user_attr(PHASE_ATTR, phase)
+        screen_step = self.spec.pruner.decision_steps[0]
+        if self.spec.sampler == "grid" or phase == "final":
+            # The lowest-numbered trial with these parameters (in this phase) trains; later ones stop.
             earlier = [t.number for t in trial.study.get_trials(
                 deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED))
-                if t.number < trial.number and t.params == params]
+                if t.number < trial.number and t.params == params and t.user_attrs.get(PHASE_ATTR) == phase]
             if earlier:
                 trial.set_user_attr("earlyexit:duplicate_of", earlier[0])
                 raise DuplicateTrial(f"trial {trial.number} duplicates trial {earlier[0]} ({params})")
@@ -118,7 +126,11 @@ class Objective:
             else:
                 score = cp.dev_accuracy
             trial.set_user_attr(f"score@{cp.step}", _finite(score))
+            if phase == "final":
+                return False  # a screened survivor trains to the end
             trial.report(score, cp.step)
+            if phase == "screen":
+                return cp.step >= screen_step
             return trial.should_prune()
 
         try:
@@ -132,6 +144,10 @@ class Objective:
         if result.status == "diverged":
             trial.set_user_attr("pruned_reason", "diverged")
             raise optuna.TrialPruned(result.reason)
+        if result.status == "stopped" and phase == "screen":
+            reason = f"screened at step {result.steps}"
+            trial.set_user_attr("pruned_reason", reason)
+            raise optuna.TrialPruned(reason)
         if result.status == "stopped":
             frozen = trial.study._storage.get_trial(trial._trial_id)
             reason = frozen.system_attrs.get(REASON_ATTR, f"pruned by {type(trial.study.pruner).__name__} "
@@ -204,6 +220,8 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     # Trials of a crashed process: failed and queued again with the same hyperparameters.
     optuna.storages.fail_stale_trials(study)
     target = n_trials or spec.n_trials
+    if spec.pruner.mode == "screen":
+        return _run_screen(study, spec, objective, target, n_jobs, show_progress)
     remaining = target - finished(study)
     if remaining <= 0:
         return study
@@ -220,6 +238,43 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     finally:
         if bar is not None:
             bar.close()
+    return study
+
+
+def _run_screen(study, spec, objective, target, n_jobs, show_progress) -> optuna.Study:
+    """Screening: ``target`` trials to the first decision step, then the top K configs to the end."""
+    done_states = (TrialState.COMPLETE, TrialState.PRUNED)
+
+    def phase_trials(phase, states=done_states):
+        return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get(PHASE_ATTR) == phase]
+
+    step = spec.pruner.decision_steps[0]
+    remaining = target - len(phase_trials("screen"))
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, catch=(DuplicateTrial,),
+                       show_progress_bar=show_progress)
+    screened = phase_trials("screen")
+    scored = []
+    for t in screened:
+        value = t.user_attrs.get(f"score@{step}")
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            scored.append((value, t))
+    scored.sort(key=lambda vt: -vt[0])
+    k = spec.pruner.keep_top or math.ceil(spec.pruner.keep_fraction * len(screened))
+    finals = phase_trials("final", states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
+                                           TrialState.WAITING))
+    have = [t.params for t in finals]
+    for _, t in scored[:k]:
+        if t.params not in have:
+            study.enqueue_trial(t.params, user_attrs={PHASE_ATTR: "final", "earlyexit:screened_trial": t.number})
+    # GridSampler may stop a study once its grid is used up: keep going until no final waits.
+    for _ in range(3 * k + 3):
+        waiting = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                   if t.user_attrs.get(PHASE_ATTR) == "final"]
+        if not waiting:
+            break
+        study.optimize(objective, n_trials=len(waiting), n_jobs=min(n_jobs, len(waiting)), catch=(DuplicateTrial,),
+                       show_progress_bar=show_progress)
     return study
 
 

@@ -63,6 +63,10 @@ class PrunerSpec:
         keep_fraction: or keep the top fraction (when keep_top is None).
         n_startup_trials: no pruning until this many other trials reported
             at the step.
+        mode: ``sequential`` (the live pruner decides as each trial reaches
+            a decision step) or ``screen`` (every trial trains to the first
+            decision step and stops; then the top ``keep_top`` configs train
+            to the end: the compute of the replay's ``earlyexit`` policy).
     """
 
     kind: str = "geometric"
@@ -73,6 +77,7 @@ class PrunerSpec:
     keep_top: int | None = 2
     keep_fraction: float | None = None
     n_startup_trials: int = 3
+    mode: str = "sequential"
 
 
 @dataclass(frozen=True)
@@ -222,7 +227,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     pruner_cfg = dict(pruner)
     if "decision_steps" in pruner_cfg:
         pruner_cfg["decision_steps"] = tuple(_get(pruner, "decision_steps", list, where, "pruner."))
-    for key, kind in (("kind", str), ("scorer", str), ("rank_probe", str), ("higher_is_better", bool),
+    for key, kind in (("kind", str), ("mode", str), ("scorer", str), ("rank_probe", str), ("higher_is_better", bool),
                       ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int)):
         if key in pruner_cfg:
             pruner_cfg[key] = _get(pruner, key, kind, where, "pruner.")
@@ -234,6 +239,10 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     if pruner_spec.kind not in ("geometric", "none", "median", "percentile", "successive_halving", "hyperband"):
         raise SpecError(f"{where}: pruner.kind must be one of geometric, none, median, percentile, "
                         f"successive_halving, hyperband; got {pruner_spec.kind!r}.")
+    if pruner_spec.mode not in ("sequential", "screen"):
+        raise SpecError(f"{where}: pruner.mode must be 'sequential' or 'screen', but got {pruner_spec.mode!r}.")
+    if pruner_spec.mode == "screen" and pruner_spec.kind != "geometric":
+        raise SpecError(f"{where}: pruner.mode = 'screen' needs pruner.kind = 'geometric'.")
     if pruner_spec.rank_probe not in PROBE_NAMES:
         raise SpecError(f"{where}: pruner.rank_probe {pruner_spec.rank_probe!r} is not a probe; "
                         f"known probes are {list(PROBE_NAMES)}.")
