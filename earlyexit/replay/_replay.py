@@ -134,12 +134,12 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     for name, make in _optuna_pruners(max_steps).items():
         policies[name] = (study_replay(make, dev_accuracy_value, uses_probes=False), None)
 
+    # Screening, no pruning and the oracle see every config at once: arrival order cannot matter.
+    order_free = {"earlyexit", "loss_only", "prefix_accuracy", "no_pruning", "oracle"}
     results = {}
     for name, (policy, rank_value) in policies.items():
         progress(f"replaying {name}")
-        results[name] = evaluate(policy, held_out, 1 if name in ("no_pruning", "oracle") or
-                                 name.startswith(("earlyexit", "loss", "prefix")) and "sequential" not in name
-                                 else orders, rank_value).as_dict()
+        results[name] = evaluate(policy, held_out, 1 if name in order_free else orders, rank_value).as_dict()
     out = {"sweep": str(sweep.path), "protocol": {"held_out": protocol, "orders": orders, "prefix": prefix,
                                                   "keep_top": keep_top, "seeds": sorted(by_seed),
                                                   "configs_per_seed": len(held_out[0])},
