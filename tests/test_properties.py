@@ -2,7 +2,6 @@
 
 import shutil
 import string
-import tomllib
 
 import pytest
 from hypothesis import HealthCheck, given, settings

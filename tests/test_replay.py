@@ -1,9 +1,7 @@
 """Scorer fitting and the replay on a synthetic sweep with a planted signal."""
 
 import json
-import math
 
-import numpy as np
 import pytest
 
 from earlyexit.cli import main

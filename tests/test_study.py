@@ -1,7 +1,6 @@
 """Study specs and the study runner: spec errors, a resumed study, a diverging trial."""
 
 import json
-import textwrap
 
 import optuna
 import pytest

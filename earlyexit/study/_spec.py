@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..training import DEFAULT_PROBE_STEPS, SCHEDULES, TrainConfig
+from ..training import DEFAULT_PROBE_STEPS, TrainConfig
 from ..probes import PROBE_NAMES
 
 
