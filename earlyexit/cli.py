@@ -326,8 +326,7 @@ class FitCommand:
         p.add_argument("--json", action="store_true", help="print the cross-validation report as JSON")
 
     def take_action(self, args) -> int:
-        from .replay import runs_of
-        from .replay._replay import fit_on_runs
+        from .replay._replay import fit_on_runs, pooled_runs
         from .scoring import save_scorer
         from .sweeps import SweepFormatError, load
 
@@ -341,13 +340,9 @@ class FitCommand:
         bad = [s for s in prefixes if s not in steps]
         if bad:
             raise CLIUsageError(f"--prefixes {bad} are not probe steps shared by the sweeps {steps}.")
-        from .replay import Run
-
-        pool = [Run(f"{i}/{r.run_id}", r.config_id, r.seed, r.final, r.steps, r.signature, r.compute,
-                    r.total_compute, r.diverged) for i, sw in enumerate(sweeps) for r in runs_of(sw)]
         log = (lambda m: print(m, file=sys.stderr)) if args.json else print
         try:
-            scorer = fit_on_runs(pool, probes, steps, prefixes, progress=log)
+            scorer = fit_on_runs(pooled_runs(sweeps), probes, steps, prefixes, progress=log)
         except ValueError as exc:
             raise CLIUsageError(str(exc)) from exc
         save_scorer(scorer, args.output)

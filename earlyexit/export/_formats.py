@@ -12,10 +12,9 @@ import optuna
 from optuna.trial import TrialState
 
 from ..study import parse_spec
-from ..training import TrainConfig
+from ..training import HF_SCHEDULER_NAMES, TrainConfig
 
 FORMATS = ("json", "yaml", "hf", "args", "script")
-_HF_SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +101,7 @@ def hf_training_arguments(config: TrainConfig, output_dir: str = "earlyexit-best
         "learning_rate": config.learning_rate,
         "warmup_steps": config.warmup_ratio,
         "weight_decay": config.weight_decay,
-        "lr_scheduler_type": _HF_SCHEDULES[config.schedule],
+        "lr_scheduler_type": HF_SCHEDULER_NAMES[config.schedule],
         "per_device_train_batch_size": config.batch_size,
         "per_device_eval_batch_size": config.eval_batch_size,
         "max_steps": config.max_steps,
@@ -139,15 +138,17 @@ def to_args(chosen: list[Chosen]) -> str:
 
 
 def _data_path(data: str) -> str:
-    if data.startswith("earlyexit:"):
-        return str(resources.files("earlyexit") / "assets" / data.split(":", 1)[1])
-    return str(Path(data).resolve())
+    """The data folder as an absolute path (bundled names resolved), for scripts run elsewhere."""
+    from ..data._tasks import _resolve_folder
+
+    return str(_resolve_folder(data).resolve())
 
 
 def _model_path(model: str) -> str:
-    if model.startswith("earlyexit:"):
-        return str(resources.files("earlyexit") / "assets" / model.split(":", 1)[1])
-    path = Path(model)
+    """A local or bundled model as an absolute path; a hub name unchanged."""
+    from ..models import resolve
+
+    path = Path(resolve(model))
     return str(path.resolve()) if path.exists() else model
 
 
@@ -161,7 +162,7 @@ def to_script(chosen: list[Chosen]) -> str:
         "DATA": _data_path(cfg.data) if cfg.data is not None else "",
         "TEXT_KEYS": list(__import__("earlyexit.data", fromlist=["TASKS"]).TASKS[cfg.task].text_keys),
         "NUM_LAYERS": cfg.num_layers, "LEARNING_RATE": cfg.learning_rate, "WARMUP_RATIO": cfg.warmup_ratio,
-        "WEIGHT_DECAY": cfg.weight_decay, "SCHEDULE": _HF_SCHEDULES[cfg.schedule], "BATCH_SIZE": cfg.batch_size,
+        "WEIGHT_DECAY": cfg.weight_decay, "SCHEDULE": HF_SCHEDULER_NAMES[cfg.schedule], "BATCH_SIZE": cfg.batch_size,
         "MAX_STEPS": cfg.max_steps, "GRAD_CLIP": cfg.grad_clip, "SEED": cfg.seed, "MAX_LENGTH": cfg.max_length,
         "HIDDEN_DROPOUT": cfg.hidden_dropout, "CLASSIFIER_DROPOUT": cfg.classifier_dropout,
         "SOURCE": f"study {c.study!r}, trial {c.trial}, dev accuracy {c.value:.4f}",

@@ -28,6 +28,13 @@ def fit_on_runs(runs: Sequence[Run], probes: Sequence[str], steps: Sequence[int]
                       prefixes=prefixes, progress=progress)
 
 
+def pooled_runs(sweeps: Sequence[Sweep]) -> list[Run]:
+    """The runs of several sweeps as one pool; run ids get the sweep's index (``"0/r003"``) so the
+    scorer's cross-validation holds out each sweep's seeds separately."""
+    return [Run(f"{i}/{r.run_id}", r.config_id, r.seed, r.final, r.steps, r.signature, r.compute, r.total_compute,
+                r.diverged) for i, sw in enumerate(sweeps) for r in runs_of(sw)]
+
+
 def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress):
     """One scorer per held-out seed: the given one, one fitted on other sweeps, or leave-one-seed-out."""
     steps = sweep.probe_steps
@@ -35,10 +42,8 @@ def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress):
         scorer.check_probes(sweep.probes, f"sweep {sweep.path}")
         return {s: scorer for s in by_seed}, "given scorer"
     if fit_on:
-        pool = [Run(f"{i}/{r.run_id}", r.config_id, r.seed, r.final, r.steps, r.signature, r.compute, r.total_compute,
-                    r.diverged) for i, sw in enumerate(fit_on) for r in runs_of(sw)]
         probes = [p for p in sweep.probes if all(p in sw.probes for sw in fit_on)]
-        fitted = fit_on_runs(pool, probes, steps, prefixes, progress)
+        fitted = fit_on_runs(pooled_runs(fit_on), probes, steps, prefixes, progress)
         return {s: fitted for s in by_seed}, "fit on " + ", ".join(str(sw.path) for sw in fit_on)
     if len(by_seed) < 3:
         raise ValueError(f"{sweep.path}: leave-one-seed-out needs at least 3 seeds (2 to fit with held-out "

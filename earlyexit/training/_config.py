@@ -8,6 +8,8 @@ from ..probes import PROBE_NAMES
 
 DEFAULT_PROBE_STEPS = (0, 10, 25, 50, 100, 200, 400)
 SCHEDULES = ("linear", "cosine", "constant")
+#: Our schedule names -> transformers' scheduler names (warmup, then the schedule).
+HF_SCHEDULER_NAMES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
 @dataclass(frozen=True)

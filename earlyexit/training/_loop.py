@@ -18,7 +18,7 @@ import torch
 from ..data import Batcher, TaskData, collate, load_task
 from ..models import load_model, load_tokenizer, shrink_vocabulary, used_token_ids
 from ..probes import WarmStart, measure
-from ._config import TrainConfig
+from ._config import HF_SCHEDULER_NAMES, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = int(round(config.warmup_ratio * config.max_steps))
-    name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[config.schedule]
+    name = HF_SCHEDULER_NAMES[config.schedule]
     scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=config.max_steps)
 
     checkpoints: list[Checkpoint] = []
