@@ -83,6 +83,15 @@ class BenchCommand:
         p.add_argument("--quick", action="store_true",
                        help="a 1-layer, 16-token shape with one repeat and no accuracy check (for smoke tests)")
         p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+        p.add_argument("--spec", default=None,
+                       help="instead: measure each probe part's cost in training steps on this sweep spec's own "
+                            "model and data (what the replay charges)")
+        p.add_argument("--write", action="store_true",
+                       help="with --spec: save the costs as probe_costs.json in the spec's sweep folder")
+        p.add_argument("--out", default=None, help="with --write: the sweep folder (default: studies/<study.name>/)")
+        p.add_argument("--warm-steps", type=int, default=50, help="with --spec: training steps before measuring")
+        p.add_argument("--checkpoints", type=int, default=5,
+                       help="with --spec: consecutive checkpoints measured (the first, cold, is not counted)")
 
     def take_action(self, args) -> int:
         import torch
@@ -91,6 +100,10 @@ class BenchCommand:
 
         if args.threads:
             torch.set_num_threads(args.threads)
+        if args.spec is not None:
+            return self._spec_costs(args)
+        if args.write:
+            raise CLIUsageError("--write needs --spec (the sweep whose probe costs to save).")
         cfg = BenchConfig()
         if args.quick:
             cfg = BenchConfig(layers=1, hidden=64, heads=2, intermediate=128, vocab=2000, seq_len=16,
@@ -98,6 +111,27 @@ class BenchCommand:
         log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
         result = run(cfg, progress=log)
         print(json.dumps(result, default=_json_float) if args.json else "\n" + format_table(result))
+        return 0
+
+    def _spec_costs(self, args) -> int:
+        from pathlib import Path
+
+        from .benchmarks.probe_cost import format_costs, spec_costs
+        from .study import SpecError, load_spec
+        from .sweeps import write_probe_costs
+
+        try:
+            spec = load_spec(args.spec)
+        except SpecError as exc:
+            raise CLIUsageError(str(exc)) from exc
+        log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+        if args.warm_steps < 1 or args.checkpoints < 2:
+            raise CLIUsageError("--warm-steps must be at least 1 and --checkpoints at least 2 (the first is cold).")
+        costs = spec_costs(args.spec, warm_steps=args.warm_steps, checkpoints=args.checkpoints, progress=log)
+        print(json.dumps(costs.to_dict(), default=_json_float) if args.json else "\n" + format_costs(costs))
+        if args.write:
+            folder = Path(args.out) if args.out else Path(args.spec).parent / spec.name
+            log(f"wrote {write_probe_costs(folder, costs)}")
         return 0
 
 

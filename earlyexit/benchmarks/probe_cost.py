@@ -11,6 +11,7 @@ several seeds.
 
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 import time
@@ -223,4 +224,79 @@ def format_table(result: dict) -> str:
             f"rms error ours {acc['trace_ours_rms_error']:.4g}, seed-style (10 Hutchinson) "
             f"{acc['trace_reference_rms_error']:.4g} over {len(acc['trace_ours'])} seeds",
         ]
+    return "\n".join(lines)
+
+
+# -- probe costs on a sweep's own model ---------------------------------------
+def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, progress=print):
+    """Measure :class:`earlyexit.sweeps.ProbeCosts` on a spec's model, data and probe set.
+
+    Trains the spec's first sweep config for ``warm_steps`` steps, then
+    measures at ``checkpoints`` consecutive steps (warm-started as in a run)
+    the whole probe set, the gradient probes alone, and the loss alone; each
+    part's cost is the median of its ``seconds_<part>`` over those
+    checkpoints divided by the median training-step time of the same run.
+    """
+    import dataclasses
+
+    from ..study import load_spec
+    from ..sweeps import ProbeCosts
+    from ..sweeps._runner import plan
+    from ..training import train
+
+    spec = load_spec(spec_path)
+    first = plan(spec)[0]
+    base = spec.config_for(first.params)
+    steps = list(range(warm_steps, warm_steps + checkpoints))
+    measured: dict[str, list[float]] = {}
+    step_times: list[float] = []
+    probe_sets = {
+        "all": tuple(base.probe_names),
+        "gradient": ("loss", "gradient_norm", "gradient_variance"),
+        "forward": ("loss",),
+    }
+    for label, names in probe_sets.items():
+        config = dataclasses.replace(base, probe_names=names, probe_steps=tuple(steps),
+                                     max_steps=warm_steps + checkpoints)
+        progress(f"{label}: training {warm_steps} steps, probing at steps {steps}")
+        result = train(config)
+        step_times.append(result.train_step_seconds)
+        for cp in result.checkpoints[1:]:  # the first is cold
+            for key, seconds in cp.diagnostics.items():
+                if key.startswith("seconds_"):
+                    part = key.removeprefix("seconds_")
+                    if label == "all" and part == "gradient":
+                        part = "gradient_with_graph" if any(n.startswith("hessian") for n in names) else "gradient"
+                    elif label == "forward":
+                        part = "forward"
+                    elif label == "gradient" and part != "gradient":
+                        continue
+                    measured.setdefault(part, []).append(seconds)
+    step_s = statistics.median(step_times)
+    parts = {p: statistics.median(v) / step_s for p, v in measured.items()}
+    provenance = {
+        "spec": str(spec_path), "model": base.model, "num_layers": base.num_layers, "task": base.task,
+        "config": first.params, "warm_steps": warm_steps, "checkpoints": checkpoints,
+        "train_step_s": step_s, "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "torch": torch.__version__,
+        "command": f"earlyexit bench probes --spec {spec_path} --write",
+    }
+    return ProbeCosts(parts, provenance)
+
+
+def format_costs(costs) -> str:
+    lines = [f"probe costs on {costs.provenance.get('model')} ({costs.provenance.get('task')}), one training step "
+             f"{costs.provenance.get('train_step_s', math.nan):.3f} s, {costs.provenance.get('threads')} threads",
+             f"{'part':<22}{'training steps':>16}"]
+    lines += [f"{p:<22}{v:>16.2f}" for p, v in costs.parts.items()]
+    sets = {"loss only": ["loss"], "gradient probes": ["loss", "gradient_norm", "gradient_variance"],
+            "no Hessian probes": ["loss", "gradient_norm", "gradient_variance", "sam_sharpness",
+                                  "critical_sharpness"],
+            "all probes": list(BENCH_PROBES)}
+    lines.append("")
+    for label, names in sets.items():
+        try:
+            lines.append(f"{label:<22}{costs.of(names):>16.2f}")
+        except ValueError:
+            lines.append(f"{label:<22}{'not measured':>16}")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -93,7 +94,10 @@ class ProbeResult(dict):
     Attributes:
         diagnostics: cost and convergence figures (forward passes,
             Hessian-vector products, Lanczos residual, trace standard error,
-            seconds), by name.
+            ``seconds`` in all and ``seconds_<part>`` for each part measured:
+            ``gradient`` (the per-batch gradient pass that gives the loss,
+            gradient norm and variance), ``curvature`` (Lanczos and trace),
+            ``sam``, ``critical``, ``relative_critical``), by name.
         warm_start: a :class:`WarmStart` for the next checkpoint of the run.
     """
 
@@ -180,14 +184,19 @@ def measure(
         need_grad = bool(_NEEDS_GRADIENT & set(names))
         need_hessian = bool(_NEEDS_HESSIAN & set(names))
         grads = None
+        clock = _Clock(diag)
         if need_hessian:
-            loss, grads, hvp = objective.gradients_and_hvp()
-            eigenvector = _curvature(objective, hvp, names, settings, generator, eigenvector, values, diag)
+            with clock("gradient"):
+                loss, grads, hvp = objective.gradients_and_hvp()
+            with clock("curvature"):
+                eigenvector = _curvature(objective, hvp, names, settings, generator, eigenvector, values, diag)
             del hvp
         elif need_grad:
-            loss, grads = objective.gradients()
+            with clock("gradient"):
+                loss, grads = objective.gradients()
         else:
-            loss = objective.loss(theta)
+            with clock("gradient"):
+                loss = objective.loss(theta)
             diag["forward_passes"] += 1
         values["loss"] = loss
         if grads is not None:
@@ -198,8 +207,9 @@ def measure(
             if "gradient_variance" in names:
                 values["gradient_variance"] = float(sum(torch.sum((gb - g) ** 2) for gb in grads) / len(grads))
             if "sam_sharpness" in names:
-                values["sam_sharpness"] = 0.0 if g_norm == 0 else (
-                    objective.loss(theta + settings.sam_rho * g / g_norm) - loss)
+                with clock("sam"):
+                    values["sam_sharpness"] = 0.0 if g_norm == 0 else (
+                        objective.loss(theta + settings.sam_rho * g / g_norm) - loss)
                 diag["forward_passes"] += 1
             if {"critical_sharpness", "relative_critical_sharpness"} & set(names):
                 if optimizer is None:
@@ -208,21 +218,23 @@ def measure(
                     u = objective.flatten(update_direction(optimizer, objective.params, objective.unflatten(g).values()))
                 diag["update_norm"] = float(torch.linalg.vector_norm(u))
                 if "critical_sharpness" in names:
-                    found = critical_step(
-                        lambda eta: objective.loss(theta + eta * u) - loss,
-                        eta0=eta_c or _cold_eta(u, g, values), slope=float(torch.dot(g, u)),
-                        rtol=settings.critical_rtol, max_passes=settings.critical_max_passes)
+                    with clock("critical"):
+                        found = critical_step(
+                            lambda eta: objective.loss(theta + eta * u) - loss,
+                            eta0=eta_c or _cold_eta(u, g, values), slope=float(torch.dot(g, u)),
+                            rtol=settings.critical_rtol, max_passes=settings.critical_max_passes)
                     values["critical_sharpness"] = found.sharpness
                     diag["critical_sharpness_forward_passes"] = found.forward_passes
                     diag["forward_passes"] += found.forward_passes
                     eta_c = found.eta if 0 < found.eta < math.inf else eta_c
                 if "relative_critical_sharpness" in names:
                     ref = list(reference_batches)
-                    ref_loss = objective.loss(theta, ref)
-                    found = critical_step(
-                        lambda eta: objective.loss(theta + eta * u, ref) - ref_loss,
-                        eta0=rel_eta_c or eta_c or _cold_eta(u, g, values),
-                        rtol=settings.critical_rtol, max_passes=settings.critical_max_passes)
+                    with clock("relative_critical"):
+                        ref_loss = objective.loss(theta, ref)
+                        found = critical_step(
+                            lambda eta: objective.loss(theta + eta * u, ref) - ref_loss,
+                            eta0=rel_eta_c or eta_c or _cold_eta(u, g, values),
+                            rtol=settings.critical_rtol, max_passes=settings.critical_max_passes)
                     values["relative_critical_sharpness"] = found.sharpness
                     diag["relative_critical_sharpness_forward_passes"] = found.forward_passes + 1
                     diag["forward_passes"] += found.forward_passes + 1
@@ -230,6 +242,22 @@ def measure(
     diag["seconds"] = time.perf_counter() - started
     ordered = {n: values[n] for n in PROBE_NAMES if n in names}
     return ProbeResult(ordered, diag, WarmStart(eigenvector, eta_c, rel_eta_c))
+
+
+class _Clock:
+    """Adds the wall time of each ``with clock(part):`` block to ``diag["seconds_<part>"]``."""
+
+    def __init__(self, diag: dict[str, float]):
+        self._diag = diag
+
+    @contextlib.contextmanager
+    def __call__(self, part: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            key = f"seconds_{part}"
+            self._diag[key] = self._diag.get(key, 0.0) + time.perf_counter() - t0
 
 
 def _validate_names(names, reference_batches) -> tuple[str, ...]:

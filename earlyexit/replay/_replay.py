@@ -12,10 +12,25 @@ import optuna
 from ..pruning import GeometricPruner
 from ..scoring import fit_scorer
 from ..sweeps import Sweep
-from ._simulate import (Run, dev_accuracy_at, dev_accuracy_value, evaluate, no_pruning, oracle, probe_rank, runs_of,
-                        scorer_at, scorer_value, screen, study_replay)
+from ._simulate import (
+    Compute,
+    Run,
+    dev_accuracy_at,
+    dev_accuracy_value,
+    evaluate,
+    no_pruning,
+    oracle,
+    probe_rank,
+    runs_of,
+    scorer_at,
+    scorer_value,
+    screen,
+    study_replay,
+)
 
 FEATURES_EXTRA = ("dev_accuracy",)
+CHEAP_PROBES = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness")
+"""The probes without Hessian-vector products: the ``earlyexit_cheap`` policy's scorer uses only these."""
 
 
 def fit_on_runs(runs: Sequence[Run], probes: Sequence[str], steps: Sequence[int], prefixes: Sequence[int],
@@ -35,14 +50,28 @@ def pooled_runs(sweeps: Sequence[Sweep]) -> list[Run]:
                 r.diverged) for i, sw in enumerate(sweeps) for r in runs_of(sw)]
 
 
-def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress):
-    """One scorer per held-out seed: the given one, one fitted on other sweeps, or leave-one-seed-out."""
+def _probes_of(scorer) -> tuple[str, ...]:
+    """The probes a scorer's features need measured (dev metrics come from evaluation)."""
+    return tuple(n for n in scorer.names if n not in ("dev_accuracy", "dev_loss"))
+
+
+def _compute(sweep: Sweep, scorer_or_probes, step: int) -> Compute:
+    probes = scorer_or_probes if isinstance(scorer_or_probes, tuple) else _probes_of(scorer_or_probes)
+    return Compute(probes, sweep.probe_costs, probe_until=step)
+
+
+def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, only=None):
+    """One scorer per held-out seed: the given one, one fitted on other sweeps, or leave-one-seed-out.
+
+    ``only`` limits the fitted scorers' probes to those names.
+    """
     steps = sweep.probe_steps
     if scorer is not None:
         scorer.check_probes(sweep.probes, f"sweep {sweep.path}")
         return {s: scorer for s in by_seed}, "given scorer"
+    allowed = [p for p in sweep.probes if only is None or p in only]
     if fit_on:
-        probes = [p for p in sweep.probes if all(p in sw.probes for sw in fit_on)]
+        probes = [p for p in allowed if all(p in sw.probes for sw in fit_on)]
         fitted = fit_on_runs(pooled_runs(fit_on), probes, steps, prefixes, progress)
         return {s: fitted for s in by_seed}, "fit on " + ", ".join(str(sw.path) for sw in fit_on)
     if len(by_seed) < 3:
@@ -50,8 +79,8 @@ def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress):
                          f"cross-validation), but the sweep has {sorted(by_seed)}; pass --fit-on or --scorer.")
     scorers = {}
     for s in by_seed:
-        progress(f"fitting the scorer without seed {s}")
-        scorers[s] = fit_on_runs([r for r in runs if r.seed != s], sweep.probes, steps, prefixes)
+        progress(f"fitting the scorer without seed {s}" + ("" if only is None else " (no Hessian probes)"))
+        scorers[s] = fit_on_runs([r for r in runs if r.seed != s], allowed, steps, prefixes)
     return scorers, "leave-one-seed-out"
 
 
@@ -70,7 +99,7 @@ def chosen_config(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), pr
     scorers, protocol = _scorers(sweep, runs, by_seed, scorer, fit_on, [prefix], progress)
     votes: dict[str, list] = defaultdict(list)
     for seed, rs in by_seed.items():
-        res = screen(prefix, 1, scorer_at(scorers[seed]), uses_probes=True)(rs, 0)
+        res = screen(prefix, 1, scorer_at(scorers[seed]))(rs, 0)
         for run_id in res.kept:
             votes[next(r.config_id for r in rs if r.run_id == run_id)].append(seed)
     if not votes:
@@ -112,60 +141,81 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     prefixes = sorted({s for s in (prefix, *steps) if 0 < s <= max(steps)}) if pareto else [prefix]
     max_steps = int(sweep.runs["steps"].max())
 
-    scorers, protocol = _scorers(sweep, runs, by_seed, scorer, fit_on, prefixes, progress)
+    families = {"earlyexit": _scorers(sweep, runs, by_seed, scorer, fit_on, prefixes, progress)}
+    protocol = families["earlyexit"][1]
+    cheap = scorer is None and sweep.probe_costs is not None and any(p in CHEAP_PROBES for p in sweep.probes)
+    if cheap:
+        families["earlyexit_cheap"] = _scorers(sweep, runs, by_seed, None, fit_on, prefixes, progress,
+                                               only=CHEAP_PROBES)
+    scorers = {name: sc for name, (sc, _) in families.items()}
 
-    def per_seed(make: Callable[[object], Callable]) -> Callable:
+    def per_seed(family: str, make: Callable[[object], Callable]) -> Callable:
         """A policy whose scorer depends on the held-out seed."""
         def policy(rs, order_seed):
-            return make(scorers[rs[0].seed])(rs, order_seed)
+            return make(scorers[family][rs[0].seed])(rs, order_seed)
         return policy
 
-    def rank_with(make_score: Callable[[object], Callable[[Run, int], float]], step: int) -> Callable[[Run], float]:
-        return lambda run: make_score(scorers[run.seed])(run, step) if step in run.signature else math.nan
+    def rank_with(family: str, step: int) -> Callable[[Run], float]:
+        return lambda run: scorer_at(scorers[family][run.seed])(run, step) if step in run.signature else math.nan
 
-    policies: dict[str, tuple] = {
-        "earlyexit": (per_seed(lambda sc: screen(prefix, keep_top, scorer_at(sc), uses_probes=True)),
-                      rank_with(scorer_at, prefix)),
-        "earlyexit_sequential": (per_seed(lambda sc: study_replay(
-            lambda: GeometricPruner(decision_steps=[prefix], keep_top=keep_top, n_startup_trials=0),
-            scorer_value(sc), uses_probes=True)), rank_with(scorer_at, prefix)),
-        "loss_only": (screen(prefix, keep_top, probe_rank("loss"), uses_probes=True),
+    policies: dict[str, tuple] = {}
+    for family in scorers:
+        policies[family] = (per_seed(family, lambda sc: screen(prefix, keep_top, scorer_at(sc),
+                                                               compute=_compute(sweep, sc, prefix))),
+                            rank_with(family, prefix))
+    policies["earlyexit_sequential"] = (per_seed("earlyexit", lambda sc: study_replay(
+        lambda: GeometricPruner(decision_steps=[prefix], keep_top=keep_top, n_startup_trials=0),
+        scorer_value(sc), compute=_compute(sweep, sc, prefix))), rank_with("earlyexit", prefix))
+    policies.update({
+        "loss_only": (screen(prefix, keep_top, probe_rank("loss"), compute=_compute(sweep, ("loss",), prefix)),
                       lambda run: probe_rank("loss")(run, prefix)),
-        "prefix_accuracy": (screen(prefix, keep_top, dev_accuracy_at, uses_probes=False),
-                            lambda run: dev_accuracy_at(run, prefix)),
+        "prefix_accuracy": (screen(prefix, keep_top, dev_accuracy_at), lambda run: dev_accuracy_at(run, prefix)),
         "no_pruning": (no_pruning, None),
         "oracle": (oracle, lambda run: run.final),
-    }
+    })
     for name, make in _optuna_pruners(max_steps).items():
-        policies[name] = (study_replay(make, dev_accuracy_value, uses_probes=False), None)
+        policies[name] = (study_replay(make, dev_accuracy_value), None)
 
     # Screening, no pruning and the oracle see every config at once: arrival order cannot matter.
-    order_free = {"earlyexit", "loss_only", "prefix_accuracy", "no_pruning", "oracle"}
+    order_free = {*scorers, "loss_only", "prefix_accuracy", "no_pruning", "oracle"}
     results = {}
     for name, (policy, rank_value) in policies.items():
         progress(f"replaying {name}")
         results[name] = evaluate(policy, held_out, 1 if name in order_free else orders, rank_value).as_dict()
-    out = {"sweep": str(sweep.path), "protocol": {"held_out": protocol, "orders": orders, "prefix": prefix,
-                                                  "keep_top": keep_top, "seeds": sorted(by_seed),
-                                                  "configs_per_seed": len(held_out[0])},
-           "policies": results}
+    costs = sweep.probe_costs
+    out = {"sweep": str(sweep.path), "protocol": {
+        "held_out": protocol, "orders": orders, "prefix": prefix, "keep_top": keep_top, "seeds": sorted(by_seed),
+        "configs_per_seed": len(held_out[0]),
+        "probe_cost": ("measured per probe (probe_costs.json), in training steps" if costs is not None else
+                       "the log's wall-clock compute_steps: every probe the sweep measured (no probe_costs.json)"),
+        "probe_cost_steps": {name: _compute(sweep, scorers[name][s], prefix).per_checkpoint
+                             for name in scorers for s in [min(by_seed)]} | (
+            {"loss_only": _compute(sweep, ("loss",), prefix).per_checkpoint}),
+        "probes": {name: list(_probes_of(scorers[name][min(by_seed)])) for name in scorers}},
+        "policies": results}
     if pareto:
-        out["pareto"] = _pareto(held_out, scorers, prefixes, orders)
+        out["pareto"] = _pareto(sweep, held_out, scorers, prefixes)
     return out
 
 
-def _pareto(held_out, scorers, prefixes, orders) -> dict:
+def _pareto(sweep, held_out, scorers, prefixes) -> dict:
     """Compute saved against regret as aggressiveness varies (prefix step x keep_top)."""
     curves: dict[str, list] = defaultdict(list)
     for step in prefixes:
         for k in (1, 2, 3, 4):
-            for name, make in (
-                ("earlyexit", lambda sc: screen(step, k, scorer_at(sc), uses_probes=True)),
-                ("loss_only", lambda sc: screen(step, k, probe_rank("loss"), uses_probes=True)),
-                ("prefix_accuracy", lambda sc: screen(step, k, dev_accuracy_at, uses_probes=False)),
-            ):
-                def policy(rs, o, make=make):
-                    return make(scorers[rs[0].seed])(rs, o)
+            makers = [(family, lambda sc, step=step, k=k: screen(step, k, scorer_at(sc),
+                                                                compute=_compute(sweep, sc, step)))
+                      for family in scorers]
+            makers += [
+                ("loss_only", lambda sc, step=step, k=k: screen(step, k, probe_rank("loss"),
+                                                                compute=_compute(sweep, ("loss",), step))),
+                ("prefix_accuracy", lambda sc, step=step, k=k: screen(step, k, dev_accuracy_at)),
+            ]
+            for name, make in makers:
+                family = name if name in scorers else "earlyexit"
+
+                def policy(rs, o, make=make, family=family):
+                    return make(scorers[family][rs[0].seed])(rs, o)
                 r = evaluate(policy, held_out, 1)
                 curves[name].append({"prefix": step, "keep_top": k, "compute_saved": r.compute_saved,
                                      "regret": r.regret})
@@ -183,7 +233,7 @@ def plot(result: dict, path: Path) -> None:
     for name, pts in result.get("pareto", {}).items():
         ax.plot([p["compute_saved"] for p in pts], [100 * p["regret"] for p in pts], "o", alpha=0.6, label=name)
     for name, r in result["policies"].items():
-        if name in ("earlyexit", "loss_only", "prefix_accuracy"):
+        if name in ("earlyexit", "earlyexit_cheap", "loss_only", "prefix_accuracy"):
             continue
         if r["compute_saved"] is not None and r["regret"] is not None:
             ax.plot(r["compute_saved"], 100 * r["regret"], "x", ms=8)

@@ -6,9 +6,12 @@ live: the trial's own checkpoints up to the current step, the checkpoints of
 earlier trials, and the finals of earlier completed trials. A trial either
 stops at a probe step or trains to the end.
 
-Compute is counted in training steps, probe overhead included for policies
-that use probes (from the log's ``compute_steps``), as a fraction of
-training every config fully without probes. Dev evaluations are not counted
+Compute is counted in training steps, as a fraction of training every
+config fully without probes. A policy that uses probes also pays for them
+(:class:`Compute`): where the sweep has measured probe costs
+(``probe_costs.json``), each checkpoint the policy probes costs exactly the
+probes it uses; otherwise it pays the log's ``compute_steps``, the wall-clock
+overhead of every probe the sweep measured. Dev evaluations are not counted
 for any policy.
 """
 
@@ -22,7 +25,7 @@ import numpy as np
 import optuna
 from scipy import stats
 
-from ..sweeps import Sweep
+from ..sweeps import ProbeCosts, Sweep
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,58 @@ def runs_of(sweep: Sweep) -> list[Run]:
 
 
 @dataclass(frozen=True)
+class Compute:
+    """How a policy's compute is counted for one run, in training steps.
+
+    Attributes:
+        probes: the probes the policy measures at each checkpoint (names of
+            :data:`earlyexit.probes.PROBE_NAMES`; dev metrics are free);
+            empty for policies that use no probes.
+        costs: per-probe costs in training steps (the sweep's
+            ``probe_costs.json``); None charges the log's wall-clock
+            ``compute_steps`` instead, i.e. every probe the sweep measured.
+        probe_until: the last step at which the policy still probes (its
+            decision step); later checkpoints of a survivor cost nothing.
+            Only with ``costs``: the logged compute cannot be split.
+    """
+
+    probes: tuple = ()
+    costs: ProbeCosts | None = None
+    probe_until: int | None = None
+
+    @property
+    def per_checkpoint(self) -> float:
+        """Training steps one checkpoint's probes cost (NaN when charged from the log)."""
+        if not self.probes:
+            return 0.0
+        return self.costs.of(self.probes) if self.costs is not None else math.nan
+
+    def until(self, run: Run, step: int) -> float:
+        """Compute of ``run`` trained to ``step`` (or to where it diverged) and probed up to there."""
+        stop = min(step, run.steps)
+        if not self.probes:
+            return float(stop)
+        if self.costs is None:
+            return run.compute.get(stop, stop)
+        return stop + self.per_checkpoint * self._checkpoints(run, stop)
+
+    def whole(self, run: Run) -> float:
+        """Compute of ``run`` trained to its end."""
+        if not self.probes:
+            return float(run.steps)
+        if self.costs is None:
+            return run.total_compute
+        return run.steps + self.per_checkpoint * self._checkpoints(run, run.steps)
+
+    def _checkpoints(self, run: Run, stop: int) -> int:
+        last = stop if self.probe_until is None else min(stop, self.probe_until)
+        return sum(1 for s in run.signature if s <= last)
+
+
+NO_PROBES = Compute()
+
+
+@dataclass(frozen=True)
 class Outcome:
     """One replayed study: compute fraction used, regret, and the scores the policy gave."""
 
@@ -106,14 +161,14 @@ def oracle(runs: Sequence[Run], order_seed: int) -> Outcome:
     return outcome(runs, best.steps, [best], {r.run_id: r.final for r in runs})
 
 
-def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *, uses_probes: bool) -> Policy:
+def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *,
+           compute: Compute = NO_PROBES) -> Policy:
     """Train every config to ``step``, keep the top ``keep_top`` by ``score_of(run, step)``, finish those.
 
     ``prefix_accuracy`` is this with the dev accuracy at ``step`` (no probe
-    overhead); ``earlyexit`` and ``loss_only`` with a probe score (probe
-    overhead up to ``step`` counted for every config, and for the survivors'
-    later checkpoints too). Diverged runs stop where they diverged; a survivor
-    that diverges after ``step`` is replaced by the next best.
+    overhead); ``earlyexit`` and ``loss_only`` with a probe score, paying for
+    their probes as ``compute`` says. Diverged runs stop where they diverged;
+    a survivor that diverges after ``step`` is replaced by the next best.
     """
     if keep_top < 1:
         raise ValueError(f"keep_top must be at least 1, but got {keep_top=}.")
@@ -129,13 +184,7 @@ def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *, u
             trained.add(r.run_id)
             if not r.diverged:
                 kept.append(r)
-        used = 0.0
-        for r in runs:
-            if r.run_id in trained:
-                used += r.total_compute if uses_probes else r.steps
-            else:
-                stop = min(step, r.steps)
-                used += r.compute.get(stop, stop) if uses_probes else stop
+        used = sum(compute.whole(r) if r.run_id in trained else compute.until(r, step) for r in runs)
         return outcome(runs, used, kept, scores)
 
     return policy
@@ -162,11 +211,11 @@ def scorer_at(scorer) -> Callable[[Run, int], float]:
 
 # -- sequential policies through real Optuna studies -------------------------
 def study_replay(make_pruner: Callable[[], optuna.pruners.BasePruner], value_of: Callable[[Run, int, dict], float],
-                 *, uses_probes: bool, final_step: bool = True) -> Policy:
+                 *, compute: Compute = NO_PROBES) -> Policy:
     """Replay a study with ``make_pruner()``: each trial reports ``value_of(run, step, history)`` at its steps.
 
     ``history`` is the per-run signature up to the step (what the trial knows).
-    Compute counts probe overhead when ``uses_probes``.
+    Probes are paid for as ``compute`` says.
     """
 
     def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
@@ -189,10 +238,10 @@ def study_replay(make_pruner: Callable[[], optuna.pruners.BasePruner], value_of:
             if stopped is None and run.diverged:
                 stopped = run.steps
             if stopped is not None:
-                used += run.compute.get(stopped, stopped) if uses_probes else min(stopped, run.steps)
+                used += compute.until(run, stopped)
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             else:
-                used += run.total_compute if uses_probes else run.steps
+                used += compute.whole(run)
                 study.tell(trial, run.final)
                 completed.append(run)
         return outcome(runs, used, completed, {})

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._costs import ProbeCosts, read_probe_costs
 from ._format import CHECKPOINTS, RUN_FIELDS, RUN_STATUSES, RUNS, SweepFormatError, read_manifest
 
 _CP_NUMERIC = ("dev_accuracy", "dev_loss", "train_loss", "wall_seconds", "compute_steps", "probe_seconds")
@@ -25,6 +26,8 @@ class Sweep:
         params: the searched hyperparameter columns (``seed`` included).
         probes: the probe columns.
         probe_steps: the probe steps of the protocol.
+        probe_costs: each probe's cost in training steps of the sweep's model
+            (``probe_costs.json``), or None when the folder has none.
     """
 
     path: Path
@@ -34,6 +37,7 @@ class Sweep:
     params: list[str]
     probes: list[str]
     probe_steps: list[int]
+    probe_costs: ProbeCosts | None = None
 
     @property
     def missing_runs(self) -> int:
@@ -143,7 +147,11 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
         if missing:
             raise SweepFormatError(f"{cp_file}: run {row['run_id']!r} ({run_file} line {i + 2}) has no checkpoint "
                                    f"rows for steps {missing}.")
-    sweep = Sweep(folder, manifest, runs, cps, params, probes, steps)
+    try:
+        costs = read_probe_costs(folder)
+    except ValueError as exc:
+        raise SweepFormatError(str(exc)) from exc
+    sweep = Sweep(folder, manifest, runs, cps, params, probes, steps, costs)
     if require_complete and sweep.missing_runs > 0:
         raise SweepFormatError(f"{run_file}: {sweep.missing_runs} of {manifest.get('runs')} planned runs are missing; "
                                "finish the sweep with `earlyexit sweep SPEC.toml`.")

@@ -1,0 +1,126 @@
+"""Probe costs: shared parts are paid once, the replay charges exactly the probes a policy uses."""
+
+import json
+import math
+
+import pytest
+
+from earlyexit.cli import main
+from earlyexit.replay import replay
+from earlyexit.sweeps import ProbeCosts, SweepFormatError, load, write_probe_costs
+
+from synthetic_sweep import STEPS, write_synthetic_sweep
+
+PARTS = {"forward": 0.3, "gradient": 1.0, "gradient_with_graph": 1.5, "sam": 0.25, "critical": 2.0,
+         "curvature": 20.0}
+
+
+def test_shared_parts_are_paid_once():
+    costs = ProbeCosts(PARTS)
+    assert costs.of([]) == 0.0 and costs.of(["dev_accuracy"]) == 0.0
+    assert costs.of(["loss"]) == pytest.approx(0.3)
+    assert costs.of(["loss", "gradient_norm", "gradient_variance"]) == pytest.approx(1.0)
+    assert costs.of(["gradient_norm", "sam_sharpness", "critical_sharpness"]) == pytest.approx(3.25)
+    assert costs.of(["hessian_trace", "hessian_top_eigenvalue", "loss"]) == pytest.approx(21.5)
+    assert costs.of(["hessian_trace", "critical_sharpness"]) == pytest.approx(23.5)
+
+
+@pytest.mark.parametrize("parts, match", [
+    ({"gradient": 1.0}, "lack part"),
+    ({**PARTS, "sam": -1.0}, "non-negative"),
+    ({**PARTS, "sam": math.nan}, "finite"),
+    ({**PARTS, "teleport": 1.0}, "unknown probe-cost part"),
+])
+def test_bad_costs_are_refused(parts, match):
+    with pytest.raises(ValueError, match=match):
+        ProbeCosts(parts)
+
+
+def test_a_probe_whose_part_was_not_measured_is_an_error():
+    costs = ProbeCosts({"forward": 0.3, "gradient": 1.0})
+    with pytest.raises(ValueError, match=r"no cost was measured for part\(s\) \['critical'\]"):
+        costs.of(["critical_sharpness"])
+    with pytest.raises(ValueError, match="no cost is known"):
+        costs.of(["magic"])
+
+
+@pytest.fixture(scope="module")
+def costed(tmp_path_factory):
+    path = write_synthetic_sweep(tmp_path_factory.mktemp("costed") / "syn")
+    write_probe_costs(path, ProbeCosts(PARTS, {"command": "test"}))
+    return path
+
+
+def test_replay_charges_measured_probe_costs(costed):
+    sweep = load(costed)
+    assert sweep.probe_costs is not None
+    out = replay(sweep, orders=2, prefix=50, keep_top=1, pareto=False)
+    pol, proto = out["policies"], out["protocol"]
+    runs = sweep.runs
+    full = float(runs["steps"].sum())
+    # loss_only: every run pays its steps to 50 plus the loss at the checkpoints 0, 10, 50;
+    # the survivor trains on without probing past its decision step.
+    per_seed = []
+    for _, group in runs.groupby("seed"):
+        steps_to_50 = sum(min(50, s) for s in group["steps"])
+        checkpoints = sum(sum(1 for c in STEPS if c <= min(50, s)) for s in group["steps"])
+        per_seed.append((steps_to_50, checkpoints, float(group["steps"].sum())))
+    assert proto["probe_cost_steps"]["loss_only"] == pytest.approx(0.3)
+    assert "hessian_trace" in proto["probes"]["earlyexit"]
+    assert proto["probes"]["earlyexit_cheap"] == ["loss", "gradient_norm"]
+    assert proto["probe_cost_steps"]["earlyexit_cheap"] == pytest.approx(1.0)
+    assert proto["probe_cost_steps"]["earlyexit"] == pytest.approx(21.5)
+    assert full == sum(p[2] for p in per_seed)
+    # The cheap scorer's policy and the full one differ in compute only by their probes' cost.
+    checkpoints = per_seed[0][1]
+    diff = (pol["earlyexit_cheap"]["compute_saved"] - pol["earlyexit"]["compute_saved"])
+    assert diff == pytest.approx(checkpoints * 20.5 / per_seed[0][2], rel=0.2)
+    assert pol["prefix_accuracy"]["compute_saved"] > pol["earlyexit"]["compute_saved"]
+
+
+def test_replay_without_costs_says_so(tmp_path):
+    sweep = load(write_synthetic_sweep(tmp_path / "syn"))
+    out = replay(sweep, orders=1, prefix=50, pareto=False)
+    assert "no probe_costs.json" in out["protocol"]["probe_cost"]
+    assert "earlyexit_cheap" not in out["policies"]
+
+
+def test_broken_cost_file_names_itself(costed, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(costed, copy)
+    (copy / "probe_costs.json").write_text(json.dumps({"parts": {"gradient": 1.0}}))
+    with pytest.raises(SweepFormatError, match="probe_costs.json"):
+        load(copy)
+
+
+def test_bench_spec_writes_costs_the_loader_reads(tmp_path, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text("""
+[study]
+name = "tiny"
+sampler = "grid"
+[data]
+max_length = 32
+[train]
+batch_size = 8
+max_steps = 8
+[probes]
+steps = [0, 4]
+names = ["loss", "gradient_norm", "sam_sharpness", "hessian_trace", "critical_sharpness"]
+batches = 2
+batch_size = 4
+[search.grid]
+learning_rate = [1e-3]
+[pruner]
+kind = "none"
+decision_steps = [4]
+""")
+    assert main(["bench", "probes", "--spec", str(spec), "--write", "--warm-steps", "3", "--checkpoints", "2",
+                 "--json"]) == 0
+    costs = json.loads(capsys.readouterr().out)
+    assert set(costs["parts"]) == {"forward", "gradient", "gradient_with_graph", "sam", "critical", "curvature"}
+    assert all(v > 0 for v in costs["parts"].values())
+    saved = json.loads((tmp_path / "tiny" / "probe_costs.json").read_text())
+    assert saved["parts"] == costs["parts"] and saved["provenance"]["warm_steps"] == 3
