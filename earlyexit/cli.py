@@ -127,7 +127,9 @@ class BenchCommand:
         log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
         if args.warm_steps < 1 or args.checkpoints < 2:
             raise CLIUsageError("--warm-steps must be at least 1 and --checkpoints at least 2 (the first is cold).")
-        costs = spec_costs(args.spec, warm_steps=args.warm_steps, checkpoints=args.checkpoints, progress=log)
+        command = "earlyexit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
+        costs = spec_costs(args.spec, warm_steps=args.warm_steps, checkpoints=args.checkpoints, command=command,
+                           progress=log)
         print(json.dumps(costs.to_dict(), default=_json_float) if args.json else "\n" + format_costs(costs))
         if args.write:
             folder = Path(args.out) if args.out else Path(args.spec).parent / spec.name

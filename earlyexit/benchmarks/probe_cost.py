@@ -228,7 +228,8 @@ def format_table(result: dict) -> str:
 
 
 # -- probe costs on a sweep's own model ---------------------------------------
-def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, progress=print):
+def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, command: str | None = None,
+               progress=print):
     """Measure :class:`earlyexit.sweeps.ProbeCosts` on a spec's model, data and probe set.
 
     Trains the spec's first sweep config for ``warm_steps`` steps, then
@@ -279,7 +280,7 @@ def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, progres
         "config": first.params, "warm_steps": warm_steps, "checkpoints": checkpoints,
         "train_step_s": step_s, "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "torch": torch.__version__,
-        "command": f"earlyexit bench probes --spec {spec_path} --write",
+        "command": command or f"earlyexit bench probes --spec {spec_path} --write",
     }
     return ProbeCosts(parts, provenance)
 
