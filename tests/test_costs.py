@@ -124,3 +124,16 @@ decision_steps = [4]
     assert all(v > 0 for v in costs["parts"].values())
     saved = json.loads((tmp_path / "tiny" / "probe_costs.json").read_text())
     assert saved["parts"] == costs["parts"] and saved["provenance"]["warm_steps"] == 3
+
+
+def test_fit_on_chosen_probes_only(costed, tmp_path, capsys):
+    from earlyexit.scoring import load_scorer
+
+    out = tmp_path / "cheap.joblib"
+    assert main(["fit", str(costed), "-o", str(out), "--prefixes", "50", "--no-hessian", "--json"]) == 0
+    capsys.readouterr()
+    assert load_scorer(out).names == ("loss", "gradient_norm", "dev_accuracy")
+    assert main(["fit", str(costed), "-o", str(out), "--prefixes", "50", "--probes", "loss"]) == 0
+    assert load_scorer(out).names == ("loss", "dev_accuracy")
+    assert main(["fit", str(costed), "-o", str(out), "--probes", "hessian_top_eigenvalue"]) == 2
+    assert "not measured by every sweep" in capsys.readouterr().err
