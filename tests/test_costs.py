@@ -12,7 +12,7 @@ from earlyexit.sweeps import ProbeCosts, SweepFormatError, load, write_probe_cos
 from synthetic_sweep import STEPS, write_synthetic_sweep
 
 PARTS = {"forward": 0.3, "gradient": 1.0, "gradient_with_graph": 1.5, "sam": 0.25, "critical": 2.0,
-         "curvature": 20.0}
+         "lanczos": 6.0, "trace": 14.0}
 
 
 def test_shared_parts_are_paid_once():
@@ -22,6 +22,8 @@ def test_shared_parts_are_paid_once():
     assert costs.of(["loss", "gradient_norm", "gradient_variance"]) == pytest.approx(1.0)
     assert costs.of(["gradient_norm", "sam_sharpness", "critical_sharpness"]) == pytest.approx(3.25)
     assert costs.of(["hessian_trace", "hessian_top_eigenvalue", "loss"]) == pytest.approx(21.5)
+    assert costs.of(["hessian_trace"]) == pytest.approx(21.5)  # the trace deflates Lanczos's basis
+    assert costs.of(["hessian_top_eigenvalue", "gradient_norm"]) == pytest.approx(7.5)
     assert costs.of(["hessian_trace", "critical_sharpness"]) == pytest.approx(23.5)
 
 
@@ -120,7 +122,8 @@ decision_steps = [4]
     assert main(["bench", "probes", "--spec", str(spec), "--write", "--warm-steps", "3", "--checkpoints", "2",
                  "--json"]) == 0
     costs = json.loads(capsys.readouterr().out)
-    assert set(costs["parts"]) == {"forward", "gradient", "gradient_with_graph", "sam", "critical", "curvature"}
+    assert set(costs["parts"]) == {"forward", "gradient", "gradient_with_graph", "sam", "critical", "lanczos",
+                                   "trace"}
     assert all(v > 0 for v in costs["parts"].values())
     saved = json.loads((tmp_path / "tiny" / "probe_costs.json").read_text())
     assert saved["parts"] == costs["parts"] and saved["provenance"]["warm_steps"] == 3

@@ -250,6 +250,7 @@ def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, command
     base = spec.config_for(first.params)
     steps = list(range(warm_steps, warm_steps + checkpoints))
     measured: dict[str, list[float]] = {}
+    counts: dict[str, list[float]] = {}
     step_times: list[float] = []
     probe_sets = {
         "all": tuple(base.probe_names),
@@ -263,6 +264,10 @@ def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, command
         result = train(config)
         step_times.append(result.train_step_seconds)
         for cp in result.checkpoints[1:]:  # the first is cold
+            if label == "all":
+                for key in ("lanczos_iterations", "hessian_vector_products", "critical_sharpness_forward_passes"):
+                    if key in cp.diagnostics:
+                        counts.setdefault(key, []).append(cp.diagnostics[key])
             for key, seconds in cp.diagnostics.items():
                 if key.startswith("seconds_"):
                     part = key.removeprefix("seconds_")
@@ -279,6 +284,7 @@ def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, command
         "spec": str(spec_path), "model": base.model, "num_layers": base.num_layers, "task": base.task,
         "config": first.params, "warm_steps": warm_steps, "checkpoints": checkpoints,
         "train_step_s": step_s, "threads": torch.get_num_threads(),
+        "median_counts": {k: statistics.median(v) for k, v in counts.items()},
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "torch": torch.__version__,
         "command": command or f"earlyexit bench probes --spec {spec_path} --write",
     }
@@ -293,6 +299,7 @@ def format_costs(costs) -> str:
     sets = {"loss only": ["loss"], "gradient probes": ["loss", "gradient_norm", "gradient_variance"],
             "no Hessian probes": ["loss", "gradient_norm", "gradient_variance", "sam_sharpness",
                                   "critical_sharpness"],
+            "all but the trace": [n for n in BENCH_PROBES if n != "hessian_trace"],
             "all probes": list(BENCH_PROBES)}
     lines.append("")
     for label, names in sets.items():

@@ -96,7 +96,8 @@ class ProbeResult(dict):
             Hessian-vector products, Lanczos residual, trace standard error,
             ``seconds`` in all and ``seconds_<part>`` for each part measured:
             ``gradient`` (the per-batch gradient pass that gives the loss,
-            gradient norm and variance), ``curvature`` (Lanczos and trace),
+            gradient norm and variance), ``lanczos`` (the top eigenvalue's
+            products), ``trace`` (the trace's extra products),
             ``sam``, ``critical``, ``relative_critical``), by name.
         warm_start: a :class:`WarmStart` for the next checkpoint of the run.
     """
@@ -188,8 +189,7 @@ def measure(
         if need_hessian:
             with clock("gradient"):
                 loss, grads, hvp = objective.gradients_and_hvp()
-            with clock("curvature"):
-                eigenvector = _curvature(objective, hvp, names, settings, generator, eigenvector, values, diag)
+            eigenvector = _curvature(objective, hvp, names, settings, generator, eigenvector, values, diag, clock)
             del hvp
         elif need_grad:
             with clock("gradient"):
@@ -274,14 +274,15 @@ def _validate_names(names, reference_batches) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _curvature(objective, hvp, names, settings, generator, eigenvector, values, diag):
+def _curvature(objective, hvp, names, settings, generator, eigenvector, values, diag, clock):
     """Lanczos for the top eigenvalue, then Hutch++ on its basis for the trace."""
     n = objective.dim
     theta = objective.theta
     warm = eigenvector is not None and eigenvector.numel() == n
     start = eigenvector.to(theta) if warm else rademacher(n, generator, dtype=theta.dtype, device=theta.device)
     max_iter = settings.lanczos_warm_iter if warm else settings.lanczos_max_iter
-    result = lanczos(hvp, start, max_iter=max_iter, rtol=settings.lanczos_rtol)
+    with clock("lanczos"):
+        result = lanczos(hvp, start, max_iter=max_iter, rtol=settings.lanczos_rtol)
     diag["hessian_vector_products"] += result.iterations
     diag["lanczos_iterations"] = result.iterations
     diag["lanczos_residual"] = result.residual
@@ -289,9 +290,10 @@ def _curvature(objective, hvp, names, settings, generator, eigenvector, values, 
     if "hessian_top_eigenvalue" in names:
         values["hessian_top_eigenvalue"] = result.top_eigenvalue
     if "hessian_trace" in names:
-        estimate = deflated_hutchinson(
-            hvp, result.basis, float(torch.trace(result.tridiagonal)), dim=n,
-            vectors=settings.trace_vectors, generator=generator, dtype=theta.dtype, device=theta.device)
+        with clock("trace"):
+            estimate = deflated_hutchinson(
+                hvp, result.basis, float(torch.trace(result.tridiagonal)), dim=n,
+                vectors=settings.trace_vectors, generator=generator, dtype=theta.dtype, device=theta.device)
         values["hessian_trace"] = estimate.value
         diag["hessian_trace_stderr"] = estimate.stderr
         diag["hessian_vector_products"] += estimate.vectors

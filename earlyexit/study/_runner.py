@@ -6,6 +6,7 @@ import json
 import math
 import os
 import socket
+import time
 from pathlib import Path
 
 import optuna
@@ -170,7 +171,12 @@ def make_storage(url: str, *, heartbeat_seconds: int = 30):
     no heartbeat, so a crashed trial stays RUNNING). Raises ValueError naming
     the URL when it does not connect.
     """
-    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import JournalStorage, RDBStorage
+
+    try:  # Optuna >= 4.9 renamed the callback; the old name warns and goes in 6.0
+        from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
+    except ImportError:  # pragma: no cover - older Optuna
+        from optuna.storages import RetryFailedTrialCallback as Retry
     from optuna.storages.journal import JournalFileBackend
 
     if url.startswith("journal:"):
@@ -179,13 +185,21 @@ def make_storage(url: str, *, heartbeat_seconds: int = 30):
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
-                          heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=3))
-    except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or a server that is down
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"storage {url!r} does not connect ({first}); check the URL, that the server runs, "
-                         "and the credentials.") from None
+    # Workers started together on a fresh database race to create its tables; the loser sees a
+    # unique-constraint error from the catalog (PostgreSQL) and simply tries again.
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
+                              heartbeat_stale_trial_callback=Retry(max_retry=3))
+        except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or a server that is down
+            text = str(exc)
+            if attempt < 4 and ("duplicate key" in text or "already exists" in text or "UniqueViolation" in text):
+                time.sleep(0.5 + attempt)
+                continue
+            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+            raise ValueError(f"storage {url!r} does not connect ({first}); check the URL, that the server runs, "
+                             "and the credentials.") from None
+    raise AssertionError("unreachable")
 
 
 def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None) -> optuna.Study:

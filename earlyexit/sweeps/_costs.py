@@ -15,7 +15,8 @@ part                        what it pays for
 ``sam``                     SAM's perturbed forward pass
 ``critical``                the forward-only search for eta_c
 ``relative_critical``       the same on the second batch set
-``curvature``               Lanczos and the trace's Hessian-vector products
+``lanczos``                 Lanczos's Hessian-vector products (top eigenvalue)
+``trace``                   the trace's extra products on top of Lanczos
 ==========================  ===============================================
 
 Figures are medians over a few checkpoints of ``seconds_<part>`` (from
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROBE_COSTS = "probe_costs.json"
-PARTS = ("forward", "gradient", "gradient_with_graph", "sam", "critical", "relative_critical", "curvature")
+PARTS = ("forward", "gradient", "gradient_with_graph", "sam", "critical", "relative_critical", "lanczos", "trace")
 _GRADIENT_PROBES = {"gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness",
                     "relative_critical_sharpness"}
 _HESSIAN_PROBES = {"hessian_top_eigenvalue", "hessian_trace"}
@@ -83,7 +84,8 @@ class ProbeCosts:
         if not names:
             return 0.0
         if names & _HESSIAN_PROBES:
-            needed = ["gradient_with_graph", "curvature"]
+            # The trace deflates Lanczos's basis: it always pays for Lanczos too.
+            needed = ["gradient_with_graph", "lanczos"] + (["trace"] if "hessian_trace" in names else [])
         elif names & _GRADIENT_PROBES:
             needed = ["gradient"]
         else:
