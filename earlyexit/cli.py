@@ -89,9 +89,9 @@ class BenchCommand:
         p.add_argument("--write", action="store_true",
                        help="with --spec: save the costs as probe_costs.json in the spec's sweep folder")
         p.add_argument("--out", default=None, help="with --write: the sweep folder (default: studies/<study.name>/)")
-        p.add_argument("--warm-steps", type=int, default=50, help="with --spec: training steps before measuring")
-        p.add_argument("--checkpoints", type=int, default=5,
-                       help="with --spec: consecutive checkpoints measured (the first, cold, is not counted)")
+        p.add_argument("--until", type=int, default=100,
+                       help="with --spec: train to this step, measuring at the spec's probe steps up to it "
+                            "(the first, cold, is not counted)")
 
     def take_action(self, args) -> int:
         import torch
@@ -125,11 +125,11 @@ class BenchCommand:
         except SpecError as exc:
             raise CLIUsageError(str(exc)) from exc
         log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
-        if args.warm_steps < 1 or args.checkpoints < 2:
-            raise CLIUsageError("--warm-steps must be at least 1 and --checkpoints at least 2 (the first is cold).")
         command = "earlyexit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
-        costs = spec_costs(args.spec, warm_steps=args.warm_steps, checkpoints=args.checkpoints, command=command,
-                           progress=log)
+        try:
+            costs = spec_costs(args.spec, until=args.until, command=command, progress=log)
+        except ValueError as exc:
+            raise CLIUsageError(str(exc)) from exc
         print(json.dumps(costs.to_dict(), default=_json_float) if args.json else "\n" + format_costs(costs))
         if args.write:
             folder = Path(args.out) if args.out else Path(args.spec).parent / spec.name

@@ -109,7 +109,7 @@ max_length = 32
 batch_size = 8
 max_steps = 8
 [probes]
-steps = [0, 4]
+steps = [0, 2, 4, 6]
 names = ["loss", "gradient_norm", "sam_sharpness", "hessian_trace", "critical_sharpness"]
 batches = 2
 batch_size = 4
@@ -119,14 +119,15 @@ learning_rate = [1e-3]
 kind = "none"
 decision_steps = [4]
 """)
-    assert main(["bench", "probes", "--spec", str(spec), "--write", "--warm-steps", "3", "--checkpoints", "2",
-                 "--json"]) == 0
+    assert main(["bench", "probes", "--spec", str(spec), "--until", "1"]) == 2
+    assert "at least two probe steps" in capsys.readouterr().err
+    assert main(["bench", "probes", "--spec", str(spec), "--write", "--until", "4", "--json"]) == 0
     costs = json.loads(capsys.readouterr().out)
     assert set(costs["parts"]) == {"forward", "gradient", "gradient_with_graph", "sam", "critical", "lanczos",
                                    "trace"}
     assert all(v > 0 for v in costs["parts"].values())
     saved = json.loads((tmp_path / "tiny" / "probe_costs.json").read_text())
-    assert saved["parts"] == costs["parts"] and saved["provenance"]["warm_steps"] == 3
+    assert saved["parts"] == costs["parts"] and saved["provenance"]["probe_steps"] == [0, 2, 4]
 
 
 def test_fit_on_chosen_probes_only(costed, tmp_path, capsys):

@@ -228,15 +228,15 @@ def format_table(result: dict) -> str:
 
 
 # -- probe costs on a sweep's own model ---------------------------------------
-def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, command: str | None = None,
-               progress=print):
+def spec_costs(spec_path, *, until: int = 100, command: str | None = None, progress=print):
     """Measure :class:`earlyexit.sweeps.ProbeCosts` on a spec's model, data and probe set.
 
-    Trains the spec's first sweep config for ``warm_steps`` steps, then
-    measures at ``checkpoints`` consecutive steps (warm-started as in a run)
-    the whole probe set, the gradient probes alone, and the loss alone; each
-    part's cost is the median of its ``seconds_<part>`` over those
-    checkpoints divided by the median training-step time of the same run.
+    Trains the spec's first sweep config to step ``until``, probing at the
+    spec's own probe steps up to there, warm-started from one checkpoint to
+    the next as in a run: the whole probe set, the gradient probes alone, and
+    the loss alone. Each part's cost is the median of its ``seconds_<part>``
+    over the warm checkpoints (all but the first) divided by the median
+    training-step time of the same runs.
     """
     import dataclasses
 
@@ -248,7 +248,10 @@ def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, command
     spec = load_spec(spec_path)
     first = plan(spec)[0]
     base = spec.config_for(first.params)
-    steps = list(range(warm_steps, warm_steps + checkpoints))
+    steps = [s for s in base.probe_steps if s <= until]
+    if len(steps) < 2:
+        raise ValueError(f"{spec_path}: probe costs need at least two probe steps up to step {until} (the first "
+                         f"is cold), but the spec probes at {list(base.probe_steps)}.")
     measured: dict[str, list[float]] = {}
     counts: dict[str, list[float]] = {}
     step_times: list[float] = []
@@ -259,8 +262,8 @@ def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, command
     }
     for label, names in probe_sets.items():
         config = dataclasses.replace(base, probe_names=names, probe_steps=tuple(steps),
-                                     max_steps=warm_steps + checkpoints)
-        progress(f"{label}: training {warm_steps} steps, probing at steps {steps}")
+                                     max_steps=steps[-1])
+        progress(f"{label}: training {steps[-1]} steps, probing at steps {steps}")
         result = train(config)
         step_times.append(result.train_step_seconds)
         for cp in result.checkpoints[1:]:  # the first is cold
@@ -282,7 +285,7 @@ def spec_costs(spec_path, *, warm_steps: int = 50, checkpoints: int = 5, command
     parts = {p: statistics.median(v) / step_s for p, v in measured.items()}
     provenance = {
         "spec": str(spec_path), "model": base.model, "num_layers": base.num_layers, "task": base.task,
-        "config": first.params, "warm_steps": warm_steps, "checkpoints": checkpoints,
+        "config": first.params, "probe_steps": steps,
         "train_step_s": step_s, "threads": torch.get_num_threads(),
         "median_counts": {k: statistics.median(v) for k, v in counts.items()},
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "torch": torch.__version__,
