@@ -446,6 +446,11 @@ class ReplayCommand:
         p = result["protocol"]
         print(f"{result['sweep']}: {p['held_out']}, seeds {p['seeds']}, {p['configs_per_seed']} configs each, "
               f"{p['orders']} orders; decision at step {p['prefix']}, keep top {p['keep_top']}")
+        if p.get("incomplete_seeds_skipped"):
+            print(f"not held out (still being logged): " + ", ".join(
+                f"seed {s} ({n} of {p['configs_per_seed']} runs)" for s, n in p["incomplete_seeds_skipped"].items()))
+        costs = ", ".join(f"{k} {v:.1f}" for k, v in p.get("probe_cost_steps", {}).items() if v == v)
+        print(f"probe cost: {p['probe_cost']}" + (f"; per checkpoint: {costs}" if costs else ""))
         print(f"{'policy':<26}{'compute saved':>15}{'regret (pts)':>16}{'spearman':>10}")
         for name, r in result["policies"].items():
             cs = "-" if r["compute_saved"] is None else f"{r['compute_saved']:.1%} +- {r['compute_saved_std']:.1%}"

@@ -141,3 +141,17 @@ def test_fit_on_chosen_probes_only(costed, tmp_path, capsys):
     assert load_scorer(out).names == ("loss", "dev_accuracy")
     assert main(["fit", str(costed), "-o", str(out), "--probes", "hessian_top_eigenvalue"]) == 2
     assert "not measured by every sweep" in capsys.readouterr().err
+
+
+def test_a_seed_still_being_logged_is_not_held_out(tmp_path, capsys):
+    path = write_synthetic_sweep(tmp_path / "syn", seeds=(0, 1, 2, 3))
+    lines = (path / "runs.csv").read_text().splitlines(keepends=True)
+    (path / "runs.csv").write_text("".join(lines[:-5]))  # seed 3: 3 of 8 runs logged so far
+    gone = {line.split(",")[0] for line in lines[-5:]}
+    cps = (path / "checkpoints.csv").read_text().splitlines(keepends=True)
+    (path / "checkpoints.csv").write_text("".join(c for c in cps if c.split(",")[0] not in gone))
+    out = replay(load(path), orders=1, prefix=50, pareto=False)
+    assert out["protocol"]["seeds"] == [0, 1, 2]
+    assert out["protocol"]["incomplete_seeds_skipped"] == {3: 3}
+    assert main(["replay", str(path), "--prefix", "50", "--orders", "1", "--no-pareto"]) == 0
+    assert "seed 3 (3 of 8 runs)" in capsys.readouterr().out

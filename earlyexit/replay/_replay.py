@@ -134,7 +134,13 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     by_seed: dict[int, list[Run]] = defaultdict(list)
     for r in runs:
         by_seed[r.seed].append(r)
-    held_out = [by_seed[s] for s in sorted(by_seed)]
+    # A seed still being logged would replay as a smaller study: hold out only complete seeds
+    # (configs per seed from the manifest when it plans a grid, else the largest seed); all runs
+    # still train the scorer.
+    configs_per_seed = max(len(rs) for rs in by_seed.values())
+    complete = sorted(s for s in by_seed if len(by_seed[s]) == configs_per_seed)
+    incomplete = {s: len(by_seed[s]) for s in sorted(by_seed) if s not in complete}
+    held_out = [by_seed[s] for s in complete]
     steps = sweep.probe_steps
     if prefix not in steps:
         raise ValueError(f"--prefix {prefix} is not a probe step of {sweep.path} {steps}.")
@@ -179,13 +185,14 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     # Screening, no pruning and the oracle see every config at once: arrival order cannot matter.
     order_free = {*scorers, "loss_only", "prefix_accuracy", "no_pruning", "oracle"}
     results = {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name, (policy, rank_value) in policies.items():
         progress(f"replaying {name}")
         results[name] = evaluate(policy, held_out, 1 if name in order_free else orders, rank_value).as_dict()
     costs = sweep.probe_costs
     out = {"sweep": str(sweep.path), "protocol": {
-        "held_out": protocol, "orders": orders, "prefix": prefix, "keep_top": keep_top, "seeds": sorted(by_seed),
-        "configs_per_seed": len(held_out[0]),
+        "held_out": protocol, "orders": orders, "prefix": prefix, "keep_top": keep_top, "seeds": complete,
+        "configs_per_seed": configs_per_seed, "incomplete_seeds_skipped": incomplete,
         "probe_cost": ("measured per probe (probe_costs.json), in training steps" if costs is not None else
                        "the log's wall-clock compute_steps: every probe the sweep measured (no probe_costs.json)"),
         "probe_cost_steps": {name: _compute(sweep, scorers[name][s], prefix).per_checkpoint
