@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -447,9 +448,9 @@ class ReplayCommand:
         print(f"{result['sweep']}: {p['held_out']}, seeds {p['seeds']}, {p['configs_per_seed']} configs each, "
               f"{p['orders']} orders; decision at step {p['prefix']}, keep top {p['keep_top']}")
         if p.get("incomplete_seeds_skipped"):
-            print(f"not held out (still being logged): " + ", ".join(
+            print("not held out (still being logged): " + ", ".join(
                 f"seed {s} ({n} of {p['configs_per_seed']} runs)" for s, n in p["incomplete_seeds_skipped"].items()))
-        costs = ", ".join(f"{k} {v:.1f}" for k, v in p.get("probe_cost_steps", {}).items() if v == v)
+        costs = ", ".join(f"{k} {v:.1f}" for k, v in p.get("probe_cost_steps", {}).items() if math.isfinite(v))
         print(f"probe cost: {p['probe_cost']}" + (f"; per checkpoint: {costs}" if costs else ""))
         print(f"{'policy':<26}{'compute saved':>15}{'regret (pts)':>16}{'spearman':>10}")
         for name, r in result["policies"].items():

@@ -295,8 +295,9 @@ def spec_costs(spec_path, *, until: int = 100, command: str | None = None, progr
 
 
 def format_costs(costs) -> str:
-    lines = [f"probe costs on {costs.provenance.get('model')} ({costs.provenance.get('task')}), one training step "
-             f"{costs.provenance.get('train_step_s', math.nan):.3f} s, {costs.provenance.get('threads')} threads",
+    prov = costs.provenance
+    lines = [(f"probe costs on {prov.get('model')} ({prov.get('task')}), one training step "
+              f"{prov.get('train_step_s', math.nan):.3f} s, {prov.get('threads')} threads"),
              f"{'part':<22}{'training steps':>16}"]
     lines += [f"{p:<22}{v:>16.2f}" for p, v in costs.parts.items()]
     sets = {"loss only": ["loss"], "gradient probes": ["loss", "gradient_norm", "gradient_variance"],
