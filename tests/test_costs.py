@@ -12,12 +12,13 @@ from earlyexit.sweeps import ProbeCosts, SweepFormatError, load, write_probe_cos
 from synthetic_sweep import STEPS, write_synthetic_sweep
 
 PARTS = {"forward": 0.3, "gradient": 1.0, "gradient_with_graph": 1.5, "sam": 0.25, "critical": 2.0,
-         "lanczos": 6.0, "trace": 14.0}
+         "lanczos": 6.0, "trace": 14.0, "dev_eval": 3.0}
 
 
 def test_shared_parts_are_paid_once():
     costs = ProbeCosts(PARTS)
-    assert costs.of([]) == 0.0 and costs.of(["dev_accuracy"]) == 0.0
+    assert costs.of([]) == 0.0 and costs.of(["dev_accuracy", "dev_loss"]) == pytest.approx(3.0)
+    assert ProbeCosts({"forward": 0.3, "gradient": 1.0}).of(["dev_accuracy"]) == 0.0  # not measured: free
     assert costs.of(["loss"]) == pytest.approx(0.3)
     assert costs.of(["loss", "gradient_norm", "gradient_variance"]) == pytest.approx(1.0)
     assert costs.of(["gradient_norm", "sam_sharpness", "critical_sharpness"]) == pytest.approx(3.25)
@@ -68,10 +69,27 @@ def test_replay_charges_measured_probe_costs(costed):
         checkpoints = sum(sum(1 for c in STEPS if c <= min(50, s)) for s in group["steps"])
         per_seed.append((steps_to_50, checkpoints, float(group["steps"].sum())))
     assert proto["probe_cost_steps"]["loss_only"] == pytest.approx(0.3)
+    assert proto["probe_cost_steps"]["prefix_accuracy"] == pytest.approx(3.0)
+    assert proto["probe_cost_steps"]["optuna pruners"] == pytest.approx(3.0)
     assert "hessian_trace" in proto["probes"]["earlyexit"]
-    assert proto["probes"]["earlyexit_cheap"] == ["loss", "gradient_norm"]
-    assert proto["probe_cost_steps"]["earlyexit_cheap"] == pytest.approx(1.0)
-    assert proto["probe_cost_steps"]["earlyexit"] == pytest.approx(21.5)
+    assert proto["probes"]["earlyexit_cheap"] == ["loss", "gradient_norm", "dev_accuracy"]
+    assert proto["probe_cost_steps"]["earlyexit_cheap"] == pytest.approx(4.0)
+    assert proto["probe_cost_steps"]["earlyexit"] == pytest.approx(24.5)
+    # prefix_accuracy pays its steps to 50 plus one dev evaluation per config (none for diverged runs
+    # that stopped before 50), and its survivor trains on.
+    cps = sweep.checkpoints
+    used = 0.0
+    for _, group in runs.groupby("seed"):
+        at50 = cps[(cps["step"] == 50) & cps["run_id"].isin(group["run_id"])].set_index("run_id")["dev_accuracy"]
+        trained = []
+        for run_id in at50.sort_values(ascending=False, kind="stable").index:
+            trained.append(run_id)
+            if group.set_index("run_id").loc[run_id, "status"] == "completed":
+                break
+        for _, r in group.iterrows():
+            evals = 3.0 if r["steps"] >= 50 else 0.0
+            used += (r["steps"] if r["run_id"] in trained else min(50, r["steps"])) + evals
+    assert 1 - pol["prefix_accuracy"]["compute_saved"] == pytest.approx(used / full, rel=1e-6)
     assert full == sum(p[2] for p in per_seed)
     # The cheap scorer's policy and the full one differ in compute only by their probes' cost.
     checkpoints = per_seed[0][1]
@@ -123,7 +141,7 @@ decision_steps = [4]
     assert "at least two probe steps" in capsys.readouterr().err
     assert main(["bench", "probes", "--spec", str(spec), "--write", "--until", "4", "--json"]) == 0
     costs = json.loads(capsys.readouterr().out)
-    assert set(costs["parts"]) == {"forward", "gradient", "gradient_with_graph", "sam", "critical", "lanczos",
+    assert set(costs["parts"]) == {"forward", "gradient", "gradient_with_graph", "sam", "critical", "lanczos", "dev_eval",
                                    "trace"}
     assert all(v > 0 for v in costs["parts"].values())
     saved = json.loads((tmp_path / "tiny" / "probe_costs.json").read_text())

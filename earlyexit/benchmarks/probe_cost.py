@@ -267,6 +267,7 @@ def spec_costs(spec_path, *, until: int = 100, command: str | None = None, progr
         result = train(config)
         step_times.append(result.train_step_seconds)
         for cp in result.checkpoints[1:]:  # the first is cold
+            measured.setdefault("dev_eval", []).append(cp.eval_seconds)
             if label == "all":
                 for key in ("lanczos_iterations", "hessian_vector_products", "critical_sharpness_forward_passes"):
                     if key in cp.diagnostics:

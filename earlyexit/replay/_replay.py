@@ -51,13 +51,14 @@ def pooled_runs(sweeps: Sequence[Sweep]) -> list[Run]:
 
 
 def _probes_of(scorer) -> tuple[str, ...]:
-    """The probes a scorer's features need measured (dev metrics come from evaluation)."""
-    return tuple(n for n in scorer.names if n not in ("dev_accuracy", "dev_loss"))
+    """What a scorer's features need measured at a checkpoint (probes, and dev metrics: an evaluation)."""
+    return tuple(scorer.names)
 
 
-def _compute(sweep: Sweep, scorer_or_probes, step: int) -> Compute:
+def _compute(sweep: Sweep, scorer_or_probes, step: int | None, *, only_at_step: bool = False) -> Compute:
+    """Probes (a scorer's, or the names given) at every checkpoint up to ``step``, or only at it."""
     probes = scorer_or_probes if isinstance(scorer_or_probes, tuple) else _probes_of(scorer_or_probes)
-    return Compute(probes, sweep.probe_costs, probe_until=step)
+    return Compute(probes, sweep.probe_costs, probe_until=step, steps=(step,) if only_at_step else None)
 
 
 def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, only=None):
@@ -164,6 +165,12 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     def rank_with(family: str, step: int) -> Callable[[Run], float]:
         return lambda run: scorer_at(scorers[family][run.seed])(run, step) if step in run.signature else math.nan
 
+    def loss_compute(step):  # the probe-set loss at the decision step only
+        return _compute(sweep, ("loss",), step, only_at_step=True)
+
+    def accuracy_compute(step):  # one dev evaluation, at the decision step
+        return _compute(sweep, ("dev_accuracy",), step, only_at_step=True)
+
     policies: dict[str, tuple] = {}
     for family in scorers:
         policies[family] = (per_seed(family, lambda sc: screen(prefix, keep_top, scorer_at(sc),
@@ -173,14 +180,16 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         lambda: GeometricPruner(decision_steps=[prefix], keep_top=keep_top, n_startup_trials=0),
         scorer_value(sc), compute=_compute(sweep, sc, prefix))), rank_with("earlyexit", prefix))
     policies.update({
-        "loss_only": (screen(prefix, keep_top, probe_rank("loss"), compute=_compute(sweep, ("loss",), prefix)),
+        "loss_only": (screen(prefix, keep_top, probe_rank("loss"), compute=loss_compute(prefix)),
                       lambda run: probe_rank("loss")(run, prefix)),
-        "prefix_accuracy": (screen(prefix, keep_top, dev_accuracy_at), lambda run: dev_accuracy_at(run, prefix)),
+        "prefix_accuracy": (screen(prefix, keep_top, dev_accuracy_at, compute=accuracy_compute(prefix)),
+                            lambda run: dev_accuracy_at(run, prefix)),
         "no_pruning": (no_pruning, None),
         "oracle": (oracle, lambda run: run.final),
     })
-    for name, make in _optuna_pruners(max_steps).items():
-        policies[name] = (study_replay(make, dev_accuracy_value), None)
+    for name, make in _optuna_pruners(max_steps).items():  # a dev evaluation at every checkpoint
+        policies[name] = (study_replay(make, dev_accuracy_value, compute=_compute(sweep, ("dev_accuracy",), None)),
+                          None)
 
     # Screening, no pruning and the oracle see every config at once: arrival order cannot matter.
     order_free = {*scorers, "loss_only", "prefix_accuracy", "no_pruning", "oracle"}
@@ -193,19 +202,22 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     out = {"sweep": str(sweep.path), "protocol": {
         "held_out": protocol, "orders": orders, "prefix": prefix, "keep_top": keep_top, "seeds": complete,
         "configs_per_seed": configs_per_seed, "incomplete_seeds_skipped": incomplete,
-        "probe_cost": ("measured per probe (probe_costs.json), in training steps" if costs is not None else
-                       "the log's wall-clock compute_steps: every probe the sweep measured (no probe_costs.json)"),
+        "probe_cost": ("measured per probe and per dev evaluation (probe_costs.json), in training steps"
+                       if costs is not None else "the log's wall-clock compute_steps: every probe the sweep "
+                       "measured; dev evaluations free (no probe_costs.json)"),
         "probe_cost_steps": {name: _compute(sweep, scorers[name][s], prefix).per_checkpoint
                              for name in scorers for s in [min(by_seed)]} | (
-            {"loss_only": _compute(sweep, ("loss",), prefix).per_checkpoint}),
+            {"loss_only": loss_compute(prefix).per_checkpoint,
+             "prefix_accuracy": accuracy_compute(prefix).per_checkpoint,
+             "optuna pruners": _compute(sweep, ("dev_accuracy",), None).per_checkpoint}),
         "probes": {name: list(_probes_of(scorers[name][min(by_seed)])) for name in scorers}},
         "policies": results}
     if pareto:
-        out["pareto"] = _pareto(sweep, held_out, scorers, prefixes)
+        out["pareto"] = _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute)
     return out
 
 
-def _pareto(sweep, held_out, scorers, prefixes) -> dict:
+def _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute) -> dict:
     """Compute saved against regret as aggressiveness varies (prefix step x keep_top)."""
     curves: dict[str, list] = defaultdict(list)
     for step in prefixes:
@@ -215,8 +227,9 @@ def _pareto(sweep, held_out, scorers, prefixes) -> dict:
                       for family in scorers]
             makers += [
                 ("loss_only", lambda sc, step=step, k=k: screen(step, k, probe_rank("loss"),
-                                                                compute=_compute(sweep, ("loss",), step))),
-                ("prefix_accuracy", lambda sc, step=step, k=k: screen(step, k, dev_accuracy_at)),
+                                                                compute=loss_compute(step))),
+                ("prefix_accuracy", lambda sc, step=step, k=k: screen(step, k, dev_accuracy_at,
+                                                                      compute=accuracy_compute(step))),
             ]
             for name, make in makers:
                 family = name if name in scorers else "earlyexit"

@@ -10,9 +10,10 @@ Compute is counted in training steps, as a fraction of training every
 config fully without probes. A policy that uses probes also pays for them
 (:class:`Compute`): where the sweep has measured probe costs
 (``probe_costs.json``), each checkpoint the policy probes costs exactly the
-probes it uses; otherwise it pays the log's ``compute_steps``, the wall-clock
-overhead of every probe the sweep measured. Dev evaluations are not counted
-for any policy.
+probes it uses, and each dev evaluation it looks at costs one evaluation;
+otherwise it pays the log's ``compute_steps``, the wall-clock overhead of
+every probe the sweep measured, and dev evaluations are free. The final
+evaluation of a run trained to the end is free for every policy.
 """
 
 from __future__ import annotations
@@ -75,27 +76,33 @@ class Compute:
     """How a policy's compute is counted for one run, in training steps.
 
     Attributes:
-        probes: the probes the policy measures at each checkpoint (names of
-            :data:`earlyexit.probes.PROBE_NAMES`; dev metrics are free);
-            empty for policies that use no probes.
+        probes: what the policy measures at each checkpoint it looks at
+            (names of :data:`earlyexit.probes.PROBE_NAMES`, and
+            ``dev_accuracy`` for a dev evaluation); empty for none.
         costs: per-probe costs in training steps (the sweep's
             ``probe_costs.json``); None charges the log's wall-clock
             ``compute_steps`` instead, i.e. every probe the sweep measured.
         probe_until: the last step at which the policy still probes (its
             decision step); later checkpoints of a survivor cost nothing.
             Only with ``costs``: the logged compute cannot be split.
+        steps: the only checkpoints the policy looks at (``prefix_accuracy``:
+            its decision step); None for every checkpoint up to
+            ``probe_until``.
     """
 
     probes: tuple = ()
     costs: ProbeCosts | None = None
     probe_until: int | None = None
+    steps: tuple | None = None
 
     @property
     def per_checkpoint(self) -> float:
         """Training steps one checkpoint's probes cost (NaN when charged from the log)."""
         if not self.probes:
             return 0.0
-        return self.costs.of(self.probes) if self.costs is not None else math.nan
+        if self.costs is None:
+            return math.nan if self._uses_probes else 0.0
+        return self.costs.of(self.probes)
 
     def until(self, run: Run, step: int) -> float:
         """Compute of ``run`` trained to ``step`` (or to where it diverged) and probed up to there."""
@@ -103,7 +110,7 @@ class Compute:
         if not self.probes:
             return float(stop)
         if self.costs is None:
-            return run.compute.get(stop, stop)
+            return run.compute.get(stop, stop) if self._uses_probes else float(stop)
         return stop + self.per_checkpoint * self._checkpoints(run, stop)
 
     def whole(self, run: Run) -> float:
@@ -111,12 +118,16 @@ class Compute:
         if not self.probes:
             return float(run.steps)
         if self.costs is None:
-            return run.total_compute
+            return run.total_compute if self._uses_probes else float(run.steps)
         return run.steps + self.per_checkpoint * self._checkpoints(run, run.steps)
+
+    @property
+    def _uses_probes(self) -> bool:
+        return bool(set(self.probes) - {"dev_accuracy", "dev_loss"})
 
     def _checkpoints(self, run: Run, stop: int) -> int:
         last = stop if self.probe_until is None else min(stop, self.probe_until)
-        return sum(1 for s in run.signature if s <= last)
+        return sum(1 for s in run.signature if s <= last and (self.steps is None or s in self.steps))
 
 
 NO_PROBES = Compute()

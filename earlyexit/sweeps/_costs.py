@@ -17,6 +17,7 @@ part                        what it pays for
 ``relative_critical``       the same on the second batch set
 ``lanczos``                 Lanczos's Hessian-vector products (top eigenvalue)
 ``trace``                   the trace's extra products on top of Lanczos
+``dev_eval``                one evaluation of the dev split (dev accuracy, loss)
 ==========================  ===============================================
 
 Figures are medians over a few checkpoints of ``seconds_<part>`` (from
@@ -37,7 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROBE_COSTS = "probe_costs.json"
-PARTS = ("forward", "gradient", "gradient_with_graph", "sam", "critical", "relative_critical", "lanczos", "trace")
+PARTS = ("forward", "gradient", "gradient_with_graph", "sam", "critical", "relative_critical", "lanczos", "trace",
+         "dev_eval")
+_DEV = ("dev_accuracy", "dev_loss")
 _GRADIENT_PROBES = {"gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness",
                     "relative_critical_sharpness"}
 _HESSIAN_PROBES = {"hessian_top_eigenvalue", "hessian_trace"}
@@ -73,10 +76,15 @@ class ProbeCosts:
     def of(self, probes: Iterable[str]) -> float:
         """Training steps to measure ``probes`` (names of :data:`earlyexit.probes.PROBE_NAMES`) once.
 
-        ``dev_accuracy`` and ``dev_loss`` cost nothing here: dev evaluations
-        are not counted for any policy. Unknown names are an error.
+        ``dev_accuracy`` and ``dev_loss`` cost one dev evaluation
+        (``dev_eval``), or nothing where it was not measured (older cost
+        files). Unknown names are an error.
         """
-        names = {p for p in probes if p not in ("dev_accuracy", "dev_loss")}
+        probes = set(probes)
+        dev = self.parts.get("dev_eval", 0.0) if probes & set(_DEV) else 0.0
+        return dev + self._probe_cost({p for p in probes if p not in _DEV})
+
+    def _probe_cost(self, names: set) -> float:
         known = {"loss"} | _GRADIENT_PROBES | _HESSIAN_PROBES
         unknown = sorted(names - known)
         if unknown:
