@@ -367,6 +367,9 @@ class FitCommand:
         g.add_argument("--no-hessian", action="store_true",
                        help="fit without the Hessian probes (the replay's earlyexit_cheap: about 4 training "
                             "steps a checkpoint instead of about 26 on the reference sweeps)")
+        p.add_argument("--decision-step-only", action="store_true",
+                       help="features from the decision (prefix) step alone, not every probe step up to it: a "
+                            "study then probes and evaluates once per trial")
         p.add_argument("--json", action="store_true", help="print the cross-validation report as JSON")
 
     def take_action(self, args) -> int:
@@ -393,7 +396,8 @@ class FitCommand:
             raise CLIUsageError(f"--prefixes {bad} are not probe steps shared by the sweeps {steps}.")
         log = (lambda m: print(m, file=sys.stderr)) if args.json else print
         try:
-            scorer = fit_on_runs(pooled_runs(sweeps), probes, steps, prefixes, progress=log)
+            scorer = fit_on_runs(pooled_runs(sweeps), probes, steps, prefixes, progress=log,
+                                 decision_step_only=args.decision_step_only)
         except ValueError as exc:
             raise CLIUsageError(str(exc)) from exc
         save_scorer(scorer, args.output)

@@ -91,10 +91,11 @@ def test_replay_charges_measured_probe_costs(costed):
             used += (r["steps"] if r["run_id"] in trained else min(50, r["steps"])) + evals
     assert 1 - pol["prefix_accuracy"]["compute_saved"] == pytest.approx(used / full, rel=1e-6)
     assert full == sum(p[2] for p in per_seed)
-    # The cheap scorer's policy and the full one differ in compute only by their probes' cost.
-    checkpoints = per_seed[0][1]
+    # The cheap scorer (no Hessian probes, decision step only) and the full one (every checkpoint up to
+    # 50) differ in compute only by what they measure: every run of a seed reaches step 50 here.
+    checkpoints, configs = per_seed[0][1], len(runs) // len(per_seed)
     diff = (pol["earlyexit_cheap"]["compute_saved"] - pol["earlyexit"]["compute_saved"])
-    assert diff == pytest.approx(checkpoints * 20.5 / per_seed[0][2], rel=0.2)
+    assert diff == pytest.approx((checkpoints * 24.5 - configs * 4.0) / per_seed[0][2], rel=1e-6)
     assert pol["prefix_accuracy"]["compute_saved"] > pol["earlyexit"]["compute_saved"]
 
 
@@ -173,3 +174,17 @@ def test_a_seed_still_being_logged_is_not_held_out(tmp_path, capsys):
     assert out["protocol"]["incomplete_seeds_skipped"] == {3: 3}
     assert main(["replay", str(path), "--prefix", "50", "--orders", "1", "--no-pareto"]) == 0
     assert "seed 3 (3 of 8 runs)" in capsys.readouterr().out
+
+
+def test_fit_on_the_decision_step_alone(costed, tmp_path, capsys):
+    from earlyexit.scoring import load_scorer
+
+    out = tmp_path / "last.joblib"
+    assert main(["fit", str(costed), "-o", str(out), "--prefixes", "50", "100", "--decision-step-only"]) == 0
+    scorer = load_scorer(out)
+    assert {p: s.steps for p, s in scorer.schemas.items()} == {50: (50,), 100: (100,)}
+    # Only the decision step's values matter: changing an earlier checkpoint changes nothing.
+    sig = {0: {"loss": 0.7, "gradient_norm": 1.0, "hessian_trace": 5.0, "dev_accuracy": 0.5},
+           50: {"loss": 0.5, "gradient_norm": 2.0, "hessian_trace": 9.0, "dev_accuracy": 0.6}}
+    other = {**sig, 0: {k: v * 3 for k, v in sig[0].items()}}
+    assert scorer.score(sig, 50) == scorer.score(other, 50)

@@ -30,17 +30,18 @@ from ._simulate import (
 
 FEATURES_EXTRA = ("dev_accuracy",)
 CHEAP_PROBES = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness")
-"""The probes without Hessian-vector products: the ``earlyexit_cheap`` policy's scorer uses only these."""
+"""The probes without Hessian-vector products: the ``earlyexit_cheap`` policy's scorer uses only these,
+and only at its decision step (one checkpoint and one dev evaluation per config, like ``prefix_accuracy``)."""
 
 
 def fit_on_runs(runs: Sequence[Run], probes: Sequence[str], steps: Sequence[int], prefixes: Sequence[int],
-                progress=lambda m: None):
+                progress=lambda m: None, *, decision_step_only: bool = False):
     """Fit a scorer on completed runs, cross-validated by seed (or by sweep, via run_id prefixes)."""
     done = [r for r in runs if not r.diverged and math.isfinite(r.final)]
     names = [*probes, *FEATURES_EXTRA]
     groups = [f"{r.run_id.split('/')[0] if '/' in r.run_id else ''}seed{r.seed}" for r in done]
     return fit_scorer([r.signature for r in done], [r.final for r in done], groups, names=names, steps=steps,
-                      prefixes=prefixes, progress=progress)
+                      prefixes=prefixes, decision_step_only=decision_step_only, progress=progress)
 
 
 def pooled_runs(sweeps: Sequence[Sweep]) -> list[Run]:
@@ -57,15 +58,21 @@ def _probes_of(scorer) -> tuple[str, ...]:
 
 def _compute(sweep: Sweep, scorer_or_probes, step: int | None, *, only_at_step: bool = False) -> Compute:
     """Probes (a scorer's, or the names given) at every checkpoint up to ``step``, or only at it."""
-    probes = scorer_or_probes if isinstance(scorer_or_probes, tuple) else _probes_of(scorer_or_probes)
-    return Compute(probes, sweep.probe_costs, probe_until=step, steps=(step,) if only_at_step else None)
+    if isinstance(scorer_or_probes, tuple):
+        probes, steps = scorer_or_probes, ((step,) if only_at_step else None)
+    else:  # a scorer: the checkpoints its features at this prefix read
+        probes = _probes_of(scorer_or_probes)
+        schema = scorer_or_probes.schemas.get(step) if step is not None else None
+        steps = tuple(schema.steps) if schema is not None else None
+    return Compute(probes, sweep.probe_costs, probe_until=step, steps=steps)
 
 
 def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, only=None):
     """One scorer per held-out seed: the given one, one fitted on other sweeps, or leave-one-seed-out.
 
-    ``only`` limits the fitted scorers' probes to those names.
+    ``only`` limits the fitted scorers' probes to those names, read at the decision step alone.
     """
+    last = only is not None
     steps = sweep.probe_steps
     if scorer is not None:
         scorer.check_probes(sweep.probes, f"sweep {sweep.path}")
@@ -73,15 +80,17 @@ def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, on
     allowed = [p for p in sweep.probes if only is None or p in only]
     if fit_on:
         probes = [p for p in allowed if all(p in sw.probes for sw in fit_on)]
-        fitted = fit_on_runs(pooled_runs(fit_on), probes, steps, prefixes, progress)
+        fitted = fit_on_runs(pooled_runs(fit_on), probes, steps, prefixes, progress, decision_step_only=last)
         return {s: fitted for s in by_seed}, "fit on " + ", ".join(str(sw.path) for sw in fit_on)
     if len(by_seed) < 3:
         raise ValueError(f"{sweep.path}: leave-one-seed-out needs at least 3 seeds (2 to fit with held-out "
                          f"cross-validation), but the sweep has {sorted(by_seed)}; pass --fit-on or --scorer.")
     scorers = {}
     for s in by_seed:
-        progress(f"fitting the scorer without seed {s}" + ("" if only is None else " (no Hessian probes)"))
-        scorers[s] = fit_on_runs([r for r in runs if r.seed != s], allowed, steps, prefixes)
+        progress(f"fitting the scorer without seed {s}" + ("" if only is None else
+                                                            " (no Hessian probes, decision step only)"))
+        scorers[s] = fit_on_runs([r for r in runs if r.seed != s], allowed, steps, prefixes,
+                                 decision_step_only=last)
     return scorers, "leave-one-seed-out"
 
 

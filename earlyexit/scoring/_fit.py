@@ -93,12 +93,14 @@ def cross_validate(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cv_groups: 
 def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: Sequence[float],
                groups: Sequence, *, names: Sequence[str], steps: Sequence[int], prefixes: Sequence[int],
                cv_groups: Sequence | None = None, candidates: Mapping[str, dict] = CANDIDATES,
-               progress=lambda msg: None) -> FittedScorer:
+               decision_step_only: bool = False, progress=lambda msg: None) -> FittedScorer:
     """Fit one estimator per prefix, each chosen by grouped cross-validation.
 
     ``groups`` says which study (seed, sweep) a trial belongs to, for the
     within-study Spearman; ``cv_groups`` (default ``groups``) is what is
-    held out together.
+    held out together. Each prefix's features are the signature at every
+    probe step up to it, or, with ``decision_step_only``, at the prefix step
+    alone (one checkpoint to measure instead of all of them).
     """
     y = np.asarray(finals, dtype=float)
     groups = np.asarray(groups)
@@ -107,7 +109,8 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
         raise ValueError("cross-validation needs at least two groups (seeds or sweeps) to hold out.")
     schemas, estimators, report = {}, {}, {}
     for prefix in prefixes:
-        schema = FeatureSchema(tuple(names), tuple(s for s in steps if s <= prefix))
+        schema = FeatureSchema(tuple(names), (prefix,) if decision_step_only else
+                               tuple(s for s in steps if s <= prefix))
         X = signature_matrix(signatures, schema)
         cv_scores = cross_validate(X, y, groups, cv, candidates)
         finite = {k: v for k, v in cv_scores.items() if math.isfinite(v)}
