@@ -417,6 +417,9 @@ class ReplayCommand:
         g = p.add_mutually_exclusive_group()
         g.add_argument("--scorer", default=None, help="a fitted scorer file")
         g.add_argument("--fit-on", nargs="+", default=None, help="fit the scorer on these other sweeps")
+        g.add_argument("--baselines-only", action="store_true",
+                       help="no scorer: replay only prefix_accuracy, loss_only, Optuna's pruners, oracle and no "
+                            "pruning (for a sweep with too few seeds to fit on, yet)")
         p.add_argument("--orders", type=int, default=20, help="arrival orders per held-out seed (default 20)")
         p.add_argument("--prefix", type=int, default=100, help="decision step (default 100)")
         p.add_argument("--keep-top", type=int, default=1, help="configs kept at the decision step (default 1)")
@@ -438,7 +441,8 @@ class ReplayCommand:
             fit_on = [load(p) for p in args.fit_on] if args.fit_on else []
             log = (lambda m: print(m, file=sys.stderr))
             result = replay(sweep, scorer=scorer, fit_on=fit_on, orders=args.orders, prefix=args.prefix,
-                            keep_top=args.keep_top, pareto=not args.no_pareto, progress=log)
+                            keep_top=args.keep_top, pareto=not args.no_pareto,
+                            baselines_only=args.baselines_only, progress=log)
         except (SweepFormatError, ScorerFileError, ValueError) as exc:
             raise CLIUsageError(str(exc)) from exc
         if not args.no_pareto:

@@ -188,3 +188,25 @@ def test_fit_on_the_decision_step_alone(costed, tmp_path, capsys):
            50: {"loss": 0.5, "gradient_norm": 2.0, "hessian_trace": 9.0, "dev_accuracy": 0.6}}
     other = {**sig, 0: {k: v * 3 for k, v in sig[0].items()}}
     assert scorer.score(sig, 50) == scorer.score(other, 50)
+
+
+def test_baselines_only_needs_no_scorer(tmp_path, capsys):
+    path = write_synthetic_sweep(tmp_path / "one", seeds=(0,))  # one seed: nothing to fit a scorer on
+    with pytest.raises(ValueError, match="at least 3 seeds"):
+        replay(load(path), orders=1, prefix=50, pareto=False)
+    out = replay(load(path), orders=2, prefix=50, pareto=True, baselines_only=True)
+    assert not any(name.startswith("earlyexit") for name in out["policies"])
+    assert {"prefix_accuracy", "loss_only", "median", "oracle"} <= set(out["policies"])
+    assert set(out["pareto"]) == {"loss_only", "prefix_accuracy"}
+    assert main(["replay", str(path), "--baselines-only", "--prefix", "50", "--orders", "1"]) == 0
+    assert "baselines only" in capsys.readouterr().out
+
+
+def test_screen_breaks_ties_by_arrival_order(tmp_path):
+    from earlyexit.replay._simulate import runs_of, screen
+
+    runs = [r for r in runs_of(load(write_synthetic_sweep(tmp_path / "syn", seeds=(0,)))) if not r.diverged]
+    policy = screen(50, 1, lambda run, step: 0.5)  # every config ties
+    kept = {policy(runs, order).kept for order in range(20)}
+    assert len(kept) > 3  # not always the first config logged
+    assert {policy(runs, 7).kept for _ in range(3)} == {policy(runs, 7).kept}  # an order is reproducible

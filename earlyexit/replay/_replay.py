@@ -138,8 +138,12 @@ def _optuna_pruners(max_steps: int) -> dict[str, Callable[[], optuna.pruners.Bas
 
 
 def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: int = 20, prefix: int = 100,
-           keep_top: int = 1, pareto: bool = True, progress=lambda m: None) -> dict:
-    """Replay every policy; returns the JSON-ready result (see ``earlyexit replay --json``)."""
+           keep_top: int = 1, pareto: bool = True, baselines_only: bool = False, progress=lambda m: None) -> dict:
+    """Replay every policy; returns the JSON-ready result (see ``earlyexit replay --json``).
+
+    ``baselines_only`` skips the scorer policies (``earlyexit*``): for a sweep with too few seeds to
+    fit a scorer on, yet, and no other sweep to fit on.
+    """
     runs = runs_of(sweep)
     by_seed: dict[int, list[Run]] = defaultdict(list)
     for r in runs:
@@ -157,9 +161,13 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     prefixes = sorted({s for s in (prefix, *steps) if 0 < s <= max(steps)}) if pareto else [prefix]
     max_steps = int(sweep.runs["steps"].max())
 
-    families = {"earlyexit": _scorers(sweep, runs, by_seed, scorer, fit_on, prefixes, progress)}
-    protocol = families["earlyexit"][1]
-    cheap = scorer is None and sweep.probe_costs is not None and any(p in CHEAP_PROBES for p in sweep.probes)
+    if baselines_only:
+        families, protocol = {}, "baselines only (no scorer)"
+    else:
+        families = {"earlyexit": _scorers(sweep, runs, by_seed, scorer, fit_on, prefixes, progress)}
+        protocol = families["earlyexit"][1]
+    cheap = (not baselines_only and scorer is None and sweep.probe_costs is not None
+             and any(p in CHEAP_PROBES for p in sweep.probes))
     if cheap:
         families["earlyexit_cheap"] = _scorers(sweep, runs, by_seed, None, fit_on, prefixes, progress,
                                                only=CHEAP_PROBES)
@@ -185,9 +193,10 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         policies[family] = (per_seed(family, lambda sc: screen(prefix, keep_top, scorer_at(sc),
                                                                compute=_compute(sweep, sc, prefix))),
                             rank_with(family, prefix))
-    policies["earlyexit_sequential"] = (per_seed("earlyexit", lambda sc: study_replay(
-        lambda: GeometricPruner(decision_steps=[prefix], keep_top=keep_top, n_startup_trials=0),
-        scorer_value(sc), compute=_compute(sweep, sc, prefix))), rank_with("earlyexit", prefix))
+    if "earlyexit" in scorers:
+        policies["earlyexit_sequential"] = (per_seed("earlyexit", lambda sc: study_replay(
+            lambda: GeometricPruner(decision_steps=[prefix], keep_top=keep_top, n_startup_trials=0),
+            scorer_value(sc), compute=_compute(sweep, sc, prefix))), rank_with("earlyexit", prefix))
     policies.update({
         "loss_only": (screen(prefix, keep_top, probe_rank("loss"), compute=loss_compute(prefix)),
                       lambda run: probe_rank("loss")(run, prefix)),
@@ -200,8 +209,9 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         policies[name] = (study_replay(make, dev_accuracy_value, compute=_compute(sweep, ("dev_accuracy",), None)),
                           None)
 
-    # Screening, no pruning and the oracle see every config at once: arrival order cannot matter.
-    order_free = {*scorers, "loss_only", "prefix_accuracy", "no_pruning", "oracle"}
+    # No pruning and the oracle see every config at once: arrival order cannot matter. Screening
+    # policies see every config too, but break ties by arrival order, so they are replayed in every order.
+    order_free = {"no_pruning", "oracle"}
     results = {}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name, (policy, rank_value) in policies.items():
@@ -222,11 +232,11 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         "probes": {name: list(_probes_of(scorers[name][min(by_seed)])) for name in scorers}},
         "policies": results}
     if pareto:
-        out["pareto"] = _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute)
+        out["pareto"] = _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute, orders)
     return out
 
 
-def _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute) -> dict:
+def _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute, orders) -> dict:
     """Compute saved against regret as aggressiveness varies (prefix step x keep_top)."""
     curves: dict[str, list] = defaultdict(list)
     for step in prefixes:
@@ -241,11 +251,9 @@ def _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute) 
                                                                       compute=accuracy_compute(step))),
             ]
             for name, make in makers:
-                family = name if name in scorers else "earlyexit"
-
-                def policy(rs, o, make=make, family=family):
-                    return make(scorers[family][rs[0].seed])(rs, o)
-                r = evaluate(policy, held_out, 1)
+                def policy(rs, o, make=make, family=name):
+                    return make(scorers[family][rs[0].seed] if family in scorers else None)(rs, o)
+                r = evaluate(policy, held_out, min(orders, 5))  # ties only: a few orders suffice
                 curves[name].append({"prefix": step, "keep_top": k, "compute_saved": r.compute_saved,
                                      "regret": r.regret})
     return dict(curves)

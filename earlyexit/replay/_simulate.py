@@ -178,7 +178,8 @@ def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *,
 
     ``prefix_accuracy`` is this with the dev accuracy at ``step`` (no probe
     overhead); ``earlyexit`` and ``loss_only`` with a probe score, paying for
-    their probes as ``compute`` says. Diverged runs stop where they diverged;
+    their probes as ``compute`` says. Equal scores are ranked in the arrival
+    order drawn from ``order_seed``. Diverged runs stop where they diverged;
     a survivor that diverges after ``step`` is replaced by the next best.
     """
     if keep_top < 1:
@@ -186,7 +187,9 @@ def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *,
 
     def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
         scores = {r.run_id: (score_of(r, step) if step in r.signature else math.nan) for r in runs}
-        ranked = sorted((r for r in runs if math.isfinite(scores[r.run_id])), key=lambda r: -scores[r.run_id])
+        # Ties (e.g. every config still at the majority class) go by arrival order, drawn per order.
+        arrival = [runs[i] for i in np.random.default_rng(order_seed).permutation(len(runs))]
+        ranked = sorted((r for r in arrival if math.isfinite(scores[r.run_id])), key=lambda r: -scores[r.run_id])
         # Survivors train on; one that diverges later stops there and the next best takes its place.
         kept, trained = [], set()
         for r in ranked:
