@@ -51,17 +51,12 @@ def pooled_runs(sweeps: Sequence[Sweep]) -> list[Run]:
                 r.diverged) for i, sw in enumerate(sweeps) for r in runs_of(sw)]
 
 
-def _probes_of(scorer) -> tuple[str, ...]:
-    """What a scorer's features need measured at a checkpoint (probes, and dev metrics: an evaluation)."""
-    return tuple(scorer.names)
-
-
 def _compute(sweep: Sweep, scorer_or_probes, step: int | None, *, only_at_step: bool = False) -> Compute:
     """Probes (a scorer's, or the names given) at every checkpoint up to ``step``, or only at it."""
     if isinstance(scorer_or_probes, tuple):
         probes, steps = scorer_or_probes, ((step,) if only_at_step else None)
     else:  # a scorer: the checkpoints its features at this prefix read
-        probes = _probes_of(scorer_or_probes)
+        probes = tuple(scorer_or_probes.names)  # probes, and dev metrics (an evaluation)
         schema = scorer_or_probes.schemas.get(step) if step is not None else None
         steps = tuple(schema.steps) if schema is not None else None
     return Compute(probes, sweep.probe_costs, probe_until=step, steps=steps)
@@ -148,9 +143,8 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     by_seed: dict[int, list[Run]] = defaultdict(list)
     for r in runs:
         by_seed[r.seed].append(r)
-    # A seed still being logged would replay as a smaller study: hold out only complete seeds
-    # (configs per seed from the manifest when it plans a grid, else the largest seed); all runs
-    # still train the scorer.
+    # A seed still being logged would replay as a smaller study: hold out only the seeds with as
+    # many runs as the largest one; all runs still train the scorer.
     configs_per_seed = max(len(rs) for rs in by_seed.values())
     complete = sorted(s for s in by_seed if len(by_seed[s]) == configs_per_seed)
     incomplete = {s: len(by_seed[s]) for s in sorted(by_seed) if s not in complete}
@@ -224,12 +218,12 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         "probe_cost": ("measured per probe and per dev evaluation (probe_costs.json), in training steps"
                        if costs is not None else "the log's wall-clock compute_steps: every probe the sweep "
                        "measured; dev evaluations free (no probe_costs.json)"),
-        "probe_cost_steps": {name: _compute(sweep, scorers[name][s], prefix).per_checkpoint
-                             for name in scorers for s in [min(by_seed)]} | (
+        "probe_cost_steps": {name: _compute(sweep, scorers[name][min(by_seed)], prefix).per_checkpoint
+                             for name in scorers} | (
             {"loss_only": loss_compute(prefix).per_checkpoint,
              "prefix_accuracy": accuracy_compute(prefix).per_checkpoint,
              "optuna pruners": _compute(sweep, ("dev_accuracy",), None).per_checkpoint}),
-        "probes": {name: list(_probes_of(scorers[name][min(by_seed)])) for name in scorers}},
+        "probes": {name: list(scorers[name][min(by_seed)].names) for name in scorers}},
         "policies": results}
     if pareto:
         out["pareto"] = _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute, orders)
