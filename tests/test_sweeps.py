@@ -176,3 +176,50 @@ def test_report_finds_a_planted_correlation(tmp_path, capsys):
     rows = {(r["probe"], r["step"]): r for r in correlations(load(tmp_path / "planted"))}
     assert rows[("loss", 400)]["r"] == pytest.approx(1.0) and rows[("loss", 400)]["n"] == 12
     assert abs(rows[("gradient_norm", 0)]["r"]) < 0.9
+
+
+def test_two_workers_share_a_sweep_without_training_a_run_twice(tmp_path):
+    import threading
+
+    (tmp_path / "tiny.toml").write_text(SPEC)
+    spec = load_spec(tmp_path / "tiny.toml")
+    folder = tmp_path / "tiny"
+    trained, messages = [], []
+    workers = [threading.Thread(target=lambda: trained.append(run_sweep(spec, folder, log=messages.append)))
+               for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sum(trained) == 4
+    logged = load(folder, require_complete=True)
+    assert sorted(logged.runs["run_id"]) == ["r000", "r001", "r002", "r003"]
+    assert not logged.checkpoints.duplicated(["run_id", "step"]).any()
+    assert not list((folder / ".claims").iterdir())  # every claim released
+
+
+def test_a_live_claim_is_skipped_and_a_dead_one_taken_over(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from earlyexit.sweeps._claims import CLAIMS
+
+    (tmp_path / "tiny.toml").write_text(SPEC)
+    spec = load_spec(tmp_path / "tiny.toml")
+    folder = tmp_path / "tiny"
+    (folder / CLAIMS).mkdir(parents=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        (folder / CLAIMS / "r000").write_text(f"{socket.gethostname()} {live.pid}\n")
+        (folder / CLAIMS / "r001").write_text(f"{socket.gethostname()} {dead.pid}\n")
+        assert run_sweep(spec, folder, limit=1, log=lambda m: None) == 1
+        assert set(load(folder).runs["run_id"]) == {"r001"}  # r000 is held by a live process
+        assert (folder / CLAIMS / "r000").exists()
+    finally:
+        live.kill()
+        live.wait()
+    assert run_sweep(spec, folder, limit=1, log=lambda m: None) == 1  # its holder is gone now
+    assert set(load(folder).runs["run_id"]) == {"r000", "r001"}

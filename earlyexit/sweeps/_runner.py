@@ -17,6 +17,7 @@ import numpy as np
 from ..data import load_task
 from ..study import StudySpec
 from ..training import train
+from ._claims import claim, folder_lock, release
 from ._format import append_run, done_run_ids, drop_unfinished, read_manifest, write_manifest
 
 
@@ -106,60 +107,82 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
               log: Callable[[str], None] = print) -> int:
     """Train the sweep's runs that are not logged yet, logging each as it finishes.
 
-    Returns the number of runs trained now. A killed sweep loses at most the
-    run in progress: its partial rows are dropped on the next start.
+    Returns the number of runs trained now by this process. A killed sweep
+    loses at most the run in progress: its partial rows are dropped on the
+    next start. Several processes may work on one folder at once (two
+    1-thread workers use 2 cores best): each claims a run before training it
+    (see ``_claims``), so no run is trained twice.
     """
     import torch
 
     folder = Path(folder)
     runs = plan(spec)
     command = command or " ".join(sys.argv)
-    if not (folder / "manifest.json").exists():
-        write_manifest(folder, manifest(spec, runs, command))
-    else:
-        # Provenance of every sitting of a long sweep: when, with how many threads, by which command.
-        current = read_manifest(folder)
-        current.setdefault("sittings", []).append({
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "torch_threads": torch.get_num_threads(), "command": command,
-            "runs_logged_before": len(done_run_ids(folder))})
-        current.pop("format_version", None)
-        write_manifest(folder, current)
-    dropped = drop_unfinished(folder)
+    with folder_lock(folder):
+        if not (folder / "manifest.json").exists():
+            write_manifest(folder, manifest(spec, runs, command))
+        else:
+            # Provenance of every sitting of a long sweep: when, with how many threads, by which command.
+            current = read_manifest(folder)
+            current.setdefault("sittings", []).append({
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "torch_threads": torch.get_num_threads(), "command": command,
+                "runs_logged_before": len(done_run_ids(folder))})
+            current.pop("format_version", None)
+            write_manifest(folder, current)
+        # Other workers write a run's rows only under this lock, so any run without its run row is cut off.
+        dropped = drop_unfinished(folder)
+        done = done_run_ids(folder)
     if dropped:
         log(f"dropped {dropped} checkpoint rows of a run that was cut off")
-    done = done_run_ids(folder)
     todo = [r for r in runs if r.run_id not in done]
-    if limit is not None:
-        todo = todo[:limit]
-    log(f"{spec.name}: {len(done)} of {len(runs)} runs logged, {len(todo)} to train now -> {folder}")
+    log(f"{spec.name}: {len(done)} of {len(runs)} runs logged, {len(todo)} left"
+        + (f", training at most {limit} now" if limit is not None else "") + f" -> {folder}")
     task = load_task(spec.train.task, spec.train.data)
     param_names = sorted({k for r in runs for k in r.params})
-    for n, run in enumerate(todo, 1):
-        started = time.perf_counter()
-        config = spec.config_for(run.params)
-        quarter = max(1, config.max_steps // 4)
+    trained = 0
+    for run in todo:
+        if limit is not None and trained >= limit:
+            break
+        with folder_lock(folder):
+            if run.run_id in done_run_ids(folder) or not claim(folder, run.run_id):
+                continue  # logged or being trained by another worker meanwhile
+        try:
+            _train_and_log(spec, run, folder, task, param_names, log)
+        finally:
+            release(folder, run.run_id)
+        trained += 1
+    return trained
 
-        def progress(step, total, run=run):
-            if step % quarter == 0 and step < total:
-                log(f"  {run.run_id}: step {step}/{total}, {(time.perf_counter() - started) / 60:.1f} min")
 
-        result = train(config, task=task, progress=progress)
-        wall = time.perf_counter() - started
-        step_s = result.train_step_seconds
-        cum_probe = 0.0
-        cp_rows = []
-        for cp in result.checkpoints:
-            cum_probe += cp.probe_seconds
-            row = {"run_id": run.run_id, "step": cp.step, **cp.probes, "dev_accuracy": cp.dev_accuracy,
-                   "dev_loss": cp.dev_loss, "train_loss": cp.train_loss, "wall_seconds": cp.wall_seconds,
-                   "compute_steps": cp.step + (cum_probe / step_s if step_s > 0 else 0.0),
-                   "probe_seconds": cp.probe_seconds, "probe_error": cp.probe_error or ""}
-            cp_rows.append(row)
-        run_row = {"run_id": run.run_id, "config_id": run.config_id, **run.params, "status": result.status,
-                   "final_accuracy": result.final_accuracy, "final_loss": result.final_loss, "steps": result.steps,
-                   "compute_steps": result.compute_steps, "train_step_seconds": step_s, "wall_seconds": wall}
+def _train_and_log(spec: StudySpec, run: PlannedRun, folder: Path, task, param_names: list[str],
+                   log: Callable[[str], None]) -> None:
+    """Train one run to completion and append its rows (checkpoints first, then the run row)."""
+    started = time.perf_counter()
+    config = spec.config_for(run.params)
+    quarter = max(1, config.max_steps // 4)
+
+    def progress(step, total, run=run):
+        if step % quarter == 0 and step < total:
+            log(f"  {run.run_id}: step {step}/{total}, {(time.perf_counter() - started) / 60:.1f} min")
+
+    result = train(config, task=task, progress=progress)
+    wall = time.perf_counter() - started
+    step_s = result.train_step_seconds
+    cum_probe = 0.0
+    cp_rows = []
+    for cp in result.checkpoints:
+        cum_probe += cp.probe_seconds
+        row = {"run_id": run.run_id, "step": cp.step, **cp.probes, "dev_accuracy": cp.dev_accuracy,
+               "dev_loss": cp.dev_loss, "train_loss": cp.train_loss, "wall_seconds": cp.wall_seconds,
+               "compute_steps": cp.step + (cum_probe / step_s if step_s > 0 else 0.0),
+               "probe_seconds": cp.probe_seconds, "probe_error": cp.probe_error or ""}
+        cp_rows.append(row)
+    run_row = {"run_id": run.run_id, "config_id": run.config_id, **run.params, "status": result.status,
+               "final_accuracy": result.final_accuracy, "final_loss": result.final_loss, "steps": result.steps,
+               "compute_steps": result.compute_steps, "train_step_seconds": step_s, "wall_seconds": wall}
+    with folder_lock(folder):
         append_run(folder, run_row, cp_rows, param_names=param_names, probe_names=list(config.probe_names))
-        log(f"[{n}/{len(todo)}] {run.run_id} {run.params} -> {result.status}, "
-            f"final accuracy {result.final_accuracy:.4f}, {result.steps} steps, {wall / 60:.1f} min")
-    return len(todo)
+        logged = len(done_run_ids(folder))
+    log(f"[{logged} logged] {run.run_id} {run.params} -> {result.status}, "
+        f"final accuracy {result.final_accuracy:.4f}, {result.steps} steps, {wall / 60:.1f} min")
