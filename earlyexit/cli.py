@@ -365,11 +365,17 @@ class FitCommand:
                        help="fit on these probes only (default: every probe the sweeps share); a study then "
                             "needs to measure only these")
         g.add_argument("--no-hessian", action="store_true",
-                       help="fit without the Hessian probes (the replay's earlyexit_cheap: about 4 training "
-                            "steps a checkpoint instead of about 26 on the reference sweeps)")
+                       help="fit without the Hessian probes (about 4 training steps a checkpoint instead of "
+                            "about 26 on the reference sweeps)")
         p.add_argument("--decision-step-only", action="store_true",
                        help="features from the decision (prefix) step alone, not every probe step up to it: a "
                             "study then probes and evaluates once per trial")
+        p.add_argument("--all-features", action="store_true",
+                       help="read every probe (and a dev evaluation) at every probe step up to each prefix; by "
+                            "default, where the first sweep has probe_costs.json, each prefix reads the cheapest "
+                            "feature set whose held-out regret is within 0.1 accuracy points of the best one's")
+        p.add_argument("--keep-top", type=int, default=1,
+                       help="the cost-aware choice's held-out regret keeps this many trials per study (default 1)")
         p.add_argument("--json", action="store_true", help="print the cross-validation report as JSON")
 
     def take_action(self, args) -> int:
@@ -396,8 +402,14 @@ class FitCommand:
             raise CLIUsageError(f"--prefixes {bad} are not probe steps shared by the sweeps {steps}.")
         log = (lambda m: print(m, file=sys.stderr)) if args.json else print
         try:
+            if args.keep_top < 1:
+                raise ValueError(f"--keep-top must be at least 1, but got {args.keep_top}.")
+            costs = None if args.all_features else sweeps[0].probe_costs
+            if costs is None and not args.all_features:
+                log(f"{sweeps[0].path} has no probe_costs.json: every feature set is read (not cost-aware); "
+                    f"measure costs with `earlyexit bench probes --spec SPEC --write`")
             scorer = fit_on_runs(pooled_runs(sweeps), probes, steps, prefixes, progress=log,
-                                 decision_step_only=args.decision_step_only)
+                                 decision_step_only=args.decision_step_only, costs=costs, keep_top=args.keep_top)
         except ValueError as exc:
             raise CLIUsageError(str(exc)) from exc
         save_scorer(scorer, args.output)

@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from earlyexit.cli import main
@@ -71,10 +72,14 @@ def test_replay_charges_measured_probe_costs(costed):
     assert proto["probe_cost_steps"]["loss_only"] == pytest.approx(0.3)
     assert proto["probe_cost_steps"]["prefix_accuracy"] == pytest.approx(3.0)
     assert proto["probe_cost_steps"]["optuna pruners"] == pytest.approx(3.0)
-    assert "hessian_trace" in proto["probes"]["earlyexit"]
-    assert proto["probes"]["earlyexit_cheap"] == ["loss", "gradient_norm", "dev_accuracy"]
-    assert proto["probe_cost_steps"]["earlyexit_cheap"] == pytest.approx(4.0)
-    assert proto["probe_cost_steps"]["earlyexit"] == pytest.approx(24.5)
+    # earlyexit_all reads every probe and a dev evaluation at every checkpoint; earlyexit reads what its
+    # cost-aware fit chose, per held-out seed.
+    assert proto["probes"]["earlyexit_all"] == ["loss", "gradient_norm", "hessian_trace", "dev_accuracy"]
+    assert proto["probe_cost_steps"]["earlyexit_all"] == pytest.approx(24.5)
+    chosen = proto["feature_sets"]["earlyexit"]
+    assert set(chosen) == {"0", "1", "2"}
+    for c in chosen.values():
+        assert c["feature_set"] and c["steps"][-1] == 50 and set(c["steps"]) <= {0, 10, 50}
     # prefix_accuracy pays its steps to 50 plus one dev evaluation per config (none for diverged runs
     # that stopped before 50), and its survivor trains on.
     cps = sweep.checkpoints
@@ -91,19 +96,29 @@ def test_replay_charges_measured_probe_costs(costed):
             used += (r["steps"] if r["run_id"] in trained else min(50, r["steps"])) + evals
     assert 1 - pol["prefix_accuracy"]["compute_saved"] == pytest.approx(used / full, rel=1e-6)
     assert full == sum(p[2] for p in per_seed)
-    # The cheap scorer (no Hessian probes, decision step only) and the full one (every checkpoint up to
-    # 50) differ in compute only by what they measure: every run of a seed reaches step 50 here.
-    checkpoints, configs = per_seed[0][1], len(runs) // len(per_seed)
-    diff = (pol["earlyexit_cheap"]["compute_saved"] - pol["earlyexit"]["compute_saved"])
-    assert diff == pytest.approx((checkpoints * 24.5 - configs * 4.0) / per_seed[0][2], rel=1e-6)
-    assert pol["prefix_accuracy"]["compute_saved"] > pol["earlyexit"]["compute_saved"]
+    assert pol["prefix_accuracy"]["compute_saved"] > pol["earlyexit_all"]["compute_saved"]
+
+
+def test_cost_aware_and_read_everything_differ_only_by_what_they_read(tmp_path):
+    # No run diverges and every run reaches step 50, so every survivor trains to the same end: the two
+    # scorer policies differ in compute only by their probes. Each held-out seed pays its own scorer's choice.
+    path = write_synthetic_sweep(tmp_path / "syn", diverge=False)
+    write_probe_costs(path, ProbeCosts(PARTS))
+    out = replay(load(path), orders=2, prefix=50, keep_top=1, pareto=False)
+    pol, chosen = out["policies"], out["protocol"]["feature_sets"]["earlyexit"]
+    configs, full = 8, 8 * 1000
+    costs = ProbeCosts(PARTS)
+    diff = sum(configs * (3 * 24.5 - len(c["steps"]) * costs.of(c["names"])) for c in chosen.values())
+    diff /= len(chosen) * full
+    assert pol["earlyexit"]["compute_saved"] - pol["earlyexit_all"]["compute_saved"] == pytest.approx(diff, rel=1e-6)
 
 
 def test_replay_without_costs_says_so(tmp_path):
     sweep = load(write_synthetic_sweep(tmp_path / "syn"))
     out = replay(sweep, orders=1, prefix=50, pareto=False)
     assert "no probe_costs.json" in out["protocol"]["probe_cost"]
-    assert "earlyexit_cheap" not in out["policies"]
+    assert "earlyexit_all" not in out["policies"]  # nothing to be cost-aware with
+    assert all(c["steps"] == [0, 10, 50] for c in out["protocol"]["feature_sets"]["earlyexit"].values())
 
 
 def test_broken_cost_file_names_itself(costed, tmp_path):
@@ -153,10 +168,10 @@ def test_fit_on_chosen_probes_only(costed, tmp_path, capsys):
     from earlyexit.scoring import load_scorer
 
     out = tmp_path / "cheap.joblib"
-    assert main(["fit", str(costed), "-o", str(out), "--prefixes", "50", "--no-hessian", "--json"]) == 0
+    assert main(["fit", str(costed), "-o", str(out), "--prefixes", "50", "--no-hessian", "--all-features", "--json"]) == 0
     capsys.readouterr()
     assert load_scorer(out).names == ("loss", "gradient_norm", "dev_accuracy")
-    assert main(["fit", str(costed), "-o", str(out), "--prefixes", "50", "--probes", "loss"]) == 0
+    assert main(["fit", str(costed), "-o", str(out), "--prefixes", "50", "--probes", "loss", "--all-features"]) == 0
     assert load_scorer(out).names == ("loss", "dev_accuracy")
     assert main(["fit", str(costed), "-o", str(out), "--probes", "hessian_top_eigenvalue"]) == 2
     assert "not measured by every sweep" in capsys.readouterr().err
@@ -210,3 +225,42 @@ def test_screen_breaks_ties_by_arrival_order(tmp_path):
     kept = {policy(runs, order).kept for order in range(20)}
     assert len(kept) > 3  # not always the first config logged
     assert {policy(runs, 7).kept for _ in range(3)} == {policy(runs, 7).kept}  # an order is reproducible
+
+
+def test_cost_aware_fit_reads_the_cheapest_set_that_is_as_good(tmp_path):
+    """A cheap probe that reveals the final as well as an expensive one is chosen; a useless one is not."""
+    from earlyexit.scoring import fit_scorer
+
+    rng = np.random.default_rng(0)
+    q = rng.random(60)
+    finals = 0.8 + 0.05 * q
+    groups = np.repeat([0, 1, 2], 20)
+    cost = lambda names, steps: len(steps) * sum({"loss": 1.0, "hessian_trace": 10.0, "dev_accuracy": 5.0}[n]
+                                                  for n in names)
+
+    def signatures(loss_signal):
+        return [{s: {"loss": (0.7 - 0.2 * qi if loss_signal else rng.normal()) + rng.normal(0, 1e-3),
+                     "hessian_trace": 10 - 8 * qi + rng.normal(0, 1e-3), "dev_accuracy": 0.5}
+                 for s in (0, 50)} for qi in q]
+
+    kw = dict(names=["loss", "hessian_trace", "dev_accuracy"], steps=[0, 50], prefixes=[50], cost=cost)
+    both = fit_scorer(signatures(True), finals, groups, **kw)
+    assert both.schemas[50].names == ("loss",) and both.schemas[50].steps == (50,)
+    assert both.report[50]["cost"] == 1.0 and both.report[50]["heldout_regret"] <= 0.001
+    only_trace = fit_scorer(signatures(False), finals, groups, **kw)
+    assert "hessian_trace" in only_trace.schemas[50].names
+    assert only_trace.report[50]["heldout_regret"] <= 0.001
+    table = {r["feature_set"]: r for r in only_trace.report[50]["feature_sets"]}
+    assert table["loss@at_prefix"]["regret"] > 0.005  # the loss is noise here: picking by it loses
+    everything = fit_scorer(signatures(False), finals, groups, **{**kw, "cost": None})
+    assert everything.schemas[50].names == ("loss", "hessian_trace", "dev_accuracy")
+
+
+def test_topk_regret_averages_ties_over_orders():
+    from earlyexit.scoring._select import topk_regret
+
+    y, g = np.array([0.80, 0.85, 0.70, 0.90]), np.zeros(4)
+    assert topk_regret(y, np.array([1.0, 2.0, 0.0, 3.0]), g) == 0.0
+    assert topk_regret(y, np.ones(4), g) == pytest.approx(0.9 - y.mean())  # a random pick
+    assert topk_regret(y, np.array([3.0, 1.0, 1.0, 0.0]), g, keep_top=2) == pytest.approx((0.05 + 0.10) / 2)
+    assert topk_regret(y, np.array([1.0, 0.0, 2.0, 3.0]), np.array([0, 0, 1, 1])) == pytest.approx(0.025)

@@ -11,7 +11,7 @@ import optuna
 
 from ..pruning import GeometricPruner
 from ..scoring import fit_scorer
-from ..sweeps import Sweep
+from ..sweeps import ProbeCosts, Sweep
 from ._simulate import (
     Compute,
     Run,
@@ -30,18 +30,30 @@ from ._simulate import (
 
 FEATURES_EXTRA = ("dev_accuracy",)
 CHEAP_PROBES = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness")
-"""The probes without Hessian-vector products: the ``earlyexit_cheap`` policy's scorer uses only these,
-and only at its decision step (one checkpoint and one dev evaluation per config, like ``prefix_accuracy``)."""
+"""The probes without Hessian-vector products (``earlyexit fit --no-hessian``)."""
+
+
+def cost_of(costs: ProbeCosts | None):
+    """The scorer fit's cost function from a sweep's probe costs: steps to read names at steps, per trial."""
+    if costs is None:
+        return None
+    return lambda names, steps: costs.of(names) * len(steps)
 
 
 def fit_on_runs(runs: Sequence[Run], probes: Sequence[str], steps: Sequence[int], prefixes: Sequence[int],
-                progress=lambda m: None, *, decision_step_only: bool = False):
-    """Fit a scorer on completed runs, cross-validated by seed (or by sweep, via run_id prefixes)."""
+                progress=lambda m: None, *, decision_step_only: bool = False, costs: ProbeCosts | None = None,
+                keep_top: int = 1):
+    """Fit a scorer on completed runs, cross-validated by seed (or by sweep, via run_id prefixes).
+
+    With ``costs``, cost-aware: each prefix reads the cheapest feature set that is as good as the best
+    on held-out top-``keep_top`` regret (see :func:`earlyexit.scoring.fit_scorer`).
+    """
     done = [r for r in runs if not r.diverged and math.isfinite(r.final)]
     names = [*probes, *FEATURES_EXTRA]
     groups = [f"{r.run_id.split('/')[0] if '/' in r.run_id else ''}seed{r.seed}" for r in done]
     return fit_scorer([r.signature for r in done], [r.final for r in done], groups, names=names, steps=steps,
-                      prefixes=prefixes, decision_step_only=decision_step_only, progress=progress)
+                      prefixes=prefixes, decision_step_only=decision_step_only, progress=progress,
+                      cost=cost_of(costs), keep_top=keep_top)
 
 
 def pooled_runs(sweeps: Sequence[Sweep]) -> list[Run]:
@@ -55,37 +67,40 @@ def _compute(sweep: Sweep, scorer_or_probes, step: int | None, *, only_at_step: 
     """Probes (a scorer's, or the names given) at every checkpoint up to ``step``, or only at it."""
     if isinstance(scorer_or_probes, tuple):
         probes, steps = scorer_or_probes, ((step,) if only_at_step else None)
-    else:  # a scorer: the checkpoints its features at this prefix read
-        probes = tuple(scorer_or_probes.names)  # probes, and dev metrics (an evaluation)
+    else:  # a scorer: what its features at this prefix read, at the checkpoints they read it
         schema = scorer_or_probes.schemas.get(step) if step is not None else None
+        # probes, and dev metrics (an evaluation)
+        probes = tuple(schema.names) if schema is not None else tuple(scorer_or_probes.names)
         steps = tuple(schema.steps) if schema is not None else None
     return Compute(probes, sweep.probe_costs, probe_until=step, steps=steps)
 
 
-def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, only=None):
+def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, *, cost_aware=True, keep_top=1):
     """One scorer per held-out seed: the given one, one fitted on other sweeps, or leave-one-seed-out.
 
-    ``only`` limits the fitted scorers' probes to those names, read at the decision step alone.
+    Fitted scorers are cost-aware (``cost_aware`` and probe costs known: the replayed sweep's, else the
+    first ``fit_on`` sweep's), or read every probe at every checkpoint.
     """
-    last = only is not None
     steps = sweep.probe_steps
     if scorer is not None:
         scorer.check_probes(sweep.probes, f"sweep {sweep.path}")
         return {s: scorer for s in by_seed}, "given scorer"
-    allowed = [p for p in sweep.probes if only is None or p in only]
+    costs = None
+    if cost_aware:
+        costs = next((sw.probe_costs for sw in (sweep, *fit_on) if sw.probe_costs is not None), None)
+    what = "" if costs is None else " (cost-aware)"
     if fit_on:
-        probes = [p for p in allowed if all(p in sw.probes for sw in fit_on)]
-        fitted = fit_on_runs(pooled_runs(fit_on), probes, steps, prefixes, progress, decision_step_only=last)
+        probes = [p for p in sweep.probes if all(p in sw.probes for sw in fit_on)]
+        fitted = fit_on_runs(pooled_runs(fit_on), probes, steps, prefixes, progress, costs=costs, keep_top=keep_top)
         return {s: fitted for s in by_seed}, "fit on " + ", ".join(str(sw.path) for sw in fit_on)
     if len(by_seed) < 3:
         raise ValueError(f"{sweep.path}: leave-one-seed-out needs at least 3 seeds (2 to fit with held-out "
                          f"cross-validation), but the sweep has {sorted(by_seed)}; pass --fit-on or --scorer.")
     scorers = {}
     for s in by_seed:
-        progress(f"fitting the scorer without seed {s}" + ("" if only is None else
-                                                            " (no Hessian probes, decision step only)"))
-        scorers[s] = fit_on_runs([r for r in runs if r.seed != s], allowed, steps, prefixes,
-                                 decision_step_only=last)
+        progress(f"fitting the scorer without seed {s}{what}")
+        scorers[s] = fit_on_runs([r for r in runs if r.seed != s], sweep.probes, steps, prefixes,
+                                 costs=costs, keep_top=keep_top)
     return scorers, "leave-one-seed-out"
 
 
@@ -158,13 +173,14 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     if baselines_only:
         families, protocol = {}, "baselines only (no scorer)"
     else:
-        families = {"earlyexit": _scorers(sweep, runs, by_seed, scorer, fit_on, prefixes, progress)}
+        families = {"earlyexit": _scorers(sweep, runs, by_seed, scorer, fit_on, prefixes, progress,
+                                          keep_top=keep_top)}
         protocol = families["earlyexit"][1]
-    cheap = (not baselines_only and scorer is None and sweep.probe_costs is not None
-             and any(p in CHEAP_PROBES for p in sweep.probes))
-    if cheap:
-        families["earlyexit_cheap"] = _scorers(sweep, runs, by_seed, None, fit_on, prefixes, progress,
-                                               only=CHEAP_PROBES)
+    # What cost-awareness buys: the same fit reading every probe (and a dev evaluation) at every checkpoint.
+    costs_known = any(sw.probe_costs is not None for sw in (sweep, *fit_on))
+    if not baselines_only and scorer is None and costs_known:
+        families["earlyexit_all"] = _scorers(sweep, runs, by_seed, None, fit_on, prefixes, progress,
+                                             cost_aware=False, keep_top=keep_top)
     scorers = {name: sc for name, (sc, _) in families.items()}
 
     def per_seed(family: str, make: Callable[[object], Callable]) -> Callable:
@@ -223,10 +239,23 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
             {"loss_only": loss_compute(prefix).per_checkpoint,
              "prefix_accuracy": accuracy_compute(prefix).per_checkpoint,
              "optuna pruners": _compute(sweep, ("dev_accuracy",), None).per_checkpoint}),
-        "probes": {name: list(scorers[name][min(by_seed)].names) for name in scorers}},
+        "probes": {name: list(_compute(sweep, scorers[name][min(by_seed)], prefix).probes) for name in scorers},
+        "feature_sets": {name: _feature_sets(scorers[name], prefix) for name in scorers}},
         "policies": results}
     if pareto:
         out["pareto"] = _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute, orders)
+    return out
+
+
+def _feature_sets(by_seed: dict, prefix: int) -> dict:
+    """Per held-out seed, what its scorer reads at ``prefix``: names, steps, and the cost-aware choice."""
+    out = {}
+    for seed, sc in by_seed.items():
+        schema = sc.schemas.get(prefix)
+        rep = sc.report.get(prefix, {})
+        out[str(seed)] = {"names": list(schema.names) if schema else None,
+                          "steps": list(schema.steps) if schema else None,
+                          "feature_set": rep.get("feature_set"), "model": rep.get("chosen")}
     return out
 
 
@@ -264,7 +293,7 @@ def plot(result: dict, path: Path) -> None:
     for name, pts in result.get("pareto", {}).items():
         ax.plot([p["compute_saved"] for p in pts], [100 * p["regret"] for p in pts], "o", alpha=0.6, label=name)
     for name, r in result["policies"].items():
-        if name in ("earlyexit", "earlyexit_cheap", "loss_only", "prefix_accuracy"):
+        if name in result.get("pareto", {}):
             continue
         if r["compute_saved"] is not None and r["regret"] is not None:
             ax.plot(r["compute_saved"], 100 * r["regret"], "x", ms=8)

@@ -12,6 +12,7 @@ from scipy import stats
 
 from ._estimator import SignatureRegressor
 from ._features import FeatureSchema, signature_matrix
+from ._select import CostFn, candidate_feature_sets, choose_cheapest, topk_regret
 
 SCORER_FORMAT = 1
 CANDIDATES: dict[str, dict] = {
@@ -21,6 +22,9 @@ CANDIDATES: dict[str, dict] = {
     "gradient_boosting": {"model": "gradient_boosting"},
     "gaussian_process": {"model": "gaussian_process"},
 }
+SCREENING = ("ridge(alpha=1)", "ridge(alpha=10)")
+"""The models each candidate feature set is measured with in a cost-aware fit (fast, and stable on a few
+dozen trials); the chosen set then gets the best of every candidate model."""
 
 
 class ScorerFileError(ValueError):
@@ -44,7 +48,11 @@ class FittedScorer:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return next(iter(self.schemas.values())).names
+        """Every name some prefix's estimator reads (a cost-aware fit reads fewer at some prefixes)."""
+        seen: dict[str, None] = {}
+        for schema in self.schemas.values():
+            seen.update(dict.fromkeys(schema.names))
+        return tuple(seen)
 
     def score(self, signature: Mapping[int, Mapping[str, float]], step: int) -> float:
         usable = [p for p in self.schemas if p <= step]
@@ -72,28 +80,42 @@ def grouped_spearman(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray)
     return float(np.mean(values)) if values else math.nan
 
 
+def heldout_predictions(X: np.ndarray, y: np.ndarray, cv_groups: np.ndarray, params: dict) -> np.ndarray:
+    """Predictions for every row from a model fitted without its ``cv_groups`` value (NaN if none)."""
+    pred = np.full(len(y), np.nan)
+    for f in np.unique(cv_groups):
+        test = cv_groups == f
+        if test.all():
+            continue
+        pred[test] = SignatureRegressor(**params).fit(X[~test], y[~test]).predict(X[test])
+    return pred
+
+
 def cross_validate(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cv_groups: np.ndarray,
-                   candidates: Mapping[str, dict] = CANDIDATES) -> dict[str, float]:
-    """Held-out Spearman of every candidate: leave one ``cv_groups`` value out at a time."""
+                   candidates: Mapping[str, dict] = CANDIDATES, *, keep_top: int | None = None) -> dict:
+    """Held-out Spearman of every candidate: leave one ``cv_groups`` value out at a time.
+
+    With ``keep_top``, each value is ``{"spearman": ..., "regret": ...}`` instead, the regret being
+    :func:`topk_regret` of the held-out predictions (metric units).
+    """
     scores = {}
-    folds = np.unique(cv_groups)
     for name, params in candidates.items():
-        pred = np.full(len(y), np.nan)
-        for f in folds:
-            test = cv_groups == f
-            if test.all():
-                continue
-            est = SignatureRegressor(**params).fit(X[~test], y[~test])
-            pred[test] = est.predict(X[test])
+        pred = heldout_predictions(X, y, cv_groups, params)
         ok = np.isfinite(pred)
-        scores[name] = grouped_spearman(y[ok], pred[ok], groups[ok]) if ok.any() else math.nan
+        rho = grouped_spearman(y[ok], pred[ok], groups[ok]) if ok.any() else math.nan
+        if keep_top is None:
+            scores[name] = rho
+        else:
+            regret = topk_regret(y[ok], pred[ok], groups[ok], keep_top) if ok.any() else math.nan
+            scores[name] = {"spearman": rho, "regret": regret}
     return scores
 
 
 def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: Sequence[float],
                groups: Sequence, *, names: Sequence[str], steps: Sequence[int], prefixes: Sequence[int],
                cv_groups: Sequence | None = None, candidates: Mapping[str, dict] = CANDIDATES,
-               decision_step_only: bool = False, progress=lambda msg: None) -> FittedScorer:
+               decision_step_only: bool = False, cost: CostFn | None = None, regret_tolerance: float = 0.001,
+               keep_top: int = 1, progress=lambda msg: None) -> FittedScorer:
     """Fit one estimator per prefix, each chosen by grouped cross-validation.
 
     ``groups`` says which study (seed, sweep) a trial belongs to, for the
@@ -101,25 +123,63 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
     held out together. Each prefix's features are the signature at every
     probe step up to it, or, with ``decision_step_only``, at the prefix step
     alone (one checkpoint to measure instead of all of them).
+
+    With ``cost`` (training steps that reading some names at some steps adds
+    to one trial), the fit is cost-aware: at each prefix it measures every
+    candidate feature set (:func:`candidate_feature_sets`; only those read at
+    the prefix alone with ``decision_step_only``) by held-out top-``keep_top``
+    regret, keeps the cheapest set within ``regret_tolerance`` (metric units:
+    0.001 is 0.1 accuracy points) of the lowest regret, then picks its model
+    among ``candidates`` by held-out Spearman.
     """
     y = np.asarray(finals, dtype=float)
     groups = np.asarray(groups)
     cv = np.asarray(cv_groups) if cv_groups is not None else groups
     if len(np.unique(cv)) < 2:
         raise ValueError("cross-validation needs at least two groups (seeds or sweeps) to hold out.")
+    if not regret_tolerance >= 0:
+        raise ValueError(f"regret_tolerance must be >= 0 (metric units), but got {regret_tolerance!r}.")
     schemas, estimators, report = {}, {}, {}
     for prefix in prefixes:
-        schema = FeatureSchema(tuple(names), (prefix,) if decision_step_only else
-                               tuple(s for s in steps if s <= prefix))
+        entry = {}
+        if cost is None:
+            schema = FeatureSchema(tuple(names), (prefix,) if decision_step_only else
+                                   tuple(s for s in steps if s <= prefix))
+        else:
+            schema, entry = _cheapest_schema(signatures, y, groups, cv, names, steps, prefix, cost,
+                                             regret_tolerance, keep_top, decision_step_only, candidates)
         X = signature_matrix(signatures, schema)
         cv_scores = cross_validate(X, y, groups, cv, candidates)
         finite = {k: v for k, v in cv_scores.items() if math.isfinite(v)}
         best = max(finite, key=finite.get) if finite else "ridge(alpha=1)"
         estimators[prefix] = SignatureRegressor(**candidates[best]).fit(X, y)
         schemas[prefix] = schema
-        report[prefix] = {"chosen": best, "heldout_spearman": cv_scores.get(best, math.nan), "candidates": cv_scores}
-        progress(f"prefix {prefix}: {best}, held-out Spearman {cv_scores.get(best, math.nan):.3f}")
+        report[prefix] = {"chosen": best, "heldout_spearman": cv_scores.get(best, math.nan),
+                          "candidates": cv_scores, **entry}
+        progress(f"prefix {prefix}: {best}" + (f" on {entry['feature_set']} (+{entry['cost']:.1f} steps a trial)"
+                                               if entry else "")
+                 + f", held-out Spearman {cv_scores.get(best, math.nan):.3f}")
     return FittedScorer(schemas, estimators, report, _versions())
+
+
+def _cheapest_schema(signatures, y, groups, cv, names, steps, prefix, cost, regret_tolerance, keep_top,
+                     decision_step_only, candidates) -> tuple[FeatureSchema, dict]:
+    sets = candidate_feature_sets(names, steps, prefix)
+    if decision_step_only:
+        sets = [fs for fs in sets if fs.steps == (prefix,)]
+    screening = {k: candidates[k] for k in SCREENING if k in candidates} or dict(list(candidates.items())[:1])
+    results = []
+    for fs in sets:
+        schema = FeatureSchema(fs.names, fs.steps)
+        scores = cross_validate(signature_matrix(signatures, schema), y, groups, cv, screening, keep_top=keep_top)
+        best = min(scores.values(), key=lambda v: (v["regret"] if math.isfinite(v["regret"]) else math.inf,
+                                                    -(v["spearman"] if math.isfinite(v["spearman"]) else -2)))
+        results.append({"feature_set": fs.label, "schema": schema, "cost": float(cost(fs.names, fs.steps)),
+                        "regret": best["regret"], "spearman": best["spearman"]})
+    chosen = choose_cheapest(results, regret_tolerance)
+    table = [{k: v for k, v in r.items() if k != "schema"} for r in results]
+    return chosen["schema"], {"feature_set": chosen["feature_set"], "cost": chosen["cost"],
+                              "heldout_regret": chosen["regret"], "feature_sets": table}
 
 
 def _versions() -> dict:
