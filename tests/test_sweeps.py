@@ -223,3 +223,36 @@ def test_a_live_claim_is_skipped_and_a_dead_one_taken_over(tmp_path):
         live.wait()
     assert run_sweep(spec, folder, limit=1, log=lambda m: None) == 1  # its holder is gone now
     assert set(load(folder).runs["run_id"]) == {"r000", "r001"}
+
+
+def test_report_explains_plateaus_and_inert_parameters(tmp_path):
+    # Weight decay changes nothing; runs leave the chance plateau (0.51) by step 400 only at high lr.
+    from earlyexit.sweeps._format import append_run, write_manifest
+    from earlyexit.sweeps._report import inert_parameters, stuck_at_chance
+
+    folder = tmp_path / "flat"
+    write_manifest(folder, {"name": "flat", "task": "sst2", "model": "m", "protocol": {},
+                            "params": ["learning_rate", "seed", "weight_decay"], "runs": 12, "probe_steps": [0, 400],
+                            "probe_names": ["loss"]})
+    n = 0
+    for k in range(6):
+        for wd in (0.0, 0.01):
+            acc = 0.80 + 0.01 * k
+            rid = f"r{n:03d}"
+            cps = [{"run_id": rid, "step": step, "loss": 0.7 if step == 0 else 1 - acc,
+                    "dev_accuracy": 0.49 if step == 0 else (0.51 if k < 4 else 0.75), "dev_loss": 0.7,
+                    "train_loss": 0.7, "wall_seconds": 1.0, "compute_steps": float(step), "probe_seconds": 0.0,
+                    "probe_error": ""} for step in (0, 400)]
+            append_run(folder, {"run_id": rid, "config_id": f"c{n:02d}", "seed": 0, "learning_rate": 1e-5 * (k + 1),
+                                "weight_decay": wd, "status": "completed", "final_accuracy": acc, "final_loss": 0.4,
+                                "steps": 1000, "compute_steps": 1000.0, "train_step_seconds": 0.1, "wall_seconds": 1.0},
+                       cps, param_names=["learning_rate", "seed", "weight_decay"], probe_names=["loss"])
+            n += 1
+    sweep = load(folder)
+    assert stuck_at_chance(sweep) == {0: (12, 12), 400: (8, 12)}
+    inert = inert_parameters(sweep)
+    assert inert["weight_decay"] == (6, 6) and inert["learning_rate"][0] == 0
+    assert main(["sweeps", "report", str(folder)]) == 0
+    text = (folder / "REPORT.md").read_text()
+    assert "weight_decay (6 of 6 pairs" in text and "step 400: 8 of 12" in text
+    assert "vary only between seeds" in text

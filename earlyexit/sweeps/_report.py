@@ -74,6 +74,108 @@ def heatmap(rows: list[dict], probes: list[str], steps: list[int], path: Path, t
     plt.close(fig)
 
 
+def stuck_at_chance(sweep: Sweep, margin: float = 0.005) -> dict[int, tuple[int, int]]:
+    """Per probe step: (runs whose dev accuracy is no better than a constant classifier, runs measured).
+
+    A constant classifier's accuracy is read off step 0, where an untrained head predicts one class:
+    the larger of ``a`` and ``1 - a`` over the step-0 dev accuracies (binary tasks).
+    """
+    cps = sweep.checkpoints
+    at0 = cps.loc[cps["step"] == 0, "dev_accuracy"].dropna()
+    if at0.empty:
+        return {}
+    chance = float(np.maximum(at0, 1 - at0).max())
+    out = {}
+    for step in sweep.probe_steps:
+        acc = cps.loc[cps["step"] == step, "dev_accuracy"].dropna()
+        out[step] = (int((acc <= chance + margin).sum()), int(len(acc)))
+    return out
+
+
+def inert_parameters(sweep: Sweep, tolerance: float = 0.0025) -> dict[str, tuple[int, int]]:
+    """Per searched parameter: (pairs of runs differing only in it whose finals agree within ``tolerance``,
+    such pairs). A parameter whose pairs all agree changed nothing visible in this sweep."""
+    runs = sweep.runs[sweep.runs["status"] == "completed"]
+    params = [p for p in sweep.manifest.get("params", []) if p in runs.columns and p != "seed"]
+    out = {}
+    for p in params:
+        others = [q for q in params if q != p] + (["seed"] if "seed" in runs.columns else [])
+        agree = total = 0
+        for _, group in runs.groupby(others, dropna=False) if others else [(None, runs)]:
+            finals = group.drop_duplicates(p)["final_accuracy"].to_numpy(dtype=float)
+            if len(finals) >= 2:
+                total += 1
+                agree += int(np.ptp(finals) <= tolerance)
+        if total:
+            out[p] = (agree, total)
+    return out
+
+
+def _trace_on_and_off_plateau(sweep: Sweep, step: int = 400) -> str:
+    """The median Hessian trace at ``step`` of runs still at chance accuracy and of runs past it."""
+    cps = sweep.checkpoints
+    at0 = cps.loc[cps["step"] == 0, "dev_accuracy"].dropna()
+    rows = cps[cps["step"] == step]
+    if at0.empty or rows.empty or "hessian_trace" not in rows:
+        return ""
+    chance = float(np.maximum(at0, 1 - at0).max())
+    on = rows.loc[rows["dev_accuracy"] <= chance + 0.005, "hessian_trace"].dropna()
+    off = rows.loc[rows["dev_accuracy"] > chance + 0.005, "hessian_trace"].dropna()
+    if on.empty or off.empty:
+        return ""
+    return (f" Runs still at chance at step {step} have a median trace of {on.median():+.1f} (n = {len(on)}), runs "
+            f"past it {off.median():+.1f} (n = {len(off)}): on this model the trace swings through the escape "
+            "from the plateau, so at one step it ranks runs by where they are in that swing, not by how good "
+            "they will be.")
+
+
+def _differences(sweep: Sweep, rows: list[dict], summary: dict) -> list[str]:
+    """Where this sweep's figures differ from the seed study's, with what the log itself says about why."""
+    m = sweep.manifest
+    proto = m.get("protocol", {})
+    lines = ["## Where ours differ from the seed study, and why", ""]
+    layers = proto.get("num_layers")
+    lines.append(f"- Model: `{m.get('model')}`" + (f" cut to {layers} layers" if layers else "") +
+                 " instead of the seed's BERT-mini (4 layers, 11M parameters); "
+                 f"speed levers: length-grouped batches {proto.get('group_by_length')}, pruned vocabulary "
+                 f"{proto.get('prune_vocabulary')}, frozen word embeddings {proto.get('freeze_word_embeddings')}. "
+                 f"A smaller encoder ends lower: best {summary['best_final']:.3f} against the seed's "
+                 f"{SEED_FIGURES['best_final']}, median {summary['median_final']:.3f} against "
+                 f"{SEED_FIGURES['median_final']}.")
+    if summary["runs"] < summary["planned_runs"]:
+        lines.append(f"- Only {summary['runs']} of {summary['planned_runs']} runs are logged so far (seeds "
+                     f"{summary['seeds']}): p-values are of a smaller n than the seed's 80, so fewer correlations "
+                     "can be significant; rerun this command when the sweep is complete.")
+    stuck = stuck_at_chance(sweep)
+    if stuck:
+        cells = ", ".join(f"step {s}: {k} of {n}" for s, (k, n) in stuck.items())
+        lines.append(f"- Runs whose dev accuracy is still no better than a constant classifier: {cells}. While "
+                     "most runs sit on that plateau, early probes mostly measure how fast each run leaves it "
+                     "(its effective learning rate so far), which is why early correlations are strong only "
+                     "where the learning rate alone decides the final accuracy.")
+    inert = inert_parameters(sweep)
+    flat = [f"{p} ({a} of {t} pairs within 0.25 points)" for p, (a, t) in inert.items() if t and a >= 0.9 * t]
+    if flat:
+        lines.append("- Parameters that changed next to nothing: " + ", ".join(flat) + ". Runs that differ only "
+                     "in them are near-duplicates, so there are fewer distinct configs than the grid has, and "
+                     "counting the duplicates twice inflates the significance of every r.")
+    cps = sweep.checkpoints
+    at0 = cps[cps["step"] == 0].merge(sweep.runs[["run_id", "seed"]], on="run_id")
+    if len(at0) and "loss" in at0 and (at0.groupby("seed")["loss"].nunique() <= 1).all():
+        lines.append("- At step 0 every run of a seed has the same model and probe batches, so step-0 probes "
+                     "vary only between seeds: their r says how the seeds' finals differ"
+                     + (" (and here the seeds logged so far hold different configs)"
+                        if summary["runs"] < summary["planned_runs"] else "") + ", not how configs do.")
+    by = {(r["probe"], r["step"]): r for r in rows}
+    trace, loss = by.get(("hessian_trace", 400)), by.get(("loss", 400))
+    if trace and loss and math.isfinite(trace["r"]) and math.isfinite(loss["r"]):
+        lines.append(f"- At step 400 the Hessian trace has r = {trace['r']:+.2f} and the loss r = {loss['r']:+.2f} "
+                     f"(seed: {SEED_FIGURES['step400_hessian_trace_r']} and {SEED_FIGURES['step400_loss_r']}): "
+                     + ("same sign as the seed's." if trace["r"] < 0 and loss["r"] < 0 else
+                        "a sign differs from the seed's." + _trace_on_and_off_plateau(sweep)))
+    return lines + [""]
+
+
 def write_report(sweep: Sweep, out: Path | None = None) -> Path:
     """Write REPORT.md and correlations.png into the sweep folder (or next to ``out``)."""
     out = Path(out) if out else sweep.path / "REPORT.md"
@@ -114,6 +216,7 @@ def write_report(sweep: Sweep, out: Path | None = None) -> Path:
         f"| significant at p < 0.05 (seed's 6 probes) | {seed_like_sig} of {len(seed_like)} | {SEED_FIGURES['significant']} |",
         f"| significant at p < 0.05 (all probes) | {significant} of {len(finite)} | - |",
         "",
+        *_differences(sweep, rows, summary),
         "## Every probe at every step (Pearson r with final dev accuracy, p, n)",
         "",
         "| probe | " + " | ".join(f"step {s}" for s in sweep.probe_steps) + " |",
