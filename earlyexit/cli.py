@@ -437,6 +437,7 @@ class ReplayCommand:
         p.add_argument("--keep-top", type=int, default=1, help="configs kept at the decision step (default 1)")
         p.add_argument("--no-pareto", action="store_true", help="skip the aggressiveness sweep and plot")
         p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for a README)")
 
     def take_action(self, args) -> int:
         from pathlib import Path
@@ -464,23 +465,58 @@ class ReplayCommand:
         if args.json:
             print(json.dumps(result))
             return 0
-        p = result["protocol"]
-        print(f"{result['sweep']}: {p['held_out']}, seeds {p['seeds']}, {p['configs_per_seed']} configs each, "
-              f"{p['orders']} orders; decision at step {p['prefix']}, keep top {p['keep_top']}")
-        if p.get("incomplete_seeds_skipped"):
-            print("not held out (still being logged): " + ", ".join(
-                f"seed {s} ({n} of {p['configs_per_seed']} runs)" for s, n in p["incomplete_seeds_skipped"].items()))
-        costs = ", ".join(f"{k} {v:.1f}" for k, v in p.get("probe_cost_steps", {}).items() if math.isfinite(v))
-        print(f"probe cost: {p['probe_cost']}" + (f"; per checkpoint: {costs}" if costs else ""))
-        print(f"{'policy':<26}{'compute saved':>15}{'regret (pts)':>16}{'spearman':>10}")
-        for name, r in result["policies"].items():
-            cs = "-" if r["compute_saved"] is None else f"{r['compute_saved']:.1%} +- {r['compute_saved_std']:.1%}"
-            rg = "-" if r["regret"] is None else f"{100 * r['regret']:.2f} +- {100 * r['regret_std']:.2f}"
-            sp = "-" if r["spearman"] is None else f"{r['spearman']:.2f}"
-            print(f"{name:<26}{cs:>15}{rg:>16}{sp:>10}")
-        if "plot" in result:
-            print(f"Pareto plot: {result['plot']}")
+        print_replay(result, markdown=args.markdown)
         return 0
+
+
+def print_replay(result: dict, *, markdown: bool = False) -> None:
+    """The replay's tables: every policy at the replayed setting, then the best of each at regret budgets."""
+    p = result["protocol"]
+    print(f"{result['sweep']}: {p['held_out']}, seeds {p['seeds']}, {p['configs_per_seed']} configs each, "
+          f"{p['orders']} orders; decision at step {p['prefix']}, keep top {p['keep_top']}")
+    if p.get("incomplete_seeds_skipped"):
+        print("not held out (still being logged): " + ", ".join(
+            f"seed {s} ({n} of {p['configs_per_seed']} runs)" for s, n in p["incomplete_seeds_skipped"].items()))
+    costs = ", ".join(f"{k} {v:.1f}" for k, v in p.get("probe_cost_steps", {}).items() if math.isfinite(v))
+    print(f"probe cost: {p['probe_cost']}" + (f"; per checkpoint: {costs}" if costs else ""))
+    chosen = p.get("feature_sets", {}).get("earlyexit", {})
+    if chosen:
+        print("earlyexit reads, per held-out seed: " + "; ".join(
+            f"seed {s}: {c['feature_set'] or ', '.join(c['names'] or [])} ({c['model']})" for s, c in chosen.items()))
+    print()
+    rows = []
+    for name, r in result["policies"].items():
+        cs = "-" if r["compute_saved"] is None else f"{r['compute_saved']:.1%} +- {r['compute_saved_std']:.1%}"
+        rg = "-" if r["regret"] is None else f"{100 * r['regret']:.2f} +- {100 * r['regret_std']:.2f}"
+        sp = "-" if r["spearman"] is None else f"{r['spearman']:.2f}"
+        rows.append([name, cs, rg, sp])
+    _table(["policy", "compute saved", "regret (pts)", "spearman"], rows, markdown)
+    if result.get("frontier"):
+        budgets = list(next(iter(result["frontier"].values())))
+        print()
+        print("most compute saved at a mean regret within each budget (setting: decision step, keep top):")
+        rows = []
+        for name, by_budget in result["frontier"].items():
+            cells = []
+            for b in budgets:
+                best = by_budget[b]
+                cells.append("-" if best is None else f"{best['compute_saved']:.1%} ({best['setting']})")
+            rows.append([name, *cells])
+        _table(["policy", *[f"regret <= {100 * float(b):g} pts" for b in budgets]], rows, markdown)
+    if "plot" in result:
+        print(f"\nPareto plot: {result['plot']}")
+
+
+def _table(header: list[str], rows: list[list[str]], markdown: bool) -> None:
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("| " + " | ".join("---" for _ in header) + " |")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    for row in [header, *rows]:
+        print(f"{row[0]:<{widths[0] + 2}}" + "".join(f"{x:>{w + 2}}" for x, w in zip(row[1:], widths[1:], strict=True)))
 
 
 _COMMANDS = {

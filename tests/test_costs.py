@@ -264,3 +264,27 @@ def test_topk_regret_averages_ties_over_orders():
     assert topk_regret(y, np.ones(4), g) == pytest.approx(0.9 - y.mean())  # a random pick
     assert topk_regret(y, np.array([3.0, 1.0, 1.0, 0.0]), g, keep_top=2) == pytest.approx((0.05 + 0.10) / 2)
     assert topk_regret(y, np.array([1.0, 0.0, 2.0, 3.0]), np.array([0, 0, 1, 1])) == pytest.approx(0.025)
+
+
+def test_frontier_is_the_most_saved_within_each_regret_budget():
+    from earlyexit.replay import frontier
+
+    result = {"pareto": {"a": [{"prefix": 50, "keep_top": 1, "compute_saved": 0.9, "regret": 0.004},
+                               {"prefix": 100, "keep_top": 1, "compute_saved": 0.85, "regret": 0.0},
+                               {"prefix": 100, "keep_top": 2, "compute_saved": 0.80, "regret": 0.0}]},
+              "policies": {"a": {"compute_saved": 0.85, "regret": 0.0},
+                           "median": {"compute_saved": 0.5, "regret": 0.002},
+                           "none": {"compute_saved": None, "regret": None}}}
+    f = frontier(result, budgets=(0.0, 0.005))
+    assert f["a"]["0.0"] == {"compute_saved": 0.85, "regret": 0.0, "setting": "step 100, top 1"}
+    assert f["a"]["0.005"]["compute_saved"] == 0.9
+    assert f["median"]["0.0"] is None and f["median"]["0.005"]["setting"] == "as replayed"
+    assert "none" not in f
+
+
+def test_replay_markdown_tables(costed, capsys):
+    assert main(["replay", str(costed), "--prefix", "50", "--orders", "1", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| policy | compute saved | regret (pts) | spearman |" in out
+    assert "| policy | regret <= 0 pts | regret <= 0.1 pts | regret <= 0.5 pts | regret <= 1 pts |" in out
+    assert "earlyexit reads, per held-out seed" in out

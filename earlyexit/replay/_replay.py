@@ -253,6 +253,7 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         "policies": results}
     if pareto:
         out["pareto"] = _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute, orders)
+    out["frontier"] = frontier(out)
     return out
 
 
@@ -289,6 +290,35 @@ def _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute, 
                 curves[name].append({"prefix": step, "keep_top": k, "compute_saved": r.compute_saved,
                                      "regret": r.regret})
     return dict(curves)
+
+
+REGRET_BUDGETS = (0.0, 0.001, 0.005, 0.01)
+"""Regret budgets of :func:`frontier`, in accuracy (0.001 is 0.1 points)."""
+
+
+def frontier(result: dict, budgets: Sequence[float] = REGRET_BUDGETS) -> dict:
+    """Per policy and regret budget: the most compute it saves at a mean regret within the budget.
+
+    A policy's points are its aggressiveness sweep (decision step x keep top, from ``result["pareto"]``)
+    or, for the others, its one replayed setting. Values are ``{"compute_saved", "regret", "setting"}``,
+    or None where no setting of the policy stays within the budget: the "at equal or lower regret"
+    comparison of policies, read off the Pareto plot.
+    """
+    points: dict[str, list] = defaultdict(list)
+    for name, pts in result.get("pareto", {}).items():
+        points[name] += [(p["compute_saved"], p["regret"], f"step {p['prefix']}, top {p['keep_top']}") for p in pts]
+    for name, r in result["policies"].items():
+        if name not in points and r["compute_saved"] is not None and r["regret"] is not None:
+            points[name].append((r["compute_saved"], r["regret"], "as replayed"))
+    out = {}
+    for name, pts in points.items():
+        out[name] = {}
+        for budget in budgets:
+            ok = [p for p in pts if p[1] <= budget + 1e-12]
+            best = max(ok, key=lambda p: (p[0], -p[1])) if ok else None
+            out[name][str(budget)] = None if best is None else {"compute_saved": best[0], "regret": best[1],
+                                                                  "setting": best[2]}
+    return out
 
 
 def plot(result: dict, path: Path) -> None:
