@@ -99,7 +99,10 @@ def test_interrupted_study_resumes(tmp_path):
     for t in pruned:
         assert t.user_attrs["steps"] == 4 and "ranked" in t.user_attrs["pruned_reason"]
     for t in study.trials:
-        assert "probes@0" in t.user_attrs and "score@4" in t.user_attrs
+        # probes.measure = "pruner": the rank rule reads the loss at step 4, so that is all a trial measures
+        # (no other probe, no dev evaluation, no checkpoint at 0 or 8).
+        assert "score@4" in t.user_attrs and "probes@0" not in t.user_attrs and "probes@8" not in t.user_attrs
+        assert set(t.user_attrs["probes@4"]) == {"loss"} and t.user_attrs["dev_accuracy@4"] == "nan"
         assert t.intermediate_values[4] == -t.user_attrs["probes@4"]["loss"]
     # Nothing left to do: a third run adds no trials.
     assert len(run_study(spec, storage=storage, show_progress=False).trials) == 3
@@ -210,3 +213,26 @@ def test_screen_mode_trains_every_config_to_the_prefix_then_the_top_k(tmp_path):
     # Running it again changes nothing.
     again = run_study(spec, storage=f"sqlite:///{tmp_path}/scr.db", show_progress=False)
     assert len(again.trials) == 4
+
+
+def test_measurement_plan_follows_the_pruner(tmp_path):
+    from earlyexit.scoring import FeatureSchema, FittedScorer
+    from earlyexit.study._runner import make_scorer, measurement_plan
+
+    spec = load_spec(_spec(tmp_path))
+    assert measurement_plan(spec, make_scorer(spec)) == {4: ("loss",)}
+    path = _spec(tmp_path).parent / "all.toml"
+    path.write_text(_spec(tmp_path).read_text().replace("batch_size = 4\n", "batch_size = 4\nmeasure = \"all\"\n"))
+    assert measurement_plan(load_spec(path), None) is None
+    path.write_text(_spec(tmp_path).read_text().replace('kind = "geometric"', 'kind = "median"'))
+    median = load_spec(path)
+    assert measurement_plan(median, None) == {s: ("dev_accuracy", "dev_loss") for s in (0, 4, 8)}
+    path.write_text(_spec(tmp_path).read_text().replace("batch_size = 4\n", "batch_size = 4\nmeasure = \"some\"\n"))
+    with pytest.raises(SpecError, match="probes.measure must be"):
+        load_spec(path)
+    # A fitted scorer: each decision step reads its prefix's schema (largest prefix at or below it).
+    scorer = FittedScorer({50: FeatureSchema(("loss",), (50,)),
+                           100: FeatureSchema(("gradient_norm", "dev_accuracy"), (50, 100))}, {})
+    assert scorer.reads([50, 200]) == {50: ("loss", "gradient_norm", "dev_accuracy"),
+                                       100: ("gradient_norm", "dev_accuracy"), 200: ()}
+    assert scorer.reads([75]) == {50: ("loss",), 75: ()}

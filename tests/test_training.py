@@ -34,6 +34,22 @@ def test_run_is_deterministic_and_probes_every_checkpoint():
     assert a.compute_steps > 12  # probe overhead is counted
 
 
+def test_a_plan_measures_only_what_it_names_and_leaves_training_unchanged():
+    task = _dev_subset()
+    full = train(TrainConfig(seed=3, **FAST), task=task)
+    planned = train(TrainConfig(seed=3, **FAST), task=task,
+                    plan={4: ("loss", "dev_accuracy"), 8: ("critical_sharpness",), 10: ()})
+    assert [c.step for c in planned.checkpoints] == [4, 8, 10]
+    at = {c.step: c for c in planned.checkpoints}
+    assert set(at[4].probes) == {"loss"} and 0 <= at[4].dev_accuracy <= 1
+    assert set(at[8].probes) == {"critical_sharpness"} and math.isnan(at[8].dev_accuracy)
+    assert at[10].probes == {} and math.isnan(at[10].dev_accuracy) and at[10].probe_seconds < 0.05
+    # Probes do not move the weights: the same values as the full run's, and the same final accuracy.
+    assert at[4].probes["loss"] == full.checkpoints[1].probes["loss"]
+    assert at[4].dev_accuracy == full.checkpoints[1].dev_accuracy
+    assert planned.final_accuracy == full.final_accuracy
+
+
 def test_callback_stops_the_run():
     seen = []
 

@@ -62,6 +62,22 @@ class FittedScorer:
         X = signature_matrix([signature], self.schemas[p])
         return float(self.estimators[p].predict(X)[0])
 
+    def reads(self, decision_steps: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        """What scoring at ``decision_steps`` reads: step -> names (probes, and dev metrics).
+
+        Each decision step uses the estimator of the largest prefix at or below it, which reads its
+        schema's names at its schema's steps; every decision step is a key (maybe with no names).
+        """
+        plan: dict[int, dict[str, None]] = {}
+        for d in decision_steps:
+            plan.setdefault(d, {})
+            usable = [p for p in self.schemas if p <= d]
+            if usable:
+                schema = self.schemas[max(usable)]
+                for step in schema.steps:
+                    plan.setdefault(step, {}).update(dict.fromkeys(schema.names))
+        return {step: tuple(names) for step, names in sorted(plan.items())}
+
     def check_probes(self, measured: Sequence[str], where: str = "the study") -> None:
         """Raise :class:`ScorerFileError` if ``measured`` lacks a feature the scorer needs."""
         missing = [n for n in self.names if n not in measured and n not in ("dev_accuracy", "dev_loss")]

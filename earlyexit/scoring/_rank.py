@@ -30,5 +30,9 @@ class ProbeRankScorer:
             return math.nan
         return value if self.higher_is_better else -value
 
+    def reads(self, decision_steps) -> dict[int, tuple[str, ...]]:
+        """What scoring at ``decision_steps`` reads: the probe, at each of them."""
+        return {int(d): (self.probe,) for d in sorted(decision_steps)}
+
     def __repr__(self) -> str:
         return f"ProbeRankScorer({self.probe!r}, higher_is_better={self.higher_is_better})"

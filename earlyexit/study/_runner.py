@@ -51,6 +51,15 @@ def make_scorer(spec: StudySpec):
     return scorer
 
 
+def measurement_plan(spec: StudySpec, scorer) -> dict[int, tuple[str, ...]] | None:
+    """Step -> names a trial measures (see ``probes.measure``); None measures everything everywhere."""
+    if spec.measure == "all" or spec.pruner.kind == "none":
+        return None
+    if spec.pruner.kind != "geometric":  # Optuna's pruners read the dev accuracy at every probe step
+        return {s: ("dev_accuracy", "dev_loss") for s in spec.train.probe_steps}
+    return scorer.reads(spec.pruner.decision_steps)
+
+
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     if spec.sampler == "grid":
         return optuna.samplers.GridSampler({k: list(v) for k, v in spec.grid.items()}, seed=spec.seed)
@@ -88,6 +97,7 @@ class Objective:
         self.scorer = make_scorer(spec)
         self.show_progress = show_progress
         self.geometric = spec.pruner.kind == "geometric"
+        self.plan = measurement_plan(spec, self.scorer)
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.spec)
@@ -116,7 +126,7 @@ class Objective:
         def on_checkpoint(cp: Checkpoint) -> bool:
             signature[cp.step] = {**cp.probes, "dev_accuracy": cp.dev_accuracy, "dev_loss": cp.dev_loss}
             trial.set_user_attr(f"probes@{cp.step}", {k: _finite(v) for k, v in cp.probes.items()})
-            trial.set_user_attr(f"dev_accuracy@{cp.step}", cp.dev_accuracy)
+            trial.set_user_attr(f"dev_accuracy@{cp.step}", _finite(cp.dev_accuracy))
             if cp.probe_error:
                 trial.set_user_attr(f"probe_error@{cp.step}", cp.probe_error)
                 if self.geometric:
@@ -135,7 +145,7 @@ class Objective:
             return trial.should_prune()
 
         try:
-            result = train(config, on_checkpoint=on_checkpoint, task=self.task,
+            result = train(config, on_checkpoint=on_checkpoint, task=self.task, plan=self.plan,
                            progress=(lambda s, n: bar.update(1)) if bar is not None else None)
         finally:
             if bar is not None:

@@ -96,6 +96,12 @@ class StudySpec:
             (``seed`` may be searched or gridded like any hyperparameter).
         train: the fixed part of every run's :class:`TrainConfig`.
         pruner: the :class:`PrunerSpec`.
+        measure: ``pruner`` (default): each trial measures only what its
+            pruner reads, where it reads it (the geometric pruner's scorer;
+            a dev evaluation at every probe step for Optuna's pruners);
+            ``all``: every probe and a dev evaluation at every probe step
+            (to log data for fitting a scorer later; also what a study with
+            pruner kind ``none`` measures).
         heartbeat_seconds: SQL storages: a trial without a heartbeat for
             twice this long is failed and retried with the same parameters.
     """
@@ -111,6 +117,7 @@ class StudySpec:
     train: TrainConfig = field(default_factory=TrainConfig)
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
     heartbeat_seconds: int = 30
+    measure: str = "pruner"
 
     def config_for(self, params: dict[str, Any]) -> TrainConfig:
         """The run's TrainConfig: the fixed settings with the trial's parameters."""
@@ -125,7 +132,7 @@ _MODEL_KEYS = {"name", "num_layers", "freeze_word_embeddings", "prune_vocabulary
 _DATA_KEYS = {"task", "path", "max_length", "group_by_length"}
 _TRAIN_KEYS = {"learning_rate", "warmup_ratio", "weight_decay", "schedule", "batch_size", "max_steps",
                "grad_clip", "seed", "hidden_dropout", "classifier_dropout", "eval_batch_size"}
-_PROBE_KEYS = {"steps", "names", "batches", "batch_size", "seed"}
+_PROBE_KEYS = {"steps", "names", "batches", "batch_size", "seed", "measure"}
 _PRUNER_KEYS = {f.name for f in fields(PrunerSpec)}
 
 
@@ -266,8 +273,12 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
             scorer = Path(where).parent / scorer
         pruner_spec = PrunerSpec(**{**pruner_spec.__dict__, "scorer": str(scorer)})
 
+    measure = _get(probes, "measure", str, where, "probes.", default="pruner")
+    if measure not in ("pruner", "all"):
+        raise SpecError(f"{where}: probes.measure must be 'pruner' or 'all', but got {measure!r}.")
     return StudySpec(path=where, name=name, storage=storage, n_trials=n_trials, seed=seed, sampler=sampler,
-                     grid=grid, search=dists, train=train_config, pruner=pruner_spec, heartbeat_seconds=heartbeat)
+                     grid=grid, search=dists, train=train_config, pruner=pruner_spec, heartbeat_seconds=heartbeat,
+                     measure=measure)
 
 
 def _table(raw, key, where) -> dict:

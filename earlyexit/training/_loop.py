@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
 from ..data import Batcher, TaskData, collate, load_task
 from ..models import load_model, load_tokenizer, shrink_vocabulary, used_token_ids
-from ..probes import WarmStart, measure
+from ..probes import PROBE_NAMES, WarmStart, measure
 from ._config import HF_SCHEDULER_NAMES, TrainConfig
+
+DEV_METRICS = ("dev_accuracy", "dev_loss")
+"""Names in a measurement plan that ask for a dev evaluation at that step."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,15 @@ def train(
     on_checkpoint: Callable[[Checkpoint], bool] | None = None,
     task: TaskData | None = None,
     progress: Callable[[int, int], None] | None = None,
+    plan: Mapping[int, Collection[str]] | None = None,
 ) -> TrainResult:
     """Fine-tune per ``config``, probing at ``config.probe_steps``.
+
+    ``plan`` (step -> names) replaces that with exactly what someone reads:
+    checkpoints only at its steps, measuring there only its probe names, and
+    evaluating on dev only where it names ``dev_accuracy`` or ``dev_loss``
+    (NaN otherwise). A study's pruner passes what its scorer reads, so a
+    trial pays for nothing else.
 
     Deterministic on CPU for a given config. ``on_checkpoint(checkpoint)``
     returning True stops the run at that checkpoint (status ``stopped``).
@@ -170,17 +180,21 @@ def train(
         nonlocal warm, probe_seconds_total
         t0 = time.perf_counter()
         values, diag, error = {}, {}, None
-        try:
-            result = measure(model, _loss, probes, names=config.probe_names, optimizer=optimizer,
-                             seed=config.probe_seed, warm_start=warm)
-            values, diag, warm = dict(result), dict(result.diagnostics), result.warm_start
-        except (RuntimeError, NotImplementedError) as exc:
-            error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        wanted = config.probe_names if plan is None else tuple(n for n in plan[step] if n in PROBE_NAMES)
+        if wanted:
+            try:
+                result = measure(model, _loss, probes, names=wanted, optimizer=optimizer,
+                                 seed=config.probe_seed, warm_start=warm)
+                values, diag, warm = dict(result), dict(result.diagnostics), result.warm_start
+            except (RuntimeError, NotImplementedError) as exc:
+                error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         probe_s = time.perf_counter() - t0
         probe_seconds_total += probe_s
         t1 = time.perf_counter()
-        acc, dev_loss = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
-                                 max_length=config.max_length, id_map=id_map)
+        acc, dev_loss = math.nan, math.nan
+        if plan is None or any(n in DEV_METRICS for n in plan[step]):
+            acc, dev_loss = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
+                                     max_length=config.max_length, id_map=id_map)
         eval_s = time.perf_counter() - t1
         step_s = train_seconds / step if step else math.nan
         cp = Checkpoint(
@@ -193,7 +207,7 @@ def train(
         checkpoints.append(cp)
         return cp
 
-    probe_steps = set(s for s in config.probe_steps if s <= config.max_steps)
+    probe_steps = set(s for s in (config.probe_steps if plan is None else plan) if s <= config.max_steps)
     model.train()
     while True:
         if step in probe_steps:
