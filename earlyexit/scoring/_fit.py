@@ -146,7 +146,8 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
     the prefix alone with ``decision_step_only``) by held-out top-``keep_top``
     regret, keeps the cheapest set within ``regret_tolerance`` (metric units:
     0.001 is 0.1 accuracy points) of the lowest regret, then picks its model
-    among ``candidates`` by held-out Spearman.
+    among ``candidates`` the same way: within ``regret_tolerance`` of the
+    lowest held-out regret, the highest held-out Spearman.
     """
     y = np.asarray(finals, dtype=float)
     groups = np.asarray(groups)
@@ -165,16 +166,26 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
             schema, entry = _cheapest_schema(signatures, y, groups, cv, names, steps, prefix, cost,
                                              regret_tolerance, keep_top, decision_step_only, candidates)
         X = signature_matrix(signatures, schema)
-        cv_scores = cross_validate(X, y, groups, cv, candidates)
-        finite = {k: v for k, v in cv_scores.items() if math.isfinite(v)}
-        best = max(finite, key=finite.get) if finite else "ridge(alpha=1)"
+        if cost is None:
+            cv_scores = cross_validate(X, y, groups, cv, candidates)
+            finite = {k: v for k, v in cv_scores.items() if math.isfinite(v)}
+            best = max(finite, key=finite.get) if finite else "ridge(alpha=1)"
+            rho = cv_scores.get(best, math.nan)
+        else:
+            # Cost-aware: the model too is judged first by what pruning pays for (held-out regret; a
+            # model that ties the top trials loses there), then by Spearman among those within tolerance.
+            cv_scores = cross_validate(X, y, groups, cv, candidates, keep_top=keep_top)
+            best = choose_cheapest([{"name": k, "cost": 0.0, **v} for k, v in cv_scores.items()],
+                                   regret_tolerance)["name"]
+            rho = cv_scores[best]["spearman"]
+            entry["heldout_regret"] = cv_scores[best]["regret"]
         estimators[prefix] = SignatureRegressor(**candidates[best]).fit(X, y)
         schemas[prefix] = schema
-        report[prefix] = {"chosen": best, "heldout_spearman": cv_scores.get(best, math.nan),
-                          "candidates": cv_scores, **entry}
-        progress(f"prefix {prefix}: {best}" + (f" on {entry['feature_set']} (+{entry['cost']:.1f} steps a trial)"
+        report[prefix] = {"chosen": best, "heldout_spearman": rho, "candidates": cv_scores, **entry}
+        progress(f"prefix {prefix}: {best}" + (f" on {entry['feature_set']} (+{entry['cost']:.1f} steps a trial, "
+                                               f"held-out regret {100 * entry['heldout_regret']:.2f} pts)"
                                                if entry else "")
-                 + f", held-out Spearman {cv_scores.get(best, math.nan):.3f}")
+                 + f", held-out Spearman {rho:.3f}")
     return FittedScorer(schemas, estimators, report, _versions())
 
 
