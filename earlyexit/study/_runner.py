@@ -132,6 +132,8 @@ class Objective:
                 if self.geometric:
                     # No probes, no judgement: the trial is not reported at this step and so not pruned here.
                     return False
+            if self.geometric and self.plan is not None and cp.step not in self.spec.pruner.decision_steps:
+                return False  # measured for a later decision; a score here would read what was not measured
             if self.geometric:
                 score = self.scorer.score(signature, cp.step)
             else:
