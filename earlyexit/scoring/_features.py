@@ -12,8 +12,10 @@ between trials):
 - ``log``: ``sign(x) * log1p(|x|)`` (probes span orders of magnitude);
 - ``delta``: the change of the log value since the previous probe step.
 
-Ranks within a study are applied by the scorer at prediction time, not
-here, because they depend on the other trials.
+No transform depends on other trials (ranks within a study, say): a live
+pruner scores each trial as it reaches a decision step, before the trials
+after it exist, so a trial's score must come from its own signature alone.
+The pruner compares scores across trials instead (keep the top K).
 """
 
 from __future__ import annotations
