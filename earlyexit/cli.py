@@ -459,9 +459,15 @@ class ReplayCommand:
         except (SweepFormatError, ScorerFileError, ValueError) as exc:
             raise CLIUsageError(str(exc)) from exc
         if not args.no_pareto:
+            from .sweeps._report import correlations, heatmap
+
             png = Path(args.sweep) / "replay_pareto.png"
             plot(result, png)
             result["plot"] = str(png)
+            heat = Path(args.sweep) / "correlations.png"
+            heatmap(correlations(sweep), sweep.probes, sweep.probe_steps, heat,
+                    f"{sweep.path.name}: probe at step vs final accuracy (Pearson r, * p<0.05)")
+            result["heatmap"] = str(heat)
         if args.json:
             print(json.dumps(result))
             return 0
@@ -504,7 +510,7 @@ def print_replay(result: dict, *, markdown: bool = False) -> None:
             rows.append([name, *cells])
         _table(["policy", *[f"regret <= {100 * float(b):g} pts" for b in budgets]], rows, markdown)
     if "plot" in result:
-        print(f"\nPareto plot: {result['plot']}")
+        print(f"\nPareto plot: {result['plot']}; probe x step correlations: {result['heatmap']}")
 
 
 def _table(header: list[str], rows: list[list[str]], markdown: bool) -> None:

@@ -66,6 +66,7 @@ def test_fit_and_replay_commands(sweep_path, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["protocol"]["held_out"] == "given scorer" and POLICIES <= set(out["policies"])
     assert (sweep_path / "replay_pareto.png").stat().st_size > 1000
+    assert (sweep_path / "correlations.png").stat().st_size > 1000  # the probe x step heatmap, beside it
 
 
 def test_fit_on_another_sweep(sweep_path, tmp_path, capsys):
