@@ -147,7 +147,8 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
     regret, keeps the cheapest set within ``regret_tolerance`` (metric units:
     0.001 is 0.1 accuracy points) of the lowest regret, then picks its model
     among ``candidates`` the same way: within ``regret_tolerance`` of the
-    lowest held-out regret, the highest held-out Spearman.
+    lowest held-out regret, the simplest (ridge with the largest penalty
+    first, gradient boosting last).
     """
     y = np.asarray(finals, dtype=float)
     groups = np.asarray(groups)
@@ -173,10 +174,11 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
             rho = cv_scores.get(best, math.nan)
         else:
             # Cost-aware: the model too is judged first by what pruning pays for (held-out regret; a
-            # model that ties the top trials loses there), then by Spearman among those within tolerance.
+            # model that ties the top trials loses there), and among those within tolerance the simplest
+            # wins (a few dozen trials cannot tell a flexible model's fit from its overfit).
             cv_scores = cross_validate(X, y, groups, cv, candidates, keep_top=keep_top)
-            best = choose_cheapest([{"name": k, "cost": 0.0, **v} for k, v in cv_scores.items()],
-                                   regret_tolerance)["name"]
+            best = choose_cheapest([{"name": k, "cost": _complexity(candidates[k]), **v}
+                                    for k, v in cv_scores.items()], regret_tolerance)["name"]
             rho = cv_scores[best]["spearman"]
             entry["heldout_regret"] = cv_scores[best]["regret"]
         estimators[prefix] = SignatureRegressor(**candidates[best]).fit(X, y)
@@ -187,6 +189,14 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
                                                if entry else "")
                  + f", held-out Spearman {rho:.3f}")
     return FittedScorer(schemas, estimators, report, _versions())
+
+
+def _complexity(params: dict) -> float:
+    """Rank of a candidate model from simplest to most flexible: ridge by decreasing penalty, then the
+    Gaussian process, then gradient boosting."""
+    if params.get("model", "ridge") == "ridge":
+        return -math.log10(params.get("alpha", 1.0))
+    return {"gaussian_process": 10.0, "gradient_boosting": 20.0}.get(params["model"], 30.0)
 
 
 def _cheapest_schema(signatures, y, groups, cv, names, steps, prefix, cost, regret_tolerance, keep_top,
