@@ -165,7 +165,8 @@ def _differences(sweep: Sweep, rows: list[dict], summary: dict) -> list[str]:
         lines.append("- At step 0 every run of a seed has the same model and probe batches, so step-0 probes "
                      "vary only between seeds: their r says how the seeds' finals differ"
                      + (" (and here the seeds logged so far hold different configs)"
-                        if summary["runs"] < summary["planned_runs"] else "") + ", not how configs do.")
+                        if sweep.runs.groupby("seed")["config_id"].apply(frozenset).nunique() > 1 else "")
+                     + ", not how configs do.")
     by = {(r["probe"], r["step"]): r for r in rows}
     trace, loss = by.get(("hessian_trace", 400)), by.get(("loss", 400))
     if trace and loss and math.isfinite(trace["r"]) and math.isfinite(loss["r"]):
