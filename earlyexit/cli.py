@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import warnings
 
 
 class CLIUsageError(Exception):
@@ -557,6 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug:
+        # Optuna marks the heartbeat, retry and Wilcoxon APIs we rely on as experimental, once per use;
+        # that is for library authors, not for someone reading a study's progress.
+        warnings.filterwarnings("ignore", message=r".*(is experimental|an experimental feature)")
     try:
         return args._command.take_action(args)
     except CLIUsageError as exc:
