@@ -247,6 +247,8 @@ def test_cost_aware_fit_reads_the_cheapest_set_that_is_as_good(tmp_path):
     both = fit_scorer(signatures(True), finals, groups, **kw)
     assert both.schemas[50].names == ("loss",) and both.schemas[50].steps == (50,)
     assert both.report[50]["cost"] == 1.0 and both.report[50]["heldout_regret"] <= 0.001
+    # Every model ranks this one linear feature perfectly: the simplest (the stiffest ridge) is kept.
+    assert both.report[50]["chosen"] == "ridge(alpha=10)"
     only_trace = fit_scorer(signatures(False), finals, groups, **kw)
     assert "hessian_trace" in only_trace.schemas[50].names
     assert only_trace.report[50]["heldout_regret"] <= 0.001
