@@ -88,11 +88,13 @@ def _compute(sweep: Sweep, scorer_or_probes, step: int | None, *, only_at_step: 
     return Compute(probes, sweep.probe_costs, probe_until=step, steps=steps)
 
 
-def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, *, cost_aware=True, keep_top=1):
+def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, *, cost_aware=True, keep_top=1,
+             held_out=None):
     """One scorer per held-out seed: the given one, one fitted on other sweeps, or leave-one-seed-out.
 
     Fitted scorers are cost-aware (``cost_aware`` and probe costs known: the replayed sweep's, else the
-    first ``fit_on`` sweep's), or read every probe at every checkpoint.
+    first ``fit_on`` sweep's), or read every probe at every checkpoint. ``held_out``: the seeds that get
+    a scorer (default all; a seed still being logged is not held out, but its runs still train).
     """
     steps = sweep.probe_steps
     if scorer is not None:
@@ -110,7 +112,7 @@ def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, *,
         raise ValueError(f"{sweep.path}: leave-one-seed-out needs at least 2 seeds, but the sweep has "
                          f"{sorted(by_seed)}; pass --fit-on or --scorer.")
     scorers = {}
-    for s in by_seed:
+    for s in (by_seed if held_out is None else held_out):
         progress(f"fitting the scorer without seed {s}{what}")
         scorers[s] = fit_on_runs([r for r in runs if r.seed != s], sweep.probes, steps, prefixes,
                                  costs=costs, keep_top=keep_top)
@@ -187,13 +189,13 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         families, protocol = {}, "baselines only (no scorer)"
     else:
         families = {"earlyexit": _scorers(sweep, runs, by_seed, scorer, fit_on, prefixes, progress,
-                                          keep_top=keep_top)}
+                                          keep_top=keep_top, held_out=complete)}
         protocol = families["earlyexit"][1]
     # What cost-awareness buys: the same fit reading every probe (and a dev evaluation) at every checkpoint.
     costs_known = any(sw.probe_costs is not None for sw in (sweep, *fit_on))
     if not baselines_only and scorer is None and costs_known:
         families["earlyexit_all"] = _scorers(sweep, runs, by_seed, None, fit_on, prefixes, progress,
-                                             cost_aware=False, keep_top=keep_top)
+                                             cost_aware=False, keep_top=keep_top, held_out=complete)
     scorers = {name: sc for name, (sc, _) in families.items()}
 
     def per_seed(family: str, make: Callable[[object], Callable]) -> Callable:
@@ -247,12 +249,12 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         "probe_cost": ("measured per probe and per dev evaluation (probe_costs.json), in training steps"
                        if costs is not None else "the log's wall-clock compute_steps: every probe the sweep "
                        "measured; dev evaluations free (no probe_costs.json)"),
-        "probe_cost_steps": {name: _compute(sweep, scorers[name][min(by_seed)], prefix).per_checkpoint
+        "probe_cost_steps": {name: _compute(sweep, scorers[name][min(complete)], prefix).per_checkpoint
                              for name in scorers} | (
             {"loss_only": loss_compute(prefix).per_checkpoint,
              "prefix_accuracy": accuracy_compute(prefix).per_checkpoint,
              "optuna pruners": _compute(sweep, ("dev_accuracy",), None).per_checkpoint}),
-        "probes": {name: list(_compute(sweep, scorers[name][min(by_seed)], prefix).probes) for name in scorers},
+        "probes": {name: list(_compute(sweep, scorers[name][min(complete)], prefix).probes) for name in scorers},
         "feature_sets": {name: _feature_sets(scorers[name], prefix) for name in scorers}},
         "policies": results}
     if pareto:
