@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..names import HESSIAN_PROBES
 from ._critical import critical_step
 from ._lanczos import lanczos
 from ._objective import LossFn, Objective, probing_mode
@@ -32,7 +33,6 @@ PROBE_NAMES: tuple[str, ...] = (
 
 _NEEDS_GRADIENT = {"gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness",
                    "relative_critical_sharpness"}
-_NEEDS_HESSIAN = {"hessian_top_eigenvalue", "hessian_trace"}
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def measure(
         objective = Objective(model, loss_fn, batches)
         theta = objective.theta
         need_grad = bool(_NEEDS_GRADIENT & set(names))
-        need_hessian = bool(_NEEDS_HESSIAN & set(names))
+        need_hessian = bool(HESSIAN_PROBES & set(names))
         grads = None
         clock = _Clock(diag)
         if need_hessian:

@@ -26,6 +26,7 @@ import numpy as np
 import optuna
 from scipy import stats
 
+from ..names import DEV_METRICS
 from ..sweeps import ProbeCosts, Sweep
 
 
@@ -123,7 +124,7 @@ class Compute:
 
     @property
     def _uses_probes(self) -> bool:
-        return bool(set(self.probes) - {"dev_accuracy", "dev_loss"})
+        return bool(set(self.probes) - set(DEV_METRICS))
 
     def _checkpoints(self, run: Run, stop: int) -> int:
         last = stop if self.probe_until is None else min(stop, self.probe_until)

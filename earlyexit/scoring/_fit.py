@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from ..names import DEV_METRICS
 from ._estimator import SignatureRegressor
 from ._features import FeatureSchema, signature_matrix
 from ._select import CostFn, candidate_feature_sets, choose_cheapest, topk_regret
@@ -80,7 +81,7 @@ class FittedScorer:
 
     def check_probes(self, measured: Sequence[str], where: str = "the study") -> None:
         """Raise :class:`ScorerFileError` if ``measured`` lacks a feature the scorer needs."""
-        missing = [n for n in self.names if n not in measured and n not in ("dev_accuracy", "dev_loss")]
+        missing = [n for n in self.names if n not in measured and n not in DEV_METRICS]
         if missing:
             raise ScorerFileError(f"the scorer needs probes {missing}, which {where} does not measure; "
                                   f"add them to probes.names or fit a scorer on what you measure.")

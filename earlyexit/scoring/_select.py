@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-HESSIAN_PROBES = ("hessian_top_eigenvalue", "hessian_trace")
-METRICS = ("dev_accuracy", "dev_loss")
+from ..names import DEV_METRICS, HESSIAN_PROBES
 
 CostFn = Callable[[Sequence[str], Sequence[int]], float]
 """``cost(names, steps)``: training steps that reading ``names`` at ``steps`` adds to one trial."""
@@ -41,8 +40,8 @@ def candidate_feature_sets(names: Sequence[str], steps: Sequence[int], prefix: i
     ``names``. Windows: the prefix step alone, the last two probe steps (adds
     the change between them), every probe step up to the prefix.
     """
-    probes = [n for n in names if n not in METRICS]
-    metrics = [n for n in names if n in METRICS]
+    probes = [n for n in names if n not in DEV_METRICS]
+    metrics = [n for n in names if n in DEV_METRICS]
     families = {"loss": [p for p in probes if p == "loss"],
                 "no_hessian": [p for p in probes if p not in HESSIAN_PROBES],
                 "all_probes": probes}

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..data import load_task
+from ..names import DEV_METRICS
 from ..pruning import GeometricPruner
 from ..pruning._geometric import REASON_ATTR
 from ..scoring import ProbeRankScorer
@@ -56,7 +57,7 @@ def measurement_plan(spec: StudySpec, scorer) -> dict[int, tuple[str, ...]] | No
     if spec.measure == "all" or spec.pruner.kind == "none":
         return None
     if spec.pruner.kind != "geometric":  # Optuna's pruners read the dev accuracy at every probe step
-        return {s: ("dev_accuracy", "dev_loss") for s in spec.train.probe_steps}
+        return {s: DEV_METRICS for s in spec.train.probe_steps}
     return scorer.reads(spec.pruner.decision_steps)
 
 

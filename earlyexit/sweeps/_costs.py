@@ -37,13 +37,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..names import DEV_METRICS, HESSIAN_PROBES
+
 PROBE_COSTS = "probe_costs.json"
 PARTS = ("forward", "gradient", "gradient_with_graph", "sam", "critical", "relative_critical", "lanczos", "trace",
          "dev_eval")
-_DEV = ("dev_accuracy", "dev_loss")
 _GRADIENT_PROBES = {"gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness",
                     "relative_critical_sharpness"}
-_HESSIAN_PROBES = {"hessian_top_eigenvalue", "hessian_trace"}
 _EXTRA_PART = {"sam_sharpness": "sam", "critical_sharpness": "critical",
                "relative_critical_sharpness": "relative_critical"}
 
@@ -81,17 +81,17 @@ class ProbeCosts:
         files). Unknown names are an error.
         """
         probes = set(probes)
-        dev = self.parts.get("dev_eval", 0.0) if probes & set(_DEV) else 0.0
-        return dev + self._probe_cost({p for p in probes if p not in _DEV})
+        dev = self.parts.get("dev_eval", 0.0) if probes & set(DEV_METRICS) else 0.0
+        return dev + self._probe_cost({p for p in probes if p not in DEV_METRICS})
 
     def _probe_cost(self, names: set) -> float:
-        known = {"loss"} | _GRADIENT_PROBES | _HESSIAN_PROBES
+        known = {"loss"} | _GRADIENT_PROBES | HESSIAN_PROBES
         unknown = sorted(names - known)
         if unknown:
             raise ValueError(f"no cost is known for probe(s) {unknown}.")
         if not names:
             return 0.0
-        if names & _HESSIAN_PROBES:
+        if names & HESSIAN_PROBES:
             # The trace deflates Lanczos's basis: it always pays for Lanczos too.
             needed = ["gradient_with_graph", "lanczos"] + (["trace"] if "hessian_trace" in names else [])
         elif names & _GRADIENT_PROBES:

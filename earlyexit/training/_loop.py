@@ -17,11 +17,9 @@ import torch
 
 from ..data import Batcher, TaskData, collate, load_task
 from ..models import load_model, load_tokenizer, shrink_vocabulary, used_token_ids
+from ..names import DEV_METRICS
 from ..probes import PROBE_NAMES, WarmStart, measure
 from ._config import HF_SCHEDULER_NAMES, TrainConfig
-
-DEV_METRICS = ("dev_accuracy", "dev_loss")
-"""Names in a measurement plan that ask for a dev evaluation at that step."""
 
 
 @dataclass(frozen=True)

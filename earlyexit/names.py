@@ -1,0 +1,11 @@
+"""Names every layer shares: the probes that need Hessian-vector products, and the dev metrics a
+checkpoint records beside its probes.
+
+Torch-free, so that the scorer (a scikit-learn estimator) can use them without importing the probes.
+"""
+
+HESSIAN_PROBES = frozenset({"hessian_top_eigenvalue", "hessian_trace"})
+"""Probes that need Hessian-vector products (the costly ones)."""
+
+DEV_METRICS = ("dev_accuracy", "dev_loss")
+"""What a dev evaluation measures; in a scorer's names or a measurement plan, they ask for one."""
