@@ -164,16 +164,15 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
         if cost is None:
             schema = FeatureSchema(tuple(names), (prefix,) if decision_step_only else
                                    tuple(s for s in steps if s <= prefix))
-        else:
-            schema, entry = _cheapest_schema(signatures, y, groups, cv, names, steps, prefix, cost,
-                                             regret_tolerance, keep_top, decision_step_only, candidates)
-        X = signature_matrix(signatures, schema)
-        if cost is None:
+            X = signature_matrix(signatures, schema)
             cv_scores = cross_validate(X, y, groups, cv, candidates)
             finite = {k: v for k, v in cv_scores.items() if math.isfinite(v)}
             best = max(finite, key=finite.get) if finite else "ridge(alpha=1)"
             rho = cv_scores.get(best, math.nan)
         else:
+            schema, entry = _cheapest_schema(signatures, y, groups, cv, names, steps, prefix, cost,
+                                             regret_tolerance, keep_top, decision_step_only, candidates)
+            X = signature_matrix(signatures, schema)
             # Cost-aware: the model too is judged first by what pruning pays for (held-out regret; a
             # model that ties the top trials loses there), and among those within tolerance the simplest
             # wins (a few dozen trials cannot tell a flexible model's fit from its overfit).
@@ -210,14 +209,12 @@ def _cheapest_schema(signatures, y, groups, cv, names, steps, prefix, cost, regr
     for fs in sets:
         schema = FeatureSchema(fs.names, fs.steps)
         scores = cross_validate(signature_matrix(signatures, schema), y, groups, cv, screening, keep_top=keep_top)
-        best = min(scores.values(), key=lambda v: (v["regret"] if math.isfinite(v["regret"]) else math.inf,
-                                                    -(v["spearman"] if math.isfinite(v["spearman"]) else -2)))
+        best = choose_cheapest([{**v, "cost": 0.0} for v in scores.values()], 0.0)  # lowest regret, then Spearman
         results.append({"feature_set": fs.label, "schema": schema, "cost": float(cost(fs.names, fs.steps)),
                         "regret": best["regret"], "spearman": best["spearman"]})
     chosen = choose_cheapest(results, regret_tolerance)
     table = [{k: v for k, v in r.items() if k != "schema"} for r in results]
-    return chosen["schema"], {"feature_set": chosen["feature_set"], "cost": chosen["cost"],
-                              "heldout_regret": chosen["regret"], "feature_sets": table}
+    return chosen["schema"], {"feature_set": chosen["feature_set"], "cost": chosen["cost"], "feature_sets": table}
 
 
 def _versions() -> dict:
