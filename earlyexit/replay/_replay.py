@@ -88,21 +88,24 @@ def _compute(sweep: Sweep, scorer_or_probes, step: int | None, *, only_at_step: 
     return Compute(probes, sweep.probe_costs, probe_until=step, steps=steps)
 
 
+def _probe_costs(sweep: Sweep, fit_on: Sequence[Sweep]) -> ProbeCosts | None:
+    """The probe costs a fitted scorer is chosen by: the replayed sweep's, else the first ``fit_on`` sweep's."""
+    return next((sw.probe_costs for sw in (sweep, *fit_on) if sw.probe_costs is not None), None)
+
+
 def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, *, cost_aware=True, keep_top=1,
              held_out=None):
     """One scorer per held-out seed: the given one, one fitted on other sweeps, or leave-one-seed-out.
 
-    Fitted scorers are cost-aware (``cost_aware`` and probe costs known: the replayed sweep's, else the
-    first ``fit_on`` sweep's), or read every probe at every checkpoint. ``held_out``: the seeds that get
+    Fitted scorers are cost-aware (``cost_aware`` and :func:`_probe_costs` known), or read every probe
+    at every checkpoint. ``held_out``: the seeds that get
     a scorer (default all; a seed still being logged is not held out, but its runs still train).
     """
     steps = sweep.probe_steps
     if scorer is not None:
         scorer.check_probes(sweep.probes, f"sweep {sweep.path}")
         return {s: scorer for s in by_seed}, "given scorer"
-    costs = None
-    if cost_aware:
-        costs = next((sw.probe_costs for sw in (sweep, *fit_on) if sw.probe_costs is not None), None)
+    costs = _probe_costs(sweep, fit_on) if cost_aware else None
     what = "" if costs is None else " (cost-aware)"
     if fit_on:
         probes = [p for p in sweep.probes if all(p in sw.probes for sw in fit_on)]
@@ -192,8 +195,7 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
                                           keep_top=keep_top, held_out=complete)}
         protocol = families["earlyexit"][1]
     # What cost-awareness buys: the same fit reading every probe (and a dev evaluation) at every checkpoint.
-    costs_known = any(sw.probe_costs is not None for sw in (sweep, *fit_on))
-    if not baselines_only and scorer is None and costs_known:
+    if not baselines_only and scorer is None and _probe_costs(sweep, fit_on) is not None:
         families["earlyexit_all"] = _scorers(sweep, runs, by_seed, None, fit_on, prefixes, progress,
                                              cost_aware=False, keep_top=keep_top, held_out=complete)
     scorers = {name: sc for name, (sc, _) in families.items()}
