@@ -3,7 +3,8 @@
 ``ProbeCallback`` measures :func:`earlyexit.probes.measure` at chosen global
 steps on fixed probe batches, logs the values through the Trainer's logging
 (so TensorBoard, W&B and ``trainer.state.log_history`` see them as
-``probe/<name>``), and, inside an Optuna trial, reports the score and raises
+``probe/<name>``), records the Trainer's own evaluations as ``dev_accuracy``
+and ``dev_loss``, and, inside an Optuna trial, reports the score and raises
 ``optuna.TrialPruned`` when the trial's pruner says so.
 
 Recipe with ``Trainer.hyperparameter_search`` and the geometric pruner::
@@ -18,19 +19,32 @@ Recipe with ``Trainer.hyperparameter_search`` and the geometric pruner::
         backend="optuna", direction="maximize", n_trials=20, hp_space=hp_space,
         pruner=GeometricPruner(decision_steps=[50], keep_top=3),
         compute_objective=lambda metrics: metrics["eval_accuracy"])
+
+With a fitted scorer, pass the pruner's decision steps and the callback
+measures only what the scorer reads there (as ``probes.measure = "pruner"``
+does in a study spec), asks the Trainer for an evaluation at the steps whose
+features include dev accuracy, and reports only at the decision steps::
+
+    scorer = load_scorer("scorer.joblib")
+    pruner = GeometricPruner(decision_steps=[100], keep_top=2)
+    ProbeCallback.attach(trainer, probe_batches, scorer=scorer, decision_steps=pruner.decision_steps)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from transformers import TrainerCallback
 
+from .names import DEV_METRICS
 from .probes import ProbeSettings, WarmStart, measure
 from .scoring import ProbeRankScorer
+
+DEFAULT_METRIC_KEYS = {"dev_accuracy": "eval_accuracy", "dev_loss": "eval_loss"}
+"""Which key of the Trainer's evaluation metrics becomes which dev metric of the probe history."""
 
 
 def _default_loss(model, batch):
@@ -44,36 +58,67 @@ class ProbeCallback(TrainerCallback):
         probe_batches: the fixed probe batches (dicts of tensors the model
             accepts, labels included); moved to the model's device.
         steps: global steps at which to measure (0 is measured at train begin).
-        names: probes to measure (default all).
+            Ignored when ``decision_steps`` is given.
+        names: probes to measure (default all). Ignored when ``decision_steps`` is given.
         loss_fn: ``loss_fn(model, batch) -> scalar``; default ``model(**batch).loss``.
         scorer: maps the probe signature to a score (higher is better);
             default ranks by the probe-set loss.
+        decision_steps: the pruner's decision steps (``GeometricPruner.decision_steps``).
+            When given, the callback follows the scorer's measurement plan
+            (``scorer.reads(decision_steps)``): each step measures only the probes
+            read there, a step whose features include a dev metric makes the
+            Trainer evaluate there, and the score is reported at the decision
+            steps only.
+        metric_keys: dev metric name -> key of the Trainer's evaluation metrics
+            (default ``eval_accuracy`` and ``eval_loss``; ``compute_metrics``
+            must return ``accuracy`` for the first).
         trainer: the Trainer, for logging and for the Optuna trial that
             ``hyperparameter_search`` sets; see :meth:`attach`.
         trial: an Optuna trial to report to when not using hyperparameter_search.
         settings: probe accuracy/cost settings.
 
     Attributes:
-        history: ``{step: {probe: value}}`` measured in the current run.
+        history: ``{step: {name: value}}`` measured in the current run, probes and dev metrics.
+        plan: ``{step: names}`` measured at each step (names ``None``: every probe).
     """
 
     def __init__(self, probe_batches: Sequence[dict], *, steps: Iterable[int] = (0, 10, 25, 50, 100, 200, 400),
                  names: Sequence[str] | None = None, loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
-                 scorer=None, trainer=None, trial=None, settings: ProbeSettings | None = None):
+                 scorer=None, decision_steps: Iterable[int] | None = None,
+                 metric_keys: Mapping[str, str] | None = None, trainer=None, trial=None,
+                 settings: ProbeSettings | None = None):
         self.probe_batches = list(probe_batches)
         if not self.probe_batches:
             raise ValueError("probe_batches must hold at least one batch.")
-        self.steps = frozenset(int(s) for s in steps)
-        if any(s < 0 for s in self.steps):
-            raise ValueError(f"steps must be non-negative, but got {sorted(self.steps)}.")
-        self.names = names
         self.loss_fn = loss_fn or _default_loss
         self.scorer = scorer or ProbeRankScorer("loss")
+        self.metric_keys = dict(DEFAULT_METRIC_KEYS if metric_keys is None else metric_keys)
+        unknown = set(self.metric_keys) - set(DEV_METRICS)
+        if unknown:
+            raise ValueError(f"metric_keys maps dev metrics {DEV_METRICS}, but got {sorted(unknown)}.")
+        if decision_steps is None:
+            self.decision_steps = None
+            self.plan = {int(s): (tuple(names) if names is not None else None) for s in steps}
+        else:
+            self.decision_steps = frozenset(int(s) for s in decision_steps)
+            if not self.decision_steps:
+                raise ValueError("decision_steps must hold at least one step.")
+            if not hasattr(self.scorer, "reads"):
+                raise TypeError(f"decision_steps needs a scorer with reads(decision_steps); {self.scorer!r} has none.")
+            self.plan = {int(s): tuple(n) for s, n in self.scorer.reads(sorted(self.decision_steps)).items()}
+        if any(s < 0 for s in self.plan):
+            raise ValueError(f"steps must be non-negative, but got {sorted(self.plan)}.")
         self.trainer = trainer
         self.trial = trial
         self.settings = settings
         self.history: dict[int, dict[str, float]] = {}
         self._warm = WarmStart()
+        self._awaiting_eval: int | None = None
+
+    @property
+    def steps(self) -> frozenset[int]:
+        """The global steps at which the callback measures."""
+        return frozenset(self.plan)
 
     @classmethod
     def attach(cls, trainer, probe_batches: Sequence[dict], **kwargs) -> ProbeCallback:
@@ -86,32 +131,64 @@ class ProbeCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         self.history = {}
         self._warm = WarmStart()
-        if 0 in self.steps:
-            self._checkpoint(0, model, optimizer)
+        self._awaiting_eval = None
+        if 0 in self.plan:
+            self._checkpoint(0, model, optimizer, control)
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
-        if state.global_step in self.steps and state.global_step not in self.history:
-            self._checkpoint(state.global_step, model, optimizer)
+        if state.global_step in self.plan and state.global_step not in self.history:
+            self._checkpoint(state.global_step, model, optimizer, control)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        step = state.global_step
+        for name, key in self.metric_keys.items():
+            if metrics and key in metrics and step in self.plan:
+                self.history.setdefault(step, {})[name] = float(metrics[key])
+        if self._awaiting_eval == step:
+            self._awaiting_eval = None
+            self._report(step)
 
     # -- the work -----------------------------------------------------------
-    def _checkpoint(self, step: int, model, optimizer) -> None:
+    def _reads_dev(self, step: int) -> bool:
+        names = self.plan[step]
+        return names is not None and any(n in self.metric_keys for n in names)
+
+    def _checkpoint(self, step: int, model, optimizer, control) -> None:
         if model is None:
             raise RuntimeError("ProbeCallback needs the model; the Trainer passes it to callbacks.")
-        device = next(model.parameters()).device
-        batches = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in self.probe_batches]
-        optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the torch optimizer
-        result = measure(model, self.loss_fn, batches, names=self.names, optimizer=optimizer,
-                         warm_start=self._warm, settings=self.settings)
-        self._warm = result.warm_start
-        values = dict(result)
+        names = self.plan[step]
+        probe_names = None if names is None else [n for n in names if n not in DEV_METRICS]
+        values: dict[str, float] = {}
+        if probe_names is None or probe_names:
+            device = next(model.parameters()).device
+            batches = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+                       for b in self.probe_batches]
+            optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the torch optimizer
+            result = measure(model, self.loss_fn, batches, names=probe_names, optimizer=optimizer,
+                             warm_start=self._warm, settings=self.settings)
+            self._warm = result.warm_start
+            values = dict(result)
         self.history[step] = values
-        if self.trainer is not None:
+        if values and self.trainer is not None:
             self.trainer.log({f"probe/{k}": v for k, v in values.items()})
+        if self._reads_dev(step) and step > 0:
+            # The Trainer evaluates right after on_step_end when asked; score once the dev metrics are in.
+            control.should_evaluate = True
+            self._awaiting_eval = step
+            return
+        if self._reads_dev(step) and self.trainer is not None:
+            self.trainer.evaluate()  # step 0: before training, so no Trainer step would evaluate here
+        self._report(step)
+
+    def _report(self, step: int) -> None:
+        if self.decision_steps is not None and step not in self.decision_steps:
+            return
         trial = self.trial if self.trial is not None else getattr(self.trainer, "_trial", None)
         if trial is None or not hasattr(trial, "report"):
             return
         import optuna
 
+        values = self.history.get(step, {})
         score = self.scorer.score(self.history, step)
         trial.set_user_attr(f"probes@{step}", {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()})
         trial.report(score if math.isfinite(score) else float("nan"), step)

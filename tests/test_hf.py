@@ -75,3 +75,50 @@ def test_hyperparameter_search_with_the_geometric_pruner(tmp_path):
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert all(t.user_attrs["pruned_reason"].startswith("geometric pruner at step 3") for t in pruned)
     assert best.run_id is not None
+
+
+def _accuracy(pred):
+    return {"accuracy": float((pred.predictions.argmax(-1) == pred.label_ids).mean())}
+
+
+def test_callback_follows_a_fitted_scorers_plan_and_reads_the_trainers_dev_accuracy(tmp_path):
+    import numpy as np
+
+    from earlyexit.scoring import FeatureSchema, FittedScorer, SignatureRegressor
+
+    # A scorer that reads the loss at step 2, and the loss and the dev accuracy at step 4.
+    schemas = {2: FeatureSchema(("loss",), (2,)), 4: FeatureSchema(("loss", "dev_accuracy"), (4,))}
+    rng = np.random.default_rng(0)
+    fitted = {}
+    for p, schema in schemas.items():
+        X = rng.normal(size=(8, len(schema.columns)))
+        fitted[p] = SignatureRegressor().fit(X, X[:, 0])
+    scorer = FittedScorer(schemas, fitted)
+    assert scorer.reads([2, 4]) == {2: ("loss",), 4: ("loss", "dev_accuracy")}
+
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    trial = study.ask()
+    trainer = Trainer(model=load_model("earlyexit:tiny-bert", 2), args=_args(tmp_path),
+                      train_dataset=Rows(TASK.train), eval_dataset=Rows(TASK.dev[:32]),
+                      data_collator=DataCollatorWithPadding(TOK), compute_metrics=_accuracy)
+    pruner = GeometricPruner(decision_steps=[4, 2])
+    cb = ProbeCallback.attach(trainer, _probe_batches(), scorer=scorer, trial=trial,
+                              decision_steps=pruner.decision_steps)
+    trainer.train()
+    assert sorted(cb.history) == [2, 4]
+    assert set(cb.history[2]) == {"loss"}  # only what the scorer reads: no Hessian probes paid for
+    assert set(cb.history[4]) == {"loss", "dev_accuracy", "dev_loss"}
+    evaluated = [h for h in trainer.state.log_history if "eval_accuracy" in h]
+    assert [h["step"] for h in evaluated] == [4]  # the Trainer evaluated because the scorer reads dev there
+    assert cb.history[4]["dev_accuracy"] == evaluated[0]["eval_accuracy"]
+    reported = study.trials[0].intermediate_values
+    assert sorted(reported) == [2, 4]  # reported at the decision steps only, each with the scorer's score
+    assert reported[2] == pytest.approx(scorer.score({2: cb.history[2]}, 2))
+    assert reported[4] == pytest.approx(scorer.score(cb.history, 4))
+
+
+def test_decision_steps_need_a_scorer_that_says_what_it_reads():
+    with pytest.raises(TypeError, match="reads"):
+        ProbeCallback(_probe_batches(), scorer=object(), decision_steps=[4])
+    with pytest.raises(ValueError, match="metric_keys"):
+        ProbeCallback(_probe_batches(), metric_keys={"accuracy": "eval_accuracy"})

@@ -47,6 +47,11 @@ class GeometricPruner(BasePruner):
         self._keep_fraction = keep_fraction
         self._n_startup_trials = n_startup_trials
 
+    @property
+    def decision_steps(self) -> tuple[int, ...]:
+        """The steps at which the pruner decides, ascending (what ``ProbeCallback(decision_steps=)`` takes)."""
+        return tuple(sorted(self._decision_steps))
+
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         step = trial.last_step
         if step is None or step not in self._decision_steps:
