@@ -46,3 +46,27 @@ def test_grouped_spearman_is_within_groups():
     groups = np.array([0, 0, 0, 1, 1, 1])
     assert grouped_spearman(y, pred, groups) == pytest.approx(-1.0)
     assert grouped_spearman(y, -pred, groups) == pytest.approx(1.0)
+
+
+def test_centring_by_study_keeps_a_study_level_probe_from_deciding_the_ranking():
+    from earlyexit.scoring import fit_scorer
+
+    # Six studies whose overall accuracy differs (0.70 .. 0.95); one probe tracks the study's level
+    # plus noise unrelated to the trial, the other is the within-study signal. Uncentred, the model
+    # spends its weight on the study-level probe and its noise scrambles the order within a study.
+    rng = np.random.default_rng(0)
+    signatures, finals, groups = [], [], []
+    for g in range(6):
+        level = 0.70 + 0.05 * g
+        for _ in range(10):
+            signal, noise = rng.normal(), rng.normal()
+            signatures.append({10: {"signal": signal, "level": 10 * level + noise}})
+            finals.append(level + 0.002 * signal)
+            groups.append(g)
+    kwargs = dict(names=["signal", "level"], steps=[10], prefixes=[10],
+                  candidates={"ridge": {"model": "ridge", "alpha": 1.0}})
+    centred = fit_scorer(signatures, finals, groups, **kwargs)
+    raw = fit_scorer(signatures, finals, groups, center_groups=False, **kwargs)
+    assert centred.report[10]["heldout_spearman"] > 0.9
+    assert raw.report[10]["heldout_spearman"] < centred.report[10]["heldout_spearman"] - 0.2
+    assert centred.report[10]["centred_by_study"] and not raw.report[10]["centred_by_study"]

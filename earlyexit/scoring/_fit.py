@@ -132,7 +132,7 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
                groups: Sequence, *, names: Sequence[str], steps: Sequence[int], prefixes: Sequence[int],
                cv_groups: Sequence | None = None, candidates: Mapping[str, dict] = CANDIDATES,
                decision_step_only: bool = False, cost: CostFn | None = None, regret_tolerance: float = 0.001,
-               keep_top: int = 1, progress=lambda msg: None) -> FittedScorer:
+               keep_top: int = 1, center_groups: bool = True, progress=lambda msg: None) -> FittedScorer:
     """Fit one estimator per prefix, each chosen by grouped cross-validation.
 
     ``groups`` says which study (seed, sweep) a trial belongs to, for the
@@ -150,9 +150,17 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
     among ``candidates`` the same way: within ``regret_tolerance`` of the
     lowest held-out regret, the simplest (ridge with the largest penalty
     first, gradient boosting last).
+
+    With ``center_groups`` (default), the estimators learn each trial's final
+    relative to its own study's mean (plus the pooled mean, to stay on the
+    metric's scale): a pruner only compares trials of one study, and how good
+    a whole seed or task is, which no probe of one trial can know, would
+    otherwise be noise the model fits with whatever probe happens to differ
+    between studies. Held-out regret and Spearman are within-study, so they
+    do not change with the centring; the predictions do.
     """
-    y = np.asarray(finals, dtype=float)
     groups = np.asarray(groups)
+    y = _centred(np.asarray(finals, dtype=float), groups) if center_groups else np.asarray(finals, dtype=float)
     cv = np.asarray(cv_groups) if cv_groups is not None else groups
     if len(np.unique(cv)) < 2:
         raise ValueError("cross-validation needs at least two groups (seeds or sweeps) to hold out.")
@@ -183,12 +191,22 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
             entry["heldout_regret"] = cv_scores[best]["regret"]
         estimators[prefix] = SignatureRegressor(**candidates[best]).fit(X, y)
         schemas[prefix] = schema
-        report[prefix] = {"chosen": best, "heldout_spearman": rho, "candidates": cv_scores, **entry}
+        report[prefix] = {"chosen": best, "heldout_spearman": rho, "candidates": cv_scores,
+                          "centred_by_study": center_groups, **entry}
         progress(f"prefix {prefix}: {best}" + (f" on {entry['feature_set']} (+{entry['cost']:.1f} steps a trial, "
                                                f"held-out regret {100 * entry['heldout_regret']:.2f} pts)"
                                                if entry else "")
                  + f", held-out Spearman {rho:.3f}")
     return FittedScorer(schemas, estimators, report, _versions())
+
+
+def _centred(y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``y`` minus its group's mean, plus the mean of all of ``y``."""
+    out = y.copy()
+    for g in np.unique(groups):
+        m = groups == g
+        out[m] = y[m] - y[m].mean()
+    return out + y.mean()
 
 
 def _complexity(params: dict) -> float:
