@@ -256,3 +256,12 @@ def test_report_explains_plateaus_and_inert_parameters(tmp_path):
     text = (folder / "REPORT.md").read_text()
     assert "weight_decay (6 of 6 pairs" in text and "step 400: 8 of 12" in text
     assert "vary only between seeds" in text
+    assert "A smaller encoder ends lower" in text and "across tasks" not in text
+
+    # The same log on another task: the report says the seed comparison crosses tasks, and does not
+    # blame the accuracy level on the model.
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "task": "cola"}))
+    assert main(["sweeps", "report", str(folder)]) == 0
+    text = (folder / "REPORT.md").read_text()
+    assert "Task: cola, not the seed's SST-2" in text and "A smaller encoder ends lower" not in text
