@@ -75,6 +75,9 @@ def test_fit_on_another_sweep(sweep_path, tmp_path, capsys):
                  "--no-pareto"]) == 0
     out = capsys.readouterr().out
     assert "fit on" in out and "earlyexit" in out
+    from earlyexit.sweeps import load
+
+    assert f"{sweep_path} ({len(load(sweep_path).runs)} runs logged)" in out  # which runs the scorer learnt from
 
 
 def test_scorer_file_errors(tmp_path, sweep_path):

@@ -110,7 +110,8 @@ def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, *,
     if fit_on:
         probes = [p for p in sweep.probes if all(p in sw.probes for sw in fit_on)]
         fitted = fit_on_runs(pooled_runs(fit_on), probes, steps, prefixes, progress, costs=costs, keep_top=keep_top)
-        return {s: fitted for s in by_seed}, "fit on " + ", ".join(str(sw.path) for sw in fit_on)
+        return {s: fitted for s in by_seed}, "fit on " + ", ".join(
+            f"{sw.path} ({len(sw.runs)} runs logged)" for sw in fit_on)
     if len(by_seed) < 2:
         raise ValueError(f"{sweep.path}: leave-one-seed-out needs at least 2 seeds, but the sweep has "
                          f"{sorted(by_seed)}; pass --fit-on or --scorer.")
