@@ -65,8 +65,8 @@ def test_centring_by_study_keeps_a_study_level_probe_from_deciding_the_ranking()
             groups.append(g)
     kwargs = dict(names=["signal", "level"], steps=[10], prefixes=[10],
                   candidates={"ridge": {"model": "ridge", "alpha": 1.0}})
-    centred = fit_scorer(signatures, finals, groups, **kwargs)
-    raw = fit_scorer(signatures, finals, groups, center_groups=False, **kwargs)
+    centred = fit_scorer(signatures, finals, groups, center_groups=True, **kwargs)
+    raw = fit_scorer(signatures, finals, groups, **kwargs)
     assert centred.report[10]["heldout_spearman"] > 0.9
     assert raw.report[10]["heldout_spearman"] < centred.report[10]["heldout_spearman"] - 0.2
     assert centred.report[10]["centred_by_study"] and not raw.report[10]["centred_by_study"]
