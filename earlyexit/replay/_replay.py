@@ -337,7 +337,7 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     for name, pts in result.get("pareto", {}).items():
         (dots,) = ax.plot([p["compute_saved"] for p in pts], [100 * p["regret"] for p in pts], "o", alpha=0.35)
         # Its Pareto front: the settings no other setting beats on both compute saved and regret.
@@ -348,16 +348,19 @@ def plot(result: dict, path: Path) -> None:
                 kept.append((saved, regret))
                 lowest = regret
         ax.step([q[0] for q in kept], [q[1] for q in kept], where="post", color=dots.get_color(), label=name)
-    for name, r in result["policies"].items():
-        if name in result.get("pareto", {}):
-            continue
-        if r["compute_saved"] is not None and r["regret"] is not None:
-            ax.plot(r["compute_saved"], 100 * r["regret"], "x", ms=8)
-            ax.annotate(name, (r["compute_saved"], 100 * r["regret"]), fontsize=7)
+    # Policies replayed at one setting (Optuna's pruners, no pruning, the oracle): one marker each, named in
+    # the legend (labels on the points overlap where several land together).
+    singles = [(n, r) for n, r in result["policies"].items() if n not in result.get("pareto", {})
+               and r["compute_saved"] is not None and r["regret"] is not None]
+    colours = plt.get_cmap("tab20")
+    for i, (name, r) in enumerate(singles):
+        ax.plot(r["compute_saved"], 100 * r["regret"], "xs^vD<>P*h"[i % 10], ms=7, ls="none",
+                color=colours(i % 20), label=f"{name} (as replayed)")
     ax.set_xlabel("compute saved (fraction of training every config fully)")
     ax.set_ylabel("mean regret (accuracy points)")
     ax.set_title(f"{Path(result['sweep']).name}: {result['protocol']['held_out']}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="policy (lines: Pareto fronts)",
+              title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
