@@ -80,6 +80,12 @@ def test_fit_on_another_sweep(sweep_path, tmp_path, capsys):
     assert f"{sweep_path} ({len(load(sweep_path).runs)} runs logged)" in out  # which runs the scorer learnt from
 
 
+def test_a_sweep_with_one_run_a_seed_is_a_clear_error(sweep_path, tmp_path, capsys):
+    early = write_synthetic_sweep(tmp_path / "early", configs=1, seeds=(0, 1), seed=2)
+    assert main(["replay", str(early), "--fit-on", str(sweep_path), "--no-pareto"]) != 0
+    assert "at least two runs of one seed" in capsys.readouterr().err
+
+
 def test_scorer_file_errors(tmp_path, sweep_path):
     with pytest.raises(ScorerFileError, match="no such scorer file"):
         load_scorer(tmp_path / "missing.joblib")

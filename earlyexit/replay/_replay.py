@@ -180,6 +180,9 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     # A seed still being logged would replay as a smaller study: hold out only the seeds with as
     # many runs as the largest one; all runs still train the scorer.
     configs_per_seed = max(len(rs) for rs in by_seed.values())
+    if configs_per_seed < 2:
+        raise ValueError(f"{sweep.path}: no seed has more than one run logged yet; a replay compares configs "
+                         "within a seed, so it needs at least two runs of one seed (let the sweep log more).")
     complete = sorted(s for s in by_seed if len(by_seed[s]) == configs_per_seed)
     incomplete = {s: len(by_seed[s]) for s in sorted(by_seed) if s not in complete}
     held_out = [by_seed[s] for s in complete]
