@@ -171,13 +171,14 @@ class ProbeCallback(TrainerCallback):
         self.history[step] = values
         if values and self.trainer is not None:
             self.trainer.log({f"probe/{k}": v for k, v in values.items()})
-        if self._reads_dev(step) and step > 0:
-            # The Trainer evaluates right after on_step_end when asked; score once the dev metrics are in.
-            control.should_evaluate = True
-            self._awaiting_eval = step
-            return
-        if self._reads_dev(step) and self.trainer is not None:
-            self.trainer.evaluate()  # step 0: before training, so no Trainer step would evaluate here
+        if self._reads_dev(step):
+            if step > 0:
+                # The Trainer evaluates right after on_step_end when asked; score once the dev metrics are in.
+                control.should_evaluate = True
+                self._awaiting_eval = step
+                return
+            if self.trainer is not None:
+                self.trainer.evaluate()  # step 0: before training, so no Trainer step would evaluate here
         self._report(step)
 
     def _report(self, step: int) -> None:
