@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from ._ceiling import ceiling_summary, seed_ceiling
 from ._load import Sweep
 
 SEED_FIGURES = {
@@ -182,6 +183,27 @@ def _differences(sweep: Sweep, rows: list[dict], summary: dict) -> list[str]:
     return lines + [""]
 
 
+def _ceiling_section(sweep: Sweep) -> list[str]:
+    """The seed-to-seed noise ceiling as a table, or nothing for a one-seed sweep."""
+    rows = seed_ceiling(sweep)
+    if not rows:
+        return []
+    mean = ceiling_summary(rows)
+    lines = ["## How well could any early signal do? The seed-to-seed noise ceiling", "",
+             "Leave one seed out and rank its configs by their mean final accuracy over the other seeds: a "
+             "predictor that knew every config's mean final exactly. The held-out seed still moves the "
+             "finals. A scorer that learns how good a config is from other seeds' runs should not expect a "
+             "higher Spearman (only what a run's own first steps reveal about its remaining steps could lift "
+             "it), and the regret is what keeping the config that is best on average costs on that seed "
+             "(written by `earlyexit.sweeps.seed_ceiling`).", "",
+             "| held-out seed | configs | Spearman | regret (points) | best config | picked |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['seed']} | {r['configs']} | {r['spearman']:.2f} | {r['regret']:.2f} | {r['best_config']} | "
+              f"{r['picked_config']} |" for r in rows]
+    lines += [f"| mean | | {mean['spearman']:.2f} | {mean['regret']:.2f} | | |", ""]
+    return lines
+
+
 def write_report(sweep: Sweep, out: Path | None = None) -> Path:
     """Write REPORT.md and correlations.png into the sweep folder (or next to ``out``)."""
     out = Path(out) if out else sweep.path / "REPORT.md"
@@ -223,6 +245,7 @@ def write_report(sweep: Sweep, out: Path | None = None) -> Path:
         f"| significant at p < 0.05 (all probes) | {significant} of {len(finite)} | - |",
         "",
         *_differences(sweep, rows, summary),
+        *_ceiling_section(sweep),
         "## Every probe at every step (Pearson r with final dev accuracy, p, n)",
         "",
         "| probe | " + " | ".join(f"step {s}" for s in sweep.probe_steps) + " |",
