@@ -116,3 +116,36 @@ def test_two_seeds_fit_each_scorer_on_the_other_seed_with_configs_held_out(tmp_p
     # Cross-validated over 4 folds of configs within the one seed: every config predicted once, held out.
     assert math.isfinite(scorer.report[50]["heldout_spearman"])
     assert scorer.report[50]["heldout_spearman"] > 0.5  # the planted trace signal ranks unseen configs
+
+
+def test_hyperparameter_surrogate_decides_before_training(replayed):
+    # The synthetic sweep repeats the same configs in every seed, so a surrogate fitted on the other seeds'
+    # (learning rate, final) pairs knows each held-out config already: it keeps one before any training,
+    # saving what the oracle saves, and ranks the configs well.
+    pol = replayed["policies"]
+    assert pol["hyperparameters"]["compute_saved"] == pytest.approx(pol["oracle"]["compute_saved"])
+    assert pol["hyperparameters"]["spearman"] > 0.8
+    assert replayed["protocol"]["hyperparameters"] == ["log10_learning_rate"]
+    pts = replayed["pareto"]["hyperparameters"]
+    assert [p["keep_top"] for p in pts] == [1, 2, 3, 4] and {p["prefix"] for p in pts} == {0}
+    assert pts[1]["regret"] <= pts[0]["regret"] and pts[1]["compute_saved"] < pts[0]["compute_saved"]
+
+
+def test_encode_params_and_shared_columns():
+    from earlyexit.replay._simulate import Run
+    from earlyexit.replay._surrogate import as_param_runs, encode_params, feature_names
+
+    assert encode_params({"learning_rate": 1e-4, "warmup_ratio": 0.1, "schedule": "cosine"}) == {
+        "log10_learning_rate": pytest.approx(-4.0), "warmup_ratio": 0.1, "schedule=cosine": 1.0}
+
+    def run(**params):
+        return Run("r", "c", 0, 0.8, 10, {}, {}, 10.0, False, params)
+
+    grid = [run(learning_rate=1e-5, weight_decay=0.0)]
+    wide = [run(learning_rate=3e-4, schedule="cosine", hidden_dropout=0.1), run(learning_rate=1e-3, schedule="linear")]
+    # Only what both sides have: the grid never varied the schedule or the dropout.
+    assert feature_names(grid, wide) == ["log10_learning_rate"]
+    both = feature_names(wide, wide)
+    assert both == ["hidden_dropout", "log10_learning_rate", "schedule=cosine", "schedule=linear"]
+    sig = as_param_runs(wide, both)[1].signature[0]
+    assert sig["schedule=cosine"] == 0.0 and sig["schedule=linear"] == 1.0 and math.isnan(sig["hidden_dropout"])

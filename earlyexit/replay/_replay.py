@@ -27,6 +27,7 @@ from ._simulate import (
     screen,
     study_replay,
 )
+from ._surrogate import SURROGATE_STEP, as_param_runs, feature_names, fit_surrogate
 
 FEATURES_EXTRA = ("dev_accuracy",)
 CHEAP_PROBES = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness")
@@ -53,6 +54,18 @@ def fit_on_runs(runs: Sequence[Run], probes: Sequence[str], steps: Sequence[int]
     """
     done = [r for r in runs if not r.diverged and math.isfinite(r.final)]
     names = [*probes, *FEATURES_EXTRA]
+    groups, cv_groups = study_groups(done)
+    return fit_scorer([r.signature for r in done], [r.final for r in done], groups, names=names, steps=steps,
+                      prefixes=prefixes, decision_step_only=decision_step_only, progress=progress,
+                      cost=cost_of(costs), keep_top=keep_top, cv_groups=cv_groups)
+
+
+def study_groups(done: Sequence[Run]) -> tuple[list[str], list[str] | None]:
+    """Which study each run belongs to (sweep and seed), and what cross-validation holds out together.
+
+    With two or more studies, each study is held out in turn (``cv_groups`` None). With one, contiguous
+    blocks of config ids are held out instead.
+    """
     groups = [f"{r.run_id.split('/')[0] if '/' in r.run_id else ''}seed{r.seed}" for r in done]
     cv_groups = None
     if len(set(groups)) < 2:
@@ -64,16 +77,14 @@ def fit_on_runs(runs: Sequence[Run], probes: Sequence[str], steps: Sequence[int]
         configs = sorted({r.config_id for r in done})
         block = {c: i * CONFIG_FOLDS // len(configs) for i, c in enumerate(configs)}
         cv_groups = [f"configs{block[r.config_id]}" for r in done]
-    return fit_scorer([r.signature for r in done], [r.final for r in done], groups, names=names, steps=steps,
-                      prefixes=prefixes, decision_step_only=decision_step_only, progress=progress,
-                      cost=cost_of(costs), keep_top=keep_top, cv_groups=cv_groups)
+    return groups, cv_groups
 
 
 def pooled_runs(sweeps: Sequence[Sweep]) -> list[Run]:
     """The runs of several sweeps as one pool; run ids get the sweep's index (``"0/r003"``) so the
     scorer's cross-validation holds out each sweep's seeds separately."""
     return [Run(f"{i}/{r.run_id}", r.config_id, r.seed, r.final, r.steps, r.signature, r.compute, r.total_compute,
-                r.diverged) for i, sw in enumerate(sweeps) for r in runs_of(sw)]
+                r.diverged, r.params) for i, sw in enumerate(sweeps) for r in runs_of(sw)]
 
 
 def _compute(sweep: Sweep, scorer_or_probes, step: int | None, *, only_at_step: bool = False) -> Compute:
@@ -121,6 +132,25 @@ def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, *,
         scorers[s] = fit_on_runs([r for r in runs if r.seed != s], sweep.probes, steps, prefixes,
                                  costs=costs, keep_top=keep_top)
     return scorers, "leave-one-seed-out"
+
+
+def _surrogates(runs, by_seed, fit_on, held_out, progress) -> tuple[dict, list[str]]:
+    """One hyperparameter surrogate per held-out seed (fitted on ``fit_on``, or on the other seeds), and the
+    encoded columns it reads; ``({}, [])`` where there is nothing to fit on."""
+    def fit(pool, seed_note):
+        done = as_param_runs([r for r in pool if not r.diverged and math.isfinite(r.final)], names)
+        groups, cv_groups = study_groups(done)
+        progress(f"fitting the hyperparameter surrogate{seed_note}")
+        return fit_surrogate(done, names, groups, cv_groups)
+
+    pool = pooled_runs(fit_on) if fit_on else runs
+    names = feature_names(pool, runs)
+    if not names or (not fit_on and len(by_seed) < 2):
+        return {}, []
+    if fit_on:
+        fitted = fit(pool, "")
+        return {s: fitted for s in by_seed}, names
+    return {s: fit([r for r in runs if r.seed != s], f" without seed {s}") for s in held_out}, names
 
 
 def chosen_config(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), prefix: int = 100,
@@ -228,6 +258,18 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         policies["earlyexit_sequential"] = (per_seed("earlyexit", lambda sc: study_replay(
             lambda: GeometricPruner(decision_steps=[prefix], keep_top=keep_top, n_startup_trials=0),
             scorer_value(sc), compute=_compute(sweep, sc, prefix))), rank_with("earlyexit", prefix))
+    surrogates, param_names = _surrogates(runs, by_seed, fit_on, complete, progress) if scorer is None else ({}, [])
+    if surrogates:
+        def surrogate(k):
+            def policy(rs, order_seed):
+                return screen(SURROGATE_STEP, k, scorer_at(surrogates[rs[0].seed]))(as_param_runs(rs, param_names),
+                                                                                   order_seed)
+            return policy
+
+        def surrogate_rank(run):
+            return scorer_at(surrogates[run.seed])(as_param_runs([run], param_names)[0], SURROGATE_STEP)
+
+        policies["hyperparameters"] = (surrogate(keep_top), surrogate_rank)
     policies.update({
         "loss_only": (screen(prefix, keep_top, probe_rank("loss"), compute=loss_compute(prefix)),
                       lambda run: probe_rank("loss")(run, prefix)),
@@ -261,10 +303,15 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
              "prefix_accuracy": accuracy_compute(prefix).per_checkpoint,
              "optuna pruners": _compute(sweep, ("dev_accuracy",), None).per_checkpoint}),
         "probes": {name: list(_compute(sweep, scorers[name][min(complete)], prefix).probes) for name in scorers},
+        "hyperparameters": param_names,
         "feature_sets": {name: _feature_sets(scorers[name], prefix) for name in scorers}},
         "policies": results}
     if pareto:
         out["pareto"] = _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute, orders)
+        if surrogates:  # one decision step (before training): only how many configs it keeps varies
+            out["pareto"]["hyperparameters"] = [
+                {"prefix": SURROGATE_STEP, "keep_top": k, **_figures(evaluate(surrogate(k), held_out, min(orders, 5)))}
+                for k in (1, 2, 3, 4)]
     out["frontier"] = frontier(out)
     return out
 
@@ -302,6 +349,10 @@ def _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute, 
                 curves[name].append({"prefix": step, "keep_top": k, "compute_saved": r.compute_saved,
                                      "regret": r.regret})
     return dict(curves)
+
+
+def _figures(r) -> dict:
+    return {"compute_saved": r.compute_saved, "regret": r.regret}
 
 
 REGRET_BUDGETS = (0.0, 0.001, 0.005, 0.01)

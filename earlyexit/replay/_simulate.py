@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
@@ -42,6 +42,7 @@ class Run:
         compute: ``{step: training steps + probe overhead so far}``.
         total_compute: the whole run's compute with probe overhead.
         diverged: the run ended on a non-finite loss.
+        params: the run's searched hyperparameters, seed excluded (``{"learning_rate": 1e-4, ...}``).
     """
 
     run_id: str
@@ -53,10 +54,12 @@ class Run:
     compute: dict
     total_compute: float
     diverged: bool
+    params: dict = field(default_factory=dict)
 
 
 def runs_of(sweep: Sweep) -> list[Run]:
     cps = sweep.checkpoints
+    params = [p for p in sweep.manifest.get("params", []) if p != "seed" and p in sweep.runs.columns]
     out = []
     for _, r in sweep.runs.iterrows():
         rows = cps[cps["run_id"] == r["run_id"]].sort_values("step")
@@ -68,7 +71,8 @@ def runs_of(sweep: Sweep) -> list[Run]:
             signature[int(c["step"])] = values
             compute[int(c["step"])] = float(c["compute_steps"])
         out.append(Run(r["run_id"], r["config_id"], int(r["seed"]), float(r["final_accuracy"]), int(r["steps"]),
-                       signature, compute, float(r["compute_steps"]), r["status"] == "diverged"))
+                       signature, compute, float(r["compute_steps"]), r["status"] == "diverged",
+                       {p: r[p] for p in params}))
     return out
 
 
