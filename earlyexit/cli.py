@@ -432,7 +432,8 @@ class ReplayCommand:
         g.add_argument("--fit-on", nargs="+", default=None, help="fit the scorer on these other sweeps")
         g.add_argument("--baselines-only", action="store_true",
                        help="no scorer: replay only prefix_accuracy, loss_only, Optuna's pruners, oracle and no "
-                            "pruning (for a sweep with too few seeds to fit on, yet)")
+                            "pruning, and the hyperparameters surrogate where there is something to fit it on "
+                            "(for a sweep with too few seeds to fit a scorer on, yet)")
         p.add_argument("--orders", type=int, default=20, help="arrival orders per held-out seed (default 20)")
         p.add_argument("--prefix", type=int, default=100, help="decision step (default 100)")
         p.add_argument("--keep-top", type=int, default=1, help="configs kept at the decision step (default 1)")
