@@ -461,14 +461,13 @@ class ReplayCommand:
         except (SweepFormatError, ScorerFileError, ValueError) as exc:
             raise CLIUsageError(str(exc)) from exc
         if not args.no_pareto:
-            from .sweeps._report import correlations, heatmap
+            from .sweeps._report import correlation_heatmap
 
             png = Path(args.sweep) / "replay_pareto.png"
             plot(result, png)
             result["plot"] = str(png)
             heat = Path(args.sweep) / "correlations.png"
-            heatmap(correlations(sweep), sweep.probes, sweep.probe_steps, heat,
-                    f"{sweep.path.name}: probe at step vs final accuracy (Pearson r, * p<0.05)")
+            correlation_heatmap(sweep, heat)
             result["heatmap"] = str(heat)
         if args.json:
             print(json.dumps(result))

@@ -75,6 +75,13 @@ def heatmap(rows: list[dict], probes: list[str], steps: list[int], path: Path, t
     plt.close(fig)
 
 
+def correlation_heatmap(sweep: Sweep, path: Path, rows: list[dict] | None = None) -> None:
+    """The probe x step heatmap of :func:`correlations` for ``sweep``, as ``earlyexit sweeps report`` draws it."""
+    summary = sweep.summary()
+    heatmap(correlations(sweep) if rows is None else rows, sweep.probes, sweep.probe_steps, path,
+            f"{summary['name']}: probe at step vs final accuracy (* p<0.05, n={summary['runs'] - summary['diverged']})")
+
+
 def stuck_at_chance(sweep: Sweep, margin: float = 0.005) -> dict[int, tuple[int, int]]:
     """Per probe step: (runs whose dev accuracy is no better than a constant classifier, runs measured).
 
@@ -210,8 +217,7 @@ def write_report(sweep: Sweep, out: Path | None = None) -> Path:
     png = out.with_name("correlations.png")
     rows = correlations(sweep)
     summary = sweep.summary()
-    heatmap(rows, sweep.probes, sweep.probe_steps, png,
-            f"{summary['name']}: probe at step vs final accuracy (* p<0.05, n={summary['runs'] - summary['diverged']})")
+    correlation_heatmap(sweep, png, rows)
     finite = [r for r in rows if math.isfinite(r["p"])]
     significant = sum(r["p"] < 0.05 for r in finite)
     seed_like = [r for r in finite if r["probe"] != "critical_sharpness"]
