@@ -115,13 +115,13 @@ def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, *,
     steps = sweep.probe_steps
     if scorer is not None:
         scorer.check_probes(sweep.probes, f"sweep {sweep.path}")
-        return {s: scorer for s in by_seed}, "given scorer"
+        return {s: scorer for s in (by_seed if held_out is None else held_out)}, "given scorer"
     costs = _probe_costs(sweep, fit_on) if cost_aware else None
     what = "" if costs is None else " (cost-aware)"
     if fit_on:
         probes = [p for p in sweep.probes if all(p in sw.probes for sw in fit_on)]
         fitted = fit_on_runs(pooled_runs(fit_on), probes, steps, prefixes, progress, costs=costs, keep_top=keep_top)
-        return {s: fitted for s in by_seed}, "fit on " + ", ".join(
+        return {s: fitted for s in (by_seed if held_out is None else held_out)}, "fit on " + ", ".join(
             f"{sw.path} ({len(sw.runs)} runs logged)" for sw in fit_on)
     if len(by_seed) < 2:
         raise ValueError(f"{sweep.path}: leave-one-seed-out needs at least 2 seeds, but the sweep has "
@@ -149,7 +149,7 @@ def _surrogates(runs, by_seed, fit_on, held_out, progress) -> tuple[dict, list[s
         return {}, []
     if fit_on:
         fitted = fit(pool, "")
-        return {s: fitted for s in by_seed}, names
+        return {s: fitted for s in held_out}, names
     return {s: fit([r for r in runs if r.seed != s], f" without seed {s}") for s in held_out}, names
 
 
