@@ -490,6 +490,10 @@ def print_replay(result: dict, *, markdown: bool = False) -> None:
     if chosen:
         print("earlyexit reads, per held-out seed: " + "; ".join(
             f"seed {s}: {c['feature_set'] or ', '.join(c['names'] or [])} ({c['model']})" for s, c in chosen.items()))
+    ceiling = result.get("noise_ceiling")
+    if ceiling:
+        print(f"noise ceiling (rank each seed's configs by their mean final over the other seeds, "
+              f"{ceiling['seeds']} seeds): Spearman {ceiling['spearman']:.2f}, regret {100 * ceiling['regret']:.2f} pts")
     print()
     rows = []
     for name, r in result["policies"].items():

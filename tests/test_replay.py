@@ -129,6 +129,10 @@ def test_hyperparameter_surrogate_decides_before_training(replayed):
     pts = replayed["pareto"]["hyperparameters"]
     assert [p["keep_top"] for p in pts] == [1, 2, 3, 4] and {p["prefix"] for p in pts} == {0}
     assert pts[1]["regret"] <= pts[0]["regret"] and pts[1]["compute_saved"] < pts[0]["compute_saved"]
+    # Beside it, the noise ceiling of the same held-out seeds, in the replay's units (metric, not points).
+    ceiling = replayed["noise_ceiling"]
+    assert ceiling["seeds"] == 3 and len(ceiling["per_seed"]) == 3
+    assert ceiling["spearman"] > 0.9 and 0 <= ceiling["regret"] < 0.01
 
 
 def test_encode_params_and_shared_columns():

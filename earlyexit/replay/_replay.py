@@ -11,7 +11,7 @@ import optuna
 
 from ..pruning import GeometricPruner
 from ..scoring import fit_scorer
-from ..sweeps import ProbeCosts, Sweep
+from ..sweeps import ProbeCosts, Sweep, ceiling_summary, seed_ceiling
 from ._simulate import (
     Compute,
     Run,
@@ -306,6 +306,9 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         "hyperparameters": param_names,
         "feature_sets": {name: _feature_sets(scorers[name], prefix) for name in scorers}},
         "policies": results}
+    ceiling = seed_ceiling(sweep)
+    if ceiling:  # what a predictor knowing each config's mean final over the other seeds reaches
+        out["noise_ceiling"] = {**ceiling_summary(ceiling), "per_seed": ceiling}
     if pareto:
         out["pareto"] = _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute, orders)
         if surrogates:  # one decision step (before training): only how many configs it keeps varies

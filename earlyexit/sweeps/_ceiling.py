@@ -8,8 +8,9 @@ This module measures that limit from the log, leave-one-seed-out:
 - ``spearman``: rank correlation, over the configs of the held-out seed, of the
   other seeds' mean final with the held-out seed's final. A scorer of early
   probes should not be expected to beat it.
-- ``regret``: accuracy points lost by keeping the config whose mean final over
-  the other seeds is highest, against the held-out seed's own best.
+- ``regret``: accuracy lost by keeping the config whose mean final over the
+  other seeds is highest, against the held-out seed's own best (metric units,
+  as in the replay: 0.001 is 0.1 accuracy points).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from ._load import Sweep
 
 
 def seed_ceiling(sweep: Sweep) -> list[dict]:
-    """Per held-out seed, one dict: ``seed``, ``configs`` (n ranked), ``spearman``, ``regret`` (accuracy
-    points, 0-100 scale), ``best_config`` (the held-out seed's best), ``picked_config`` (best by the other
+    """Per held-out seed, one dict: ``seed``, ``configs`` (n ranked), ``spearman``, ``regret`` (metric
+    units: 0.01 is one accuracy point), ``best_config`` (the held-out seed's best), ``picked_config`` (best by the other
     seeds' mean). Empty where fewer than two seeds share at least three completed configs.
 
     Runs that diverged or have no finite final accuracy are left out of both sides.
@@ -44,7 +45,7 @@ def seed_ceiling(sweep: Sweep) -> list[dict]:
         rho = stats.spearmanr(mean_others, held).statistic if held.nunique() > 1 else math.nan
         picked = mean_others.idxmax()
         out.append({"seed": int(seed), "configs": int(both.sum()), "spearman": float(rho),
-                    "regret": float(100 * (held.max() - held[picked])),
+                    "regret": float(held.max() - held[picked]),
                     "best_config": str(held.idxmax()), "picked_config": str(picked)})
     return out
 

@@ -205,9 +205,9 @@ def _ceiling_section(sweep: Sweep) -> list[str]:
              "(written by `earlyexit.sweeps.seed_ceiling`).", "",
              "| held-out seed | configs | Spearman | regret (points) | best config | picked |",
              "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['seed']} | {r['configs']} | {r['spearman']:.2f} | {r['regret']:.2f} | {r['best_config']} | "
+    lines += [f"| {r['seed']} | {r['configs']} | {r['spearman']:.2f} | {100 * r['regret']:.2f} | {r['best_config']} | "
               f"{r['picked_config']} |" for r in rows]
-    lines += [f"| mean | | {mean['spearman']:.2f} | {mean['regret']:.2f} | | |", ""]
+    lines += [f"| mean | | {mean['spearman']:.2f} | {100 * mean['regret']:.2f} | | |", ""]
     return lines
 
 
