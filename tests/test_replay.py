@@ -153,3 +153,20 @@ def test_encode_params_and_shared_columns():
     assert both == ["hidden_dropout", "log10_learning_rate", "schedule=cosine", "schedule=linear"]
     sig = as_param_runs(wide, both)[1].signature[0]
     assert sig["schedule=cosine"] == 0.0 and sig["schedule=linear"] == 1.0 and math.isnan(sig["hidden_dropout"])
+
+
+def test_optuna_replays_are_reproducible(sweep_path):
+    # Hyperband assigns trials to brackets by a hash of the study's name: an auto-generated name would
+    # make the same order replay differently from one process (or call) to the next.
+    import optuna
+
+    from earlyexit.replay import runs_of
+    from earlyexit.replay._simulate import dev_accuracy_value, study_replay
+
+    runs = runs_of(load(sweep_path))
+    max_steps = max(r.steps for r in runs)
+    policy = study_replay(lambda: optuna.pruners.HyperbandPruner(min_resource=10, max_resource=max_steps,
+                                                                 reduction_factor=2), dev_accuracy_value)
+    for order_seed in range(6):
+        first, again = policy(runs, order_seed), policy(runs, order_seed)
+        assert (first.compute_used, first.kept) == (again.compute_used, again.kept)

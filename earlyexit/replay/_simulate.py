@@ -239,8 +239,10 @@ def study_replay(make_pruner: Callable[[], optuna.pruners.BasePruner], value_of:
 
     def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
         order = np.random.default_rng(order_seed).permutation(len(runs))
-        study = optuna.create_study(direction="maximize", pruner=make_pruner(),
-                                    sampler=optuna.samplers.RandomSampler(seed=0))
+        # A fixed name: HyperbandPruner puts trials in brackets by a hash of the study's name, and
+        # Optuna's default name is a fresh UUID, which would make each replay of an order differ.
+        study = optuna.create_study(study_name=f"replay-order-{order_seed}", direction="maximize",
+                                    pruner=make_pruner(), sampler=optuna.samplers.RandomSampler(seed=0))
         used, completed = 0.0, []
         for i in order:
             run = runs[i]
