@@ -291,3 +291,11 @@ def test_seed_ceiling_matches_a_hand_computed_case(tmp_path):
     src.write_text(json.dumps([e for e in entries if e["seed"] == 0]))
     import_seed_results(src, tmp_path / "one")
     assert seed_ceiling(load(tmp_path / "one")) == []
+
+
+def test_report_does_not_say_lower_when_a_level_is_higher():
+    from earlyexit.sweeps._report import _level_sentence
+
+    assert "ends lower" in _level_sentence({"best_final": 0.851, "median_final": 0.813})
+    higher_best = _level_sentence({"best_final": 0.868, "median_final": 0.824})  # sst2-wide's figures
+    assert "ends lower" not in higher_best and "best 0.868 against the seed's 0.858" in higher_best
