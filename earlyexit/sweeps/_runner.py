@@ -87,7 +87,9 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str) -> dict:
         "probe_names": list(spec.train.probe_names),
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "cpus": _cpus(), "torch_threads": torch.get_num_threads(),
-                    "device": "cuda" if torch.cuda.is_available() else "cpu"},
+                    # The training loop runs on the CPU (it never moves the model), so the runs do
+                    # too, whatever accelerator the machine has.
+                    "device": "cpu"},
         "command": command,
         "packages": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__, "optuna": optuna.__version__,
