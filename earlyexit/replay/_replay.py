@@ -113,21 +113,22 @@ def _scorers(sweep: Sweep, runs, by_seed, scorer, fit_on, prefixes, progress, *,
     a scorer (default all; a seed still being logged is not held out, but its runs still train).
     """
     steps = sweep.probe_steps
+    seeds = by_seed if held_out is None else held_out
     if scorer is not None:
         scorer.check_probes(sweep.probes, f"sweep {sweep.path}")
-        return {s: scorer for s in (by_seed if held_out is None else held_out)}, "given scorer"
+        return {s: scorer for s in seeds}, "given scorer"
     costs = _probe_costs(sweep, fit_on) if cost_aware else None
     what = "" if costs is None else " (cost-aware)"
     if fit_on:
         probes = [p for p in sweep.probes if all(p in sw.probes for sw in fit_on)]
         fitted = fit_on_runs(pooled_runs(fit_on), probes, steps, prefixes, progress, costs=costs, keep_top=keep_top)
-        return {s: fitted for s in (by_seed if held_out is None else held_out)}, "fit on " + ", ".join(
+        return {s: fitted for s in seeds}, "fit on " + ", ".join(
             f"{sw.path} ({len(sw.runs)} runs logged)" for sw in fit_on)
     if len(by_seed) < 2:
         raise ValueError(f"{sweep.path}: leave-one-seed-out needs at least 2 seeds, but the sweep has "
                          f"{sorted(by_seed)}; pass --fit-on or --scorer.")
     scorers = {}
-    for s in (by_seed if held_out is None else held_out):
+    for s in seeds:
         progress(f"fitting the scorer without seed {s}{what}")
         scorers[s] = fit_on_runs([r for r in runs if r.seed != s], sweep.probes, steps, prefixes,
                                  costs=costs, keep_top=keep_top)
