@@ -23,7 +23,8 @@ def write_synthetic_sweep(folder, *, configs=8, seeds=(0, 1, 2), max_steps=1000,
     write_manifest(folder, {"name": folder.name, "task": "sst2", "data": None, "model": "synthetic",
                             "protocol": {}, "params": ["learning_rate", "seed"], "grid": {}, "search": {},
                             "runs": configs * len(seeds), "probe_steps": STEPS, "probe_names": PROBES,
-                            "machine": {}, "command": "synthetic", "packages": {}, "spec": ""})
+                            "machine": {}, "command": "synthetic", "packages": {}, "spec": ""},
+                   version=1)  # the first format: also what keeps the replay's pinned figures reading old sweeps
     n = 0
     for s in seeds:
         for c in range(configs):
@@ -49,6 +50,6 @@ def write_synthetic_sweep(folder, *, configs=8, seeds=(0, 1, 2), max_steps=1000,
                                 "learning_rate": 1e-5 * (c + 1), "status": "diverged" if diverged else "completed",
                                 "final_accuracy": final, "final_loss": math.nan, "steps": steps,
                                 "compute_steps": steps + cum, "train_step_seconds": 0.1, "wall_seconds": 1.0},
-                       cps, param_names=["learning_rate", "seed"], probe_names=PROBES)
+                       cps, param_names=["learning_rate", "seed"], probe_names=PROBES, version=1)
             n += 1
     return folder

@@ -233,7 +233,7 @@ def test_report_explains_plateaus_and_inert_parameters(tmp_path):
     folder = tmp_path / "flat"
     write_manifest(folder, {"name": "flat", "task": "sst2", "model": "m", "protocol": {},
                             "params": ["learning_rate", "seed", "weight_decay"], "runs": 12, "probe_steps": [0, 400],
-                            "probe_names": ["loss"]})
+                            "probe_names": ["loss"]}, version=1)
     n = 0
     for k in range(6):
         for wd in (0.0, 0.01):
@@ -246,7 +246,7 @@ def test_report_explains_plateaus_and_inert_parameters(tmp_path):
             append_run(folder, {"run_id": rid, "config_id": f"c{n:02d}", "seed": 0, "learning_rate": 1e-5 * (k + 1),
                                 "weight_decay": wd, "status": "completed", "final_accuracy": acc, "final_loss": 0.4,
                                 "steps": 1000, "compute_steps": 1000.0, "train_step_seconds": 0.1, "wall_seconds": 1.0},
-                       cps, param_names=["learning_rate", "seed", "weight_decay"], probe_names=["loss"])
+                       cps, param_names=["learning_rate", "seed", "weight_decay"], probe_names=["loss"], version=1)
             n += 1
     sweep = load(folder)
     assert stuck_at_chance(sweep) == {0: (12, 12), 400: (8, 12)}

@@ -23,7 +23,8 @@ def test_run_is_deterministic_and_probes_every_checkpoint():
     a = train(TrainConfig(seed=3, **FAST), task=task)
     b = train(TrainConfig(seed=3, **FAST), task=task)
     assert a.status == "completed" and a.steps == 12
-    assert [c.step for c in a.checkpoints] == [0, 4, 8]
+    assert [c.step for c in a.checkpoints] == [0, 4, 8, 12]  # the final step is always a checkpoint
+    assert a.checkpoints[-1].dev_accuracy == a.final_accuracy and a.final_metric == a.final_accuracy
     assert a.final_accuracy == b.final_accuracy and a.final_loss == b.final_loss
     for ca, cb in zip(a.checkpoints, b.checkpoints):
         assert ca.probes == cb.probes

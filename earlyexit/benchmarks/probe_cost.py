@@ -262,7 +262,7 @@ def spec_costs(spec_path, *, until: int = 100, command: str | None = None, progr
     }
     for label, names in probe_sets.items():
         config = dataclasses.replace(base, probe_names=names, probe_steps=tuple(steps),
-                                     max_steps=steps[-1])
+                                     max_steps=steps[-1], max_epochs=None)
         progress(f"{label}: training {steps[-1]} steps, probing at steps {steps}")
         result = train(config)
         step_times.append(result.train_step_seconds)

@@ -1,6 +1,7 @@
-"""Tasks and their data: GLUE-style text classification from the hub, a folder, or the bundled subset."""
+"""Tasks and their data: text classification from a user's files, a folder, the hub, or the bundled subset."""
 
-from ._tasks import TASKS, TaskData, TaskInfo, load_task
+from ._tasks import FILE_TYPES, TASKS, DataError, DataSource, TaskData, TaskInfo, load_task, resolve_folder
 from ._batches import Batcher, collate
 
-__all__ = ["TASKS", "Batcher", "TaskData", "TaskInfo", "collate", "load_task"]
+__all__ = ["FILE_TYPES", "TASKS", "Batcher", "DataError", "DataSource", "TaskData", "TaskInfo", "collate", "load_task",
+           "resolve_folder"]

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..data import load_task
+from ..metrics import check_metric
 from ..names import DEV_METRICS
 from ..pruning import GeometricPruner
 from ..pruning._geometric import REASON_ATTR
@@ -21,8 +22,8 @@ from ..training import Checkpoint, train
 from ._spec import StudySpec
 
 
-def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    """The Optuna pruner named by ``spec.pruner.kind``."""
+def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners.BasePruner:
+    """The Optuna pruner named by ``spec.pruner.kind`` (``max_steps``: the budget resolved from epochs)."""
     p = spec.pruner
     if p.kind == "geometric":
         return GeometricPruner(decision_steps=p.decision_steps, keep_top=p.keep_top, keep_fraction=p.keep_fraction,
@@ -36,7 +37,7 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
                                                n_startup_trials=p.n_startup_trials)
     if p.kind == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner()
-    return optuna.pruners.HyperbandPruner(max_resource=spec.train.max_steps)
+    return optuna.pruners.HyperbandPruner(max_resource=max_steps or spec.train.max_steps)
 
 
 def make_scorer(spec: StudySpec):
@@ -56,7 +57,7 @@ def measurement_plan(spec: StudySpec, scorer) -> dict[int, tuple[str, ...]] | No
     """Step -> names a trial measures (see ``probes.measure``); None measures everything everywhere."""
     if spec.measure == "all" or spec.pruner.kind == "none":
         return None
-    if spec.pruner.kind != "geometric":  # Optuna's pruners read the dev accuracy at every probe step
+    if spec.pruner.kind != "geometric":  # Optuna's pruners read the dev metric at every probe step
         return {s: DEV_METRICS for s in spec.train.probe_steps}
     return scorer.reads(spec.pruner.decision_steps)
 
@@ -94,7 +95,9 @@ class Objective:
 
     def __init__(self, spec: StudySpec, *, show_progress: bool = True):
         self.spec = spec
-        self.task = load_task(spec.train.task, spec.train.data)
+        self.task = load_task(spec.train.data_source())
+        check_metric(spec.train.metric, self.task.num_labels)
+        self.max_steps = spec.train.with_budget(len(self.task.train)).max_steps
         self.scorer = make_scorer(spec)
         self.show_progress = show_progress
         self.geometric = spec.pruner.kind == "geometric"
@@ -116,7 +119,7 @@ class Objective:
             if earlier:
                 trial.set_user_attr("earlyexit:duplicate_of", earlier[0])
                 raise DuplicateTrial(f"trial {trial.number} duplicates trial {earlier[0]} ({params})")
-        config = self.spec.config_for(params)
+        config = self.spec.config_for(params).with_budget(len(self.task.train))
         signature: dict[int, dict[str, float]] = {}
         bar = None
         if self.show_progress:
@@ -128,6 +131,8 @@ class Objective:
             signature[cp.step] = {**cp.probes, "dev_accuracy": cp.dev_accuracy, "dev_loss": cp.dev_loss}
             trial.set_user_attr(f"probes@{cp.step}", {k: _finite(v) for k, v in cp.probes.items()})
             trial.set_user_attr(f"dev_accuracy@{cp.step}", _finite(cp.dev_accuracy))
+            if config.metric != "accuracy":
+                trial.set_user_attr(f"dev_{config.metric}@{cp.step}", _finite(cp.dev_metric))
             if cp.probe_error:
                 trial.set_user_attr(f"probe_error@{cp.step}", cp.probe_error)
                 if self.geometric:
@@ -138,7 +143,7 @@ class Objective:
             if self.geometric:
                 score = self.scorer.score(signature, cp.step)
             else:
-                score = cp.dev_accuracy
+                score = cp.dev_metric
             trial.set_user_attr(f"score@{cp.step}", _finite(score))
             if phase == "final":
                 return False  # a screened survivor trains to the end
@@ -170,7 +175,9 @@ class Objective:
             raise optuna.TrialPruned(reason)
         trial.set_user_attr("final_accuracy", result.final_accuracy)
         trial.set_user_attr("final_loss", result.final_loss)
-        return result.final_accuracy
+        if config.metric != "accuracy":
+            trial.set_user_attr(f"final_{config.metric}", result.final_metric)
+        return result.final_metric
 
 
 def make_storage(url: str, *, heartbeat_seconds: int = 30):
@@ -215,16 +222,26 @@ def make_storage(url: str, *, heartbeat_seconds: int = 30):
     raise AssertionError("unreachable")
 
 
-def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None) -> optuna.Study:
-    """Create the spec's study, or load it to continue (same name and storage)."""
+def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
+               task=None) -> optuna.Study:
+    """Create the spec's study, or load it to continue (same name and storage).
+
+    With ``task`` (the loaded data) the study records its label mapping
+    (``earlyexit:label_names``: the original label of each class id) and metric.
+    """
     url = storage or spec.storage
+    max_steps = spec.train.with_budget(len(task.train)).max_steps if task is not None else None
     study = optuna.create_study(study_name=study_name or spec.name,
                                 storage=make_storage(url, heartbeat_seconds=spec.heartbeat_seconds),
-                                sampler=make_sampler(spec), pruner=make_pruner(spec), direction="maximize",
+                                sampler=make_sampler(spec), pruner=make_pruner(spec, max_steps), direction="maximize",
                                 load_if_exists=True)
     if "earlyexit:spec" not in study.user_attrs:
         study.set_user_attr("earlyexit:spec", Path(spec.path).read_text() if Path(spec.path).exists() else "")
         study.set_user_attr("earlyexit:spec_path", spec.path)
+        study.set_user_attr("earlyexit:metric", spec.train.metric)
+        if task is not None:
+            study.set_user_attr("earlyexit:label_names", [x.item() if hasattr(x, "item") else x
+                                                          for x in task.label_names])
     return study
 
 
@@ -243,7 +260,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
 
     resolve(spec.train.model)
     objective = Objective(spec, show_progress=show_progress)
-    study = open_study(spec, storage=storage, study_name=study_name)
+    study = open_study(spec, storage=storage, study_name=study_name, task=objective.task)
     # Trials of a crashed process: failed and queued again with the same hyperparameters.
     optuna.storages.fail_stale_trials(study)
     target = n_trials or spec.n_trials

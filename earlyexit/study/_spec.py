@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..training import DEFAULT_PROBE_STEPS, TrainConfig
+from ..metrics import METRICS
 from ..probes import PROBE_NAMES
 
 
@@ -127,10 +128,11 @@ class StudySpec:
 
 
 _TOP_KEYS = {"study", "model", "data", "train", "probes", "search", "pruner"}
-_STUDY_KEYS = {"name", "storage", "n_trials", "seed", "sampler", "heartbeat_seconds"}
+_STUDY_KEYS = {"name", "storage", "n_trials", "seed", "sampler", "heartbeat_seconds", "metric"}
 _MODEL_KEYS = {"name", "num_layers", "freeze_word_embeddings", "prune_vocabulary"}
-_DATA_KEYS = {"task", "path", "max_length", "group_by_length"}
-_TRAIN_KEYS = {"learning_rate", "warmup_ratio", "weight_decay", "schedule", "batch_size", "max_steps",
+_DATA_KEYS = {"task", "path", "train", "dev", "text_columns", "label_column", "dataset", "config", "train_split",
+              "dev_split", "train_size", "max_length", "group_by_length"}
+_TRAIN_KEYS = {"learning_rate", "warmup_ratio", "weight_decay", "schedule", "batch_size", "max_steps", "max_epochs",
                "grad_clip", "seed", "hidden_dropout", "classifier_dropout", "eval_batch_size"}
 _PROBE_KEYS = {"steps", "names", "batches", "batch_size", "seed", "measure"}
 _PRUNER_KEYS = {f.name for f in fields(PrunerSpec)}
@@ -183,9 +185,10 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     cfg["num_layers"] = _get(model, "num_layers", int, where, "model.", default=None)
     cfg["freeze_word_embeddings"] = _get(model, "freeze_word_embeddings", bool, where, "model.", default=False)
     cfg["prune_vocabulary"] = _get(model, "prune_vocabulary", bool, where, "model.", default=False)
-    cfg["task"] = _get(data, "task", str, where, "data.", default="sst2")
-    data_path = _get(data, "path", str, where, "data.", default="earlyexit:sst2-2k")
-    cfg["data"] = None if data_path == "hub" else data_path
+    cfg.update(_data_settings(data, where))
+    cfg["metric"] = _get(study, "metric", str, where, "study.", default="accuracy")
+    if cfg["metric"] not in METRICS:
+        raise SpecError(f"{where}: study.metric must be one of {', '.join(METRICS)}, but got {cfg['metric']!r}.")
     cfg["max_length"] = _get(data, "max_length", int, where, "data.", default=128)
     cfg["group_by_length"] = _get(data, "group_by_length", bool, where, "data.", default=False)
     for key in _TRAIN_KEYS:
@@ -193,6 +196,8 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
             kind = {"schedule": str}.get(key, int if key in ("batch_size", "max_steps", "seed", "eval_batch_size")
                                           else float)
             cfg[key] = _get(train, key, kind, where, "train.")
+    if "max_steps" in train and "max_epochs" in train:
+        raise SpecError(f"{where}: set train.max_steps or train.max_epochs, not both.")
     cfg["probe_steps"] = tuple(_get(probes, "steps", list, where, "probes.", default=list(DEFAULT_PROBE_STEPS)))
     cfg["probe_names"] = tuple(_get(probes, "names", list, where, "probes.",
                                     default=[n for n in PROBE_NAMES if n != "relative_critical_sharpness"]))
@@ -228,6 +233,9 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
         _check_values(train_config, key, list(probe_values), where, f"search.{key}")
     if sampler == "grid" and not grid:
         raise SpecError(f"{where}: study.sampler is 'grid' but there is no [search.grid] table.")
+    if sampler != "grid" and set(grid) - {"seed"}:
+        raise SpecError(f"{where}: with study.sampler {sampler!r}, [search.grid] may only list seed (each sampled "
+                        f"config trains with every seed); got {sorted(grid)}.")
     if sampler != "grid" and not dists:
         raise SpecError(f"{where}: study.sampler is {sampler!r} but [search] has no distributions.")
 
@@ -279,6 +287,56 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     return StudySpec(path=where, name=name, storage=storage, n_trials=n_trials, seed=seed, sampler=sampler,
                      grid=grid, search=dists, train=train_config, pruner=pruner_spec, heartbeat_seconds=heartbeat,
                      measure=measure)
+
+
+def _data_settings(data: dict, where: str) -> dict[str, Any]:
+    """The ``[data]`` table as TrainConfig fields: a GLUE name, a folder, two files, or a hub dataset."""
+    out: dict[str, Any] = {}
+    out["task"] = _get(data, "task", str, where, "data.", default=None)
+    path = _get(data, "path", str, where, "data.", default=None)
+    train_file = _get(data, "train", str, where, "data.", default=None)
+    dev_file = _get(data, "dev", str, where, "data.", default=None)
+    hub = _get(data, "dataset", str, where, "data.", default=None)
+    if (train_file is None) != (dev_file is None):
+        raise SpecError(f"{where}: give both data.train and data.dev files, or a data.path folder.")
+    if sum(x is not None for x in (path, train_file, hub)) > 1:
+        raise SpecError(f"{where}: give one of data.path (a folder), data.train and data.dev (files), or "
+                        "data.dataset (a hub dataset).")
+    base = Path(where).parent
+    if train_file is not None:
+        out["train_file"], out["dev_file"] = (_relative(f, base) for f in (train_file, dev_file))
+        out["data"] = None
+    elif hub is not None or path == "hub":
+        out["data"] = None
+        out["hub_dataset"] = hub
+    else:
+        out["data"] = path if path is not None else ("earlyexit:sst2-2k" if out["task"] in (None, "sst2") else None)
+        if out["data"] is None:
+            raise SpecError(f"{where}: data.task {out['task']!r} needs data.path (a folder), data.train and data.dev, "
+                            "or data.dataset (a hub dataset).")
+    if out["task"] is None:
+        stem = Path(train_file or path or hub or "sst2").stem
+        out["task"] = "sst2" if out["data"] == "earlyexit:sst2-2k" else stem
+    text_columns = _get(data, "text_columns", list, where, "data.", default=None)
+    if text_columns is not None:
+        if not 1 <= len(text_columns) <= 2 or not all(isinstance(c, str) for c in text_columns):
+            raise SpecError(f"{where}: data.text_columns must list one or two column names, but got {text_columns!r}.")
+        out["text_columns"] = tuple(text_columns)
+    for key, field_name in (("label_column", "label_column"), ("config", "hub_config"),
+                            ("train_split", "train_split"), ("dev_split", "dev_split")):
+        if key in data:
+            out[field_name] = _get(data, key, str, where, "data.")
+    if "train_size" in data:
+        out["train_size"] = _get(data, "train_size", int, where, "data.")
+    return out
+
+
+def _relative(path: str, base: Path) -> str:
+    """A data file path as written, or relative to the spec's folder when it only exists there."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists() or not (base / p).exists():
+        return str(p)
+    return str(base / p)
 
 
 def _table(raw, key, where) -> dict:

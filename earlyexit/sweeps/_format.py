@@ -7,13 +7,22 @@
 ``<sweep>/runs.csv``
     one row per finished run: ``run_id``, ``config_id`` (same for all seeds
     of a config), ``seed``, the searched hyperparameters, ``status``
-    (completed / diverged), ``final_accuracy``, ``final_loss``, ``steps``,
+    (completed / diverged), ``final_accuracy``, ``final_metric`` (the
+    study's metric on dev, from version 2), ``final_loss``, ``steps``,
     ``compute_steps``, ``train_step_seconds``, ``wall_seconds``.
 ``<sweep>/checkpoints.csv``
     one row per run and probe step: ``run_id``, ``step``, one column per
-    probe, ``dev_accuracy``, ``dev_loss``, ``train_loss``, ``wall_seconds``,
-    ``compute_steps`` (training steps so far plus probe time so far divided
-    by the run's mean step time), ``probe_seconds``, ``probe_error``.
+    probe, ``dev_accuracy``, ``dev_metric`` (from version 2), ``dev_loss``,
+    ``train_loss``, ``wall_seconds``, ``compute_steps`` (training steps so
+    far plus probe time so far divided by the run's mean step time),
+    ``probe_seconds``, ``probe_error``. From version 2 every completed run
+    also has a row at its final step (every probe and the dev metrics at the
+    end of the budget), whether or not that is a probe step.
+
+Versions: 1 (accuracy only, no final row) is still read as it is: its metric
+is accuracy, ``final_metric`` and ``dev_metric`` are its accuracy columns.
+Version 2 adds the metric columns, the final row, and the manifest's
+``metric``, ``label_names``, ``train_examples`` and ``budget_steps``.
 
 A run's row in ``runs.csv`` is written after its checkpoints: it marks the
 run as done, so checkpoint rows without one belong to a run that was cut off
@@ -28,24 +37,28 @@ import math
 import os
 from pathlib import Path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 RUNS = "runs.csv"
 CHECKPOINTS = "checkpoints.csv"
 RUN_STATUSES = ("completed", "diverged")
-RUN_FIELDS = ("run_id", "config_id", "seed", "status", "final_accuracy", "final_loss", "steps",
+RUN_FIELDS = ("run_id", "config_id", "seed", "status", "final_accuracy", "final_metric", "final_loss", "steps",
               "compute_steps", "train_step_seconds", "wall_seconds")
-CHECKPOINT_FIELDS = ("run_id", "step", "dev_accuracy", "dev_loss", "train_loss", "wall_seconds", "compute_steps",
-                     "probe_seconds", "probe_error")
+CHECKPOINT_FIELDS = ("run_id", "step", "dev_accuracy", "dev_metric", "dev_loss", "train_loss", "wall_seconds",
+                     "compute_steps", "probe_seconds", "probe_error")
+V1_RUN_FIELDS = tuple(f for f in RUN_FIELDS if f != "final_metric")
+V1_CHECKPOINT_FIELDS = tuple(f for f in CHECKPOINT_FIELDS if f != "dev_metric")
 
 
 class SweepFormatError(ValueError):
     """A sweep folder that does not follow the format; the message names file, row and field."""
 
 
-def write_manifest(folder: Path, manifest: dict) -> None:
+def write_manifest(folder: Path, manifest: dict, *, version: int = FORMAT_VERSION) -> None:
+    """Write the manifest; ``version`` keeps an older sweep's version when its manifest is updated."""
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / MANIFEST, json.dumps({"format_version": FORMAT_VERSION, **manifest}, indent=2) + "\n")
+    _atomic_write(folder / MANIFEST, json.dumps({"format_version": version, **manifest}, indent=2) + "\n")
 
 
 def read_manifest(folder: Path) -> dict:
@@ -57,17 +70,24 @@ def read_manifest(folder: Path) -> dict:
     except json.JSONDecodeError as exc:
         raise SweepFormatError(f"{path}: not valid JSON ({exc}).") from None
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise SweepFormatError(f"{path}: format_version {version!r}, but this earlyexit reads version "
-                               f"{FORMAT_VERSION}; re-log the sweep or use the earlyexit version that wrote it.")
+    if version not in READABLE_VERSIONS:
+        raise SweepFormatError(f"{path}: format_version {version!r}, but this earlyexit reads versions "
+                               f"{list(READABLE_VERSIONS)}; use the earlyexit version that wrote it.")
     return manifest
 
 
 def append_run(folder: Path, run_row: dict, checkpoint_rows: list[dict], *, param_names: list[str],
-               probe_names: list[str]) -> None:
-    """Append one finished run: its checkpoint rows first, then its run row (the done marker)."""
-    cp_fields = ["run_id", "step", *probe_names, *CHECKPOINT_FIELDS[2:]]
-    run_fields = ["run_id", "config_id", "seed", *[p for p in param_names if p != "seed"], *RUN_FIELDS[3:]]
+               probe_names: list[str], version: int = FORMAT_VERSION) -> None:
+    """Append one finished run: its checkpoint rows first, then its run row (the done marker).
+
+    ``version`` is the sweep's own format version: a version-1 sweep resumed
+    by this earlyexit goes on with version-1 columns.
+    """
+    run_base, cp_base = (RUN_FIELDS, CHECKPOINT_FIELDS) if version >= 2 else (V1_RUN_FIELDS, V1_CHECKPOINT_FIELDS)
+    cp_fields = ["run_id", "step", *probe_names, *cp_base[2:]]
+    run_fields = ["run_id", "config_id", "seed", *[p for p in param_names if p != "seed"], *run_base[3:]]
+    checkpoint_rows = [{k: v for k, v in r.items() if k in cp_fields} for r in checkpoint_rows]
+    run_row = {k: v for k, v in run_row.items() if k in run_fields}
     _append_csv(folder / CHECKPOINTS, cp_fields, checkpoint_rows)
     _append_csv(folder / RUNS, run_fields, [run_row])
 

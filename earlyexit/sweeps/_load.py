@@ -9,9 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from ._costs import ProbeCosts, read_probe_costs
-from ._format import CHECKPOINTS, RUN_FIELDS, RUN_STATUSES, RUNS, SweepFormatError, read_manifest
+from ..metrics import METRIC_RANGES
+from ._format import (CHECKPOINTS, RUN_FIELDS, RUN_STATUSES, RUNS, V1_RUN_FIELDS, SweepFormatError,
+                      read_manifest)
 
-_CP_NUMERIC = ("dev_accuracy", "dev_loss", "train_loss", "wall_seconds", "compute_steps", "probe_seconds")
+_CP_NUMERIC = ("dev_accuracy", "dev_metric", "dev_loss", "train_loss", "wall_seconds", "compute_steps",
+               "probe_seconds")
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,11 @@ class Sweep:
         checkpoints: one row per run and step, as in checkpoints.csv.
         params: the searched hyperparameter columns (``seed`` included).
         probes: the probe columns.
-        probe_steps: the probe steps of the protocol.
+        probe_steps: the probe steps of the protocol (within the budget; a
+            version-2 sweep also has a row at each run's final step).
+        metric: the sweep's metric (``final_metric``/``dev_metric`` columns;
+            ``accuracy`` for a version-1 sweep, whose metric columns are
+            copies of its accuracy columns).
         probe_costs: each probe's cost in training steps of the sweep's model
             (``probe_costs.json``), or None when the folder has none.
     """
@@ -38,6 +45,11 @@ class Sweep:
     probes: list[str]
     probe_steps: list[int]
     probe_costs: ProbeCosts | None = None
+    metric: str = "accuracy"
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name") or self.path.name)
 
     @property
     def missing_runs(self) -> int:
@@ -46,12 +58,14 @@ class Sweep:
 
     def summary(self) -> dict:
         """The figures ``earlyexit sweeps validate --json`` prints."""
-        finals = self.runs.loc[self.runs["status"] == "completed", "final_accuracy"]
+        finals = self.runs.loc[self.runs["status"] == "completed", "final_metric"]
         config_cols = [p for p in self.params if p != "seed"]
         return {
             "path": str(self.path),
             "name": self.manifest.get("name"),
             "task": self.manifest.get("task"),
+            "metric": self.metric,
+            "format_version": self.manifest.get("format_version"),
             "model": self.manifest.get("model"),
             "runs": int(len(self.runs)),
             "planned_runs": int(self.manifest.get("runs", len(self.runs))),
@@ -82,6 +96,10 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
         raise SweepFormatError(f"{folder}: not a sweep folder (expected a directory with manifest.json, "
                                f"{RUNS} and {CHECKPOINTS}).")
     manifest = read_manifest(folder)
+    version = int(manifest["format_version"])
+    metric = str(manifest.get("metric", "accuracy")) if version >= 2 else "accuracy"
+    if metric not in METRIC_RANGES:
+        raise SweepFormatError(f"{folder / 'manifest.json'}: metric {metric!r} is not one of {list(METRIC_RANGES)}.")
     probes = list(manifest.get("probe_names", []))
     steps = [int(s) for s in manifest.get("probe_steps", [])]
     params = list(manifest.get("params", []))
@@ -89,8 +107,13 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
     cps = _read_csv(folder / CHECKPOINTS)
 
     run_file, cp_file = folder / RUNS, folder / CHECKPOINTS
-    _require(runs, run_file, ["run_id", "config_id", "seed", *[p for p in params if p != "seed"], *RUN_FIELDS[3:]])
-    _require(cps, cp_file, ["run_id", "step", *probes, *_CP_NUMERIC, "probe_error"])
+    run_fields = RUN_FIELDS if version >= 2 else V1_RUN_FIELDS
+    cp_numeric = _CP_NUMERIC if version >= 2 else tuple(c for c in _CP_NUMERIC if c != "dev_metric")
+    _require(runs, run_file, ["run_id", "config_id", "seed", *[p for p in params if p != "seed"], *run_fields[3:]])
+    _require(cps, cp_file, ["run_id", "step", *probes, *cp_numeric, "probe_error"])
+    if version < 2:  # accuracy is the metric: the metric columns are the accuracy columns
+        runs["final_metric"] = runs["final_accuracy"]
+        cps["dev_metric"] = cps["dev_accuracy"]
 
     _integers(runs, run_file, ["seed", "steps"])
     for col in params:
@@ -100,7 +123,7 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
             except ValueError:
                 pass  # a categorical hyperparameter such as the schedule stays text
     _integers(cps, cp_file, ["step"])
-    for col in ("final_accuracy", "final_loss", "compute_steps", "train_step_seconds", "wall_seconds"):
+    for col in ("final_accuracy", "final_metric", "final_loss", "compute_steps", "train_step_seconds", "wall_seconds"):
         _floats(runs, run_file, col)
     for col in (*probes, *_CP_NUMERIC):
         _floats(cps, cp_file, col)
@@ -118,7 +141,12 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
         acc = row["final_accuracy"]
         if row["status"] == "completed" and not 0 <= acc <= 1:
             raise SweepFormatError(f"{where}, field final_accuracy: {acc} is not in [0, 1].")
+        low, high = METRIC_RANGES[metric]
+        if row["status"] == "completed" and not low <= row["final_metric"] <= high:
+            raise SweepFormatError(f"{where}, field final_metric: {row['final_metric']} is not in [{low:g}, {high:g}] "
+                                   f"({metric}).")
     known = set(runs["run_id"])
+    final_step = dict(zip(runs["run_id"], runs["steps"])) if version >= 2 else {}
     dup = cps.duplicated(["run_id", "step"])
     if dup.any():
         i = int(dup.idxmax())
@@ -129,10 +157,14 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
         if row["run_id"] not in known:
             raise SweepFormatError(f"{where}, field run_id: run {row['run_id']!r} has no row in {RUNS} "
                                    "(a run cut off mid-way; `earlyexit sweep` drops such rows when it resumes).")
-        if steps and row["step"] not in steps:
-            raise SweepFormatError(f"{where}, field step: {row['step']} is not a probe step {steps}.")
+        if steps and row["step"] not in steps and row["step"] != final_step.get(row["run_id"]):
+            raise SweepFormatError(f"{where}, field step: {row['step']} is not a probe step {steps}"
+                                   + (" nor the run's final step." if version >= 2 else "."))
         if not math.isnan(row["dev_accuracy"]) and not 0 <= row["dev_accuracy"] <= 1:
             raise SweepFormatError(f"{where}, field dev_accuracy: {row['dev_accuracy']} is not in [0, 1].")
+        low, high = METRIC_RANGES[metric]
+        if not math.isnan(row["dev_metric"]) and not low <= row["dev_metric"] <= high:
+            raise SweepFormatError(f"{where}, field dev_metric: {row['dev_metric']} is not in [{low:g}, {high:g}].")
         has_error = isinstance(row["probe_error"], str) and row["probe_error"] != ""
         for p in probes:
             v = row[p]
@@ -143,6 +175,8 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
     by_run = cps.groupby("run_id")["step"].apply(set).to_dict()
     for i, row in runs.iterrows():
         expected = {s for s in steps if s <= row["steps"]} if row["status"] == "completed" else set()
+        if version >= 2 and row["status"] == "completed":
+            expected.add(row["steps"])  # the final checkpoint
         missing = sorted(expected - by_run.get(row["run_id"], set()))
         if missing:
             raise SweepFormatError(f"{cp_file}: run {row['run_id']!r} ({run_file} line {i + 2}) has no checkpoint "
@@ -151,7 +185,7 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
         costs = read_probe_costs(folder)
     except ValueError as exc:
         raise SweepFormatError(str(exc)) from exc
-    sweep = Sweep(folder, manifest, runs, cps, params, probes, steps, costs)
+    sweep = Sweep(folder, manifest, runs, cps, params, probes, steps, costs, metric)
     if require_complete and sweep.missing_runs > 0:
         raise SweepFormatError(f"{run_file}: {sweep.missing_runs} of {manifest.get('runs')} planned runs are missing; "
                                "finish the sweep with `earlyexit sweep SPEC.toml`.")

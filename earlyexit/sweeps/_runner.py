@@ -18,7 +18,8 @@ from ..data import load_task
 from ..study import StudySpec
 from ..training import train
 from ._claims import claim, folder_lock, release
-from ._format import append_run, done_run_ids, drop_unfinished, read_manifest, write_manifest
+from ..metrics import check_metric
+from ._format import FORMAT_VERSION, append_run, done_run_ids, drop_unfinished, read_manifest, write_manifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +36,9 @@ def plan(spec: StudySpec) -> list[PlannedRun]:
 
     A grid sweep runs the Cartesian product of ``[search.grid]`` (``seed`` is
     one of its keys, or the spec's single training seed). A sampled sweep
-    draws ``study.n_trials`` configs from ``[search]`` with ``study.seed``.
+    draws ``study.n_trials`` configs from ``[search]`` with ``study.seed``
+    and trains each with every seed of ``[search.grid] seed`` (default: the
+    spec's single training seed), so a sampled sweep can have several seeds.
     """
     if spec.sampler == "grid":
         grid = dict(spec.grid)
@@ -46,7 +49,7 @@ def plan(spec: StudySpec) -> list[PlannedRun]:
         rng = np.random.default_rng(spec.seed)
         search = {k: d for k, d in spec.search.items() if k != "seed"}
         configs = [{k: _draw(d, rng) for k, d in search.items()} for _ in range(spec.n_trials)]
-        seeds = [spec.train.seed]
+        seeds = list(spec.grid.get("seed", [spec.train.seed]))
     runs = []
     for s_index, seed in enumerate(seeds):
         for c_index, cfg in enumerate(configs):
@@ -65,25 +68,34 @@ def _draw(d, rng):
     return int(round(value)) if d.kind == "int" else float(value)
 
 
-def manifest(spec: StudySpec, runs: list[PlannedRun], command: str) -> dict:
+def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -> dict:
+    """The sweep's manifest; with ``task`` (its loaded data) the budget is resolved and the labels recorded."""
     import optuna
     import sklearn
     import torch
     import transformers
 
+    train_config = spec.train if task is None else spec.train.with_budget(len(task.train))
     searched = sorted({k for r in runs for k in r.params})
-    protocol = {k: v for k, v in dataclasses.asdict(spec.train).items() if k not in searched and k != "extra"}
+    protocol = {k: v for k, v in dataclasses.asdict(train_config).items() if k not in searched and k != "extra"}
+    data = {}
+    if task is not None:
+        data = {"label_names": [_plain(x) for x in task.label_names], "num_labels": task.num_labels,
+                "train_examples": len(task.train), "dev_examples": len(task.dev),
+                "budget_steps": train_config.max_steps}
     return {
         "name": spec.name,
         "task": spec.train.task,
+        "metric": spec.train.metric,
         "data": spec.train.data,
+        **data,
         "model": spec.train.model,
         "protocol": protocol,
         "params": searched,
         "grid": {k: list(v) for k, v in spec.grid.items()},
         "search": {k: dataclasses.asdict(d) for k, d in spec.search.items()},
         "runs": len(runs),
-        "probe_steps": list(spec.train.probe_steps),
+        "probe_steps": [s for s in train_config.probe_steps if s <= train_config.max_steps],
         "probe_names": list(spec.train.probe_names),
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "cpus": _cpus(), "torch_threads": torch.get_num_threads(),
@@ -97,6 +109,10 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str) -> dict:
         "spec": Path(spec.path).read_text() if Path(spec.path).exists() else "",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
 
 
 def _cpus() -> int:
@@ -120,9 +136,17 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
     folder = Path(folder)
     runs = plan(spec)
     command = command or " ".join(sys.argv)
+    task = load_task(spec.train.data_source())  # bad data fails here, before anything is written
+    check_metric(spec.train.metric, task.num_labels)
+    budget = spec.train.with_budget(len(task.train))
+    past = budget.probe_steps_past_budget()
+    if past:
+        log(f"note: probe steps {list(past)} lie past the budget of {budget.max_steps} steps and are dropped; "
+            "the final step is logged as a checkpoint")
+    version = FORMAT_VERSION
     with folder_lock(folder):
         if not (folder / "manifest.json").exists():
-            write_manifest(folder, manifest(spec, runs, command))
+            write_manifest(folder, manifest(spec, runs, command, task))
         else:
             # Provenance of every sitting of a long sweep: when, with how many threads, by which command.
             current = read_manifest(folder)
@@ -130,8 +154,8 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "torch_threads": torch.get_num_threads(), "command": command,
                 "runs_logged_before": len(done_run_ids(folder))})
-            current.pop("format_version", None)
-            write_manifest(folder, current)
+            version = int(current.pop("format_version"))
+            write_manifest(folder, current, version=version)
         # Other workers write a run's rows only under this lock, so any run without its run row is cut off.
         dropped = drop_unfinished(folder)
         done = done_run_ids(folder)
@@ -140,7 +164,6 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
     todo = [r for r in runs if r.run_id not in done]
     log(f"{spec.name}: {len(done)} of {len(runs)} runs logged, {len(todo)} left"
         + (f", training at most {limit} now" if limit is not None else "") + f" -> {folder}")
-    task = load_task(spec.train.task, spec.train.data)
     param_names = sorted({k for r in runs for k in r.params})
     trained = 0
     for run in todo:
@@ -150,7 +173,7 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
             if run.run_id in done_run_ids(folder) or not claim(folder, run.run_id):
                 continue  # logged or being trained by another worker meanwhile
         try:
-            _train_and_log(spec, run, folder, task, param_names, log)
+            _train_and_log(spec, run, folder, task, param_names, log, version)
         finally:
             release(folder, run.run_id)
         trained += 1
@@ -158,10 +181,13 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
 
 
 def _train_and_log(spec: StudySpec, run: PlannedRun, folder: Path, task, param_names: list[str],
-                   log: Callable[[str], None]) -> None:
-    """Train one run to completion and append its rows (checkpoints first, then the run row)."""
+                   log: Callable[[str], None], version: int = FORMAT_VERSION) -> None:
+    """Train one run to completion and append its rows (checkpoints first, then the run row).
+
+    A version-1 sweep (resumed by this earlyexit) keeps its probe steps only: no final row.
+    """
     started = time.perf_counter()
-    config = spec.config_for(run.params)
+    config = spec.config_for(run.params).with_budget(len(task.train))
     quarter = max(1, config.max_steps // 4)
 
     def progress(step, total, run=run):
@@ -175,16 +201,22 @@ def _train_and_log(spec: StudySpec, run: PlannedRun, folder: Path, task, param_n
     cp_rows = []
     for cp in result.checkpoints:
         cum_probe += cp.probe_seconds
+        if version < 2 and cp.step not in config.probe_steps:
+            continue
         row = {"run_id": run.run_id, "step": cp.step, **cp.probes, "dev_accuracy": cp.dev_accuracy,
-               "dev_loss": cp.dev_loss, "train_loss": cp.train_loss, "wall_seconds": cp.wall_seconds,
+               "dev_metric": cp.dev_metric, "dev_loss": cp.dev_loss, "train_loss": cp.train_loss, "wall_seconds": cp.wall_seconds,
                "compute_steps": cp.step + (cum_probe / step_s if step_s > 0 else 0.0),
                "probe_seconds": cp.probe_seconds, "probe_error": cp.probe_error or ""}
         cp_rows.append(row)
     run_row = {"run_id": run.run_id, "config_id": run.config_id, **run.params, "status": result.status,
-               "final_accuracy": result.final_accuracy, "final_loss": result.final_loss, "steps": result.steps,
+               "final_accuracy": result.final_accuracy, "final_metric": result.final_metric,
+               "final_loss": result.final_loss, "steps": result.steps,
                "compute_steps": result.compute_steps, "train_step_seconds": step_s, "wall_seconds": wall}
     with folder_lock(folder):
-        append_run(folder, run_row, cp_rows, param_names=param_names, probe_names=list(config.probe_names))
+        append_run(folder, run_row, cp_rows, param_names=param_names, probe_names=list(config.probe_names),
+                   version=version)
         logged = len(done_run_ids(folder))
     log(f"[{logged} logged] {run.run_id} {run.params} -> {result.status}, "
-        f"final accuracy {result.final_accuracy:.4f}, {result.steps} steps, {wall / 60:.1f} min")
+        f"final accuracy {result.final_accuracy:.4f}"
+        + (f", {config.metric} {result.final_metric:.4f}" if config.metric != "accuracy" else "")
+        + f", {result.steps} steps, {wall / 60:.1f} min")

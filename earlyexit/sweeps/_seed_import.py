@@ -91,12 +91,12 @@ def import_seed_results(source: str | Path, folder: str | Path, *, step: int = 0
         config_id = configs.setdefault(key, f"c{len(configs):02d}")
         run_id = f"r{n:03d}"
         cps = [{"run_id": run_id, "step": s, **{p: values[s].get(p, math.nan) for p in probe_names},
-                "dev_accuracy": math.nan, "dev_loss": math.nan, "train_loss": math.nan, "wall_seconds": math.nan,
+                "dev_accuracy": math.nan, "dev_metric": math.nan, "dev_loss": math.nan, "train_loss": math.nan, "wall_seconds": math.nan,
                 "compute_steps": float(s), "probe_seconds": math.nan,
                 "probe_error": "" if all(p in values[s] for p in probe_names) else "not logged by the seed code"}
                for s in sorted(values)]
         run = {"run_id": run_id, "config_id": config_id, "seed": seed, **params, "status": "completed",
-               "final_accuracy": acc, "final_loss": math.nan, "steps": max(steps | {0}),
+               "final_accuracy": acc, "final_metric": acc, "final_loss": math.nan, "steps": max(steps | {0}),
                "compute_steps": math.nan, "train_step_seconds": math.nan, "wall_seconds": math.nan}
         append_run(folder, run, cps, param_names=["learning_rate", "seed", "warmup_ratio", "weight_decay"],
                    probe_names=probe_names)

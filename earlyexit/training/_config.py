@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
+from ..data import DataSource
+from ..metrics import check_metric
 from ..probes import PROBE_NAMES
 
 DEFAULT_PROBE_STEPS = (0, 10, 25, 50, 100, 200, 400)
@@ -18,14 +21,28 @@ class TrainConfig:
 
     Attributes:
         model: hub name, local folder, or ``earlyexit:tiny-bert``.
-        task: GLUE task name (``sst2``, ``cola``, ...).
-        data: data folder, ``earlyexit:sst2-2k``, or None for the hub.
+        task: the task's name; a GLUE name (``sst2``, ``cola``, ...) fills in
+            the text columns and the hub dataset.
+        data: data folder, ``earlyexit:sst2-2k``, or None for the hub (or for
+            ``train_file``/``dev_file``).
+        train_file, dev_file: single train and dev files instead of a folder.
+        text_columns: one or two text columns (None: the GLUE task's, else
+            ``sentence`` or ``text``).
+        label_column: the label column (integers or strings).
+        hub_dataset, hub_config, train_split, dev_split: what the hub loads
+            (``load_dataset(hub_dataset, hub_config)``) when ``data`` is None.
+        train_size: train on a random subset of this many examples (seed 0).
+        metric: what the study maximizes, logged at every checkpoint beside
+            dev accuracy (see :data:`earlyexit.metrics.METRICS`).
         learning_rate: peak AdamW learning rate.
         warmup_ratio: fraction of ``max_steps`` spent warming up linearly.
         weight_decay: AdamW decoupled weight decay.
         schedule: after warmup, ``linear`` or ``cosine`` decay to 0, or ``constant``.
         batch_size: training examples per step.
-        max_steps: the training budget in optimiser steps.
+        max_steps: the training budget in optimiser steps (when
+            ``max_epochs`` is set, what :meth:`with_budget` resolves it to).
+        max_epochs: the budget in epochs over the training split instead
+            (steps = ceil(epochs x ceil(examples / batch_size))).
         grad_clip: clip the global gradient norm to this (None: no clipping).
         seed: model-head initialisation, data order and dropout.
         probe_steps: steps (before the update of that step) at which probes,
@@ -47,12 +64,23 @@ class TrainConfig:
     model: str = "earlyexit:tiny-bert"
     task: str = "sst2"
     data: str | None = "earlyexit:sst2-2k"
+    train_file: str | None = None
+    dev_file: str | None = None
+    text_columns: tuple[str, ...] | None = None
+    label_column: str = "label"
+    hub_dataset: str | None = None
+    hub_config: str | None = None
+    train_split: str = "train"
+    dev_split: str | None = None
+    train_size: int | None = None
+    metric: str = "accuracy"
     learning_rate: float = 5e-4
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
     schedule: str = "linear"
     batch_size: int = 32
     max_steps: int = 200
+    max_epochs: float | None = None
     grad_clip: float | None = 1.0
     seed: int = 0
     probe_steps: tuple[int, ...] = DEFAULT_PROBE_STEPS
@@ -71,6 +99,10 @@ class TrainConfig:
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
+        check_metric(self.metric)
+        if self.max_epochs is not None and not (math.isfinite(self.max_epochs) and self.max_epochs > 0):
+            raise ValueError(f"max_epochs must be positive, but got {self.max_epochs=}.")
+        self.data_source()  # validates the data settings
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, but got {self.learning_rate=}.")
         if not 0 <= self.warmup_ratio < 1:
@@ -93,3 +125,27 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
                 raise ValueError(f"{name} must be in [0, 1), but got {value}.")
+
+    def data_source(self) -> DataSource:
+        """Where this run's examples come from (see :class:`earlyexit.data.DataSource`)."""
+        return DataSource(task=self.task, path=self.data if self.train_file is None else None,
+                          train=self.train_file, dev=self.dev_file,
+                          text_columns=tuple(self.text_columns) if self.text_columns else None,
+                          label_column=self.label_column, hub_dataset=self.hub_dataset, hub_config=self.hub_config,
+                          train_split=self.train_split, dev_split=self.dev_split, train_size=self.train_size)
+
+    def budget_steps(self, train_examples: int) -> int:
+        """The budget in optimiser steps for a training split of ``train_examples`` examples."""
+        if self.max_epochs is None:
+            return self.max_steps
+        per_epoch = -(-train_examples // self.batch_size)
+        return max(1, math.ceil(self.max_epochs * per_epoch - 1e-9))
+
+    def with_budget(self, train_examples: int) -> "TrainConfig":
+        """This config with ``max_steps`` resolved from ``max_epochs`` (unchanged without it)."""
+        steps = self.budget_steps(train_examples)
+        return self if steps == self.max_steps else replace(self, max_steps=steps)
+
+    def probe_steps_past_budget(self) -> tuple[int, ...]:
+        """Probe steps beyond ``max_steps``: they are never reached, so they are dropped."""
+        return tuple(s for s in self.probe_steps if s > self.max_steps)

@@ -17,6 +17,7 @@ import torch
 
 from ..data import Batcher, TaskData, collate, load_task
 from ..models import load_model, load_tokenizer, shrink_vocabulary, used_token_ids
+from ..metrics import check_metric, metric_value
 from ..names import DEV_METRICS
 from ..probes import PROBE_NAMES, WarmStart, measure
 from ._config import HF_SCHEDULER_NAMES, TrainConfig
@@ -31,6 +32,8 @@ class Checkpoint:
         probes: probe values by name (see :func:`earlyexit.probes.measure`);
             empty when the probes failed (``probe_error`` says why).
         dev_accuracy: accuracy on the whole dev split, in [0, 1].
+        dev_metric: the study's metric (``config.metric``) on the dev split
+            (equal to ``dev_accuracy`` for ``accuracy``; MCC is in [-1, 1]).
         dev_loss: mean cross-entropy on the dev split, in nats.
         train_loss: mean training loss over the steps since the last checkpoint.
         probe_seconds, eval_seconds: wall time of the probes and of evaluation.
@@ -54,6 +57,7 @@ class Checkpoint:
     wall_seconds: float
     diagnostics: dict[str, float] = field(default_factory=dict)
     probe_error: str | None = None
+    dev_metric: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class TrainResult:
             (a non-finite training loss).
         steps: optimiser steps taken.
         final_accuracy, final_loss: dev metrics at the end (NaN if diverged).
+        final_metric: the study's metric on dev at the end (NaN if diverged).
         compute_steps: training steps plus probe overhead, in steps.
         checkpoints: every checkpoint measured.
         reason: why the run ended early, or None.
@@ -79,6 +84,7 @@ class TrainResult:
     checkpoints: list[Checkpoint]
     reason: str | None = None
     train_step_seconds: float = math.nan
+    final_metric: float = math.nan
 
 
 def probe_set(config: TrainConfig, task: TaskData, tokenizer, id_map=None) -> list[dict]:
@@ -98,8 +104,9 @@ def _loss(model, batch):
     return model(**batch).loss
 
 
-def evaluate(model, tokenizer, rows, *, batch_size: int, max_length: int, id_map=None) -> tuple[float, float]:
-    """Dev accuracy in [0, 1] and mean cross-entropy in nats, in eval mode.
+def evaluate(model, tokenizer, rows, *, batch_size: int, max_length: int, id_map=None,
+             metric: str = "accuracy") -> tuple[float, float, float]:
+    """Dev accuracy in [0, 1], mean cross-entropy in nats, and ``metric`` (see ``earlyexit.metrics``), in eval mode.
 
     Rows are evaluated in length order (less padding); the figures are sums
     over rows, so the order does not change them.
@@ -107,18 +114,21 @@ def evaluate(model, tokenizer, rows, *, batch_size: int, max_length: int, id_map
     rows = sorted(rows, key=lambda r: len(r[0]) + len(r[1] or ""))
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
-    correct, total_loss = 0, 0.0
+    total_loss, labels, predictions = 0.0, [], []
     try:
         with torch.no_grad():
             for k in range(0, len(rows), batch_size):
                 batch = collate(tokenizer, rows[k:k + batch_size], max_length, id_map)
                 out = model(**batch)
                 total_loss += float(out.loss) * len(batch["labels"])
-                correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
+                labels += batch["labels"].tolist()
+                predictions += out.logits.argmax(-1).tolist()
     finally:
         for m, flag in flags:
             m.training = flag
-    return correct / len(rows), total_loss / len(rows)
+    accuracy = sum(y == p for y, p in zip(labels, predictions)) / len(rows)
+    value = accuracy if metric == "accuracy" else metric_value(metric, labels, predictions)
+    return accuracy, total_loss / len(rows), value
 
 
 def train(
@@ -135,7 +145,13 @@ def train(
     checkpoints only at its steps, measuring there only its probe names, and
     evaluating on dev only where it names ``dev_accuracy`` or ``dev_loss``
     (NaN otherwise). A study's pruner passes what its scorer reads, so a
-    trial pays for nothing else.
+    trial pays for nothing else. Without a plan the final step is a
+    checkpoint too (every probe and the dev metrics at the end of the
+    budget), whether or not it is a probe step.
+
+    ``config.max_epochs`` is resolved to steps on the task's training split
+    here (:meth:`TrainConfig.with_budget`); probe steps past the budget are
+    never reached.
 
     Deterministic on CPU for a given config. ``on_checkpoint(checkpoint)``
     returning True stops the run at that checkpoint (status ``stopped``).
@@ -148,7 +164,9 @@ def train(
     from transformers import get_scheduler
 
     started = time.perf_counter()
-    task = task or load_task(config.task, config.data)
+    task = task or load_task(config.data_source())
+    config = config.with_budget(len(task.train))
+    check_metric(config.metric, task.num_labels)
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model, task.num_labels, seed=config.seed, num_layers=config.num_layers,
                        hidden_dropout=config.hidden_dropout, classifier_dropout=config.classifier_dropout)
@@ -189,10 +207,10 @@ def train(
         probe_s = time.perf_counter() - t0
         probe_seconds_total += probe_s
         t1 = time.perf_counter()
-        acc, dev_loss = math.nan, math.nan
+        acc, dev_loss, dev_metric = math.nan, math.nan, math.nan
         if plan is None or any(n in DEV_METRICS for n in plan[step]):
-            acc, dev_loss = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
-                                     max_length=config.max_length, id_map=id_map)
+            acc, dev_loss, dev_metric = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
+                                                 max_length=config.max_length, id_map=id_map, metric=config.metric)
         eval_s = time.perf_counter() - t1
         step_s = train_seconds / step if step else math.nan
         cp = Checkpoint(
@@ -200,12 +218,14 @@ def train(
             train_loss=sum(losses) / len(losses) if losses else math.nan,
             probe_seconds=probe_s, eval_seconds=eval_s, train_step_seconds=step_s,
             compute_steps=step + probe_seconds_total / step_s if step else math.nan, wall_seconds=time.perf_counter() - started,
-            diagnostics=diag, probe_error=error)
+            diagnostics=diag, probe_error=error, dev_metric=dev_metric)
         losses.clear()
         checkpoints.append(cp)
         return cp
 
     probe_steps = set(s for s in (config.probe_steps if plan is None else plan) if s <= config.max_steps)
+    if plan is None:
+        probe_steps.add(config.max_steps)  # the final checkpoint is always logged
     model.train()
     while True:
         if step in probe_steps:
@@ -214,7 +234,8 @@ def train(
                 return TrainResult("stopped", step, cp.dev_accuracy, cp.dev_loss,
                                    _compute(step, train_seconds, probe_seconds_total), checkpoints,
                                    reason=f"stopped at step {step}",
-                                   train_step_seconds=train_seconds / step if step else math.nan)
+                                   train_step_seconds=train_seconds / step if step else math.nan,
+                                   final_metric=cp.dev_metric)
         if step >= config.max_steps:
             break
         t0 = time.perf_counter()
@@ -237,10 +258,15 @@ def train(
         if progress is not None:
             progress(step, config.max_steps)
 
-    acc, dev_loss = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
-                             max_length=config.max_length, id_map=id_map)
+    last = checkpoints[-1] if checkpoints else None
+    if last is not None and last.step == step and not math.isnan(last.dev_accuracy):
+        acc, dev_loss, dev_metric = last.dev_accuracy, last.dev_loss, last.dev_metric
+    else:
+        acc, dev_loss, dev_metric = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
+                                             max_length=config.max_length, id_map=id_map, metric=config.metric)
     return TrainResult("completed", step, acc, dev_loss, _compute(step, train_seconds, probe_seconds_total),
-                       checkpoints, train_step_seconds=train_seconds / step if step else math.nan)
+                       checkpoints, train_step_seconds=train_seconds / step if step else math.nan,
+                       final_metric=dev_metric)
 
 
 def _compute(steps: int, train_seconds: float, probe_seconds: float) -> float:
