@@ -19,6 +19,19 @@ class CLIUsageError(Exception):
     """Bad input from the user: reported in one line, exit status 2."""
 
 
+def _data_source(args):
+    """A DataSource from --task/--data/--text-columns/--label-column (a file stands for both splits)."""
+    from pathlib import Path
+
+    from .data import DataSource
+
+    data = None if args.data == "hub" else args.data
+    columns = tuple(args.text_columns) if args.text_columns else None
+    if data is not None and Path(data).is_file():  # probes read the training split only
+        return DataSource(task=args.task, train=data, dev=data, text_columns=columns, label_column=args.label_column)
+    return DataSource(task=args.task, path=data, text_columns=columns, label_column=args.label_column)
+
+
 class ProbeCommand:
     """Measure every probe once on a model and a few batches of a task."""
 
@@ -26,9 +39,12 @@ class ProbeCommand:
         p.add_argument("--model", default="earlyexit:tiny-bert",
                        help="hub name, local folder, or earlyexit:tiny-bert (default; offline)")
         p.add_argument("--layers", type=int, default=None, help="keep only the first N encoder layers")
-        p.add_argument("--task", default="sst2", help="GLUE task name (default sst2)")
+        p.add_argument("--task", default="sst2", help="task name; a GLUE name fills in the text columns (default sst2)")
         p.add_argument("--data", default="earlyexit:sst2-2k",
-                       help="data folder, or 'hub' for load_dataset('glue', task) (default: bundled SST-2 subset)")
+                       help="data folder or a training file (.tsv, .csv, .jsonl, .parquet), or 'hub' for "
+                            "load_dataset('glue', task) (default: bundled SST-2 subset)")
+        p.add_argument("--text-columns", nargs="+", default=None, help="one or two text columns of your data")
+        p.add_argument("--label-column", default="label", help="the label column of your data (default label)")
         p.add_argument("--batches", type=int, default=4, help="number of probe batches (default 4)")
         p.add_argument("--batch-size", type=int, default=8, help="examples per probe batch (default 8)")
         p.add_argument("--seed", type=int, default=0)
@@ -45,7 +61,7 @@ class ProbeCommand:
         if args.batches < 1 or args.batch_size < 1:
             raise CLIUsageError("--batches and --batch-size must be at least 1.")
         try:
-            task = load_task(args.task, None if args.data == "hub" else args.data)
+            task = load_task(_data_source(args))
             tokenizer = load_tokenizer(args.model)
             model = load_model(args.model, task.num_labels, seed=args.seed, num_layers=args.layers)
         except (ValueError, OSError) as exc:

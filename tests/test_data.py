@@ -194,3 +194,34 @@ def test_version_1_sweeps_read_as_accuracy(tmp_path):
     assert sweep.metric == "accuracy" and sweep.manifest["format_version"] == 1
     assert sweep.runs["final_metric"].equals(sweep.runs["final_accuracy"])
     assert json.loads(json.dumps(sweep.summary()))["metric"] == "accuracy"
+
+
+def test_exported_script_reads_own_data_with_the_studys_label_mapping(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from earlyexit.study import load_spec, run_study
+
+    spec = _own_spec(tmp_path, metric="mcc")
+    run_study(load_spec(spec), show_progress=False)
+    capsys.readouterr()
+    out = tmp_path / "train_best.py"
+    assert main(["export", str(spec), "--format", "script", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "LABEL_NAMES = ['neg', 'neutral', 'pos']" in text and "METRIC = 'mcc'" in text
+    done = subprocess.run([sys.executable, str(out)], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "MAX_STEPS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert "dev mcc" in done.stdout and "after 2 steps" in done.stdout
+    assert main(["export", str(spec), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["label_names"] == ["neg", "neutral", "pos"]
+
+
+def test_probe_command_reads_a_users_file(tmp_path, capsys):
+    frame = _frame([(f"{w} film number {i}", w) for i in range(20) for w in ("good", "bad")])
+    path = _write(frame, tmp_path / "mine.jsonl")
+    assert main(["probe", "--json", "--data", str(path), "--task", "mine", "--text-columns", "review",
+                 "--label-column", "stars", "--batches", "2", "--batch-size", "4", "--names", "loss"]) == 0
+    assert json.loads(capsys.readouterr().out)["probes"]["loss"] > 0
+    assert main(["probe", "--data", str(path), "--task", "mine"]) == 2
+    assert "no 'sentence' or 'text' column" in capsys.readouterr().err

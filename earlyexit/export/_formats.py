@@ -27,6 +27,7 @@ class Chosen:
     value: float
     params: dict
     config: TrainConfig
+    label_names: tuple | None = None
 
 
 def chosen_from_study(study: optuna.Study, *, top: int = 1) -> list[Chosen]:
@@ -44,8 +45,9 @@ def chosen_from_study(study: optuna.Study, *, top: int = 1) -> list[Chosen]:
 
     spec = parse_spec(tomllib.loads(spec_text), study.user_attrs.get("earlyexit:spec_path", "<stored spec>"))
     best = sorted(done, key=lambda t: t.value, reverse=True)[:top]
-    return [Chosen(study.study_name, t.number, "dev_accuracy", float(t.value), dict(t.params),
-                   spec.config_for(t.params)) for t in best]
+    labels = study.user_attrs.get("earlyexit:label_names")
+    return [Chosen(study.study_name, t.number, f"dev_{spec.train.metric}", float(t.value), dict(t.params),
+                   spec.config_for(t.params), tuple(labels) if labels else None) for t in best]
 
 
 def chosen_from_sweep(sweep, *, scorer=None, fit_on=(), prefix: int = 100, progress=lambda m: None) -> list[Chosen]:
@@ -63,10 +65,11 @@ def chosen_from_sweep(sweep, *, scorer=None, fit_on=(), prefix: int = 100, progr
     runs = sweep.runs[sweep.runs["config_id"] == config_id]
     first = runs.iloc[0]
     params = {p: _plain(first[p]) for p in sweep.params if p != "seed"}
-    value = float(runs["final_accuracy"].mean())
+    value = float(runs["final_metric"].mean())
+    labels = sweep.manifest.get("label_names")
     return [Chosen(f"sweep {sweep.path} ({detail['protocol']}, decision at step {prefix}, chosen for seeds "
-                   f"{detail['votes'][config_id]})", -1, "mean final dev accuracy over seeds", value, params,
-                   spec.config_for({**params, "seed": spec.train.seed}))]
+                   f"{detail['votes'][config_id]})", -1, f"mean final dev {sweep.metric} over seeds", value, params,
+                   spec.config_for({**params, "seed": spec.train.seed}), tuple(labels) if labels else None)]
 
 
 def _plain(v):
@@ -74,8 +77,11 @@ def _plain(v):
 
 
 def _record(c: Chosen) -> dict:
-    return {"study": c.study, "trial": c.trial, "metric": c.metric, "value": c.value, "params": c.params,
-            "config": {k: v for k, v in dataclasses.asdict(c.config).items() if k != "extra"}}
+    record = {"study": c.study, "trial": c.trial, "metric": c.metric, "value": c.value, "params": c.params,
+              "config": {k: v for k, v in dataclasses.asdict(c.config).items() if k != "extra"}}
+    if c.label_names is not None:
+        record["label_names"] = [_plain(x) for x in c.label_names]
+    return record
 
 
 def to_json(chosen: list[Chosen]) -> str:
@@ -137,11 +143,47 @@ def to_args(chosen: list[Chosen]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _data_path(data: str) -> str:
-    """The data folder as an absolute path (bundled names resolved), for scripts run elsewhere."""
-    from ..data._tasks import _resolve_folder
+def _data_values(cfg: TrainConfig, label_names: tuple | None) -> dict:
+    """The script's data settings: absolute file paths (or the hub), columns and the label mapping.
 
-    return str(_resolve_folder(data).resolve())
+    ``label_names`` is the study's or sweep's mapping; older studies did not
+    record one, so it is read off the data again (the same sorted order).
+    """
+    from ..data import TASKS, load_task
+    from ..data._tasks import _find
+
+    source = cfg.data_source()
+    info = TASKS.get(cfg.task)
+    if label_names is None:
+        label_names = load_task(source).label_names
+    values = {"TRAIN_FILE": "", "DEV_FILE": "", "HUB": None}
+    if source.train is not None:
+        values["TRAIN_FILE"], values["DEV_FILE"] = (str(Path(f).resolve()) for f in (source.train, source.dev))
+    elif source.path is not None:
+        from ..data import resolve_folder
+
+        folder = resolve_folder(source.path)
+        values["TRAIN_FILE"] = str(_find(folder, ("train",)).resolve())
+        values["DEV_FILE"] = str(_find(folder, ("dev", "validation")).resolve())
+    else:
+        name = source.hub_dataset or ("glue" if info is not None else cfg.task)
+        config = source.hub_config or (cfg.task if info is not None and name == "glue" else None)
+        values["HUB"] = (name, config, source.train_split,
+                         source.dev_split or (info.dev_split if info is not None else "validation"))
+    text_keys = source.text_columns or (info.text_keys if info is not None else None)
+    if text_keys is None:
+        text_keys = (_default_text(values["TRAIN_FILE"]),) if values["TRAIN_FILE"] else ("sentence",)
+    values.update({"TEXT_KEYS": list(text_keys), "LABEL_COLUMN": source.label_column,
+                   "LABEL_NAMES": [_plain(x) for x in label_names],
+                   "HEADERLESS": list(info.tsv_columns) if info is not None and info.tsv_columns else None,
+                   "TRAIN_SIZE": source.train_size})
+    return values
+
+
+def _default_text(path: str) -> str:
+    from ..data._tasks import _default_text_column, _read_file
+
+    return _default_text_column(_read_file(Path(path), None, "label"), {"train": path})[0]
 
 
 def _model_path(model: str) -> str:
@@ -158,14 +200,13 @@ def to_script(chosen: list[Chosen]) -> str:
     cfg = c.config
     template = (resources.files("earlyexit.export") / "script_template.py.txt").read_text()
     values = {
-        "MODEL": _model_path(cfg.model), "TASK": cfg.task,
-        "DATA": _data_path(cfg.data) if cfg.data is not None else "",
-        "TEXT_KEYS": list(__import__("earlyexit.data", fromlist=["TASKS"]).TASKS[cfg.task].text_keys),
+        "MODEL": _model_path(cfg.model), "TASK": cfg.task, **_data_values(cfg, c.label_names),
+        "METRIC": cfg.metric, "MAX_EPOCHS": cfg.max_epochs,
         "NUM_LAYERS": cfg.num_layers, "LEARNING_RATE": cfg.learning_rate, "WARMUP_RATIO": cfg.warmup_ratio,
         "WEIGHT_DECAY": cfg.weight_decay, "SCHEDULE": HF_SCHEDULER_NAMES[cfg.schedule], "BATCH_SIZE": cfg.batch_size,
         "MAX_STEPS": cfg.max_steps, "GRAD_CLIP": cfg.grad_clip, "SEED": cfg.seed, "MAX_LENGTH": cfg.max_length,
         "HIDDEN_DROPOUT": cfg.hidden_dropout, "CLASSIFIER_DROPOUT": cfg.classifier_dropout,
-        "SOURCE": f"study {c.study!r}, trial {c.trial}, dev accuracy {c.value:.4f}",
+        "SOURCE": f"study {c.study!r}, trial {c.trial}, {c.metric} {c.value:.4f}",
     }
     for key, value in values.items():
         template = template.replace("{{" + key + "}}", repr(value))
