@@ -247,7 +247,8 @@ class SweepCommand:
 
 
 class SweepsCommand:
-    """Logged sweeps: `sweeps validate PATH [--json]`, `sweeps report PATH`, `sweeps import-seed FILE --out DIR`."""
+    """Logged sweeps: `sweeps list [PATHS]`, `sweeps validate PATH [--json]`, `sweeps report PATH`,
+    `sweeps import-seed FILE --out DIR`."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         sub = p.add_subparsers(dest="action", required=True)
@@ -261,6 +262,11 @@ class SweepsCommand:
         i.add_argument("--step", type=int, default=0, help="probe step of fields without one (default 0)")
         i.add_argument("--task", default="sst2")
         i.add_argument("--model", default="prajjwal1/bert-mini")
+        c = sub.add_parser("list", help="the catalogue: one row per sweep in the folders or globs given")
+        c.add_argument("paths", nargs="*", default=["studies"],
+                       help="sweep folders, folders of sweeps, or globs (default: studies)")
+        c.add_argument("--json", action="store_true", help="print a JSON list, one object per sweep")
+        c.add_argument("--markdown", action="store_true", help="print the table as Markdown")
         r = sub.add_parser("report", help="write REPORT.md and correlations.png: probes vs final accuracy")
         r.add_argument("path")
         r.add_argument("-o", "--output", default=None, help="report file (default: PATH/REPORT.md)")
@@ -272,6 +278,12 @@ class SweepsCommand:
             if args.action == "import-seed":
                 n = import_seed_results(args.file, args.out, step=args.step, task=args.task, model=args.model)
                 print(f"imported {n} runs into {args.out}")
+                return 0
+            if args.action == "list":
+                from .sweeps import catalogue, format_catalogue
+
+                rows = catalogue(args.paths)
+                print(json.dumps(rows) if args.json else format_catalogue(rows, markdown=args.markdown))
                 return 0
             if args.action == "report":
                 from .sweeps._report import write_report
@@ -350,7 +362,7 @@ class ExportCommand:
         try:
             sweep = load(args.study)
             scorer = load_scorer(args.scorer) if args.scorer else None
-            fit_on = [load(p) for p in args.fit_on] if args.fit_on else []
+            fit_on = [load(p) for p in find_sweeps(args.fit_on)] if args.fit_on else []
             chosen = chosen_from_sweep(sweep, scorer=scorer, fit_on=fit_on, prefix=args.prefix,
                                        progress=lambda m: print(m, file=sys.stderr))
             text = render(chosen, args.format)
@@ -398,10 +410,10 @@ class FitCommand:
     def take_action(self, args) -> int:
         from .replay._replay import CHEAP_PROBES, fit_on_runs, pooled_runs
         from .scoring import save_scorer
-        from .sweeps import SweepFormatError, load
+        from .sweeps import SweepFormatError, find_sweeps, load
 
         try:
-            sweeps = [load(p) for p in args.sweeps]
+            sweeps = [load(p) for p in find_sweeps(args.sweeps)]
         except SweepFormatError as exc:
             raise CLIUsageError(str(exc)) from exc
         steps = sorted(set.intersection(*(set(sw.probe_steps) for sw in sweeps)))
@@ -462,14 +474,14 @@ class ReplayCommand:
 
         from .replay import plot, replay
         from .scoring import ScorerFileError, load_scorer
-        from .sweeps import SweepFormatError, load
+        from .sweeps import SweepFormatError, find_sweeps, load
 
         if args.orders < 1 or args.keep_top < 1:
             raise CLIUsageError("--orders and --keep-top must be at least 1.")
         try:
             sweep = load(args.sweep)
             scorer = load_scorer(args.scorer) if args.scorer else None
-            fit_on = [load(p) for p in args.fit_on] if args.fit_on else []
+            fit_on = [load(p) for p in find_sweeps(args.fit_on)] if args.fit_on else []
             log = (lambda m: print(m, file=sys.stderr))
             result = replay(sweep, scorer=scorer, fit_on=fit_on, orders=args.orders, prefix=args.prefix,
                             keep_top=args.keep_top, pareto=not args.no_pareto,

@@ -30,8 +30,8 @@ def seed_ceiling(sweep: Sweep) -> list[dict]:
 
     Runs that diverged or have no finite final accuracy are left out of both sides.
     """
-    runs = sweep.runs[(sweep.runs["status"] == "completed") & np.isfinite(sweep.runs["final_accuracy"])]
-    table = runs.pivot_table(index="config_id", columns="seed", values="final_accuracy", aggfunc="mean")
+    runs = sweep.runs[(sweep.runs["status"] == "completed") & np.isfinite(sweep.runs["final_metric"])]
+    table = runs.pivot_table(index="config_id", columns="seed", values="final_metric", aggfunc="mean")
     out = []
     for seed in table.columns:
         others = table.drop(columns=seed)
