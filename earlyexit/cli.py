@@ -197,7 +197,9 @@ class RunCommand:
               f"{result['compute_steps']:.0f} training-step equivalents in all")
         if "best" in result:
             best = result["best"]
-            print(f"best: trial {best['trial']}, dev accuracy {best['final_accuracy']:.4f}")
+            shown = f"dev {best['metric']} {best['value']:.4f}" + (
+                f" (dev accuracy {best['final_accuracy']:.4f})" if best["metric"] != "accuracy" else "")
+            print(f"best: trial {best['trial']}, {shown}")
             for k, v in best["params"].items():
                 print(f"  {k} = {v}")
         return 0

@@ -161,12 +161,12 @@ def test_optuna_replays_are_reproducible(sweep_path):
     import optuna
 
     from earlyexit.replay import runs_of
-    from earlyexit.replay._simulate import dev_accuracy_value, study_replay
+    from earlyexit.replay._simulate import dev_metric_value, study_replay
 
     runs = runs_of(load(sweep_path))
     max_steps = max(r.steps for r in runs)
     policy = study_replay(lambda: optuna.pruners.HyperbandPruner(min_resource=10, max_resource=max_steps,
-                                                                 reduction_factor=2), dev_accuracy_value)
+                                                                 reduction_factor=2), dev_metric_value)
     for order_seed in range(6):
         first, again = policy(runs, order_seed), policy(runs, order_seed)
         assert (first.compute_used, first.kept) == (again.compute_used, again.kept)

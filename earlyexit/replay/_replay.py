@@ -15,8 +15,8 @@ from ..sweeps import ProbeCosts, Sweep, ceiling_summary, seed_ceiling
 from ._simulate import (
     Compute,
     Run,
-    dev_accuracy_at,
-    dev_accuracy_value,
+    dev_metric_at,
+    dev_metric_value,
     evaluate,
     no_pruning,
     oracle,
@@ -248,7 +248,7 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
         return _compute(sweep, ("loss",), step, only_at_step=True)
 
     def accuracy_compute(step):  # one dev evaluation, at the decision step
-        return _compute(sweep, ("dev_accuracy",), step, only_at_step=True)
+        return _compute(sweep, ("dev_metric",), step, only_at_step=True)
 
     policies: dict[str, tuple] = {}
     for family in scorers:
@@ -274,13 +274,13 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
     policies.update({
         "loss_only": (screen(prefix, keep_top, probe_rank("loss"), compute=loss_compute(prefix)),
                       lambda run: probe_rank("loss")(run, prefix)),
-        "prefix_accuracy": (screen(prefix, keep_top, dev_accuracy_at, compute=accuracy_compute(prefix)),
-                            lambda run: dev_accuracy_at(run, prefix)),
+        "prefix_accuracy": (screen(prefix, keep_top, dev_metric_at, compute=accuracy_compute(prefix)),
+                            lambda run: dev_metric_at(run, prefix)),
         "no_pruning": (no_pruning, None),
         "oracle": (oracle, lambda run: run.final),
     })
     for name, make in _optuna_pruners(max_steps).items():  # a dev evaluation at every checkpoint
-        policies[name] = (study_replay(make, dev_accuracy_value, compute=_compute(sweep, ("dev_accuracy",), None)),
+        policies[name] = (study_replay(make, dev_metric_value, compute=_compute(sweep, ("dev_metric",), None)),
                           None)
 
     # No pruning and the oracle see every config at once: arrival order cannot matter. Screening
@@ -302,7 +302,7 @@ def replay(sweep: Sweep, *, scorer=None, fit_on: Sequence[Sweep] = (), orders: i
                              for name in scorers} | (
             {"loss_only": loss_compute(prefix).per_checkpoint,
              "prefix_accuracy": accuracy_compute(prefix).per_checkpoint,
-             "optuna pruners": _compute(sweep, ("dev_accuracy",), None).per_checkpoint}),
+             "optuna pruners": _compute(sweep, ("dev_metric",), None).per_checkpoint}),
         "probes": {name: list(_compute(sweep, scorers[name][min(complete)], prefix).probes) for name in scorers},
         "hyperparameters": param_names,
         "feature_sets": {name: _feature_sets(scorers[name], prefix) for name in scorers}},
@@ -343,7 +343,7 @@ def _pareto(sweep, held_out, scorers, prefixes, loss_compute, accuracy_compute, 
             makers += [
                 ("loss_only", lambda sc, step=step, k=k: screen(step, k, probe_rank("loss"),
                                                                 compute=loss_compute(step))),
-                ("prefix_accuracy", lambda sc, step=step, k=k: screen(step, k, dev_accuracy_at,
+                ("prefix_accuracy", lambda sc, step=step, k=k: screen(step, k, dev_metric_at,
                                                                       compute=accuracy_compute(step))),
             ]
             for name, make in makers:

@@ -67,10 +67,11 @@ def runs_of(sweep: Sweep) -> list[Run]:
         for _, c in rows.iterrows():
             values = {p: float(c[p]) for p in sweep.probes}
             values["dev_accuracy"] = float(c["dev_accuracy"])
+            values["dev_metric"] = float(c["dev_metric"])
             values["dev_loss"] = float(c["dev_loss"])
             signature[int(c["step"])] = values
             compute[int(c["step"])] = float(c["compute_steps"])
-        out.append(Run(r["run_id"], r["config_id"], int(r["seed"]), float(r["final_accuracy"]), int(r["steps"]),
+        out.append(Run(r["run_id"], r["config_id"], int(r["seed"]), float(r["final_metric"]), int(r["steps"]),
                        signature, compute, float(r["compute_steps"]), r["status"] == "diverged",
                        {p: r[p] for p in params}))
     return out
@@ -209,8 +210,9 @@ def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *,
     return policy
 
 
-def dev_accuracy_at(run: Run, step: int) -> float:
-    return run.signature.get(step, {}).get("dev_accuracy", math.nan)
+def dev_metric_at(run: Run, step: int) -> float:
+    """The sweep's metric on dev at ``step`` (the accuracy of a version-1 sweep); NaN where not evaluated."""
+    return run.signature.get(step, {}).get("dev_metric", math.nan)
 
 
 def probe_rank(probe: str, higher_is_better: bool = False) -> Callable[[Run, int], float]:
@@ -270,8 +272,8 @@ def study_replay(make_pruner: Callable[[], optuna.pruners.BasePruner], value_of:
     return policy
 
 
-def dev_accuracy_value(run: Run, step: int, history: dict) -> float:
-    return history[step].get("dev_accuracy", math.nan)
+def dev_metric_value(run: Run, step: int, history: dict) -> float:
+    return history[step].get("dev_metric", math.nan)
 
 
 def scorer_value(scorer) -> Callable[[Run, int, dict], float]:

@@ -353,5 +353,7 @@ def summary(study: optuna.Study) -> dict:
     }
     if done:
         best = max(done, key=lambda t: t.value)
-        out["best"] = {"trial": best.number, "final_accuracy": best.value, "params": best.params}
+        metric = study.user_attrs.get("earlyexit:metric", "accuracy")
+        out["best"] = {"trial": best.number, "metric": metric, "value": best.value,
+                       "final_accuracy": best.user_attrs.get("final_accuracy", best.value), "params": best.params}
     return json.loads(json.dumps(out, default=str))

@@ -29,7 +29,7 @@ SEED_FIGURES = {
 
 def correlations(sweep: Sweep) -> list[dict]:
     """One dict per (probe, step): ``probe``, ``step``, ``r``, ``p``, ``n`` (finite pairs only)."""
-    done = sweep.runs[sweep.runs["status"] == "completed"].set_index("run_id")["final_accuracy"]
+    done = sweep.runs[sweep.runs["status"] == "completed"].set_index("run_id")["final_metric"]
     cps = sweep.checkpoints[sweep.checkpoints["run_id"].isin(done.index)]
     out = []
     for probe in sweep.probes:
@@ -47,7 +47,8 @@ def correlations(sweep: Sweep) -> list[dict]:
     return out
 
 
-def heatmap(rows: list[dict], probes: list[str], steps: list[int], path: Path, title: str) -> None:
+def heatmap(rows: list[dict], probes: list[str], steps: list[int], path: Path, title: str,
+            metric: str = "accuracy") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,7 +69,7 @@ def heatmap(rows: list[dict], probes: list[str], steps: list[int], path: Path, t
         for j in range(len(steps)):
             if math.isfinite(grid[i, j]):
                 ax.text(j, i, f"{grid[i, j]:.2f}{'*' if sig[i, j] else ''}", ha="center", va="center", fontsize=8)
-    fig.colorbar(im, ax=ax, label="Pearson r with final dev accuracy")
+    fig.colorbar(im, ax=ax, label=f"Pearson r with final dev {metric}")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -79,7 +80,17 @@ def correlation_heatmap(sweep: Sweep, path: Path, rows: list[dict] | None = None
     """The probe x step heatmap of :func:`correlations` for ``sweep``, as ``earlyexit sweeps report`` draws it."""
     summary = sweep.summary()
     heatmap(correlations(sweep) if rows is None else rows, sweep.probes, sweep.probe_steps, path,
-            f"{summary['name']}: probe at step vs final accuracy (* p<0.05, n={summary['runs'] - summary['diverged']})")
+            f"{summary['name']}: probe at step vs final {sweep.metric} (* p<0.05, n={summary['runs'] - summary['diverged']})",
+            metric=sweep.metric)
+
+
+def _accuracy_beside_metric(sweep: Sweep) -> list[str]:
+    """Where the sweep's metric is not accuracy, the accuracy figures too (CoLA: MCC and accuracy)."""
+    if sweep.metric == "accuracy":
+        return []
+    finals = sweep.runs.loc[sweep.runs["status"] == "completed", "final_accuracy"]
+    return [f"| median final dev accuracy (beside {sweep.metric}) | {finals.median():.3f} | - |",
+            f"| best final dev accuracy (beside {sweep.metric}) | {finals.max():.3f} | - |"]
 
 
 def stuck_at_chance(sweep: Sweep, margin: float = 0.005) -> dict[int, tuple[int, int]]:
@@ -110,7 +121,7 @@ def inert_parameters(sweep: Sweep, tolerance: float = 0.0025) -> dict[str, tuple
         others = [q for q in params if q != p] + (["seed"] if "seed" in runs.columns else [])
         agree = total = 0
         for _, group in runs.groupby(others, dropna=False) if others else [(None, runs)]:
-            finals = group.drop_duplicates(p)["final_accuracy"].to_numpy(dtype=float)
+            finals = group.drop_duplicates(p)["final_metric"].to_numpy(dtype=float)
             if len(finals) >= 2:
                 total += 1
                 agree += int(np.ptp(finals) <= tolerance)
@@ -228,8 +239,9 @@ def write_report(sweep: Sweep, out: Path | None = None) -> Path:
         return "n/a" if r is None or not math.isfinite(r["r"]) else f"r = {r['r']:+.2f} (p = {r['p']:.2g}, n = {r['n']})"
 
     m = sweep.manifest
+    what = sweep.metric
     lines = [
-        f"# {summary['name']}: probes against final accuracy",
+        f"# {summary['name']}: probes against final {what}",
         "",
         f"Written by `earlyexit sweeps report {sweep.path}`. Task {m.get('task')}, model `{m.get('model')}`; "
         f"{summary['runs']} of {summary['planned_runs']} planned runs logged ({summary['diverged']} diverged), "
@@ -240,8 +252,9 @@ def write_report(sweep: Sweep, out: Path | None = None) -> Path:
         "",
         "| figure | ours | seed |",
         "| --- | --- | --- |",
-        f"| median final dev accuracy | {summary['median_final']:.3f} | {SEED_FIGURES['median_final']} |",
-        f"| best final dev accuracy | {summary['best_final']:.3f} | {SEED_FIGURES['best_final']} |",
+        f"| median final dev {what} | {summary['median_final']:.3f} | {SEED_FIGURES['median_final']} |",
+        f"| best final dev {what} | {summary['best_final']:.3f} | {SEED_FIGURES['best_final']} |",
+        *_accuracy_beside_metric(sweep),
         f"| largest \\|r\\| at initialisation (step 0) | {max(init) if init else math.nan:.2f} | {SEED_FIGURES['init_abs_r_max']} |",
         f"| step-400 Hessian trace | {cell('hessian_trace', 400)} | r = {SEED_FIGURES['step400_hessian_trace_r']} |",
         f"| step-400 loss | {cell('loss', 400)} | r = {SEED_FIGURES['step400_loss_r']} |",
@@ -250,7 +263,7 @@ def write_report(sweep: Sweep, out: Path | None = None) -> Path:
         "",
         *_differences(sweep, rows, summary),
         *_ceiling_section(sweep),
-        "## Every probe at every step (Pearson r with final dev accuracy, p, n)",
+        f"## Every probe at every step (Pearson r with final dev {what}, p, n)",
         "",
         "| probe | " + " | ".join(f"step {s}" for s in sweep.probe_steps) + " |",
         "| --- | " + " | ".join("---" for _ in sweep.probe_steps) + " |",
