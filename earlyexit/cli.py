@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import warnings
@@ -17,6 +16,12 @@ import warnings
 
 class CLIUsageError(Exception):
     """Bad input from the user: reported in one line, exit status 2."""
+
+
+LIBRARY_ERRORS = (ValueError, OSError)
+"""What the library raises for bad input (a spec, data, a sweep folder, a scorer file, a storage URL:
+``SpecError``, ``DataError``, ``SweepFormatError``, ``ScorerFileError`` are ``ValueError``s; a file that
+cannot be read is an ``OSError``): caught in one place, :func:`main`, reported like a usage error."""
 
 
 def _data_source(args):
@@ -54,18 +59,16 @@ class ProbeCommand:
     def take_action(self, args) -> int:
         import torch
 
-        from .data import collate, load_task
+        from .data import load_task
+        from .training import collate
         from .models import load_model, load_tokenizer
         from .probes import measure
 
         if args.batches < 1 or args.batch_size < 1:
             raise CLIUsageError("--batches and --batch-size must be at least 1.")
-        try:
-            task = load_task(_data_source(args))
-            tokenizer = load_tokenizer(args.model)
-            model = load_model(args.model, task.num_labels, seed=args.seed, num_layers=args.layers)
-        except (ValueError, OSError) as exc:
-            raise CLIUsageError(str(exc)) from exc
+        task = load_task(_data_source(args))
+        tokenizer = load_tokenizer(args.model)
+        model = load_model(args.model, task.num_labels, seed=args.seed, num_layers=args.layers)
         gen = torch.Generator().manual_seed(args.seed)
         need = args.batches * args.batch_size
         if need > len(task.train):
@@ -74,11 +77,8 @@ class ProbeCommand:
         rows = [task.train[i] for i in idx]
         batches = [collate(tokenizer, rows[k:k + args.batch_size], 128) for k in range(0, need, args.batch_size)]
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        try:
-            result = measure(model, lambda m, b: m(**b).loss, batches, names=args.names,
-                             optimizer=optimizer, seed=args.seed)
-        except ValueError as exc:
-            raise CLIUsageError(str(exc)) from exc
+        result = measure(model, lambda m, b: m(**b).loss, batches, names=args.names,
+                         optimizer=optimizer, seed=args.seed)
         if args.json:
             print(json.dumps({"model": args.model, "task": args.task, "probes": dict(result),
                               "diagnostics": result.diagnostics}, default=_json_float))
@@ -134,20 +134,14 @@ class BenchCommand:
     def _spec_costs(self, args) -> int:
         from pathlib import Path
 
-        from .benchmarks.probe_cost import format_costs, spec_costs
-        from .study import SpecError, load_spec
-        from .sweeps import write_probe_costs
+        from .study import load_spec
+        from .study._probe_costs import measure_probe_costs
+        from .sweeps import format_costs, write_probe_costs
 
-        try:
-            spec = load_spec(args.spec)
-        except SpecError as exc:
-            raise CLIUsageError(str(exc)) from exc
+        spec = load_spec(args.spec)
         log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
         command = "earlyexit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
-        try:
-            costs = spec_costs(args.spec, until=args.until, command=command, progress=log)
-        except ValueError as exc:
-            raise CLIUsageError(str(exc)) from exc
+        costs = measure_probe_costs(args.spec, until=args.until, command=command, progress=log)
         print(json.dumps(costs.to_dict(), default=_json_float) if args.json else "\n" + format_costs(costs))
         if args.write:
             folder = Path(args.out) if args.out else Path(args.spec).parent / spec.name
@@ -172,22 +166,16 @@ class RunCommand:
     def take_action(self, args) -> int:
         import optuna
 
-        from .study import SpecError, load_spec, run_study, summary, trial_table
+        from .study import load_spec, run_study, summary, trial_table
 
         if args.n_trials is not None and args.n_trials < 1:
             raise CLIUsageError(f"--n-trials must be at least 1, but got {args.n_trials}.")
         if args.n_jobs < 1:
             raise CLIUsageError(f"--n-jobs must be at least 1, but got {args.n_jobs}.")
-        try:
-            spec = load_spec(args.spec)
-        except SpecError as exc:
-            raise CLIUsageError(str(exc)) from exc
+        spec = load_spec(args.spec)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            study = run_study(spec, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,
-                              n_jobs=args.n_jobs, show_progress=not args.no_progress)
-        except (ValueError, OSError) as exc:
-            raise CLIUsageError(str(exc)) from exc
+        study = run_study(spec, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,
+                          n_jobs=args.n_jobs, show_progress=not args.no_progress)
         result = summary(study)
         if args.json:
             print(json.dumps(result))
@@ -226,13 +214,10 @@ class SweepCommand:
 
             torch.set_num_threads(args.threads)
 
-        from .study import SpecError, load_spec
-        from .sweeps import SweepFormatError, plan, run_sweep
+        from .study import load_spec
+        from .study import plan, run_sweep
 
-        try:
-            spec = load_spec(args.spec)
-        except SpecError as exc:
-            raise CLIUsageError(str(exc)) from exc
+        spec = load_spec(args.spec)
         if args.limit is not None and args.limit < 1:
             raise CLIUsageError(f"--limit must be at least 1, but got {args.limit}.")
         if args.plan:
@@ -240,11 +225,8 @@ class SweepCommand:
                 print(run.run_id, run.config_id, run.params)
             return 0
         folder = Path(args.out) if args.out else Path(args.spec).parent / spec.name
-        try:
-            run_sweep(spec, folder, limit=args.limit, command="earlyexit " + " ".join(sys.argv[1:]),
-                      log=lambda m: print(m, flush=True))
-        except (SweepFormatError, ValueError, OSError) as exc:
-            raise CLIUsageError(str(exc)) from exc
+        run_sweep(spec, folder, limit=args.limit, command="earlyexit " + " ".join(sys.argv[1:]),
+                  log=lambda m: print(m, flush=True))
         return 0
 
 
@@ -274,28 +256,25 @@ class SweepsCommand:
         r.add_argument("-o", "--output", default=None, help="report file (default: PATH/REPORT.md)")
 
     def take_action(self, args) -> int:
-        from .sweeps import SweepFormatError, import_seed_results, load
+        from .sweeps import import_seed_results, load
 
-        try:
-            if args.action == "import-seed":
-                n = import_seed_results(args.file, args.out, step=args.step, task=args.task, model=args.model)
-                print(f"imported {n} runs into {args.out}")
-                return 0
-            if args.action == "list":
-                from .sweeps import catalogue, format_catalogue
+        if args.action == "import-seed":
+            n = import_seed_results(args.file, args.out, step=args.step, task=args.task, model=args.model)
+            print(f"imported {n} runs into {args.out}")
+            return 0
+        if args.action == "list":
+            from .sweeps import catalogue, format_catalogue
 
-                rows = catalogue(args.paths)
-                print(json.dumps(rows) if args.json else format_catalogue(rows, markdown=args.markdown))
-                return 0
-            if args.action == "report":
-                from .sweeps._report import write_report
+            rows = catalogue(args.paths)
+            print(json.dumps(rows) if args.json else format_catalogue(rows, markdown=args.markdown))
+            return 0
+        if args.action == "report":
+            from .sweeps._report import write_report
 
-                out = write_report(load(args.path), args.output)
-                print(f"wrote {out} and {out.with_name('correlations.png')}")
-                return 0
-            summary = load(args.path, require_complete=args.require_complete).summary()
-        except (SweepFormatError, ValueError) as exc:
-            raise CLIUsageError(str(exc)) from exc
+            out = write_report(load(args.path), args.output)
+            print(f"wrote {out} and {out.with_name('correlations.png')}")
+            return 0
+        summary = load(args.path, require_complete=args.require_complete).summary()
         if args.json:
             print(json.dumps(summary))
             return 0
@@ -325,52 +304,17 @@ class ExportCommand:
         p.add_argument("--prefix", type=int, default=100, help="sweep folder only: the decision step (default 100)")
 
     def take_action(self, args) -> int:
-        from pathlib import Path
+        from .export import chosen_configs, render
+        from .scoring import load_scorer
+        from .sweeps import find_sweeps, load
 
-        import optuna
-
-        from .export import chosen_from_study, render
-        from .study import SpecError, load_spec
-
-        if (Path(args.study) / "manifest.json").exists():
-            return self._from_sweep(args, render)
-        name, storage = args.study, args.storage
-        if name.endswith(".toml"):
-            try:
-                spec = load_spec(name)
-            except SpecError as exc:
-                raise CLIUsageError(str(exc)) from exc
-            name, storage = spec.name, storage or spec.storage
-        if storage is None:
-            raise CLIUsageError("give --storage (or $EARLYEXIT_STORAGE), or the study's spec file instead of its name.")
         if args.top > 1 and args.format in ("hf", "script"):
             raise CLIUsageError(f"--format {args.format} exports one config; drop --top or use json, yaml or args.")
-        from .study._runner import make_storage
-
-        try:
-            study = optuna.load_study(study_name=name, storage=make_storage(storage))
-            text = render(chosen_from_study(study, top=args.top), args.format)
-        except KeyError:
-            raise CLIUsageError(f"no study named {name!r} in {storage}.") from None
-        except ValueError as exc:
-            raise CLIUsageError(str(exc)) from exc
-        return self._write(args, text)
-
-    def _from_sweep(self, args, render) -> int:
-        from .export._formats import chosen_from_sweep
-        from .scoring import ScorerFileError, load_scorer
-        from .sweeps import SweepFormatError, load
-
-        try:
-            sweep = load(args.study)
-            scorer = load_scorer(args.scorer) if args.scorer else None
-            fit_on = [load(p) for p in find_sweeps(args.fit_on)] if args.fit_on else []
-            chosen = chosen_from_sweep(sweep, scorer=scorer, fit_on=fit_on, prefix=args.prefix,
-                                       progress=lambda m: print(m, file=sys.stderr))
-            text = render(chosen, args.format)
-        except (SweepFormatError, ScorerFileError, ValueError) as exc:
-            raise CLIUsageError(str(exc)) from exc
-        return self._write(args, text)
+        chosen = chosen_configs(args.study, storage=args.storage, top=args.top,
+                                scorer=load_scorer(args.scorer) if args.scorer else None,
+                                fit_on=[load(p) for p in find_sweeps(args.fit_on)] if args.fit_on else (),
+                                prefix=args.prefix, progress=lambda m: print(m, file=sys.stderr))
+        return self._write(args, render(chosen, args.format))
 
     @staticmethod
     def _write(args, text: str) -> int:
@@ -410,39 +354,15 @@ class FitCommand:
         p.add_argument("--json", action="store_true", help="print the cross-validation report as JSON")
 
     def take_action(self, args) -> int:
-        from .replay._replay import CHEAP_PROBES, fit_on_runs, pooled_runs
+        from .replay import fit_sweeps
         from .scoring import save_scorer
-        from .sweeps import SweepFormatError, find_sweeps, load
+        from .sweeps import find_sweeps, load
 
-        try:
-            sweeps = [load(p) for p in find_sweeps(args.sweeps)]
-        except SweepFormatError as exc:
-            raise CLIUsageError(str(exc)) from exc
-        steps = sorted(set.intersection(*(set(sw.probe_steps) for sw in sweeps)))
-        probes = [p for p in sweeps[0].probes if all(p in sw.probes for sw in sweeps)]
-        if args.probes is not None:
-            missing = [p for p in args.probes if p not in probes]
-            if missing:
-                raise CLIUsageError(f"--probes {missing} are not measured by every sweep; they share {probes}.")
-            probes = [p for p in probes if p in args.probes]
-        elif args.no_hessian:
-            probes = [p for p in probes if p in CHEAP_PROBES]
-        prefixes = args.prefixes or [s for s in steps if s > 0]
-        bad = [s for s in prefixes if s not in steps]
-        if bad:
-            raise CLIUsageError(f"--prefixes {bad} are not probe steps shared by the sweeps {steps}.")
+        sweeps = [load(p) for p in find_sweeps(args.sweeps)]
         log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-        try:
-            if args.keep_top < 1:
-                raise ValueError(f"--keep-top must be at least 1, but got {args.keep_top}.")
-            costs = None if args.all_features else sweeps[0].probe_costs
-            if costs is None and not args.all_features:
-                log(f"{sweeps[0].path} has no probe_costs.json: every feature set is read (not cost-aware); "
-                    f"measure costs with `earlyexit bench probes --spec SPEC --write`")
-            scorer = fit_on_runs(pooled_runs(sweeps), probes, steps, prefixes, progress=log,
-                                 decision_step_only=args.decision_step_only, costs=costs, keep_top=args.keep_top)
-        except ValueError as exc:
-            raise CLIUsageError(str(exc)) from exc
+        scorer = fit_sweeps(sweeps, probes=args.probes, no_hessian=args.no_hessian, prefixes=args.prefixes,
+                            decision_step_only=args.decision_step_only, all_features=args.all_features,
+                            keep_top=args.keep_top, progress=log)
         save_scorer(scorer, args.output)
         if args.json:
             print(json.dumps({"output": args.output, "report": {str(k): v for k, v in scorer.report.items()}},
@@ -474,90 +394,26 @@ class ReplayCommand:
     def take_action(self, args) -> int:
         from pathlib import Path
 
-        from .replay import plot, replay
-        from .scoring import ScorerFileError, load_scorer
-        from .sweeps import SweepFormatError, find_sweeps, load
+        from .replay import format_replay, replay, save_figures
+        from .scoring import load_scorer
+        from .sweeps import find_sweeps, load
 
         if args.orders < 1 or args.keep_top < 1:
             raise CLIUsageError("--orders and --keep-top must be at least 1.")
-        try:
-            sweep = load(args.sweep)
-            scorer = load_scorer(args.scorer) if args.scorer else None
-            fit_on = [load(p) for p in find_sweeps(args.fit_on)] if args.fit_on else []
-            log = (lambda m: print(m, file=sys.stderr))
-            result = replay(sweep, scorer=scorer, fit_on=fit_on, orders=args.orders, prefix=args.prefix,
-                            keep_top=args.keep_top, pareto=not args.no_pareto,
-                            baselines_only=args.baselines_only, progress=log)
-        except (SweepFormatError, ScorerFileError, ValueError) as exc:
-            raise CLIUsageError(str(exc)) from exc
+        sweep = load(args.sweep)
+        scorer = load_scorer(args.scorer) if args.scorer else None
+        fit_on = [load(p) for p in find_sweeps(args.fit_on)] if args.fit_on else []
+        log = (lambda m: print(m, file=sys.stderr))
+        result = replay(sweep, scorer=scorer, fit_on=fit_on, orders=args.orders, prefix=args.prefix,
+                        keep_top=args.keep_top, pareto=not args.no_pareto,
+                        baselines_only=args.baselines_only, progress=log)
         if not args.no_pareto:
-            from .sweeps._report import correlation_heatmap
-
-            png = Path(args.sweep) / "replay_pareto.png"
-            plot(result, png)
-            result["plot"] = str(png)
-            heat = Path(args.sweep) / "correlations.png"
-            correlation_heatmap(sweep, heat)
-            result["heatmap"] = str(heat)
+            result.update(save_figures(result, sweep, Path(args.sweep)))
         if args.json:
             print(json.dumps(result))
             return 0
-        print_replay(result, markdown=args.markdown)
+        print(format_replay(result, markdown=args.markdown))
         return 0
-
-
-def print_replay(result: dict, *, markdown: bool = False) -> None:
-    """The replay's tables: every policy at the replayed setting, then the best of each at regret budgets."""
-    p = result["protocol"]
-    print(f"{result['sweep']}: {p['held_out']}, seeds {p['seeds']}, {p['configs_per_seed']} configs each, "
-          f"{p['orders']} orders; decision at step {p['prefix']}, keep top {p['keep_top']}")
-    if p.get("incomplete_seeds_skipped"):
-        print("not held out (still being logged): " + ", ".join(
-            f"seed {s} ({n} of {p['configs_per_seed']} runs)" for s, n in p["incomplete_seeds_skipped"].items()))
-    costs = ", ".join(f"{k} {v:.1f}" for k, v in p.get("probe_cost_steps", {}).items() if math.isfinite(v))
-    print(f"probe cost: {p['probe_cost']}" + (f"; per checkpoint: {costs}" if costs else ""))
-    chosen = p.get("feature_sets", {}).get("earlyexit", {})
-    if chosen:
-        print("earlyexit reads, per held-out seed: " + "; ".join(
-            f"seed {s}: {c['feature_set'] or ', '.join(c['names'] or [])} ({c['model']})" for s, c in chosen.items()))
-    ceiling = result.get("noise_ceiling")
-    if ceiling:
-        print(f"noise ceiling (rank each seed's configs by their mean final over the other seeds, "
-              f"{ceiling['seeds']} seeds): Spearman {ceiling['spearman']:.2f}, regret {100 * ceiling['regret']:.2f} pts")
-    print()
-    rows = []
-    for name, r in result["policies"].items():
-        cs = "-" if r["compute_saved"] is None else f"{r['compute_saved']:.1%} +- {r['compute_saved_std']:.1%}"
-        rg = "-" if r["regret"] is None else f"{100 * r['regret']:.2f} +- {100 * r['regret_std']:.2f}"
-        sp = "-" if r["spearman"] is None else f"{r['spearman']:.2f}"
-        rows.append([name, cs, rg, sp])
-    _table(["policy", "compute saved", "regret (pts)", "spearman"], rows, markdown)
-    if result.get("frontier"):
-        budgets = list(next(iter(result["frontier"].values())))
-        print()
-        print("most compute saved at a mean regret within each budget (setting: decision step, keep top):")
-        rows = []
-        for name, by_budget in result["frontier"].items():
-            cells = []
-            for b in budgets:
-                best = by_budget[b]
-                cells.append("-" if best is None else f"{best['compute_saved']:.1%} ({best['setting']})")
-            rows.append([name, *cells])
-        _table(["policy", *[f"regret <= {100 * float(b):g} pts" for b in budgets]], rows, markdown)
-    if "plot" in result:
-        print(f"\nPareto plot: {result['plot']}; probe x step correlations: {result['heatmap']}")
-
-
-def _table(header: list[str], rows: list[list[str]], markdown: bool) -> None:
-    if markdown:
-        print("| " + " | ".join(header) + " |")
-        print("| " + " | ".join("---" for _ in header) + " |")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-        return
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    for row in [header, *rows]:
-        print(f"{row[0]:<{widths[0] + 2}}" + "".join(f"{x:>{w + 2}}" for x, w in zip(row[1:], widths[1:], strict=True)))
 
 
 _COMMANDS = {
@@ -598,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message=r".*(is experimental|an experimental feature)")
     try:
         return args._command.take_action(args)
-    except CLIUsageError as exc:
+    except (CLIUsageError, *LIBRARY_ERRORS) as exc:
         if args.debug:
             raise
         print(f"earlyexit {args.command}: error: {exc}", file=sys.stderr)

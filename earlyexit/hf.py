@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from .names import DEV_METRICS
+from .names import DEV_METRICS, PROBES_AT, PRUNED_REASON, Scorer, at
 from .probes import ProbeSettings, WarmStart, measure
 from .scoring import ProbeRankScorer
 
@@ -103,15 +103,16 @@ class ProbeCallback(TrainerCallback):
             self.decision_steps = frozenset(int(s) for s in decision_steps)
             if not self.decision_steps:
                 raise ValueError("decision_steps must hold at least one step.")
-            if not hasattr(self.scorer, "reads"):
-                raise TypeError(f"decision_steps needs a scorer with reads(decision_steps); {self.scorer!r} has none.")
+            if not isinstance(self.scorer, Scorer):
+                raise TypeError(f"decision_steps needs a scorer with score() and reads(decision_steps) "
+                                f"(earlyexit.names.Scorer); {self.scorer!r} is not one.")
             self.plan = {int(s): tuple(n) for s, n in self.scorer.reads(sorted(self.decision_steps)).items()}
         if any(s < 0 for s in self.plan):
             raise ValueError(f"steps must be non-negative, but got {sorted(self.plan)}.")
         self.trainer = trainer
         self.trial = trial
         self.settings = settings
-        self.history: dict[int, dict[str, float]] = {}
+        self.history: dict[int, dict[str, float]] = {}  # a Signature, filled as the run goes
         self._warm = WarmStart()
         self._awaiting_eval: int | None = None
 
@@ -191,8 +192,8 @@ class ProbeCallback(TrainerCallback):
 
         values = self.history.get(step, {})
         score = self.scorer.score(self.history, step)
-        trial.set_user_attr(f"probes@{step}", {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()})
+        trial.set_user_attr(at(PROBES_AT, step), {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()})
         trial.report(score if math.isfinite(score) else float("nan"), step)
         if trial.should_prune():
-            trial.set_user_attr("pruned_reason", f"geometric pruner at step {step}")
+            trial.set_user_attr(PRUNED_REASON, f"geometric pruner at step {step}")
             raise optuna.TrialPruned(f"pruned at step {step} by the probe score {score:.4g}")

@@ -1,12 +1,87 @@
-"""Names every layer shares: the probes that need Hessian-vector products, and the dev metrics a
-checkpoint records beside its probes.
+"""The vocabulary every layer shares: probe names and families, dev metrics, a signature, the scorer
+protocol, and the keys a trial's attributes are stored under.
 
-Torch-free, so that the scorer (a scikit-learn estimator) can use them without importing the probes.
+Torch-free and import-free (typing only), so that the analysis side (fit, replay, export from a sweep,
+the sweep catalogue) names things without importing the training stack.
 """
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from typing import Protocol, runtime_checkable
+
+PROBE_NAMES: tuple[str, ...] = (
+    "loss",
+    "gradient_norm",
+    "gradient_variance",
+    "sam_sharpness",
+    "hessian_top_eigenvalue",
+    "hessian_trace",
+    "critical_sharpness",
+    "relative_critical_sharpness",
+)
+"""Every probe :func:`earlyexit.probes.measure` knows, in a stable order."""
+
+GRADIENT_PROBES: tuple[str, ...] = ("loss", "gradient_norm", "gradient_variance")
+"""What one per-batch gradient pass gives (the ``gradient`` part of the probe costs)."""
+
+NEEDS_GRADIENT = frozenset({"gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness",
+                            "relative_critical_sharpness"})
+"""Probes that need the gradient (the loss alone is a forward pass)."""
 
 HESSIAN_PROBES = frozenset({"hessian_top_eigenvalue", "hessian_trace"})
 """Probes that need Hessian-vector products (the costly ones)."""
 
+CHEAP_PROBES: tuple[str, ...] = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness")
+"""The probes without Hessian-vector products (``earlyexit fit --no-hessian``)."""
+
+DEFAULT_PROBES: tuple[str, ...] = tuple(n for n in PROBE_NAMES if n != "relative_critical_sharpness")
+"""What a run measures unless told otherwise (the relative probe needs a second batch set)."""
+
 DEV_METRICS = ("dev_accuracy", "dev_loss", "dev_metric")
 """What a dev evaluation measures (``dev_metric``: the study's metric, see ``earlyexit.metrics``); in a
 scorer's names or a measurement plan, they ask for one."""
+
+Signature = Mapping[int, Mapping[str, float]]
+"""A trial's measurements so far: ``{probe step: {probe or dev metric name: value}}``."""
+
+Plan = Mapping[int, Collection[str]]
+"""What to measure where: ``{probe step: names}`` (probes and dev metrics)."""
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """What the pruner, the study runner, the replay, the export and ``hf.py`` need of a scorer.
+
+    ``score(signature, step)`` is the trial's score at ``step`` from what it measured up to there
+    (higher is better; a fitted scorer's score is the predicted final metric). ``reads(steps)`` says
+    which names it reads at which steps to decide at ``steps`` (None: it needs no plan, read all).
+    """
+
+    def score(self, signature: Signature, step: int) -> float: ...
+
+    def reads(self, steps: Iterable[int]) -> dict[int, tuple[str, ...]] | None: ...
+
+
+# Trial attributes (Optuna user attributes) written by the study runner and the Trainer callback,
+# read by the export and the summary.
+PROBES_AT = "probes@{step}"
+"""``{probe name: value}`` measured at the step (non-finite values as strings)."""
+SCORE_AT = "score@{step}"
+"""The score the trial reported at the step."""
+DEV_ACCURACY_AT = "dev_accuracy@{step}"
+PROBE_ERROR_AT = "probe_error@{step}"
+PRUNED_REASON = "pruned_reason"
+"""Why the trial was pruned (or ``diverged``)."""
+WORKER = "earlyexit:worker"
+"""``host:pid`` of the process that ran the trial."""
+STUDY_SPEC = "earlyexit:spec"
+"""The spec's TOML text (a study user attribute)."""
+STUDY_SPEC_PATH = "earlyexit:spec_path"
+STUDY_METRIC = "earlyexit:metric"
+STUDY_LABEL_NAMES = "earlyexit:label_names"
+
+
+def at(key: str, step: int) -> str:
+    """A per-step attribute key: ``at(PROBES_AT, 50) == "probes@50"``."""
+    return key.format(step=step)

@@ -118,7 +118,8 @@ decision_steps = [4]
 
 
 def test_export_the_config_a_replay_would_choose(tmp_path, capsys):
-    from earlyexit.sweeps import load, run_sweep
+    from earlyexit.study import run_sweep
+    from earlyexit.sweeps import load
 
     (tmp_path / "exsweep.toml").write_text(SWEEP)
     folder = tmp_path / "exsweep"

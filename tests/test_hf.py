@@ -7,7 +7,8 @@ import torch
 pytest.importorskip("accelerate")
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments  # noqa: E402
 
-from earlyexit.data import collate, load_task  # noqa: E402
+from earlyexit.data import load_task
+from earlyexit.training import collate  # noqa: E402
 from earlyexit.hf import ProbeCallback  # noqa: E402
 from earlyexit.models import load_model, load_tokenizer  # noqa: E402
 from earlyexit.pruning import GeometricPruner  # noqa: E402

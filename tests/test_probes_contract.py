@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from earlyexit.data import collate, load_task
+from earlyexit.data import load_task
+from earlyexit.training import collate
 from earlyexit.models import load_model, load_tokenizer
 from earlyexit.probes import PROBE_NAMES, ProbeSettings, deflated_hutchinson, lanczos, measure, update_direction
 from earlyexit.probes._update import simulated_update_direction

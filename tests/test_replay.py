@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -107,7 +108,7 @@ def test_leave_one_seed_out_needs_two_seeds(tmp_path, capsys):
 
 
 def test_two_seeds_fit_each_scorer_on_the_other_seed_with_configs_held_out(tmp_path):
-    from earlyexit.replay._replay import fit_on_runs
+    from earlyexit.replay import fit_on_runs
     from earlyexit.replay._simulate import runs_of
 
     runs = runs_of(load(write_synthetic_sweep(tmp_path / "two", seeds=(0, 1))))
@@ -170,3 +171,24 @@ def test_optuna_replays_are_reproducible(sweep_path):
     for order_seed in range(6):
         first, again = policy(runs, order_seed), policy(runs, order_seed)
         assert (first.compute_used, first.kept) == (again.compute_used, again.kept)
+
+
+REPLAY_SHA256 = "82465dc893b928644fbe2cb9f1dcd6a20844da954c23310dbea8314024cb463c"
+"""The replay JSON of two synthetic sweeps, as the replay before its rebuild as a table of policies
+(commit 265f77d) wrote it: the rebuild must not move a figure."""
+
+
+def test_replay_json_is_byte_identical_to_the_pinned_output(tmp_path, monkeypatch):
+    import hashlib
+    import json
+
+    from earlyexit.replay import replay
+    from earlyexit.sweeps import load
+
+    monkeypatch.chdir(tmp_path)  # relative paths: the JSON names them
+    folder = write_synthetic_sweep(Path("syn"), configs=6, seeds=(0, 1, 2))
+    other = write_synthetic_sweep(Path("other"), configs=5, seeds=(0, 1), seed=7)
+    a = replay(load(folder), orders=3, prefix=50, keep_top=1)
+    b = replay(load(folder), fit_on=[load(other)], orders=3, prefix=50, keep_top=2, pareto=False)
+    text = json.dumps([{**a, "sweep": "syn"}, {**b, "sweep": "syn"}])
+    assert hashlib.sha256(text.encode()).hexdigest() == REPLAY_SHA256

@@ -127,7 +127,7 @@ def test_study_with_a_fitted_scorer_reports_predicted_accuracy(tmp_path):
     from synthetic_sweep import write_synthetic_sweep
 
     from earlyexit.replay import runs_of
-    from earlyexit.replay._replay import fit_on_runs
+    from earlyexit.replay import fit_on_runs
     from earlyexit.scoring import save_scorer
     from earlyexit.sweeps import load
 

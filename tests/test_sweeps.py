@@ -8,7 +8,8 @@ import pytest
 
 from earlyexit.cli import main
 from earlyexit.study import load_spec
-from earlyexit.sweeps import SweepFormatError, import_seed_results, load, plan, run_sweep
+from earlyexit.study import plan, run_sweep
+from earlyexit.sweeps import SweepFormatError, import_seed_results, load
 
 SPEC = """
 [study]
@@ -203,7 +204,7 @@ def test_a_live_claim_is_skipped_and_a_dead_one_taken_over(tmp_path):
     import subprocess
     import sys
 
-    from earlyexit.sweeps._claims import CLAIMS
+    from earlyexit.study._claims import CLAIMS
 
     (tmp_path / "tiny.toml").write_text(SPEC)
     spec = load_spec(tmp_path / "tiny.toml")

@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from ..names import STUDY_LABEL_NAMES, STUDY_SPEC, STUDY_SPEC_PATH
 from ..study import parse_spec
 from ..training import HF_SCHEDULER_NAMES, TrainConfig
 
@@ -38,14 +39,14 @@ def chosen_from_study(study: optuna.Study, *, top: int = 1) -> list[Chosen]:
     if not done:
         raise ValueError(f"study {study.study_name!r} has no completed trial yet; run it first "
                          "(`earlyexit run SPEC.toml`).")
-    spec_text = study.user_attrs.get("earlyexit:spec")
+    spec_text = study.user_attrs.get(STUDY_SPEC)
     if not spec_text:
         raise ValueError(f"study {study.study_name!r} was not created by `earlyexit run` (no spec stored).")
     import tomllib
 
-    spec = parse_spec(tomllib.loads(spec_text), study.user_attrs.get("earlyexit:spec_path", "<stored spec>"))
+    spec = parse_spec(tomllib.loads(spec_text), study.user_attrs.get(STUDY_SPEC_PATH, "<stored spec>"))
     best = sorted(done, key=lambda t: t.value, reverse=True)[:top]
-    labels = study.user_attrs.get("earlyexit:label_names")
+    labels = study.user_attrs.get(STUDY_LABEL_NAMES)
     return [Chosen(study.study_name, t.number, f"dev_{spec.train.metric}", float(t.value), dict(t.params),
                    spec.config_for(t.params), tuple(labels) if labels else None) for t in best]
 
@@ -54,7 +55,7 @@ def chosen_from_sweep(sweep, *, scorer=None, fit_on=(), prefix: int = 100, progr
     """The config a replay of ``sweep`` would choose (see :func:`earlyexit.replay.chosen_config`)."""
     import tomllib
 
-    from ..replay._replay import chosen_config
+    from ..replay import chosen_config
 
     spec_text = sweep.manifest.get("spec")
     if not spec_text:

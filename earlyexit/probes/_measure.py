@@ -19,20 +19,8 @@ from ._objective import LossFn, Objective, probing_mode
 from ._trace import deflated_hutchinson, rademacher
 from ._update import update_direction
 
-PROBE_NAMES: tuple[str, ...] = (
-    "loss",
-    "gradient_norm",
-    "gradient_variance",
-    "sam_sharpness",
-    "hessian_top_eigenvalue",
-    "hessian_trace",
-    "critical_sharpness",
-    "relative_critical_sharpness",
-)
-"""Every probe :func:`measure` knows, in a stable order."""
-
-_NEEDS_GRADIENT = {"gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness",
-                   "relative_critical_sharpness"}
+from ..names import NEEDS_GRADIENT as _NEEDS_GRADIENT
+from ..names import PROBE_NAMES
 
 
 @dataclass(frozen=True)

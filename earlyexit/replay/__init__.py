@@ -1,6 +1,16 @@
-"""Replay: retro-simulate pruning policies over logged sweeps (compute saved against regret)."""
+"""Replay: retro-simulate pruning policies over logged sweeps (compute saved against regret).
 
-from ._replay import frontier, plot, replay
+Torch-free: it reads sweep logs. Fitting from logs (:func:`fit_on_runs`, :func:`pooled_runs`,
+:func:`study_groups`) and the config a replay chooses (:func:`chosen_config`) are public here.
+"""
+
+from ._choose import chosen_config
+from ._fit import CHEAP_PROBES, HeldOut, fit_on_runs, fit_sweeps, pooled_runs, scorers_for, study_groups, surrogates_for
+from ._policies import Policy, policy_table
+from ._replay import frontier, plot, replay, save_figures
 from ._simulate import Run, evaluate, runs_of
+from ._tables import format_replay
 
-__all__ = ["Run", "evaluate", "frontier", "plot", "replay", "runs_of"]
+__all__ = ["CHEAP_PROBES", "HeldOut", "Policy", "Run", "chosen_config", "evaluate", "fit_on_runs", "fit_sweeps", "frontier",
+           "format_replay", "plot", "policy_table", "pooled_runs", "replay", "runs_of", "save_figures",
+           "scorers_for", "study_groups", "surrogates_for"]

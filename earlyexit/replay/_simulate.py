@@ -63,6 +63,8 @@ def runs_of(sweep: Sweep) -> list[Run]:
     out = []
     for _, r in sweep.runs.iterrows():
         rows = cps[cps["run_id"] == r["run_id"]].sort_values("step")
+        if sweep.probe_steps:  # a version-2 sweep's final row is the final evaluation (free), not a checkpoint
+            rows = rows[rows["step"].isin(sweep.probe_steps)]
         signature, compute = {}, {}
         for _, c in rows.iterrows():
             values = {p: float(c[p]) for p in sweep.probes}

@@ -21,10 +21,12 @@ The pruner compares scores across trials instead (keep the top K).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..names import Signature
 
 TRANSFORMS = ("raw", "log", "delta")
 
@@ -73,7 +75,7 @@ def _log(x: float) -> float:
         math.copysign(50.0, x) if math.isinf(x) else math.nan)
 
 
-def signature_row(signature: Mapping[int, Mapping[str, float]], schema: FeatureSchema) -> list[float]:
+def signature_row(signature: Signature, schema: FeatureSchema) -> list[float]:
     """One feature row; missing values are NaN (the estimator imputes them)."""
     row = []
     for name in schema.names:
@@ -93,7 +95,7 @@ def signature_row(signature: Mapping[int, Mapping[str, float]], schema: FeatureS
     return row
 
 
-def signature_matrix(signatures: Sequence[Mapping[int, Mapping[str, float]]], schema: FeatureSchema) -> np.ndarray:
+def signature_matrix(signatures: Sequence[Signature], schema: FeatureSchema) -> np.ndarray:
     """Stack :func:`signature_row` for many trials into an ``(n_trials, n_features)`` float array."""
     return np.array([signature_row(s, schema) for s in signatures], dtype=float).reshape(
         len(signatures), len(schema.columns))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from ..names import DEV_METRICS
+from ..names import DEV_METRICS, Signature
 from ._estimator import SignatureRegressor
 from ._features import FeatureSchema, signature_matrix
 from ._select import CostFn, candidate_feature_sets, choose_cheapest, topk_regret
@@ -55,7 +55,7 @@ class FittedScorer:
             seen.update(dict.fromkeys(schema.names))
         return tuple(seen)
 
-    def score(self, signature: Mapping[int, Mapping[str, float]], step: int) -> float:
+    def score(self, signature: Signature, step: int) -> float:
         usable = [p for p in self.schemas if p <= step]
         if not usable:
             return math.nan
@@ -128,11 +128,53 @@ def cross_validate(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cv_groups: 
     return scores
 
 
-def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: Sequence[float],
-               groups: Sequence, *, names: Sequence[str], steps: Sequence[int], prefixes: Sequence[int],
-               cv_groups: Sequence | None = None, candidates: Mapping[str, dict] = CANDIDATES,
-               decision_step_only: bool = False, cost: CostFn | None = None, regret_tolerance: float = 0.001,
-               keep_top: int = 1, center_groups: bool = False, progress=lambda msg: None) -> FittedScorer:
+@dataclass(frozen=True)
+class FitSettings:
+    """How :func:`fit_scorer` fits: what it reads, where, and how it chooses (see there).
+
+    Attributes:
+        names: probe (and dev metric) names the features may read.
+        steps: probe steps the features may read.
+        prefixes: decision steps to fit one estimator for each.
+        decision_step_only: features from the prefix step alone.
+        cost: ``cost(names, steps)`` in training steps per trial; set, the fit is cost-aware.
+        regret_tolerance: metric units (0.001 is 0.1 points) within the lowest held-out regret.
+        keep_top: the top-K the held-out regret keeps per study.
+        center_groups: fit each study's finals relative to its own mean.
+        candidates: the models to choose among.
+    """
+
+    names: tuple[str, ...]
+    steps: tuple[int, ...]
+    prefixes: tuple[int, ...]
+    decision_step_only: bool = False
+    cost: CostFn | None = None
+    regret_tolerance: float = 0.001
+    keep_top: int = 1
+    center_groups: bool = False
+    candidates: Mapping[str, dict] = field(default_factory=lambda: dict(CANDIDATES))
+
+    def __post_init__(self):
+        object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "steps", tuple(self.steps))
+        object.__setattr__(self, "prefixes", tuple(self.prefixes))
+        if not self.regret_tolerance >= 0:
+            raise ValueError(f"regret_tolerance must be >= 0 (metric units), but got {self.regret_tolerance!r}.")
+
+
+@dataclass(frozen=True)
+class _Trials:
+    """The trials a fit learns from: signatures, finals (maybe centred), study groups, held-out groups."""
+
+    signatures: Sequence[Signature]
+    y: np.ndarray
+    groups: np.ndarray
+    cv: np.ndarray
+
+
+def fit_scorer(signatures: Sequence[Signature], finals: Sequence[float], groups: Sequence,
+               settings: FitSettings | None = None, *, cv_groups: Sequence | None = None,
+               progress=lambda msg: None, **settings_kwargs) -> FittedScorer:
     """Fit one estimator per prefix, each chosen by grouped cross-validation.
 
     ``groups`` says which study (seed, sweep) a trial belongs to, for the
@@ -165,45 +207,53 @@ def fit_scorer(signatures: Sequence[Mapping[int, Mapping[str, float]]], finals: 
     step-0 probes, equal within a seed, already let an uncentred model explain
     the seeds' levels.
     """
+    if settings is None:
+        settings = FitSettings(**settings_kwargs)
+    elif settings_kwargs:
+        raise TypeError("give fit_scorer a FitSettings or its fields as keywords, not both.")
     groups = np.asarray(groups)
-    y = _centred(np.asarray(finals, dtype=float), groups) if center_groups else np.asarray(finals, dtype=float)
-    cv = np.asarray(cv_groups) if cv_groups is not None else groups
-    if len(np.unique(cv)) < 2:
+    y = np.asarray(finals, dtype=float)
+    trials = _Trials(signatures, _centred(y, groups) if settings.center_groups else y, groups,
+                     np.asarray(cv_groups) if cv_groups is not None else groups)
+    if len(np.unique(trials.cv)) < 2:
         raise ValueError("cross-validation needs at least two groups (seeds or sweeps) to hold out.")
-    if not regret_tolerance >= 0:
-        raise ValueError(f"regret_tolerance must be >= 0 (metric units), but got {regret_tolerance!r}.")
     schemas, estimators, report = {}, {}, {}
-    for prefix in prefixes:
-        entry = {}
-        if cost is None:
-            schema = FeatureSchema(tuple(names), (prefix,) if decision_step_only else
-                                   tuple(s for s in steps if s <= prefix))
-            X = signature_matrix(signatures, schema)
-            cv_scores = cross_validate(X, y, groups, cv, candidates)
-            finite = {k: v for k, v in cv_scores.items() if math.isfinite(v)}
-            best = max(finite, key=finite.get) if finite else "ridge(alpha=1)"
-            rho = cv_scores.get(best, math.nan)
-        else:
-            schema, entry = _cheapest_schema(signatures, y, groups, cv, names, steps, prefix, cost,
-                                             regret_tolerance, keep_top, decision_step_only, candidates)
-            X = signature_matrix(signatures, schema)
-            # Cost-aware: the model too is judged first by what pruning pays for (held-out regret; a
-            # model that ties the top trials loses there), and among those within tolerance the simplest
-            # wins (a few dozen trials cannot tell a flexible model's fit from its overfit).
-            cv_scores = cross_validate(X, y, groups, cv, candidates, keep_top=keep_top)
-            best = choose_cheapest([{"name": k, "cost": _complexity(candidates[k]), **v}
-                                    for k, v in cv_scores.items()], regret_tolerance)["name"]
-            rho = cv_scores[best]["spearman"]
-            entry["heldout_regret"] = cv_scores[best]["regret"]
-        estimators[prefix] = SignatureRegressor(**candidates[best]).fit(X, y)
-        schemas[prefix] = schema
-        report[prefix] = {"chosen": best, "heldout_spearman": rho, "candidates": cv_scores,
-                          "centred_by_study": center_groups, **entry}
+    for prefix in settings.prefixes:
+        schemas[prefix], best, report[prefix] = _fit_prefix(trials, settings, prefix)
+        estimators[prefix] = SignatureRegressor(**settings.candidates[best]).fit(
+            signature_matrix(signatures, schemas[prefix]), trials.y)
+        entry, rho = report[prefix], report[prefix]["heldout_spearman"]
         progress(f"prefix {prefix}: {best}" + (f" on {entry['feature_set']} (+{entry['cost']:.1f} steps a trial, "
                                                f"held-out regret {100 * entry['heldout_regret']:.2f} pts)"
-                                               if entry else "")
+                                               if "feature_set" in entry else "")
                  + f", held-out Spearman {rho:.3f}")
     return FittedScorer(schemas, estimators, report, _versions())
+
+
+def _fit_prefix(trials: _Trials, settings: FitSettings, prefix: int) -> tuple[FeatureSchema, str, dict]:
+    """One prefix: the schema it reads, the chosen model's name, and its report entry."""
+    candidates, entry = settings.candidates, {}
+    if settings.cost is None:
+        schema = FeatureSchema(settings.names, (prefix,) if settings.decision_step_only else
+                               tuple(s for s in settings.steps if s <= prefix))
+        X = signature_matrix(trials.signatures, schema)
+        cv_scores = cross_validate(X, trials.y, trials.groups, trials.cv, candidates)
+        finite = {k: v for k, v in cv_scores.items() if math.isfinite(v)}
+        best = max(finite, key=finite.get) if finite else "ridge(alpha=1)"
+        rho = cv_scores.get(best, math.nan)
+    else:
+        schema, entry = _cheapest_schema(trials, settings, prefix)
+        X = signature_matrix(trials.signatures, schema)
+        # Cost-aware: the model too is judged first by what pruning pays for (held-out regret; a
+        # model that ties the top trials loses there), and among those within tolerance the simplest
+        # wins (a few dozen trials cannot tell a flexible model's fit from its overfit).
+        cv_scores = cross_validate(X, trials.y, trials.groups, trials.cv, candidates, keep_top=settings.keep_top)
+        best = choose_cheapest([{"name": k, "cost": _complexity(candidates[k]), **v}
+                                for k, v in cv_scores.items()], settings.regret_tolerance)["name"]
+        rho = cv_scores[best]["spearman"]
+        entry["heldout_regret"] = cv_scores[best]["regret"]
+    return schema, best, {"chosen": best, "heldout_spearman": rho, "candidates": cv_scores,
+                          "centred_by_study": settings.center_groups, **entry}
 
 
 def _centred(y: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -223,20 +273,22 @@ def _complexity(params: dict) -> float:
     return {"gaussian_process": 10.0, "gradient_boosting": 20.0}.get(params["model"], 30.0)
 
 
-def _cheapest_schema(signatures, y, groups, cv, names, steps, prefix, cost, regret_tolerance, keep_top,
-                     decision_step_only, candidates) -> tuple[FeatureSchema, dict]:
-    sets = candidate_feature_sets(names, steps, prefix)
-    if decision_step_only:
+def _cheapest_schema(trials: _Trials, settings: FitSettings, prefix: int) -> tuple[FeatureSchema, dict]:
+    """The cheapest candidate feature set within tolerance of the lowest held-out regret at ``prefix``."""
+    sets = candidate_feature_sets(settings.names, settings.steps, prefix)
+    if settings.decision_step_only:
         sets = [fs for fs in sets if fs.steps == (prefix,)]
+    candidates = settings.candidates
     screening = {k: candidates[k] for k in SCREENING if k in candidates} or dict(list(candidates.items())[:1])
     results = []
     for fs in sets:
         schema = FeatureSchema(fs.names, fs.steps)
-        scores = cross_validate(signature_matrix(signatures, schema), y, groups, cv, screening, keep_top=keep_top)
+        scores = cross_validate(signature_matrix(trials.signatures, schema), trials.y, trials.groups, trials.cv,
+                                screening, keep_top=settings.keep_top)
         best = choose_cheapest([{**v, "cost": 0.0} for v in scores.values()], 0.0)  # lowest regret, then Spearman
-        results.append({"feature_set": fs.label, "schema": schema, "cost": float(cost(fs.names, fs.steps)),
+        results.append({"feature_set": fs.label, "schema": schema, "cost": float(settings.cost(fs.names, fs.steps)),
                         "regret": best["regret"], "spearman": best["spearman"]})
-    chosen = choose_cheapest(results, regret_tolerance)
+    chosen = choose_cheapest(results, settings.regret_tolerance)
     table = [{k: v for k, v in r.items() if k != "schema"} for r in results]
     return chosen["schema"], {"feature_set": chosen["feature_set"], "cost": chosen["cost"], "feature_sets": table}
 

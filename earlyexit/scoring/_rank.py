@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+
+
+from ..names import Signature
 
 
 class ProbeRankScorer:
@@ -23,7 +25,7 @@ class ProbeRankScorer:
         self.probe = probe
         self.higher_is_better = higher_is_better
 
-    def score(self, signature: Mapping[int, Mapping[str, float]], step: int) -> float:
+    def score(self, signature: Signature, step: int) -> float:
         """Score from ``signature[step][probe]``; NaN when the value is missing or not finite."""
         value = signature.get(step, {}).get(self.probe, math.nan)
         if value is None or not math.isfinite(value):

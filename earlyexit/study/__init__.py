@@ -1,7 +1,21 @@
-"""Studies: TOML specs run as Optuna studies whose trials train, probe, and are pruned."""
+"""Studies: TOML specs run as Optuna studies whose trials train, probe, and are pruned; and sweeps,
+which train every config of a spec to the end and log it (``earlyexit sweep``).
 
-from ._runner import Objective, open_study, run_study, summary, trial_table
+The spec (:func:`load_spec`) is torch-free; the runners import the training stack when first used.
+"""
+
 from ._spec import Distribution, PrunerSpec, SpecError, StudySpec, load_spec, parse_spec
 
-__all__ = ["Distribution", "Objective", "PrunerSpec", "SpecError", "StudySpec", "load_spec", "open_study",
-           "parse_spec", "run_study", "summary", "trial_table"]
+_LAZY = {"Objective": "_runner", "open_study": "_runner", "run_study": "_runner", "summary": "_runner",
+         "trial_table": "_runner", "PlannedRun": "_sweep", "plan": "_sweep", "run_sweep": "_sweep"}
+
+__all__ = ["Distribution", "Objective", "PlannedRun", "PrunerSpec", "SpecError", "StudySpec", "load_spec",
+           "open_study", "parse_spec", "plan", "run_study", "run_sweep", "summary", "trial_table"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 
 from ..data import load_task
 from ..metrics import check_metric
-from ..names import DEV_METRICS
+from ..names import (DEV_ACCURACY_AT, DEV_METRICS, PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_LABEL_NAMES,
+                     STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WORKER, Plan, Scorer, at)
 from ..pruning import GeometricPruner
 from ..pruning._geometric import REASON_ATTR
 from ..scoring import ProbeRankScorer
@@ -40,7 +41,7 @@ def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners
     return optuna.pruners.HyperbandPruner(max_resource=max_steps or spec.train.max_steps)
 
 
-def make_scorer(spec: StudySpec):
+def make_scorer(spec: StudySpec) -> Scorer:
     """The fitted scorer from ``spec.pruner.scorer`` (its score is the predicted final accuracy),
     or the rank rule on ``rank_probe``. Raises ScorerFileError (a ValueError) on a bad file."""
     p = spec.pruner
@@ -53,7 +54,7 @@ def make_scorer(spec: StudySpec):
     return scorer
 
 
-def measurement_plan(spec: StudySpec, scorer) -> dict[int, tuple[str, ...]] | None:
+def measurement_plan(spec: StudySpec, scorer: Scorer) -> Plan | None:
     """Step -> names a trial measures (see ``probes.measure``); None measures everything everywhere."""
     if spec.measure == "all" or spec.pruner.kind == "none":
         return None
@@ -105,7 +106,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.spec)
-        trial.set_user_attr("earlyexit:worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
         screen = self.spec.pruner.mode == "screen"
         phase = trial.user_attrs.get(PHASE_ATTR, "screen" if screen else None)
         if phase is not None:
@@ -129,12 +130,12 @@ class Objective:
 
         def on_checkpoint(cp: Checkpoint) -> bool:
             signature[cp.step] = {**cp.probes, "dev_accuracy": cp.dev_accuracy, "dev_loss": cp.dev_loss}
-            trial.set_user_attr(f"probes@{cp.step}", {k: _finite(v) for k, v in cp.probes.items()})
-            trial.set_user_attr(f"dev_accuracy@{cp.step}", _finite(cp.dev_accuracy))
+            trial.set_user_attr(at(PROBES_AT, cp.step), {k: _finite(v) for k, v in cp.probes.items()})
+            trial.set_user_attr(at(DEV_ACCURACY_AT, cp.step), _finite(cp.dev_accuracy))
             if config.metric != "accuracy":
                 trial.set_user_attr(f"dev_{config.metric}@{cp.step}", _finite(cp.dev_metric))
             if cp.probe_error:
-                trial.set_user_attr(f"probe_error@{cp.step}", cp.probe_error)
+                trial.set_user_attr(at(PROBE_ERROR_AT, cp.step), cp.probe_error)
                 if self.geometric:
                     # No probes, no judgement: the trial is not reported at this step and so not pruned here.
                     return False
@@ -144,7 +145,7 @@ class Objective:
                 score = self.scorer.score(signature, cp.step)
             else:
                 score = cp.dev_metric
-            trial.set_user_attr(f"score@{cp.step}", _finite(score))
+            trial.set_user_attr(at(SCORE_AT, cp.step), _finite(score))
             if phase == "final":
                 return False  # a screened survivor trains to the end
             trial.report(score, cp.step)
@@ -161,17 +162,17 @@ class Objective:
         trial.set_user_attr("steps", result.steps)
         trial.set_user_attr("compute_steps", result.compute_steps)
         if result.status == "diverged":
-            trial.set_user_attr("pruned_reason", "diverged")
+            trial.set_user_attr(PRUNED_REASON, "diverged")
             raise optuna.TrialPruned(result.reason)
         if result.status == "stopped" and phase == "screen":
             reason = f"screened at step {result.steps}"
-            trial.set_user_attr("pruned_reason", reason)
+            trial.set_user_attr(PRUNED_REASON, reason)
             raise optuna.TrialPruned(reason)
         if result.status == "stopped":
             frozen = trial.study._storage.get_trial(trial._trial_id)
             reason = frozen.system_attrs.get(REASON_ATTR, f"pruned by {type(trial.study.pruner).__name__} "
                                                           f"at step {result.steps}")
-            trial.set_user_attr("pruned_reason", reason)
+            trial.set_user_attr(PRUNED_REASON, reason)
             raise optuna.TrialPruned(reason)
         trial.set_user_attr("final_accuracy", result.final_accuracy)
         trial.set_user_attr("final_loss", result.final_loss)
@@ -235,12 +236,12 @@ def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str |
                                 storage=make_storage(url, heartbeat_seconds=spec.heartbeat_seconds),
                                 sampler=make_sampler(spec), pruner=make_pruner(spec, max_steps), direction="maximize",
                                 load_if_exists=True)
-    if "earlyexit:spec" not in study.user_attrs:
-        study.set_user_attr("earlyexit:spec", Path(spec.path).read_text() if Path(spec.path).exists() else "")
-        study.set_user_attr("earlyexit:spec_path", spec.path)
-        study.set_user_attr("earlyexit:metric", spec.train.metric)
+    if STUDY_SPEC not in study.user_attrs:
+        study.set_user_attr(STUDY_SPEC, Path(spec.path).read_text() if Path(spec.path).exists() else "")
+        study.set_user_attr(STUDY_SPEC_PATH, spec.path)
+        study.set_user_attr(STUDY_METRIC, spec.train.metric)
         if task is not None:
-            study.set_user_attr("earlyexit:label_names", [x.item() if hasattr(x, "item") else x
+            study.set_user_attr(STUDY_LABEL_NAMES, [x.item() if hasattr(x, "item") else x
                                                           for x in task.label_names])
     return study
 
@@ -300,7 +301,7 @@ def _run_screen(study, spec, objective, target, n_jobs, show_progress) -> optuna
     screened = phase_trials("screen")
     scored = []
     for t in screened:
-        value = t.user_attrs.get(f"score@{step}")
+        value = t.user_attrs.get(at(SCORE_AT, step))
         if isinstance(value, (int, float)) and math.isfinite(value):
             scored.append((value, t))
     scored.sort(key=lambda vt: -vt[0])
@@ -328,7 +329,7 @@ def trial_table(study: optuna.Study) -> str:
     for t in study.get_trials(deepcopy=False):
         acc = t.user_attrs.get("final_accuracy")
         acc_s = f"{acc:.4f}" if isinstance(acc, float) else "-"
-        reason = t.user_attrs.get("pruned_reason", "") if t.state == TrialState.PRUNED else ""
+        reason = t.user_attrs.get(PRUNED_REASON, "") if t.state == TrialState.PRUNED else ""
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
         rows.append(f"{t.number:>4} {t.state.name.lower():<9} {t.user_attrs.get('steps', '-')!s:>6} {acc_s:>9}  "
                     f"{reason[:52]:<52} {params}")
@@ -353,7 +354,7 @@ def summary(study: optuna.Study) -> dict:
     }
     if done:
         best = max(done, key=lambda t: t.value)
-        metric = study.user_attrs.get("earlyexit:metric", "accuracy")
+        metric = study.user_attrs.get(STUDY_METRIC, "accuracy")
         out["best"] = {"trial": best.number, "metric": metric, "value": best.value,
                        "final_accuracy": best.user_attrs.get("final_accuracy", best.value), "params": best.params}
     return json.loads(json.dumps(out, default=str))

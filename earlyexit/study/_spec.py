@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..training import DEFAULT_PROBE_STEPS, TrainConfig
+from ..training._config import DEFAULT_PROBE_STEPS, TrainConfig
 from ..metrics import METRICS
-from ..probes import PROBE_NAMES
+from ..names import DEFAULT_PROBES, PROBE_NAMES
 
 
 class SpecError(ValueError):
@@ -200,7 +200,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
         raise SpecError(f"{where}: set train.max_steps or train.max_epochs, not both.")
     cfg["probe_steps"] = tuple(_get(probes, "steps", list, where, "probes.", default=list(DEFAULT_PROBE_STEPS)))
     cfg["probe_names"] = tuple(_get(probes, "names", list, where, "probes.",
-                                    default=[n for n in PROBE_NAMES if n != "relative_critical_sharpness"]))
+                                    default=list(DEFAULT_PROBES)))
     cfg["probe_batches"] = _get(probes, "batches", int, where, "probes.", default=4)
     cfg["probe_batch_size"] = _get(probes, "batch_size", int, where, "probes.", default=8)
     cfg["probe_seed"] = _get(probes, "seed", int, where, "probes.", default=0)

@@ -37,13 +37,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..names import DEV_METRICS, HESSIAN_PROBES
+from ..names import CHEAP_PROBES, DEFAULT_PROBES, DEV_METRICS, GRADIENT_PROBES, HESSIAN_PROBES, NEEDS_GRADIENT
 
 PROBE_COSTS = "probe_costs.json"
 PARTS = ("forward", "gradient", "gradient_with_graph", "sam", "critical", "relative_critical", "lanczos", "trace",
          "dev_eval")
-_GRADIENT_PROBES = {"gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness",
-                    "relative_critical_sharpness"}
+_GRADIENT_PROBES = NEEDS_GRADIENT
 _EXTRA_PART = {"sam_sharpness": "sam", "critical_sharpness": "critical",
                "relative_critical_sharpness": "relative_critical"}
 
@@ -126,3 +125,22 @@ def write_probe_costs(folder: str | Path, costs: ProbeCosts) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(costs.to_dict(), indent=2) + "\n")
     return path
+
+
+def format_costs(costs: ProbeCosts) -> str:
+    """The probe costs as a table: each part, then the usual probe sets, in training steps per checkpoint."""
+    prov = costs.provenance
+    lines = [(f"probe costs on {prov.get('model')} ({prov.get('task')}), one training step "
+              f"{prov.get('train_step_s', math.nan):.3f} s, {prov.get('threads')} threads"),
+             f"{'part':<22}{'training steps':>16}"]
+    lines += [f"{p:<22}{v:>16.2f}" for p, v in costs.parts.items()]
+    sets = {"loss only": ["loss"], "gradient probes": list(GRADIENT_PROBES), "no Hessian probes": list(CHEAP_PROBES),
+            "all but the trace": [n for n in DEFAULT_PROBES if n != "hessian_trace"],
+            "all probes": list(DEFAULT_PROBES)}
+    lines.append("")
+    for label, names in sets.items():
+        try:
+            lines.append(f"{label:<22}{costs.of(names):>16.2f}")
+        except ValueError:
+            lines.append(f"{label:<22}{'not measured':>16}")
+    return "\n".join(lines)

@@ -7,12 +7,21 @@ from dataclasses import dataclass, field, replace
 
 from ..data import DataSource
 from ..metrics import check_metric
-from ..probes import PROBE_NAMES
+from ..names import DEFAULT_PROBES, PROBE_NAMES
 
 DEFAULT_PROBE_STEPS = (0, 10, 25, 50, 100, 200, 400)
 SCHEDULES = ("linear", "cosine", "constant")
 #: Our schedule names -> transformers' scheduler names (warmup, then the schedule).
 HF_SCHEDULER_NAMES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+
+
+def compute_steps(steps: int, probe_seconds: float, step_seconds: float) -> float:
+    """A run's compute in training-step equivalents: ``steps`` trained plus ``probe_seconds`` of probing
+    divided by the mean training-step time ``step_seconds`` (probing counts nothing where no step time
+    is known yet, before the first step)."""
+    if step_seconds > 0 and math.isfinite(step_seconds):
+        return steps + probe_seconds / step_seconds
+    return float(steps)
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     seed: int = 0
     probe_steps: tuple[int, ...] = DEFAULT_PROBE_STEPS
-    probe_names: tuple[str, ...] = tuple(n for n in PROBE_NAMES if n != "relative_critical_sharpness")
+    probe_names: tuple[str, ...] = DEFAULT_PROBES
     probe_batches: int = 4
     probe_batch_size: int = 8
     probe_seed: int = 0

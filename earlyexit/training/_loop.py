@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..data import Batcher, TaskData, collate, load_task
+from ..data import TaskData, load_task
 from ..models import load_model, load_tokenizer, shrink_vocabulary, used_token_ids
 from ..metrics import check_metric, metric_value
 from ..names import DEV_METRICS
 from ..probes import PROBE_NAMES, WarmStart, measure
-from ._config import HF_SCHEDULER_NAMES, TrainConfig
+from ._batches import Batcher, collate
+from ._config import HF_SCHEDULER_NAMES, TrainConfig, compute_steps
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,8 @@ def train(
             step=step, probes=values, dev_accuracy=acc, dev_loss=dev_loss,
             train_loss=sum(losses) / len(losses) if losses else math.nan,
             probe_seconds=probe_s, eval_seconds=eval_s, train_step_seconds=step_s,
-            compute_steps=step + probe_seconds_total / step_s if step else math.nan, wall_seconds=time.perf_counter() - started,
+            compute_steps=compute_steps(step, probe_seconds_total, step_s) if step else math.nan,
+            wall_seconds=time.perf_counter() - started,
             diagnostics=diag, probe_error=error, dev_metric=dev_metric)
         losses.clear()
         checkpoints.append(cp)
@@ -270,8 +272,8 @@ def train(
 
 
 def _compute(steps: int, train_seconds: float, probe_seconds: float) -> float:
-    """Training steps plus probe time in training-step equivalents (probes alone count 0 steps if no step ran)."""
-    return steps + (probe_seconds * steps / train_seconds if steps and train_seconds > 0 else 0.0)
+    """:func:`compute_steps` with the run's mean step time (probes alone count 0 steps if no step ran)."""
+    return compute_steps(steps, probe_seconds, train_seconds / steps if steps else math.nan)
 
 
 def _diverged(step, checkpoints, train_seconds, probe_seconds, reason) -> TrainResult:

@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_task
-from ..study import StudySpec
-from ..training import train
-from ._claims import claim, folder_lock, release
 from ..metrics import check_metric
-from ._format import FORMAT_VERSION, append_run, done_run_ids, drop_unfinished, read_manifest, write_manifest
+from ..sweeps._format import (FORMAT_VERSION, append_run, done_run_ids, drop_unfinished, read_manifest,
+                              write_manifest)
+from ..training import train
+from ..training._config import compute_steps
+from ._claims import claim, folder_lock, release
+from ._spec import StudySpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +207,7 @@ def _train_and_log(spec: StudySpec, run: PlannedRun, folder: Path, task, param_n
             continue
         row = {"run_id": run.run_id, "step": cp.step, **cp.probes, "dev_accuracy": cp.dev_accuracy,
                "dev_metric": cp.dev_metric, "dev_loss": cp.dev_loss, "train_loss": cp.train_loss, "wall_seconds": cp.wall_seconds,
-               "compute_steps": cp.step + (cum_probe / step_s if step_s > 0 else 0.0),
+               "compute_steps": compute_steps(cp.step, cum_probe, step_s),
                "probe_seconds": cp.probe_seconds, "probe_error": cp.probe_error or ""}
         cp_rows.append(row)
     run_row = {"run_id": run.run_id, "config_id": run.config_id, **run.params, "status": result.status,
