@@ -5,6 +5,7 @@ import json
 import optuna
 import pytest
 
+from earlyexit.names import DEV_METRICS
 from earlyexit.cli import main
 from earlyexit.study import SpecError, load_spec, run_study
 
@@ -226,7 +227,7 @@ def test_measurement_plan_follows_the_pruner(tmp_path):
     assert measurement_plan(load_spec(path), None) is None
     path.write_text(_spec(tmp_path).read_text().replace('kind = "geometric"', 'kind = "median"'))
     median = load_spec(path)
-    assert measurement_plan(median, None) == {s: ("dev_accuracy", "dev_loss") for s in (0, 4, 8)}
+    assert measurement_plan(median, None) == {s: DEV_METRICS for s in (0, 4, 8)}  # one dev evaluation each
     path.write_text(_spec(tmp_path).read_text().replace("batch_size = 4\n", "batch_size = 4\nmeasure = \"some\"\n"))
     with pytest.raises(SpecError, match="probes.measure must be"):
         load_spec(path)

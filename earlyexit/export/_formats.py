@@ -153,7 +153,7 @@ def _data_values(cfg: TrainConfig, label_names: tuple | None) -> dict:
     from ..data import TASKS, load_task
     from ..data._tasks import _find
 
-    source = cfg.data_source()
+    source = cfg.source
     info = TASKS.get(cfg.task)
     if label_names is None:
         label_names = load_task(source).label_names

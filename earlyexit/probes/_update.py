@@ -6,12 +6,11 @@ import copy
 
 import torch
 
+Tensors = list[torch.Tensor]
+"""One tensor per parameter, in the parameters' order."""
 
-def update_direction(
-    optimizer: torch.optim.Optimizer,
-    params: list[torch.nn.Parameter],
-    grads: list[torch.Tensor],
-) -> list[torch.Tensor]:
+
+def update_direction(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], grads: Tensors) -> Tensors:
     """Return ``u`` such that the optimizer's next step at learning rate 1 is ``theta + u``.
 
     Adam and AdamW (without amsgrad) and SGD are computed in closed form from
@@ -73,11 +72,8 @@ def _closed_form(optimizer, params, grads) -> list[torch.Tensor] | None:
     return out
 
 
-def simulated_update_direction(
-    optimizer: torch.optim.Optimizer,
-    params: list[torch.nn.Parameter],
-    grads: list[torch.Tensor],
-) -> list[torch.Tensor]:
+def simulated_update_direction(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
+                               grads: Tensors) -> Tensors:
     """The next update at learning rate 1 of any ``torch.optim`` optimizer, by simulation.
 
     Sets each parameter's ``.grad`` to ``grads``, every group's learning rate

@@ -4,6 +4,7 @@ which train every config of a spec to the end and log it (``earlyexit sweep``).
 The spec (:func:`load_spec`) is torch-free; the runners import the training stack when first used.
 """
 
+from .._lazy import lazy_attributes
 from ._spec import Distribution, PrunerSpec, SpecError, StudySpec, load_spec, parse_spec
 
 _LAZY = {"Objective": "_runner", "open_study": "_runner", "run_study": "_runner", "summary": "_runner",
@@ -12,10 +13,4 @@ _LAZY = {"Objective": "_runner", "open_study": "_runner", "run_study": "_runner"
 __all__ = ["Distribution", "Objective", "PlannedRun", "PrunerSpec", "SpecError", "StudySpec", "load_spec",
            "open_study", "parse_spec", "plan", "run_study", "run_sweep", "summary", "trial_table"]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -96,7 +96,7 @@ class Objective:
 
     def __init__(self, spec: StudySpec, *, show_progress: bool = True):
         self.spec = spec
-        self.task = load_task(spec.train.data_source())
+        self.task = load_task(spec.train.source)
         check_metric(spec.train.metric, self.task.num_labels)
         self.max_steps = spec.train.with_budget(len(self.task.train)).max_steps
         self.scorer = make_scorer(spec)

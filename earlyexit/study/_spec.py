@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..training._config import DEFAULT_PROBE_STEPS, TrainConfig
+from ..data import DataSource
 from ..metrics import METRICS
 from ..names import DEFAULT_PROBES, PROBE_NAMES
 
@@ -185,7 +186,10 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     cfg["num_layers"] = _get(model, "num_layers", int, where, "model.", default=None)
     cfg["freeze_word_embeddings"] = _get(model, "freeze_word_embeddings", bool, where, "model.", default=False)
     cfg["prune_vocabulary"] = _get(model, "prune_vocabulary", bool, where, "model.", default=False)
-    cfg.update(_data_settings(data, where))
+    try:
+        cfg["source"] = DataSource(**_data_settings(data, where))
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from None
     cfg["metric"] = _get(study, "metric", str, where, "study.", default="accuracy")
     if cfg["metric"] not in METRICS:
         raise SpecError(f"{where}: study.metric must be one of {', '.join(METRICS)}, but got {cfg['metric']!r}.")
@@ -290,7 +294,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
 
 
 def _data_settings(data: dict, where: str) -> dict[str, Any]:
-    """The ``[data]`` table as TrainConfig fields: a GLUE name, a folder, two files, or a hub dataset."""
+    """The ``[data]`` table as DataSource fields: a GLUE name, a folder, two files, or a hub dataset."""
     out: dict[str, Any] = {}
     out["task"] = _get(data, "task", str, where, "data.", default=None)
     path = _get(data, "path", str, where, "data.", default=None)
@@ -304,26 +308,26 @@ def _data_settings(data: dict, where: str) -> dict[str, Any]:
                         "data.dataset (a hub dataset).")
     base = Path(where).parent
     if train_file is not None:
-        out["train_file"], out["dev_file"] = (_relative(f, base) for f in (train_file, dev_file))
-        out["data"] = None
+        out["train"], out["dev"] = (_relative(f, base) for f in (train_file, dev_file))
+        out["path"] = None
     elif hub is not None or path == "hub":
-        out["data"] = None
+        out["path"] = None
         out["hub_dataset"] = hub
     else:
-        out["data"] = path if path is not None else ("earlyexit:sst2-2k" if out["task"] in (None, "sst2") else None)
-        if out["data"] is None:
+        out["path"] = path if path is not None else ("earlyexit:sst2-2k" if out["task"] in (None, "sst2") else None)
+        if out["path"] is None:
             raise SpecError(f"{where}: data.task {out['task']!r} needs data.path (a folder), data.train and data.dev, "
                             "or data.dataset (a hub dataset).")
     if out["task"] is None:
         stem = Path(train_file or path or hub or "sst2").stem
-        out["task"] = "sst2" if out["data"] == "earlyexit:sst2-2k" else stem
+        out["task"] = "sst2" if out["path"] == "earlyexit:sst2-2k" else stem
     text_columns = _get(data, "text_columns", list, where, "data.", default=None)
     if text_columns is not None:
         if not 1 <= len(text_columns) <= 2 or not all(isinstance(c, str) for c in text_columns):
             raise SpecError(f"{where}: data.text_columns must list one or two column names, but got {text_columns!r}.")
         out["text_columns"] = tuple(text_columns)
     for key, field_name in (("label_column", "label_column"), ("config", "hub_config"),
-                            ("train_split", "train_split"), ("dev_split", "dev_split")):
+                            ("train_split", "train_split"), ("dev_split", "dev_split")):  # TOML key -> field
         if key in data:
             out[field_name] = _get(data, key, str, where, "data.")
     if "train_size" in data:

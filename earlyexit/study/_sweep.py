@@ -138,7 +138,7 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
     folder = Path(folder)
     runs = plan(spec)
     command = command or " ".join(sys.argv)
-    task = load_task(spec.train.data_source())  # bad data fails here, before anything is written
+    task = load_task(spec.train.source)  # bad data fails here, before anything is written
     check_metric(spec.train.metric, task.num_labels)
     budget = spec.train.with_budget(len(task.train))
     past = budget.probe_steps_past_budget()

@@ -210,23 +210,23 @@ def _require(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:
 
 def _integers(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:
     for col in columns:
-        values = []
-        for i, v in enumerate(frame[col]):
-            try:
-                values.append(int(v))
-            except (TypeError, ValueError):
-                raise SweepFormatError(f"{path}: line {i + 2}, field {col}: {v!r} is not an integer.") from None
-        frame[col] = values
+        _convert(frame, path, col, int, "an integer")
 
 
 def _floats(frame: pd.DataFrame, path: Path, col: str) -> None:
+    """Numbers; an empty cell (or a missing value) is NaN."""
+    _convert(frame, path, col, float, "a number", empty=math.nan)
+
+
+def _convert(frame: pd.DataFrame, path: Path, col: str, kind, what: str, *, empty=None) -> None:
+    """Convert column ``col`` to ``kind`` in place; an error names the line, the field and the value."""
     values = []
     for i, v in enumerate(frame[col]):
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
-            values.append(math.nan)
+        if empty is not None and (v is None or (isinstance(v, float) and math.isnan(v)) or v == ""):
+            values.append(empty)
             continue
         try:
-            values.append(float(v))
+            values.append(kind(v))
         except (TypeError, ValueError):
-            raise SweepFormatError(f"{path}: line {i + 2}, field {col}: {v!r} is not a number.") from None
+            raise SweepFormatError(f"{path}: line {i + 2}, field {col}: {v!r} is not {what}.") from None
     frame[col] = values

@@ -30,17 +30,10 @@ class TrainConfig:
 
     Attributes:
         model: hub name, local folder, or ``earlyexit:tiny-bert``.
-        task: the task's name; a GLUE name (``sst2``, ``cola``, ...) fills in
-            the text columns and the hub dataset.
-        data: data folder, ``earlyexit:sst2-2k``, or None for the hub (or for
-            ``train_file``/``dev_file``).
-        train_file, dev_file: single train and dev files instead of a folder.
-        text_columns: one or two text columns (None: the GLUE task's, else
-            ``sentence`` or ``text``).
-        label_column: the label column (integers or strings).
-        hub_dataset, hub_config, train_split, dev_split: what the hub loads
-            (``load_dataset(hub_dataset, hub_config)``) when ``data`` is None.
-        train_size: train on a random subset of this many examples (seed 0).
+        source: where the examples come from and how to read them (a
+            :class:`earlyexit.data.DataSource`: a folder, two files or a hub
+            dataset; text and label columns; a training subset). Its ``task``
+            and ``path`` are also this config's ``task`` and ``data``.
         metric: what the study maximizes, logged at every checkpoint beside
             dev accuracy (see :data:`earlyexit.metrics.METRICS`).
         learning_rate: peak AdamW learning rate.
@@ -71,17 +64,7 @@ class TrainConfig:
     """
 
     model: str = "earlyexit:tiny-bert"
-    task: str = "sst2"
-    data: str | None = "earlyexit:sst2-2k"
-    train_file: str | None = None
-    dev_file: str | None = None
-    text_columns: tuple[str, ...] | None = None
-    label_column: str = "label"
-    hub_dataset: str | None = None
-    hub_config: str | None = None
-    train_split: str = "train"
-    dev_split: str | None = None
-    train_size: int | None = None
+    source: DataSource = field(default_factory=lambda: DataSource(task="sst2", path="earlyexit:sst2-2k"))
     metric: str = "accuracy"
     learning_rate: float = 5e-4
     warmup_ratio: float = 0.0
@@ -111,7 +94,6 @@ class TrainConfig:
         check_metric(self.metric)
         if self.max_epochs is not None and not (math.isfinite(self.max_epochs) and self.max_epochs > 0):
             raise ValueError(f"max_epochs must be positive, but got {self.max_epochs=}.")
-        self.data_source()  # validates the data settings
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, but got {self.learning_rate=}.")
         if not 0 <= self.warmup_ratio < 1:
@@ -135,13 +117,15 @@ class TrainConfig:
             if value is not None and not 0 <= value < 1:
                 raise ValueError(f"{name} must be in [0, 1), but got {value}.")
 
-    def data_source(self) -> DataSource:
-        """Where this run's examples come from (see :class:`earlyexit.data.DataSource`)."""
-        return DataSource(task=self.task, path=self.data if self.train_file is None else None,
-                          train=self.train_file, dev=self.dev_file,
-                          text_columns=tuple(self.text_columns) if self.text_columns else None,
-                          label_column=self.label_column, hub_dataset=self.hub_dataset, hub_config=self.hub_config,
-                          train_split=self.train_split, dev_split=self.dev_split, train_size=self.train_size)
+    @property
+    def task(self) -> str:
+        """The task's name (a GLUE name fills in text columns and the hub dataset)."""
+        return self.source.task
+
+    @property
+    def data(self) -> str | None:
+        """The data folder (or ``earlyexit:sst2-2k``); None for files or the hub."""
+        return self.source.path
 
     def budget_steps(self, train_examples: int) -> int:
         """The budget in optimiser steps for a training split of ``train_examples`` examples."""

@@ -165,7 +165,7 @@ def train(
     from transformers import get_scheduler
 
     started = time.perf_counter()
-    task = task or load_task(config.data_source())
+    task = task or load_task(config.source)
     config = config.with_budget(len(task.train))
     check_metric(config.metric, task.num_labels)
     tokenizer = load_tokenizer(config.model)
