@@ -54,6 +54,7 @@ class ProbeCommand:
         p.add_argument("--batch-size", type=int, default=8, help="examples per probe batch (default 8)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--names", nargs="+", default=None, help="probes to measure (default all)")
+        p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
     def take_action(self, args) -> int:
@@ -61,6 +62,7 @@ class ProbeCommand:
 
         from .data import load_task
         from .training import collate
+        from .training._device import device_name, resolve_device, to_device
         from .models import load_model, load_tokenizer
         from .probes import measure
 
@@ -68,19 +70,21 @@ class ProbeCommand:
             raise CLIUsageError("--batches and --batch-size must be at least 1.")
         task = load_task(_data_source(args))
         tokenizer = load_tokenizer(args.model)
-        model = load_model(args.model, task.num_labels, seed=args.seed, num_layers=args.layers)
+        device = resolve_device(args.device)
+        model = load_model(args.model, task.num_labels, seed=args.seed, num_layers=args.layers).to(device)
         gen = torch.Generator().manual_seed(args.seed)
         need = args.batches * args.batch_size
         if need > len(task.train):
             raise CLIUsageError(f"asked for {need} probe examples but the task has {len(task.train)}.")
         idx = torch.randperm(len(task.train), generator=gen)[:need].tolist()
         rows = [task.train[i] for i in idx]
-        batches = [collate(tokenizer, rows[k:k + args.batch_size], 128) for k in range(0, need, args.batch_size)]
+        batches = [to_device(collate(tokenizer, rows[k:k + args.batch_size], 128), device)
+                   for k in range(0, need, args.batch_size)]
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         result = measure(model, lambda m, b: m(**b).loss, batches, names=args.names,
                          optimizer=optimizer, seed=args.seed)
         if args.json:
-            print(json.dumps({"model": args.model, "task": args.task, "probes": dict(result),
+            print(json.dumps({"model": args.model, "task": args.task, "device": device_name(device), "probes": dict(result),
                               "diagnostics": result.diagnostics}, default=_json_float))
             return 0
         print(f"model {args.model}, task {args.task} ({task.source}), {args.batches} batches of {args.batch_size}")
@@ -160,19 +164,32 @@ class RunCommand:
         p.add_argument("--study-name", default=None, help="default: the spec's study.name")
         p.add_argument("--n-trials", type=int, default=None, help="finished trials to reach (default: the spec's)")
         p.add_argument("--n-jobs", type=int, default=1, help="parallel trials in this process")
+        p.add_argument("--threads", type=int, default=None,
+                       help="torch threads per trial (default: the cores not busy now, shared among --n-jobs; "
+                            "oversubscribed threads spin and slow everything)")
+        p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: the spec's "
+                                                      "train.device, else auto)")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
         p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     def take_action(self, args) -> int:
         import optuna
 
-        from .study import load_spec, run_study, summary, trial_table
+        from .study import default_threads, load_spec, run_study, summary, trial_table, with_device
 
         if args.n_trials is not None and args.n_trials < 1:
             raise CLIUsageError(f"--n-trials must be at least 1, but got {args.n_trials}.")
         if args.n_jobs < 1:
             raise CLIUsageError(f"--n-jobs must be at least 1, but got {args.n_jobs}.")
-        spec = load_spec(args.spec)
+        if args.threads is not None and args.threads < 1:
+            raise CLIUsageError(f"--threads must be at least 1, but got {args.threads}.")
+        spec = with_device(load_spec(args.spec), args.device)
+        threads = args.threads or default_threads(args.n_jobs)
+        import torch
+
+        torch.set_num_threads(threads)
+        if not args.json:
+            print(f"{threads} torch thread(s) per trial, {args.n_jobs} trial(s) at a time", file=sys.stderr)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = run_study(spec, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,
                           n_jobs=args.n_jobs, show_progress=not args.no_progress)
@@ -203,6 +220,7 @@ class SweepCommand:
         p.add_argument("--plan", action="store_true", help="list the runs and exit")
         p.add_argument("--threads", type=int, default=None,
                        help="torch threads (default: torch's); two 1-thread sweeps outrun one 2-thread sweep on 2 cores")
+        p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: the spec's)")
 
     def take_action(self, args) -> int:
         from pathlib import Path
@@ -214,10 +232,10 @@ class SweepCommand:
 
             torch.set_num_threads(args.threads)
 
-        from .study import load_spec
+        from .study import load_spec, with_device
         from .study import plan, run_sweep
 
-        spec = load_spec(args.spec)
+        spec = with_device(load_spec(args.spec), args.device)
         if args.limit is not None and args.limit < 1:
             raise CLIUsageError(f"--limit must be at least 1, but got {args.limit}.")
         if args.plan:
@@ -376,8 +394,12 @@ class ReplayCommand:
     """Retro-simulate pruning policies over a logged sweep: compute saved against regret."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("sweep", help="sweep folder to replay")
+        p.add_argument("sweep", nargs="+", help="sweep folder to replay (with --leave-one-task-out: sweep folders, "
+                                                "folders of sweeps or globs, of at least two tasks)")
         g = p.add_mutually_exclusive_group()
+        g.add_argument("--leave-one-task-out", action="store_true",
+                       help="for each task, fit on the other tasks' sweeps and replay its sweeps; one table "
+                            "per held-out sweep and aggregated (mean and worst), and a Pareto plot (--plot)")
         g.add_argument("--scorer", default=None, help="a fitted scorer file")
         g.add_argument("--fit-on", nargs="+", default=None, help="fit the scorer on these other sweeps")
         g.add_argument("--baselines-only", action="store_true",
@@ -390,6 +412,8 @@ class ReplayCommand:
         p.add_argument("--no-pareto", action="store_true", help="skip the aggressiveness sweep and plot")
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for a README)")
+        p.add_argument("--plot", default=None, help="with --leave-one-task-out: the Pareto plot's file "
+                                                    "(default: transfer_pareto.png beside the first sweep)")
 
     def take_action(self, args) -> int:
         from pathlib import Path
@@ -400,6 +424,11 @@ class ReplayCommand:
 
         if args.orders < 1 or args.keep_top < 1:
             raise CLIUsageError("--orders and --keep-top must be at least 1.")
+        if args.leave_one_task_out:
+            return self._transfer(args)
+        if len(args.sweep) != 1:
+            raise CLIUsageError("give one sweep folder to replay (several only with --leave-one-task-out).")
+        args.sweep = args.sweep[0]
         sweep = load(args.sweep)
         scorer = load_scorer(args.scorer) if args.scorer else None
         fit_on = [load(p) for p in find_sweeps(args.fit_on)] if args.fit_on else []
@@ -413,6 +442,23 @@ class ReplayCommand:
             print(json.dumps(result))
             return 0
         print(format_replay(result, markdown=args.markdown))
+        return 0
+
+    @staticmethod
+    def _transfer(args) -> int:
+        from pathlib import Path
+
+        from .replay import format_transfer, leave_one_task_out, plot_transfer
+        from .sweeps import find_sweeps, load
+
+        folders = find_sweeps(args.sweep)
+        result = leave_one_task_out([load(f) for f in folders], orders=args.orders, prefix=args.prefix,
+                                    keep_top=args.keep_top, progress=lambda m: print(m, file=sys.stderr))
+        png = Path(args.plot) if args.plot else folders[0].parent / "transfer_pareto.png"
+        plot_transfer(result, png)
+        result["plot"] = str(png)
+        print(json.dumps(result) if args.json else format_transfer(result, markdown=args.markdown)
+              + f"\nPareto plot: {png}")
         return 0
 
 

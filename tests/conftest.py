@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -6,3 +8,21 @@ import torch
 def _threads():
     torch.set_num_threads(2)
     yield
+
+
+def tiny_spec(name: str, *, grid: dict, max_steps: int, steps: list, probes=("loss", "gradient_norm"),
+              study: dict | None = None, train: dict | None = None, data: dict | None = None,
+              pruner: dict | None = None) -> str:
+    """A study spec on the bundled tiny BERT and SST-2 subset, small enough for a test: sequences of 32
+    tokens, batches of 16, a 2 x 4-example probe set, one dev pass of 512. The tables given add to (or
+    override) those settings; the pruner defaults to none, deciding at the second probe step."""
+    tables = {
+        "study": {"name": name, "sampler": "grid", **(study or {})},
+        "data": {"max_length": 32, **(data or {})},
+        "train": {"batch_size": 16, "max_steps": max_steps, "eval_batch_size": 512, **(train or {})},
+        "probes": {"steps": steps, "names": list(probes), "batches": 2, "batch_size": 4},
+        "search.grid": grid,
+        "pruner": {"kind": "none", "decision_steps": [steps[1]], **(pruner or {})},
+    }
+    return "\n".join(f"[{table}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+                     for table, values in tables.items())

@@ -9,31 +9,10 @@ import yaml
 
 from earlyexit.cli import main
 from earlyexit.study import load_spec, run_study
+from conftest import tiny_spec
 
-SPEC = """
-[study]
-name = "ex"
-storage = "sqlite:///{db}"
-n_trials = 2
-sampler = "grid"
-[data]
-max_length = 32
-[train]
-batch_size = 16
-max_steps = 6
-eval_batch_size = 512
-warmup_ratio = 0.1
-[probes]
-steps = [0, 3]
-names = ["loss"]
-batches = 2
-batch_size = 4
-[search.grid]
-learning_rate = [1e-3, 2e-4]
-[pruner]
-kind = "none"
-decision_steps = [3]
-"""
+SPEC = tiny_spec("ex", grid={"learning_rate": [1e-3, 2e-4]}, max_steps=6, steps=[0, 3], probes=("loss",),
+                 study={"storage": "sqlite:///{db}", "n_trials": 2}, train={"warmup_ratio": 0.1})
 
 
 @pytest.fixture(scope="module")
@@ -93,28 +72,7 @@ def test_export_errors(spec_path, capsys, tmp_path):
     assert "--storage" in capsys.readouterr().err
 
 
-SWEEP = """
-[study]
-name = "exsweep"
-sampler = "grid"
-[data]
-max_length = 32
-[train]
-batch_size = 16
-max_steps = 8
-eval_batch_size = 512
-[probes]
-steps = [0, 4]
-names = ["loss", "gradient_norm"]
-batches = 2
-batch_size = 4
-[search.grid]
-learning_rate = [1e-3, 1e-5]
-seed = [0, 1, 2]
-[pruner]
-kind = "none"
-decision_steps = [4]
-"""
+SWEEP = tiny_spec("exsweep", grid={"learning_rate": [1e-3, 1e-5], "seed": [0, 1, 2]}, max_steps=8, steps=[0, 4])
 
 
 def test_export_the_config_a_replay_would_choose(tmp_path, capsys):

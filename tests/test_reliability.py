@@ -11,31 +11,10 @@ import pytest
 from optuna.trial import TrialState
 
 from earlyexit.sweeps import load
+from conftest import tiny_spec
 
-SPEC = """
-[study]
-name = "crash"
-storage = "sqlite:///{db}"
-n_trials = 3
-sampler = "grid"
-heartbeat_seconds = 1
-[data]
-max_length = 32
-[train]
-batch_size = 16
-max_steps = 60
-eval_batch_size = 512
-[probes]
-steps = [0, 20, 40]
-names = ["loss", "gradient_norm"]
-batches = 2
-batch_size = 4
-[search.grid]
-learning_rate = [1e-3, 3e-4, 1e-4]
-[pruner]
-kind = "none"
-decision_steps = [20]
-"""
+SPEC = tiny_spec("crash", grid={"learning_rate": [1e-3, 3e-4, 1e-4]}, max_steps=60, steps=[0, 20, 40],
+                 study={"storage": "sqlite:///{db}", "n_trials": 3, "heartbeat_seconds": 1})
 
 
 def _start(args, cwd):
@@ -88,27 +67,37 @@ def test_kill_9_during_a_trial_then_resume(tmp_path, kill_after_complete):
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
-SWEEP = """
-[study]
-name = "ksweep"
-sampler = "grid"
-[data]
-max_length = 32
-[train]
-batch_size = 16
-max_steps = 120
-eval_batch_size = 512
-[probes]
-steps = [0, 20]
-names = ["loss"]
-batches = 2
-batch_size = 4
-[search.grid]
-learning_rate = [1e-3, 3e-4, 1e-4]
-[pruner]
-kind = "none"
-decision_steps = [20]
-"""
+def test_kill_9_then_the_same_command_at_once_retries_with_the_default_heartbeat(tmp_path):
+    # The heartbeat (30 s by default) has not expired when the command is run again: the dead worker's
+    # RUNNING trial is recognised by its host and process id, failed and retried at once.
+    db = tmp_path / "d.db"
+    spec = tmp_path / "crash.toml"
+    spec.write_text(SPEC.format(db=db).replace("heartbeat_seconds = 1\n", ""))
+    url = f"sqlite:///{db}"
+
+    def running():
+        trials = optuna.load_study(study_name="crash", storage=url).trials
+        return [t for t in trials if t.state == TrialState.RUNNING and "dev_accuracy@0" in t.user_attrs]
+
+    proc = _start(["run", str(spec), "--no-progress"], tmp_path)
+    _wait_for(running, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    again = subprocess.run([sys.executable, "-m", "earlyexit", "run", str(spec), "--no-progress"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    trials = optuna.load_study(study_name="crash", storage=url).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["learning_rate"] for t in complete) == [1e-4, 3e-4, 1e-3]
+    retried = [t for t in complete if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert len(retried) == 1 and retried[0].params == failed[0].params
+
+
+SWEEP = tiny_spec("ksweep", grid={"learning_rate": [1e-3, 3e-4, 1e-4]}, max_steps=120, steps=[0, 20],
+                  probes=("loss",))
 
 
 def test_kill_9_of_a_sweep_loses_at_most_the_run_in_progress(tmp_path):

@@ -237,3 +237,15 @@ def test_measurement_plan_follows_the_pruner(tmp_path):
     assert scorer.reads([50, 200]) == {50: ("loss", "gradient_norm", "dev_accuracy"),
                                        100: ("gradient_norm", "dev_accuracy"), 200: ()}
     assert scorer.reads([75]) == {50: ("loss",), 75: ()}
+
+
+def test_default_threads_share_the_free_cores_among_parallel_trials(monkeypatch):
+    import os
+
+    from earlyexit.study import default_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.2, 3.0, 3.0))
+    assert default_threads(1) == 5 and default_threads(2) == 2 and default_threads(8) == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (20.0, 20.0, 20.0))
+    assert default_threads(1) == 1  # a fully busy machine still gets one thread

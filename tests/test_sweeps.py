@@ -10,30 +10,10 @@ from earlyexit.cli import main
 from earlyexit.study import load_spec
 from earlyexit.study import plan, run_sweep
 from earlyexit.sweeps import SweepFormatError, import_seed_results, load
+from conftest import tiny_spec
 
-SPEC = """
-[study]
-name = "tiny"
-sampler = "grid"
-[data]
-max_length = 32
-group_by_length = true
-[train]
-batch_size = 16
-max_steps = 8
-eval_batch_size = 512
-[probes]
-steps = [0, 4]
-names = ["loss", "gradient_norm", "critical_sharpness"]
-batches = 2
-batch_size = 4
-[search.grid]
-learning_rate = [1e-3, 1e30]
-seed = [0, 1]
-[pruner]
-kind = "none"
-decision_steps = [4]
-"""
+SPEC = tiny_spec("tiny", grid={"learning_rate": [1e-3, 1e30], "seed": [0, 1]}, max_steps=8, steps=[0, 4],
+                 probes=("loss", "gradient_norm", "critical_sharpness"), data={"group_by_length": True})
 
 
 @pytest.fixture(scope="module")

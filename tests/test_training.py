@@ -119,3 +119,27 @@ def test_infinite_gradient_is_reported_as_divergence(monkeypatch):
     monkeypatch.setattr(loop.torch.nn.utils, "clip_grad_norm_", clip)
     r = train(TrainConfig(**FAST), task=_dev_subset())
     assert r.status == "diverged" and r.steps == 2 and "non-finite gradient at step 2" in r.reason
+
+
+def test_nothing_survives_a_finished_or_stopped_run(monkeypatch):
+    # transformers#13019-style leaks: a trial's model, optimizer state and batches must be freed when it
+    # ends, whether it completes or the pruner stops it.
+    import gc
+    import weakref
+
+    from earlyexit.training import _loop
+
+    refs = []
+    real = _loop.load_model
+
+    def tracked(*args, **kwargs):
+        model = real(*args, **kwargs)
+        refs.append(weakref.ref(model))
+        return model
+
+    monkeypatch.setattr(_loop, "load_model", tracked)
+    results = [train(TrainConfig(**FAST), task=_dev_subset()),
+               train(TrainConfig(**FAST), task=_dev_subset(), on_checkpoint=lambda cp: cp.step >= 4)]
+    assert [r.status for r in results] == ["completed", "stopped"]
+    gc.collect()
+    assert len(refs) == 2 and all(ref() is None for ref in refs)

@@ -13,31 +13,11 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from conftest import tiny_spec
 
-SPEC = """
-[study]
-name = "workers"
-n_trials = 6
-sampler = "grid"
-[data]
-max_length = 32
-[train]
-batch_size = 16
-max_steps = 40
-eval_batch_size = 512
-[probes]
-steps = [0, 10, 20]
-names = ["loss", "gradient_norm"]
-batches = 2
-batch_size = 4
-[search.grid]
-learning_rate = [3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]
-[pruner]
-kind = "geometric"
-decision_steps = [10]
-keep_top = 2
-n_startup_trials = 2
-"""
+SPEC = tiny_spec("workers", grid={"learning_rate": [3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]}, max_steps=40,
+                 steps=[0, 10, 20], study={"n_trials": 6},
+                 pruner={"kind": "geometric", "keep_top": 2, "n_startup_trials": 2})
 
 
 def _free_port() -> int:

@@ -10,7 +10,8 @@ from ._policies import Policy, policy_table
 from ._replay import frontier, plot, replay, save_figures
 from ._simulate import Run, evaluate, runs_of
 from ._tables import format_replay
+from ._transfer import format_transfer, leave_one_task_out, plot_transfer
 
 __all__ = ["CHEAP_PROBES", "HeldOut", "Policy", "Run", "chosen_config", "evaluate", "fit_on_runs", "fit_sweeps", "frontier",
-           "format_replay", "plot", "policy_table", "pooled_runs", "replay", "runs_of", "save_figures",
+           "format_replay", "format_transfer", "leave_one_task_out", "plot", "plot_transfer", "policy_table", "pooled_runs", "replay", "runs_of", "save_figures",
            "scorers_for", "study_groups", "surrogates_for"]

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from ..data import load_task
 from ..metrics import check_metric
 from ..names import (DEV_ACCURACY_AT, DEV_METRICS, PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_LABEL_NAMES,
-                     STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WORKER, Plan, Scorer, at)
+                     STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WORKER, DEVICE, Plan, Scorer, at)
 from ..pruning import GeometricPruner
 from ..pruning._geometric import REASON_ATTR
 from ..scoring import ProbeRankScorer
@@ -96,6 +96,9 @@ class Objective:
 
     def __init__(self, spec: StudySpec, *, show_progress: bool = True):
         self.spec = spec
+        from ..training._device import resolve_device
+
+        resolve_device(spec.train.device)  # a device that is not there fails before the storage is touched
         self.task = load_task(spec.train.source)
         check_metric(spec.train.metric, self.task.num_labels)
         self.max_steps = spec.train.with_budget(len(self.task.train)).max_steps
@@ -160,6 +163,7 @@ class Objective:
             if bar is not None:
                 bar.close()
         trial.set_user_attr("steps", result.steps)
+        trial.set_user_attr(DEVICE, result.device)
         trial.set_user_attr("compute_steps", result.compute_steps)
         if result.status == "diverged":
             trial.set_user_attr(PRUNED_REASON, "diverged")
@@ -246,6 +250,52 @@ def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str |
     return study
 
 
+def default_threads(n_jobs: int = 1) -> int:
+    """Torch threads per trial: the cores this process may use that are not busy now (the 1-minute load
+    average), shared among ``n_jobs`` trials at a time; at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, (cores - min(busy, cores - 1)) // max(1, n_jobs))
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def fail_orphaned_trials(study: optuna.Study, *, max_retry: int = 3) -> list[int]:
+    """Fail the RUNNING trials that a process of this host started and that process is gone (``kill -9``),
+    and queue each again at once with the same hyperparameters (as Optuna's heartbeat retry does, up to
+    ``max_retry`` times per config). Trials of other hosts are left to the storage's heartbeat.
+
+    Returns the numbers of the trials failed. Called when a worker starts and again before it exits.
+    """
+    host, failed = socket.gethostname(), []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(t.user_attrs.get(WORKER, "")).rpartition(":")
+        if worker_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another worker got there first
+        failed.append(t.number)
+        history = [*t.system_attrs.get("retry_history", []), t.number]
+        if len(history) > max_retry:
+            continue
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params=t.params, distributions=t.distributions,
+            user_attrs={k: v for k, v in t.user_attrs.items() if k == PHASE_ATTR},
+            system_attrs={**t.system_attrs, "failed_trial": t.number, "retry_history": history}))
+    return failed
+
+
 def finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
@@ -262,7 +312,9 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     resolve(spec.train.model)
     objective = Objective(spec, show_progress=show_progress)
     study = open_study(spec, storage=storage, study_name=study_name, task=objective.task)
-    # Trials of a crashed process: failed and queued again with the same hyperparameters.
+    # Trials of a crashed process: failed and queued again with the same hyperparameters, at once where
+    # the process was on this host, after the heartbeat's grace period (SQL storages) where it was not.
+    fail_orphaned_trials(study)
     optuna.storages.fail_stale_trials(study)
     target = n_trials or spec.n_trials
     if spec.pruner.mode == "screen":
@@ -280,6 +332,10 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
         callbacks.append(lambda s, t: bar.update(1) if t.state in (TrialState.COMPLETE, TrialState.PRUNED) else None)
     try:
         study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, callbacks=callbacks, catch=(DuplicateTrial,))
+        # Before exiting: a worker of this host killed meanwhile leaves a RUNNING trial; retry it now.
+        while fail_orphaned_trials(study) and finished(study) < target:
+            study.optimize(objective, n_trials=target - finished(study), n_jobs=n_jobs, callbacks=callbacks,
+                           catch=(DuplicateTrial,))
     finally:
         if bar is not None:
             bar.close()

@@ -134,7 +134,7 @@ _MODEL_KEYS = {"name", "num_layers", "freeze_word_embeddings", "prune_vocabulary
 _DATA_KEYS = {"task", "path", "train", "dev", "text_columns", "label_column", "dataset", "config", "train_split",
               "dev_split", "train_size", "max_length", "group_by_length"}
 _TRAIN_KEYS = {"learning_rate", "warmup_ratio", "weight_decay", "schedule", "batch_size", "max_steps", "max_epochs",
-               "grad_clip", "seed", "hidden_dropout", "classifier_dropout", "eval_batch_size"}
+               "grad_clip", "seed", "hidden_dropout", "classifier_dropout", "eval_batch_size", "device", "precision"}
 _PROBE_KEYS = {"steps", "names", "batches", "batch_size", "seed", "measure"}
 _PRUNER_KEYS = {f.name for f in fields(PrunerSpec)}
 
@@ -197,8 +197,8 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     cfg["group_by_length"] = _get(data, "group_by_length", bool, where, "data.", default=False)
     for key in _TRAIN_KEYS:
         if key in train:
-            kind = {"schedule": str}.get(key, int if key in ("batch_size", "max_steps", "seed", "eval_batch_size")
-                                          else float)
+            kind = {"schedule": str, "device": str, "precision": str}.get(
+                key, int if key in ("batch_size", "max_steps", "seed", "eval_batch_size") else float)
             cfg[key] = _get(train, key, kind, where, "train.")
     if "max_steps" in train and "max_epochs" in train:
         raise SpecError(f"{where}: set train.max_steps or train.max_epochs, not both.")
@@ -291,6 +291,18 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     return StudySpec(path=where, name=name, storage=storage, n_trials=n_trials, seed=seed, sampler=sampler,
                      grid=grid, search=dists, train=train_config, pruner=pruner_spec, heartbeat_seconds=heartbeat,
                      measure=measure)
+
+
+def with_device(spec: StudySpec, device: str | None) -> StudySpec:
+    """The spec with its runs on ``device`` (``--device``); unchanged for None. Raises SpecError for a bad name."""
+    from dataclasses import replace
+
+    if device is None:
+        return spec
+    try:
+        return replace(spec, train=replace(spec.train, device=device))
+    except ValueError as exc:
+        raise SpecError(f"--device: {exc}") from None
 
 
 def _data_settings(data: dict, where: str) -> dict[str, Any]:

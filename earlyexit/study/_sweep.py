@@ -101,9 +101,7 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -
         "probe_names": list(spec.train.probe_names),
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "cpus": _cpus(), "torch_threads": torch.get_num_threads(),
-                    # The training loop runs on the CPU (it never moves the model), so the runs do
-                    # too, whatever accelerator the machine has.
-                    "device": "cpu"},
+                    "device": _device(train_config.device), "precision": train_config.precision},
         "command": command,
         "packages": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__, "optuna": optuna.__version__,
@@ -111,6 +109,12 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -
         "spec": Path(spec.path).read_text() if Path(spec.path).exists() else "",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _device(name: str) -> str:
+    from ..training._device import device_name, resolve_device
+
+    return device_name(resolve_device(name))
 
 
 def _plain(value):

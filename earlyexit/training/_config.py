@@ -61,6 +61,12 @@ class TrainConfig:
         num_layers: keep only the first encoder layers of a pretrained model.
         hidden_dropout, classifier_dropout: dropout overrides (None: model's).
         eval_batch_size: examples per evaluation batch.
+        device: ``auto`` (CUDA, then MPS, then the CPU), ``cpu``, ``cuda``,
+            ``cuda:N`` or ``mps``: where the model, batches, optimizer state
+            and probe batches live.
+        precision: ``fp32``, ``bf16`` or ``fp16``: autocast for the training
+            step (a gradient scaler for fp16). The probes and evaluations run
+            in float32 (curvature in half precision is noise).
     """
 
     model: str = "earlyexit:tiny-bert"
@@ -88,10 +94,16 @@ class TrainConfig:
     hidden_dropout: float | None = None
     classifier_dropout: float | None = None
     eval_batch_size: int = 128
+    device: str = "auto"
+    precision: str = "fp32"
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         check_metric(self.metric)
+        if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, but got {self.device!r}.")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, but got {self.precision!r}.")
         if self.max_epochs is not None and not (math.isfinite(self.max_epochs) and self.max_epochs > 0):
             raise ValueError(f"max_epochs must be positive, but got {self.max_epochs=}.")
         if not self.learning_rate > 0:

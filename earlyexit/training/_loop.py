@@ -22,6 +22,7 @@ from ..names import DEV_METRICS
 from ..probes import PROBE_NAMES, WarmStart, measure
 from ._batches import Batcher, collate
 from ._config import HF_SCHEDULER_NAMES, TrainConfig, compute_steps
+from ._device import autocast, device_name, grad_scaler, resolve_device, to_device
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class TrainResult:
         steps: optimiser steps taken.
         final_accuracy, final_loss: dev metrics at the end (NaN if diverged).
         final_metric: the study's metric on dev at the end (NaN if diverged).
+        device: where the run trained (``device_name``: the GPU's model on CUDA).
         compute_steps: training steps plus probe overhead, in steps.
         checkpoints: every checkpoint measured.
         reason: why the run ended early, or None.
@@ -86,9 +88,10 @@ class TrainResult:
     reason: str | None = None
     train_step_seconds: float = math.nan
     final_metric: float = math.nan
+    device: str = ""
 
 
-def probe_set(config: TrainConfig, task: TaskData, tokenizer, id_map=None) -> list[dict]:
+def probe_set(config: TrainConfig, task: TaskData, tokenizer, id_map=None, device=None) -> list[dict]:
     """The fixed probe batches: ``probe_seed`` picks them, so every trial of a study shares them."""
     need = config.probe_batches * config.probe_batch_size
     if need > len(task.train):
@@ -98,7 +101,8 @@ def probe_set(config: TrainConfig, task: TaskData, tokenizer, id_map=None) -> li
     # Sorted by length so each probe batch pads little; the set (and L) is the same.
     rows = sorted((task.train[i] for i in idx), key=lambda r: len(r[0]) + len(r[1] or ""))
     size = config.probe_batch_size
-    return [collate(tokenizer, rows[k:k + size], config.max_length, id_map) for k in range(0, need, size)]
+    batches = [collate(tokenizer, rows[k:k + size], config.max_length, id_map) for k in range(0, need, size)]
+    return batches if device is None else [to_device(b, device) for b in batches]
 
 
 def _loss(model, batch):
@@ -106,7 +110,7 @@ def _loss(model, batch):
 
 
 def evaluate(model, tokenizer, rows, *, batch_size: int, max_length: int, id_map=None,
-             metric: str = "accuracy") -> tuple[float, float, float]:
+             metric: str = "accuracy", device=None) -> tuple[float, float, float]:
     """Dev accuracy in [0, 1], mean cross-entropy in nats, and ``metric`` (see ``earlyexit.metrics``), in eval mode.
 
     Rows are evaluated in length order (less padding); the figures are sums
@@ -120,6 +124,8 @@ def evaluate(model, tokenizer, rows, *, batch_size: int, max_length: int, id_map
         with torch.no_grad():
             for k in range(0, len(rows), batch_size):
                 batch = collate(tokenizer, rows[k:k + batch_size], max_length, id_map)
+                if device is not None:
+                    batch = to_device(batch, device)
                 out = model(**batch)
                 total_loss += float(out.loss) * len(batch["labels"])
                 labels += batch["labels"].tolist()
@@ -177,7 +183,10 @@ def train(
         id_map = shrink_vocabulary(model, used_token_ids(tokenizer, texts, max_length=config.max_length))
     if config.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    probes = probe_set(config, task, tokenizer, id_map)
+    device = resolve_device(config.device)
+    model.to(device)
+    probes = probe_set(config, task, tokenizer, id_map, device)
+    scaler = grad_scaler(device, config.precision)
     torch.manual_seed(config.seed)
     batcher = Batcher(tokenizer, task.train, batch_size=config.batch_size, seed=config.seed,
                       max_length=config.max_length, group_by_length=config.group_by_length, id_map=id_map)
@@ -211,7 +220,8 @@ def train(
         acc, dev_loss, dev_metric = math.nan, math.nan, math.nan
         if plan is None or any(n in DEV_METRICS for n in plan[step]):
             acc, dev_loss, dev_metric = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
-                                                 max_length=config.max_length, id_map=id_map, metric=config.metric)
+                                                 max_length=config.max_length, id_map=id_map, metric=config.metric,
+                                             device=device)
         eval_s = time.perf_counter() - t1
         step_s = train_seconds / step if step else math.nan
         cp = Checkpoint(
@@ -237,21 +247,28 @@ def train(
                                    _compute(step, train_seconds, probe_seconds_total), checkpoints,
                                    reason=f"stopped at step {step}",
                                    train_step_seconds=train_seconds / step if step else math.nan,
-                                   final_metric=cp.dev_metric)
+                                   final_metric=cp.dev_metric, device=device_name(device))
         if step >= config.max_steps:
             break
         t0 = time.perf_counter()
-        batch = batcher.next()
-        loss = _loss(model, batch)
+        batch = to_device(batcher.next(), device)
+        with autocast(device, config.precision):
+            loss = _loss(model, batch)
         if not torch.isfinite(loss):
             return _diverged(step, checkpoints, train_seconds, probe_seconds_total, f"non-finite loss at step {step}")
-        loss.backward()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        if scaler is not None:
+            scaler.unscale_(optimizer)
         if config.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            if not torch.isfinite(norm):
+            if not torch.isfinite(norm) and scaler is None:
                 return _diverged(step, checkpoints, train_seconds, probe_seconds_total,
                                  f"non-finite gradient at step {step}")
-        optimizer.step()
+        if scaler is not None:
+            scaler.step(optimizer)  # skips the step on an inf/NaN gradient and lowers the scale
+            scaler.update()
+        else:
+            optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
@@ -265,10 +282,11 @@ def train(
         acc, dev_loss, dev_metric = last.dev_accuracy, last.dev_loss, last.dev_metric
     else:
         acc, dev_loss, dev_metric = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
-                                             max_length=config.max_length, id_map=id_map, metric=config.metric)
+                                             max_length=config.max_length, id_map=id_map, metric=config.metric,
+                                             device=device)
     return TrainResult("completed", step, acc, dev_loss, _compute(step, train_seconds, probe_seconds_total),
                        checkpoints, train_step_seconds=train_seconds / step if step else math.nan,
-                       final_metric=dev_metric)
+                       final_metric=dev_metric, device=device_name(device))
 
 
 def _compute(steps: int, train_seconds: float, probe_seconds: float) -> float:

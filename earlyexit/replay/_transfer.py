@@ -1,0 +1,238 @@
+"""Leave-one-task-out: does a scorer fitted on other tasks prune a new one? (``replay --leave-one-task-out``)
+
+For each task among the sweeps, every policy is fitted on the sweeps of the *other* tasks and replayed
+on each sweep of the held-out task (:func:`earlyexit.replay.replay` with ``fit_on``). The result holds,
+per held-out sweep and aggregated over them (mean and worst), each policy's compute saved, regret and
+Spearman at the default setting, and the most compute it saves within a mean regret of 0, 0.1, 0.5 and
+1 point. Regrets are in points of each sweep's own metric (100 x the metric).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..sweeps import Sweep
+from ._replay import replay
+
+POLICIES = ("earlyexit", "earlyexit_all", "loss_only", "prefix_accuracy", "hyperparameters", "best_optuna",
+            "oracle")
+"""The policies the transfer table reports (``best_optuna``: the best of Optuna's pruners, chosen per budget)."""
+
+BUDGETS = ("0", "0.1", "0.5", "1")
+"""Mean-regret budgets, in points."""
+
+OPTUNA = ("median", "median_tuned", "percentile", "percentile_tuned", "successive_halving",
+          "successive_halving_tuned", "hyperband", "hyperband_tuned", "wilcoxon")
+
+
+def tasks_of(sweeps: Sequence[Sweep]) -> dict[str, list[Sweep]]:
+    """The sweeps by task (the manifest's ``task``), in the order given."""
+    by_task: dict[str, list[Sweep]] = defaultdict(list)
+    for sw in sweeps:
+        by_task[str(sw.manifest.get("task"))].append(sw)
+    return dict(by_task)
+
+
+def leave_one_task_out(sweeps: Sequence[Sweep], *, orders: int = 20, prefix: int = 100, keep_top: int = 1,
+                       progress=lambda m: None) -> dict:
+    """Replay every policy on each task's sweeps with scorers fitted on the other tasks' sweeps.
+
+    Needs sweeps of at least two tasks. Returns ``{"protocol", "held_out": {sweep: {policy: figures}},
+    "aggregate": {policy: figures}, "points": ...}``; a policy's figures are ``compute_saved``,
+    ``regret`` (points), ``spearman`` at the default setting (``prefix``, ``keep_top``) and
+    ``saved_within`` (budget in points -> most compute saved, or None).
+    """
+    by_task = tasks_of(sweeps)
+    if len(by_task) < 2:
+        raise ValueError(f"leave-one-task-out needs sweeps of at least two tasks, but got {sorted(by_task)}.")
+    started = time.perf_counter()
+    held_out, points, ceilings, results = {}, {}, {}, {}
+    for task, task_sweeps in by_task.items():
+        fit_on = [sw for t, sws in by_task.items() if t != task for sw in sws]
+        for sw in task_sweeps:
+            progress(f"held out: {sw.name} (task {task}); fitting on {', '.join(s.name for s in fit_on)}")
+            result = replay(sw, fit_on=fit_on, orders=orders, prefix=prefix, keep_top=keep_top,
+                            progress=progress)
+            results[sw.name] = result
+            held_out[sw.name], points[sw.name] = _per_sweep(result)
+            if "noise_ceiling" in result:
+                nc = result["noise_ceiling"]
+                ceilings[sw.name] = {"spearman": nc["spearman"], "regret": 100 * nc["regret"]}
+    return {
+        "protocol": {"tasks": {t: [sw.name for sw in sws] for t, sws in by_task.items()}, "orders": orders,
+                     "prefix": prefix, "keep_top": keep_top, "regret_units": "points (100 x each sweep's metric)",
+                     "metrics": {sw.name: sw.metric for sw in sweeps},
+                     "seconds": round(time.perf_counter() - started, 1)},
+        "held_out": held_out,
+        "aggregate": _aggregate(held_out, points),
+        "noise_ceiling": ceilings,
+        "points": {name: {p: [list(x) for x in pts] for p, pts in by_policy.items()} for name, by_policy in points.items()},
+        "replays": {name: {"held_out": r["protocol"]["held_out"], "feature_sets": r["protocol"]["feature_sets"]}
+                    for name, r in results.items()},
+    }
+
+
+def _per_sweep(result: dict) -> tuple[dict, dict]:
+    """One sweep's figures per policy, and every setting's (setting, compute saved, regret in points)."""
+    policies, frontier = result["policies"], result.get("frontier", {})
+    figures, points = {}, {}
+    for name in POLICIES:
+        if name == "best_optuna":
+            continue
+        if name not in policies:
+            continue
+        r = policies[name]
+        figures[name] = {"compute_saved": r["compute_saved"], "regret": _points(r["regret"]),
+                         "spearman": r["spearman"],
+                         "saved_within": {b: _within(frontier.get(name, {}), b) for b in BUDGETS}}
+        pts = result.get("pareto", {}).get(name)
+        points[name] = ([(f"step {p['prefix']}, top {p['keep_top']}", p["compute_saved"], _points(p["regret"]))
+                         for p in pts] if pts else [("as replayed", r["compute_saved"], _points(r["regret"]))])
+    for name in OPTUNA:
+        if name in policies:
+            r = policies[name]
+            points[name] = [("as replayed", r["compute_saved"], _points(r["regret"]))]
+    optuna_figures = {n: policies[n] for n in OPTUNA if n in policies and policies[n]["regret"] is not None}
+    if optuna_figures:
+        best = min(optuna_figures, key=lambda n: (optuna_figures[n]["regret"], -optuna_figures[n]["compute_saved"]))
+        r = optuna_figures[best]
+        figures["best_optuna"] = {
+            "pruner": best, "compute_saved": r["compute_saved"], "regret": _points(r["regret"]),
+            "spearman": r["spearman"],
+            "saved_within": {b: max((v for v in (_within(frontier.get(n, {}), b) for n in optuna_figures)
+                                     if v is not None), default=None) for b in BUDGETS}}
+    return figures, points
+
+
+def _aggregate(held_out: dict, points: dict) -> dict:
+    """Mean and worst over held-out sweeps; ``saved_within`` from the settings' means over sweeps."""
+    out = {}
+    names = [p for p in POLICIES if any(p in h for h in held_out.values())]
+    for name in names:
+        rows = [h[name] for h in held_out.values() if name in h]
+        regrets = [r["regret"] for r in rows if r["regret"] is not None]
+        saved = [r["compute_saved"] for r in rows if r["compute_saved"] is not None]
+        entry = {"sweeps": len(rows), "mean_compute_saved": _mean(saved), "mean_regret": _mean(regrets),
+                 "worst_regret": max(regrets) if regrets else None}
+        if name == "best_optuna":
+            entry["saved_within"] = _best_optuna_within(points)
+        else:
+            entry["saved_within"] = _mean_within({sw: p[name] for sw, p in points.items() if name in p})
+        out[name] = entry
+    return out
+
+
+def _mean_within(per_sweep: dict[str, list]) -> dict:
+    """Per budget: the setting whose mean regret over the sweeps is within it and saves most on average."""
+    by_setting: dict[str, list] = defaultdict(list)
+    for pts in per_sweep.values():
+        for setting, saved, regret in pts:
+            by_setting[setting].append((saved, regret))
+    n = len(per_sweep)
+    means = {s: (_mean([v[0] for v in vs]), _mean([v[1] for v in vs])) for s, vs in by_setting.items()
+             if len(vs) == n and all(v[0] is not None and v[1] is not None for v in vs)}
+    out = {}
+    for b in BUDGETS:
+        ok = [(saved, regret, s) for s, (saved, regret) in means.items() if regret <= float(b) + 1e-9]
+        best = max(ok, key=lambda x: (x[0], -x[1])) if ok else None
+        out[b] = None if best is None else {"compute_saved": best[0], "regret": best[1], "setting": best[2]}
+    return out
+
+
+def _best_optuna_within(points: dict) -> dict:
+    """Per budget: the one Optuna pruner whose mean over the sweeps saves most within it."""
+    out = {}
+    per_pruner = {n: _mean_within({sw: p[n] for sw, p in points.items() if n in p}) for n in OPTUNA
+                  if any(n in p for p in points.values())}
+    for b in BUDGETS:
+        ok = [(v[b]["compute_saved"], n, v[b]) for n, v in per_pruner.items() if v[b] is not None]
+        best = max(ok, key=lambda x: x[0]) if ok else None
+        out[b] = None if best is None else {**best[2], "setting": best[1]}
+    return out
+
+
+def _within(frontier_entry: dict, budget_points: str):
+    key = str(float(budget_points) / 100)
+    match = next((v for k, v in frontier_entry.items() if math.isclose(float(k), float(key), abs_tol=1e-12)), None)
+    return None if match is None else match["compute_saved"]
+
+
+def _points(regret):
+    return None if regret is None else 100 * regret
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def format_transfer(result: dict, *, markdown: bool = False) -> str:
+    """The leave-one-task-out table: per held-out sweep and aggregated, each policy's figures."""
+    from ._tables import table
+
+    head = ["held out", "policy", "saved (default)", "regret (pts)", "spearman",
+            *[f"saved, regret <= {b} pts" for b in BUDGETS]]
+    rows = []
+
+    def cells(figures, within):
+        saved = figures.get("compute_saved", figures.get("mean_compute_saved"))
+        regret = figures.get("regret", figures.get("mean_regret"))
+        return [_pct(saved), "-" if regret is None else f"{regret:.2f}",
+                "-" if figures.get("spearman") is None else f"{figures['spearman']:.2f}",
+                *[_pct(w if not isinstance(w, dict) else w["compute_saved"]) if w is not None else "-"
+                  for w in (within[b] for b in BUDGETS)]]
+
+    for sweep, by_policy in result["held_out"].items():
+        for name, f in by_policy.items():
+            label = f"{name} ({f['pruner']})" if name == "best_optuna" else name
+            rows.append([sweep, label, *cells(f, f["saved_within"])])
+        if sweep in result.get("noise_ceiling", {}):
+            nc = result["noise_ceiling"][sweep]
+            rows.append([sweep, "noise ceiling", "", f"{nc['regret']:.2f}", f"{nc['spearman']:.2f}",
+                         *[""] * len(BUDGETS)])
+    for name, f in result["aggregate"].items():
+        worst = "-" if f["worst_regret"] is None else f"{f['worst_regret']:.2f}"
+        rows.append([f"mean of {f['sweeps']} (worst regret {worst})", name, *cells(f, f["saved_within"])])
+    lines = table(head, rows, markdown)
+    seconds = result["protocol"].get("seconds")
+    return "\n".join([f"leave-one-task-out over {', '.join(result['protocol']['tasks'])}: "
+                      f"{result['protocol']['orders']} orders, decision at step {result['protocol']['prefix']}, "
+                      f"keep top {result['protocol']['keep_top']}; regret in points of each sweep's metric"
+                      + (f"; {seconds:.0f} s" if seconds is not None else ""), *lines])
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def plot_transfer(result: dict, path: Path) -> None:
+    """Mean compute saved against mean regret over the held-out sweeps, each policy's settings."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    names = {p for pts in result["points"].values() for p in pts}
+    for name in sorted(names):
+        per_sweep = {sw: [tuple(x) for x in p[name]] for sw, p in result["points"].items() if name in p}
+        by_setting: dict[str, list] = defaultdict(list)
+        for pts in per_sweep.values():
+            for setting, saved, regret in pts:
+                if saved is not None and regret is not None:
+                    by_setting[setting].append((saved, regret))
+        xs = [_mean([v[0] for v in vs]) for vs in by_setting.values() if len(vs) == len(per_sweep)]
+        ys = [_mean([v[1] for v in vs]) for vs in by_setting.values() if len(vs) == len(per_sweep)]
+        if xs:
+            ax.plot(xs, ys, "o" if len(xs) > 1 else "x", alpha=0.6, label=name)
+    ax.set_xlabel("mean compute saved over held-out sweeps")
+    ax.set_ylabel("mean regret (points of each sweep's metric)")
+    ax.set_title("leave-one-task-out: " + ", ".join(result["protocol"]["tasks"]))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
