@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..probes import PROBE_NAMES, ProbeSettings, measure
-from ..probes._objective import Objective, probing_mode
+from ..probes._objective import probing
 from ..probes._reference import measure_reference, power_iteration
 from ..probes._trace import deflated_hutchinson
 from ..probes._lanczos import lanczos
@@ -145,8 +145,7 @@ def run(cfg: BenchConfig = BenchConfig(), settings: ProbeSettings | None = None,
 
 def _accuracy(model, probe, optimizer, settings, warm_start, cfg, progress) -> dict:
     """Eigenvalue and trace accuracy of ours and of the seed-style estimates."""
-    with probing_mode(model):
-        objective = Objective(model, _loss_fn, probe)
+    with probing(model, _loss_fn, probe) as objective:
         _, _, hvp = objective.gradients_and_hvp()
         gen = torch.Generator().manual_seed(123)
         converged, used = power_iteration(hvp, objective.dim, gen, rtol=1e-4, max_iterations=300)

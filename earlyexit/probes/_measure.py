@@ -15,7 +15,7 @@ from torch import nn
 from ..names import HESSIAN_PROBES
 from ._critical import critical_step
 from ._lanczos import lanczos
-from ._objective import LossFn, Objective, probing_mode
+from ._objective import LossFn, probing
 from ._trace import deflated_hutchinson, rademacher
 from ._update import update_direction
 
@@ -167,8 +167,7 @@ def measure(
     eigenvector, eta_c, rel_eta_c = warm_start.eigenvector, warm_start.eta_c, warm_start.relative_eta_c
     generator = torch.Generator().manual_seed(seed)
 
-    with probing_mode(model):
-        objective = Objective(model, loss_fn, batches)
+    with probing(model, loss_fn, batches) as objective:
         theta = objective.theta
         need_grad = bool(_NEEDS_GRADIENT & set(names))
         need_hessian = bool(HESSIAN_PROBES & set(names))

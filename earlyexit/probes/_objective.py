@@ -137,3 +137,10 @@ def probing_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for m, flag in flags:
             m.training = flag
+
+
+@contextlib.contextmanager
+def probing(model: nn.Module, loss_fn: LossFn, batches: Sequence[Any]) -> Iterator[Objective]:
+    """:func:`probing_mode` for ``model``, yielding the :class:`Objective` of ``loss_fn`` over ``batches``."""
+    with probing_mode(model):
+        yield Objective(model, loss_fn, batches)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._objective import LossFn, Objective, probing_mode
+from ._objective import LossFn, probing
 from ._trace import rademacher
 
 
@@ -35,8 +35,7 @@ def measure_reference(
     """Seed-style probe values by name, plus ``<name>_seconds`` for each."""
     out: dict[str, float] = {}
     generator = torch.Generator().manual_seed(seed)
-    with probing_mode(model):
-        objective = Objective(model, loss_fn, batches)
+    with probing(model, loss_fn, batches) as objective:
         theta = objective.theta
 
         def fresh_hvp(v: torch.Tensor) -> torch.Tensor:
