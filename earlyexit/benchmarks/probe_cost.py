@@ -19,13 +19,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..probes import PROBE_NAMES, ProbeSettings, measure
+from ..names import DEFAULT_PROBES
+from ..probes import ProbeSettings, measure
 from ..probes._objective import probing
 from ..probes._reference import measure_reference, power_iteration
 from ..probes._trace import deflated_hutchinson
 from ..probes._lanczos import lanczos
 
-BENCH_PROBES = tuple(n for n in PROBE_NAMES if n != "relative_critical_sharpness")
+BENCH_PROBES = DEFAULT_PROBES
 
 
 @dataclass(frozen=True)
