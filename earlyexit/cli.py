@@ -169,6 +169,9 @@ class RunCommand:
                             "oversubscribed threads spin and slow everything)")
         p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: the spec's "
                                                       "train.device, else auto)")
+        p.add_argument("--devices", default=None,
+                       help="one worker process per device on the same study, e.g. 0,1,2,3 (CUDA indices); needs "
+                            "a storage for several writers (journal:PATH, postgresql://...)")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
         p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
@@ -184,6 +187,8 @@ class RunCommand:
         if args.threads is not None and args.threads < 1:
             raise CLIUsageError(f"--threads must be at least 1, but got {args.threads}.")
         spec = with_device(load_spec(args.spec), args.device)
+        if args.devices is not None:
+            return self._workers(args, spec)
         threads = args.threads or default_threads(args.n_jobs)
         import torch
 
@@ -208,6 +213,26 @@ class RunCommand:
             for k, v in best["params"].items():
                 print(f"  {k} = {v}")
         return 0
+
+
+    @staticmethod
+    def _workers(args, spec) -> int:
+        from .study import default_threads
+        from .study._workers import check_shared_storage, device_list, run_workers
+        from .training._device import resolve_device
+
+        devices = device_list(args.devices)
+        for d in devices:
+            resolve_device(d)  # every device is there before any worker starts
+        storage = args.storage or spec.storage
+        check_shared_storage(storage, len(devices))
+        extra = [*(["--n-trials", str(args.n_trials)] if args.n_trials else []),
+                 *(["--study-name", args.study_name] if args.study_name else [])]
+        threads = args.threads or default_threads(len(devices))
+        print(f"{len(devices)} workers ({', '.join(devices)}), {threads} torch thread(s) each, on {storage}",
+              file=sys.stderr)
+        return run_workers(args.spec, devices, storage=storage, threads=threads, extra=extra,
+                           log=lambda m: print(m, flush=True))
 
 
 class SweepCommand:

@@ -63,3 +63,24 @@ def test_cuda_training_releases_its_memory():
     gc.collect()
     torch.cuda.synchronize()
     assert torch.cuda.memory_allocated() == before
+
+
+def test_devices_refuses_sqlite_and_runs_one_worker_per_device_on_a_journal(tmp_path, capsys):
+    from conftest import tiny_spec
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    spec = tmp_path / "w.toml"
+    spec.write_text(tiny_spec("w", grid={"learning_rate": [1e-3, 3e-4, 1e-4, 3e-5]}, max_steps=8, steps=[0, 4],
+                              study={"n_trials": 4, "storage": f"sqlite:///{tmp_path}/w.db"}))
+    assert main(["run", str(spec), "--devices", "cpu,cpu"]) == 2
+    assert "lock each other out" in capsys.readouterr().err and not (tmp_path / "w.db").exists()
+    journal = tmp_path / "w.log"
+    assert main(["run", str(spec), "--devices", "cpu,cpu", "--storage", f"journal:{journal}"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("trial(s) at a time") == 2  # both workers started, each line prefixed with its device
+    study = optuna.load_study(study_name="w", storage=JournalStorage(JournalFileBackend(str(journal))))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.params["learning_rate"] for t in done) == [3e-5, 1e-4, 3e-4, 1e-3]
