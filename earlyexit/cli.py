@@ -105,6 +105,7 @@ class BenchCommand:
         p.add_argument("--quick", action="store_true",
                        help="a 1-layer, 16-token shape with one repeat and no accuracy check (for smoke tests)")
         p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+        p.add_argument("--device", default=None, help="cpu (default), cuda, cuda:N or mps; with --spec: the spec's")
         p.add_argument("--spec", default=None,
                        help="instead: measure each probe part's cost in training steps on this sweep spec's own "
                             "model and data (what the replay charges)")
@@ -126,10 +127,14 @@ class BenchCommand:
             return self._spec_costs(args)
         if args.write:
             raise CLIUsageError("--write needs --spec (the sweep whose probe costs to save).")
+        import dataclasses
+
         cfg = BenchConfig()
         if args.quick:
             cfg = BenchConfig(layers=1, hidden=64, heads=2, intermediate=128, vocab=2000, seq_len=16,
                               repeats=1, warm_steps=2, trace_seeds=2, accuracy=False)
+        if args.device is not None:
+            cfg = dataclasses.replace(cfg, device=args.device)
         log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
         result = run(cfg, progress=log)
         print(json.dumps(result, default=_json_float) if args.json else "\n" + format_table(result))
@@ -145,7 +150,7 @@ class BenchCommand:
         spec = load_spec(args.spec)
         log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
         command = "earlyexit " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
-        costs = measure_probe_costs(args.spec, until=args.until, command=command, progress=log)
+        costs = measure_probe_costs(args.spec, until=args.until, command=command, progress=log, device=args.device)
         print(json.dumps(costs.to_dict(), default=_json_float) if args.json else "\n" + format_costs(costs))
         if args.write:
             folder = Path(args.out) if args.out else Path(args.spec).parent / spec.name

@@ -84,3 +84,12 @@ def test_devices_refuses_sqlite_and_runs_one_worker_per_device_on_a_journal(tmp_
     study = optuna.load_study(study_name="w", storage=JournalStorage(JournalFileBackend(str(journal))))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(t.params["learning_rate"] for t in done) == [3e-5, 1e-4, 3e-4, 1e-3]
+
+
+def test_bench_and_probe_record_their_device(capsys):
+    import json
+
+    assert main(["bench", "probes", "--quick", "--json", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"].startswith("cpu")
+    assert main(["probe", "--json", "--batches", "2", "--batch-size", "2", "--names", "loss", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"].startswith("cpu")

@@ -41,6 +41,7 @@ class BenchConfig:
         warm_steps: training steps between the cold and the warm checkpoint.
         repeats: timing repeats (the median is reported).
         trace_seeds: seeds for the trace-accuracy comparison.
+        device: where the model and batches live (see ``earlyexit.training``'s devices).
     """
 
     layers: int = 4
@@ -55,6 +56,7 @@ class BenchConfig:
     repeats: int = 3
     trace_seeds: int = 5
     accuracy: bool = True
+    device: str = "cpu"
 
 
 def _model(cfg: BenchConfig) -> nn.Module:
@@ -73,11 +75,14 @@ def _loss_fn(model, batch):
 
 def run(cfg: BenchConfig = BenchConfig(), settings: ProbeSettings | None = None, progress=print) -> dict:
     """Run the benchmark and return every figure as a JSON-ready dict."""
+    from ..training._device import device_name, resolve_device
+
     settings = settings or ProbeSettings()
+    device = resolve_device(cfg.device)
     gen = torch.Generator().manual_seed(1)
-    model = _model(cfg)
-    ids = torch.randint(1000, cfg.vocab, (cfg.batch, cfg.seq_len), generator=gen)
-    labels = torch.randint(0, 2, (cfg.batch,), generator=gen)
+    model = _model(cfg).to(device)
+    ids = torch.randint(1000, cfg.vocab, (cfg.batch, cfg.seq_len), generator=gen).to(device)
+    labels = torch.randint(0, 2, (cfg.batch,), generator=gen).to(device)
     size = cfg.batch // cfg.probe_batches
     probe = [(ids[i:i + size], labels[i:i + size]) for i in range(0, cfg.batch, size)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
@@ -86,13 +91,15 @@ def run(cfg: BenchConfig = BenchConfig(), settings: ProbeSettings | None = None,
         # Fresh random batches, as in a run: training on the probe batch
         # itself would memorise it within the warm steps.
         model.train()
-        batch = (torch.randint(1000, cfg.vocab, (cfg.batch, cfg.seq_len), generator=gen),
-                 torch.randint(0, 2, (cfg.batch,), generator=gen))
+        batch = (torch.randint(1000, cfg.vocab, (cfg.batch, cfg.seq_len), generator=gen).to(device),
+                 torch.randint(0, 2, (cfg.batch,), generator=gen).to(device))
         loss = _loss_fn(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the step's time, not its launch
 
     for _ in range(2):
         train_step()
@@ -125,6 +132,7 @@ def run(cfg: BenchConfig = BenchConfig(), settings: ProbeSettings | None = None,
 
     result = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "device": device_name(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "shape": {k: getattr(cfg, k) for k in ("layers", "hidden", "batch", "seq_len", "probe_batches")},

@@ -11,11 +11,12 @@ import statistics
 
 from ..names import GRADIENT_PROBES, HESSIAN_PROBES
 from ..sweeps import ProbeCosts
-from ._spec import load_spec
+from ._spec import load_spec, with_device
 from ._sweep import plan
 
 
-def measure_probe_costs(spec_path, *, until: int = 100, command: str | None = None, progress=print):
+def measure_probe_costs(spec_path, *, until: int = 100, command: str | None = None, progress=print,
+                        device: str | None = None):
     """Measure :class:`earlyexit.sweeps.ProbeCosts` on a spec's model, data and probe set.
 
     Trains the spec's first sweep config to step ``until``, probing at the
@@ -31,7 +32,7 @@ def measure_probe_costs(spec_path, *, until: int = 100, command: str | None = No
 
     from ..training import train
 
-    spec = load_spec(spec_path)
+    spec = with_device(load_spec(spec_path), device)
     first = plan(spec)[0]
     base = spec.config_for(first.params)
     steps = [s for s in base.probe_steps if s <= until]
