@@ -34,20 +34,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from .names import DEV_METRICS, PROBES_AT, PRUNED_REASON, Scorer, at
 from .probes import ProbeSettings, WarmStart, measure
 from .scoring import ProbeRankScorer
 
+if TYPE_CHECKING:  # annotations only
+    import optuna
+    from transformers import Trainer
+
 DEFAULT_METRIC_KEYS = {"dev_accuracy": "eval_accuracy", "dev_loss": "eval_loss"}
 """Which key of the Trainer's evaluation metrics becomes which dev metric of the probe history."""
 
 
-def _default_loss(model, batch):
+def _default_loss(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return model(**batch).loss
 
 
@@ -84,8 +88,9 @@ class ProbeCallback(TrainerCallback):
 
     def __init__(self, probe_batches: Sequence[dict], *, steps: Iterable[int] = (0, 10, 25, 50, 100, 200, 400),
                  names: Sequence[str] | None = None, loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
-                 scorer=None, decision_steps: Iterable[int] | None = None,
-                 metric_keys: Mapping[str, str] | None = None, trainer=None, trial=None,
+                 scorer: Scorer | None = None, decision_steps: Iterable[int] | None = None,
+                 metric_keys: Mapping[str, str] | None = None, trainer: Trainer | None = None,
+                 trial: optuna.Trial | None = None,
                  settings: ProbeSettings | None = None):
         self.probe_batches = list(probe_batches)
         if not self.probe_batches:
@@ -122,25 +127,30 @@ class ProbeCallback(TrainerCallback):
         return frozenset(self.plan)
 
     @classmethod
-    def attach(cls, trainer, probe_batches: Sequence[dict], **kwargs) -> ProbeCallback:
+    def attach(cls, trainer: Trainer, probe_batches: Sequence[dict], **kwargs: Any) -> ProbeCallback:
         """Create a callback bound to ``trainer`` and add it to the trainer's callbacks."""
         callback = cls(probe_batches, trainer=trainer, **kwargs)
         trainer.add_callback(callback)
         return callback
 
     # -- Trainer events ---------------------------------------------------
-    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       model: torch.nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
+                       **kwargs: Any) -> None:
         self.history = {}
         self._warm = WarmStart()
         self._awaiting_eval = None
         if 0 in self.plan:
             self._checkpoint(0, model, optimizer, control)
 
-    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    model: torch.nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
+                    **kwargs: Any) -> None:
         if state.global_step in self.plan and state.global_step not in self.history:
             self._checkpoint(state.global_step, model, optimizer, control)
 
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    metrics: Mapping[str, float] | None = None, **kwargs: Any) -> None:
         step = state.global_step
         for name, key in self.metric_keys.items():
             if metrics and key in metrics and step in self.plan:
@@ -154,7 +164,8 @@ class ProbeCallback(TrainerCallback):
         names = self.plan[step]
         return names is not None and any(n in self.metric_keys for n in names)
 
-    def _checkpoint(self, step: int, model, optimizer, control) -> None:
+    def _checkpoint(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    control: TrainerControl) -> None:
         if model is None:
             raise RuntimeError("ProbeCallback needs the model; the Trainer passes it to callbacks.")
         names = self.plan[step]
