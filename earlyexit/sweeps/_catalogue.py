@@ -42,13 +42,14 @@ def catalogue_row(sweep: Sweep) -> dict:
     """One sweep's row: what it is, how far it is, and its plain figures in its own metric.
 
     ``median_final``/``best_final`` are over completed runs; ``noise_ceiling``
-    (where two seeds share configs) is the seed-to-seed ceiling's mean
+    (where two seeds share configs and every planned run is logged) is the seed-to-seed ceiling's mean
     Spearman and regret in points (100 x the metric); ``probe_costs`` says
     whether ``probe_costs.json`` is there.
     """
     s = sweep.summary()
     protocol = sweep.manifest.get("protocol", {})
-    ceiling = ceiling_summary(seed_ceiling(sweep)) if len(s["seeds"]) > 1 else None
+    # The ceiling of a sweep still being logged would rank a few configs of a partial seed: wait for all.
+    ceiling = ceiling_summary(seed_ceiling(sweep)) if len(s["seeds"]) > 1 and sweep.missing_runs <= 0 else None
     budget = sweep.manifest.get("budget_steps") or protocol.get("max_steps")
     return {
         "name": s["name"], "path": s["path"], "task": s["task"], "metric": s["metric"],
