@@ -208,8 +208,10 @@ class RunCommand:
             print(json.dumps(result))
             return 0
         print(trial_table(study))
+        saved = (f" against {result['full_training_steps']:.0f} to train every finished trial to the end: pruning "
+                 f"saved {result['compute_saved']:.1%}" if "compute_saved" in result else "")
         print(f"\n{result['complete']} complete, {result['pruned']} pruned, {result['failed']} failed; "
-              f"{result['compute_steps']:.0f} training-step equivalents in all")
+              f"{result['compute_steps']:.0f} training-step equivalents in all (probes included){saved}")
         if "best" in result:
             best = result["best"]
             shown = f"dev {best['metric']} {best['value']:.4f}" + (

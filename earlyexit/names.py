@@ -81,6 +81,8 @@ STUDY_SPEC = "earlyexit:spec"
 """The spec's TOML text (a study user attribute)."""
 STUDY_SPEC_PATH = "earlyexit:spec_path"
 STUDY_METRIC = "earlyexit:metric"
+STUDY_BUDGET = "earlyexit:budget_steps"
+"""A trial's budget in optimiser steps (``max_steps``, or resolved from ``max_epochs``)."""
 STUDY_LABEL_NAMES = "earlyexit:label_names"
 
 

@@ -249,3 +249,14 @@ def test_default_threads_share_the_free_cores_among_parallel_trials(monkeypatch)
     assert default_threads(1) == 5 and default_threads(2) == 2 and default_threads(8) == 1
     monkeypatch.setattr(os, "getloadavg", lambda: (20.0, 20.0, 20.0))
     assert default_threads(1) == 1  # a fully busy machine still gets one thread
+
+
+def test_the_summary_says_what_pruning_saved(tmp_path, capsys):
+    spec, db = _spec(tmp_path), f"sqlite:///{tmp_path}/saved.db"
+    assert main(["run", str(spec), "--no-progress", "--storage", db]) == 0
+    assert "against 30 to train every finished trial to the end: pruning saved" in capsys.readouterr().out
+    assert main(["run", str(spec), "--no-progress", "--storage", db, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["full_training_steps"] == 30
+    assert result["compute_saved"] == pytest.approx(1 - result["compute_steps"] / 30)
+    assert result["pruned"] >= 1 and result["compute_saved"] > 0

@@ -15,7 +15,8 @@ from optuna.trial import TrialState
 from ..data import load_task
 from ..metrics import check_metric
 from ..names import (DEV_ACCURACY_AT, DEV_METRICS, PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_LABEL_NAMES,
-                     STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WORKER, DEVICE, Plan, Scorer, at)
+                     STUDY_BUDGET, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WORKER, DEVICE, Plan, Scorer,
+                     at)
 from ..pruning import GeometricPruner
 from ..pruning._geometric import REASON_ATTR
 from ..scoring import ProbeRankScorer
@@ -244,6 +245,8 @@ def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str |
         study.set_user_attr(STUDY_SPEC, Path(spec.path).read_text() if Path(spec.path).exists() else "")
         study.set_user_attr(STUDY_SPEC_PATH, spec.path)
         study.set_user_attr(STUDY_METRIC, spec.train.metric)
+        if max_steps is not None:
+            study.set_user_attr(STUDY_BUDGET, max_steps)
         if task is not None:
             study.set_user_attr(STUDY_LABEL_NAMES, [x.item() if hasattr(x, "item") else x
                                                           for x in task.label_names])
@@ -408,6 +411,15 @@ def summary(study: optuna.Study) -> dict:
         "failed": sum(t.state == TrialState.FAIL for t in trials),
         "compute_steps": sum(t.user_attrs.get("compute_steps", 0.0) for t in trials),
     }
+    budget = study.user_attrs.get(STUDY_BUDGET)
+    judged = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    if budget and judged:
+        # What pruning saved: training-step equivalents spent (probes included) against training every
+        # finished trial to the end of the budget, without probes.
+        full = budget * len(judged)
+        spent = sum(t.user_attrs.get("compute_steps", 0.0) for t in judged)
+        out["full_training_steps"] = full
+        out["compute_saved"] = 1 - spent / full
     if done:
         best = max(done, key=lambda t: t.value)
         metric = study.user_attrs.get(STUDY_METRIC, "accuracy")
