@@ -218,7 +218,8 @@ def plot_transfer(result: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(9, 5))
     names = {p for pts in result["points"].values() for p in pts}
-    for name in sorted(names):
+    colours = plt.get_cmap("tab20")
+    for i, name in enumerate(sorted(names)):
         per_sweep = {sw: [tuple(x) for x in p[name]] for sw, p in result["points"].items() if name in p}
         by_setting: dict[str, list] = defaultdict(list)
         for pts in per_sweep.values():
@@ -228,7 +229,7 @@ def plot_transfer(result: dict, path: Path) -> None:
         xs = [_mean([v[0] for v in vs]) for vs in by_setting.values() if len(vs) == len(per_sweep)]
         ys = [_mean([v[1] for v in vs]) for vs in by_setting.values() if len(vs) == len(per_sweep)]
         if xs:
-            ax.plot(xs, ys, "o" if len(xs) > 1 else "x", alpha=0.6, label=name)
+            ax.plot(xs, ys, "o" if len(xs) > 1 else "x", alpha=0.7, color=colours(i % 20), ls="none", label=name)
     ax.set_xlabel("mean compute saved over held-out sweeps")
     ax.set_ylabel("mean regret (points of each sweep's metric)")
     ax.set_title("leave-one-task-out: " + ", ".join(result["protocol"]["tasks"]))
