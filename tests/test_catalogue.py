@@ -49,3 +49,17 @@ def test_fit_takes_a_glob_of_sweeps(base, capsys):
     out = base / "scorer.joblib"
     assert main(["fit", str(base / "*-seed*"), "-o", str(out), "--all-features", "--prefixes", "50", "--json"]) == 0
     assert out.exists()
+
+
+def test_a_constant_classifier_is_the_largest_dev_class_where_the_manifest_says(tmp_path):
+    from earlyexit.sweeps import load
+    from earlyexit.sweeps._report import stuck_at_chance
+
+    folder = write_synthetic_sweep(tmp_path / "s", configs=4, seeds=(0,))
+    binary = stuck_at_chance(load(folder))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "num_labels": 6,
+                                                      "dev_class_fractions": [0.05, 0.95, 0, 0, 0, 0]}))
+    many = stuck_at_chance(load(folder))
+    assert all(n == total for n, total in many.values())  # nothing beats 95% here
+    assert sum(n for n, _ in binary.values()) < sum(n for n, _ in many.values())

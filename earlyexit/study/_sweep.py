@@ -82,7 +82,9 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -
     protocol = {k: v for k, v in dataclasses.asdict(train_config).items() if k not in searched and k != "extra"}
     data = {}
     if task is not None:
+        counts = [sum(1 for r in task.dev if r[2] == k) for k in range(task.num_labels)]
         data = {"label_names": [_plain(x) for x in task.label_names], "num_labels": task.num_labels,
+                "dev_class_fractions": [c / len(task.dev) for c in counts],
                 "train_examples": len(task.train), "dev_examples": len(task.dev),
                 "budget_steps": train_config.max_steps}
     return {

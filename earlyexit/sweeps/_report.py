@@ -96,14 +96,22 @@ def _accuracy_beside_metric(sweep: Sweep) -> list[str]:
 def stuck_at_chance(sweep: Sweep, margin: float = 0.005) -> dict[int, tuple[int, int]]:
     """Per probe step: (runs whose dev accuracy is no better than a constant classifier, runs measured).
 
-    A constant classifier's accuracy is read off step 0, where an untrained head predicts one class:
-    the larger of ``a`` and ``1 - a`` over the step-0 dev accuracies (binary tasks).
+    A constant classifier's accuracy is the largest dev class fraction, from the manifest where it
+    records them (``dev_class_fractions``, format 2 sweeps logged from 2026-12-02); else it is read off
+    step 0, where an untrained head predicts one class: the larger of ``a`` and ``1 - a`` over the step-0
+    dev accuracies of a binary task, and for more classes the largest step-0 accuracy (a lower bound).
     """
     cps = sweep.checkpoints
     at0 = cps.loc[cps["step"] == 0, "dev_accuracy"].dropna()
-    if at0.empty:
+    fractions = sweep.manifest.get("dev_class_fractions")
+    if fractions:
+        chance = float(max(fractions))
+    elif at0.empty:
         return {}
-    chance = float(np.maximum(at0, 1 - at0).max())
+    elif int(sweep.manifest.get("num_labels", 2)) == 2:
+        chance = float(np.maximum(at0, 1 - at0).max())
+    else:
+        chance = float(at0.max())
     out = {}
     for step in sweep.probe_steps:
         acc = cps.loc[cps["step"] == step, "dev_accuracy"].dropna()
