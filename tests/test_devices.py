@@ -93,3 +93,14 @@ def test_bench_and_probe_record_their_device(capsys):
     assert json.loads(capsys.readouterr().out)["device"].startswith("cpu")
     assert main(["probe", "--json", "--batches", "2", "--batch-size", "2", "--names", "loss", "--device", "cpu"]) == 0
     assert json.loads(capsys.readouterr().out)["device"].startswith("cpu")
+
+
+def test_probes_under_the_training_precision_against_float32_on_the_same_checkpoint():
+    # At step 0 both runs are at the same point: only the probes' precision differs.
+    fp32 = train(TrainConfig(seed=1, device="cpu", precision="bf16", **FAST), task=_task())
+    half = train(TrainConfig(seed=1, device="cpu", precision="bf16", probe_precision="train", **FAST), task=_task())
+    a, b = fp32.checkpoints[0].probes, half.checkpoints[0].probes
+    assert a != b  # bfloat16 autocast did reach the probes
+    assert all(abs(b[k] - a[k]) <= 0.05 * abs(a[k]) for k in a)  # within 5% here (loss, gradient norm)
+    with pytest.raises(ValueError, match="probe_precision"):
+        TrainConfig(probe_precision="bf16")

@@ -134,7 +134,8 @@ _MODEL_KEYS = {"name", "num_layers", "freeze_word_embeddings", "prune_vocabulary
 _DATA_KEYS = {"task", "path", "train", "dev", "text_columns", "label_column", "dataset", "config", "train_split",
               "dev_split", "train_size", "max_length", "group_by_length"}
 _TRAIN_KEYS = {"learning_rate", "warmup_ratio", "weight_decay", "schedule", "batch_size", "max_steps", "max_epochs",
-               "grad_clip", "seed", "hidden_dropout", "classifier_dropout", "eval_batch_size", "device", "precision"}
+               "grad_clip", "seed", "hidden_dropout", "classifier_dropout", "eval_batch_size", "device", "precision",
+               "probe_precision"}
 _PROBE_KEYS = {"steps", "names", "batches", "batch_size", "seed", "measure"}
 _PRUNER_KEYS = {f.name for f in fields(PrunerSpec)}
 
@@ -197,7 +198,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     cfg["group_by_length"] = _get(data, "group_by_length", bool, where, "data.", default=False)
     for key in _TRAIN_KEYS:
         if key in train:
-            kind = {"schedule": str, "device": str, "precision": str}.get(
+            kind = {"schedule": str, "device": str, "precision": str, "probe_precision": str}.get(
                 key, int if key in ("batch_size", "max_steps", "seed", "eval_batch_size") else float)
             cfg[key] = _get(train, key, kind, where, "train.")
     if "max_steps" in train and "max_epochs" in train:

@@ -65,8 +65,10 @@ class TrainConfig:
             ``cuda:N`` or ``mps``: where the model, batches, optimizer state
             and probe batches live.
         precision: ``fp32``, ``bf16`` or ``fp16``: autocast for the training
-            step (a gradient scaler for fp16). The probes and evaluations run
-            in float32 (curvature in half precision is noise).
+            step (a gradient scaler for fp16). Evaluations run in float32.
+        probe_precision: ``fp32`` (default: curvature in half precision is
+            mostly noise) or ``train`` (the probes under the training
+            precision's autocast, cheaper on a GPU).
     """
 
     model: str = "earlyexit:tiny-bert"
@@ -96,6 +98,7 @@ class TrainConfig:
     eval_batch_size: int = 128
     device: str = "auto"
     precision: str = "fp32"
+    probe_precision: str = "fp32"
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -104,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, but got {self.device!r}.")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, but got {self.precision!r}.")
+        if self.probe_precision not in ("fp32", "train"):
+            raise ValueError(f"probe_precision must be fp32 or train, but got {self.probe_precision!r}.")
         if self.max_epochs is not None and not (math.isfinite(self.max_epochs) and self.max_epochs > 0):
             raise ValueError(f"max_epochs must be positive, but got {self.max_epochs=}.")
         if not self.learning_rate > 0:

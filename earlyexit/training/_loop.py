@@ -209,8 +209,9 @@ def train(
         wanted = config.probe_names if plan is None else tuple(n for n in plan[step] if n in PROBE_NAMES)
         if wanted:
             try:
-                result = measure(model, _loss, probes, names=wanted, optimizer=optimizer,
-                                 seed=config.probe_seed, warm_start=warm)
+                with autocast(device, config.precision if config.probe_precision == "train" else "fp32"):
+                    result = measure(model, _loss, probes, names=wanted, optimizer=optimizer,
+                                     seed=config.probe_seed, warm_start=warm)
                 values, diag, warm = dict(result), dict(result.diagnostics), result.warm_start
             except (RuntimeError, NotImplementedError) as exc:
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
