@@ -63,3 +63,15 @@ def test_a_constant_classifier_is_the_largest_dev_class_where_the_manifest_says(
     many = stuck_at_chance(load(folder))
     assert all(n == total for n, total in many.values())  # nothing beats 95% here
     assert sum(n for n, _ in binary.values()) < sum(n for n, _ in many.values())
+
+
+def test_a_sweep_just_started_is_a_row_of_zeros(base):
+    from earlyexit.sweeps._format import write_manifest
+
+    write_manifest(base / "c-started", {"name": "c-started", "task": "mpqa", "model": "m", "protocol": {},
+                                        "params": [], "runs": 24, "probe_steps": [0], "probe_names": ["loss"]})
+    rows = {r["name"]: r for r in catalogue([str(base)])}
+    assert rows["c-started"]["runs"] == 0 and rows["c-started"]["planned"] == 24
+    assert rows["c-started"]["best_final"] is None
+    (base / "c-started" / "manifest.json").unlink()
+    (base / "c-started").rmdir()

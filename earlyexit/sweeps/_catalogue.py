@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from ._ceiling import ceiling_summary, seed_ceiling
-from ._format import MANIFEST, SweepFormatError
+from ._format import MANIFEST, RUNS, SweepFormatError, read_manifest
 from ._load import Sweep, load
 
 
@@ -65,8 +65,21 @@ def catalogue_row(sweep: Sweep) -> dict:
 
 
 def catalogue(paths) -> list[dict]:
-    """:func:`catalogue_row` of every sweep :func:`find_sweeps` finds; a sweep that does not load is an error."""
-    return [catalogue_row(load(p)) for p in find_sweeps(paths)]
+    """:func:`catalogue_row` of every sweep :func:`find_sweeps` finds; a sweep that does not load is an error,
+    but for one just started (a manifest, no run logged yet), which is a row of zeros."""
+    return [_started_row(p) if not (p / RUNS).exists() else catalogue_row(load(p)) for p in find_sweeps(paths)]
+
+
+def _started_row(folder: Path) -> dict:
+    manifest = read_manifest(folder)
+    protocol = manifest.get("protocol", {})
+    return {"name": manifest.get("name") or folder.name, "path": str(folder), "task": manifest.get("task"),
+            "metric": manifest.get("metric", "accuracy"), "model": Path(str(manifest.get("model"))).name,
+            "layers": protocol.get("num_layers"), "configs": 0, "seeds": 0, "runs": 0,
+            "planned": int(manifest.get("runs", 0)), "budget_steps": manifest.get("budget_steps"),
+            "max_epochs": protocol.get("max_epochs"), "train_examples": manifest.get("train_examples"),
+            "median_final": None, "best_final": None, "noise_ceiling": None,
+            "probe_costs": (folder / "probe_costs.json").exists(), "format_version": manifest.get("format_version")}
 
 
 def format_catalogue(rows: list[dict], *, markdown: bool = False) -> str:
