@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..sweeps import Sweep
+from ._policies import optuna_pruners
 from ._replay import replay
 
 POLICIES = ("earlyexit", "earlyexit_all", "loss_only", "prefix_accuracy", "hyperparameters", "best_optuna",
@@ -25,8 +26,8 @@ POLICIES = ("earlyexit", "earlyexit_all", "loss_only", "prefix_accuracy", "hyper
 BUDGETS = ("0", "0.1", "0.5", "1")
 """Mean-regret budgets, in points."""
 
-OPTUNA = ("median", "median_tuned", "percentile", "percentile_tuned", "successive_halving",
-          "successive_halving_tuned", "hyperband", "hyperband_tuned", "wilcoxon")
+OPTUNA = tuple(optuna_pruners(1))
+"""Optuna's pruners as the replay names them (the table's own list)."""
 
 
 def tasks_of(sweeps: Sequence[Sweep]) -> dict[str, list[Sweep]]:

@@ -102,7 +102,6 @@ class Objective:
         resolve_device(spec.train.device)  # a device that is not there fails before the storage is touched
         self.task = load_task(spec.train.source)
         check_metric(spec.train.metric, self.task.num_labels)
-        self.max_steps = spec.train.with_budget(len(self.task.train)).max_steps
         self.scorer = make_scorer(spec)
         self.show_progress = show_progress
         self.geometric = spec.pruner.kind == "geometric"
