@@ -64,7 +64,10 @@ def test_resume_drops_a_cut_off_run_and_reruns_it(logged, tmp_path):
     again = load(copy, require_complete=True)
     assert len(again.runs) == 4
     assert not again.checkpoints.duplicated(["run_id", "step"]).any()
+    manifest = (copy / "manifest.json").read_text()
+    assert '"runs_logged_before": 3' in manifest  # the resuming sitting is recorded
     assert run_sweep(spec, copy, log=lambda m: None) == 0  # nothing left
+    assert (copy / "manifest.json").read_text() == manifest  # ... and a sitting that trains nothing is not
 
 
 def _mutate(folder, tmp_path, name, edit):

@@ -156,14 +156,17 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
         if not (folder / "manifest.json").exists():
             write_manifest(folder, manifest(spec, runs, command, task))
         else:
-            # Provenance of every sitting of a long sweep: when, with how many threads, by which command.
+            # Provenance of every sitting of a long sweep: when, with how many threads, by which command
+            # (a sitting that finds the sweep complete trains nothing and is not recorded).
             current = read_manifest(folder)
-            current.setdefault("sittings", []).append({
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "torch_threads": torch.get_num_threads(), "command": command,
-                "runs_logged_before": len(done_run_ids(folder))})
             version = int(current.pop("format_version"))
-            write_manifest(folder, current, version=version)
+            logged = len(done_run_ids(folder))
+            if logged < len(runs):
+                current.setdefault("sittings", []).append({
+                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "torch_threads": torch.get_num_threads(), "command": command,
+                    "runs_logged_before": logged})
+                write_manifest(folder, current, version=version)
         # Other workers write a run's rows only under this lock, so any run without its run row is cut off.
         dropped = drop_unfinished(folder)
         done = done_run_ids(folder)
