@@ -382,7 +382,7 @@ class FitCommand:
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("sweeps", nargs="+", help="sweep folders")
-        p.add_argument("-o", "--output", required=True, help="scorer file to write")
+        p.add_argument("-o", "--output", default=None, help="scorer file to write")
         p.add_argument("--prefixes", type=int, nargs="+", default=None,
                        help="probe steps to fit a model for (default: every probe step after 0)")
         g = p.add_mutually_exclusive_group()
@@ -401,15 +401,29 @@ class FitCommand:
                             "feature set whose held-out regret is within 0.1 accuracy points of the best one's")
         p.add_argument("--keep-top", type=int, default=1,
                        help="the cost-aware choice's held-out regret keeps this many trials per study (default 1)")
+        p.add_argument("--transfer", action="store_true",
+                       help="fit a scorer for tasks the sweeps do not cover: scale-free features at decision "
+                            "rungs, the features and the rule (rungs, keep top, learning-rate progress) chosen by "
+                            "leave-one-task-out over the sweeps' tasks (at least two)")
+        p.add_argument("--default", action="store_true",
+                       help="the package's default scorer: --transfer, written into the package "
+                            "(earlyexit/assets/default_scorer.json) with a card holding the nested "
+                            "leave-one-task-out figures (needs sweeps of three tasks)")
         p.add_argument("--json", action="store_true", help="print the cross-validation report as JSON")
 
     def take_action(self, args) -> int:
         from .replay import fit_sweeps
-        from .scoring import save_scorer
+        from .scoring import DEFAULT_SCORER, save_scorer
         from .sweeps import find_sweeps, load
 
+        if args.default:
+            args.transfer, args.output = True, args.output or str(DEFAULT_SCORER)
+        if args.output is None:
+            raise CLIUsageError("fit: give -o FILE (or --default).")
         sweeps = [load(p) for p in find_sweeps(args.sweeps)]
         log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        if args.transfer:
+            return self._transfer(sweeps, args, log)
         scorer = fit_sweeps(sweeps, probes=args.probes, no_hessian=args.no_hessian, prefixes=args.prefixes,
                             decision_step_only=args.decision_step_only, all_features=args.all_features,
                             keep_top=args.keep_top, progress=log)
@@ -419,6 +433,22 @@ class FitCommand:
                              default=str))
         else:
             print(f"wrote {args.output} (held-out Spearman of predicted and final accuracy, per prefix step above)")
+        return 0
+
+    @staticmethod
+    def _transfer(sweeps, args, log) -> int:
+        from .replay._transfer_rule import fit_transfer
+        from .scoring import save_scorer
+
+        scorer = fit_transfer(sweeps, progress=log, nested=args.default)
+        save_scorer(scorer, args.output)
+        rule = scorer.rule
+        if args.json:
+            print(json.dumps({"output": args.output, "card": scorer.card}))
+        else:
+            print(f"wrote {args.output}; in a study spec:\n[pruner]\nkind = \"geometric\"\nscorer = \"{args.output}\"\n"
+                  f"decision_steps = {list(rule.rungs)}\nkeep_top = {rule.keep_top}\n"
+                  f"min_lr_progress = {rule.min_lr_progress}")
         return 0
 
 
@@ -494,8 +524,59 @@ class ReplayCommand:
         return 0
 
 
+class ScorerCommand:
+    """Fitted scorers: `scorer info [FILE]` prints a scorer's card (default: the package's default scorer)."""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        sub = p.add_subparsers(dest="action", required=True)
+        i = sub.add_parser("info", help="what a scorer reads, its rule, what it learnt from, and its figures")
+        i.add_argument("file", nargs="?", default="default", help="a scorer file, or `default` (the default)")
+        i.add_argument("--json", action="store_true", help="print the card as JSON")
+
+    def take_action(self, args) -> int:
+        from .scoring import DEFAULT_SCORER, TransferScorer, load_scorer
+
+        scorer = load_scorer(args.file)
+        where = DEFAULT_SCORER if args.file == "default" else args.file
+        if not isinstance(scorer, TransferScorer):
+            info = {"file": str(where), "kind": type(scorer).__name__, "reads": list(scorer.names),
+                    "prefixes": sorted(scorer.schemas), "versions": scorer.versions}
+            print(json.dumps(info, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+            return 0
+        card = {"file": str(where), "kind": "transfer", "reads": list(scorer.names), **scorer.card}
+        if args.json:
+            print(json.dumps(card, indent=1))
+            return 0
+        print(format_card(card, scorer))
+        return 0
+
+
+def format_card(card: dict, scorer) -> str:
+    """A transfer scorer's card in words."""
+    rule = scorer.rule
+    lines = [f"scorer: {card['file']}",
+             f"reads at each rung: {', '.join(scorer.names)} (and, free: learning-rate progress, uniform loss)",
+             f"rule: {rule.label}",
+             "learnt from: " + ", ".join(f"{n} ({v['task']}, {v['metric']}, {v['runs']} runs)"
+                                         for n, v in card.get("sweeps", {}).items())]
+    nested = card.get("nested_leave_one_task_out")
+    if nested:
+        lines.append(f"leave-one-task-out (the choice remade without each task): {nested['mean_compute_saved']:.1%} "
+                     f"compute saved, mean regret {nested['mean_regret_points']:.2f} points, worst "
+                     f"{nested['worst_regret_points']:.2f}")
+        for name, f in nested["held_out"].items():
+            lines.append(f"  {name}: {f['compute_saved']:.1%} saved, regret {f['regret_points']:.2f} points")
+    loto = card.get("leave_one_task_out")
+    if loto:
+        lines.append(f"on the tasks it was chosen on: {loto['mean_compute_saved']:.1%} saved, mean regret "
+                     f"{loto['mean_regret_points']:.2f} points, worst {loto['worst_regret_points']:.2f}")
+    lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in card.get("versions", {}).items()))
+    return "\n".join(lines)
+
+
 _COMMANDS = {
     "fit": FitCommand(),
+    "scorer": ScorerCommand(),
     "replay": ReplayCommand(),
     "export": ExportCommand(),
     "sweeps": SweepsCommand(),

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from .names import DEV_METRICS, PROBES_AT, PRUNED_REASON, Scorer, at
+from .names import DEV_METRICS, LR_PROGRESS_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, Scorer, at
 from .probes import ProbeSettings, WarmStart, measure
 from .scoring import ProbeRankScorer
 
@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # annotations only
     import optuna
     from transformers import Trainer
 
-DEFAULT_METRIC_KEYS = {"dev_accuracy": "eval_accuracy", "dev_loss": "eval_loss"}
+DEFAULT_METRIC_KEYS = {"dev_accuracy": "eval_accuracy", "dev_metric": "eval_accuracy", "dev_loss": "eval_loss"}
 """Which key of the Trainer's evaluation metrics becomes which dev metric of the probe history."""
 
 
@@ -138,6 +138,7 @@ class ProbeCallback(TrainerCallback):
                        model: torch.nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
                        **kwargs: Any) -> None:
         self.history = {}
+        self._schedule = _Schedule.of(kwargs.get("lr_scheduler"), state.max_steps, model)
         self._warm = WarmStart()
         self._awaiting_eval = None
         if 0 in self.plan:
@@ -202,9 +203,47 @@ class ProbeCallback(TrainerCallback):
         import optuna
 
         values = self.history.get(step, {})
+        context = self._schedule.at(step) if getattr(self, "_schedule", None) is not None else {}
+        self.history.setdefault(step, {}).update(context)  # free names a transfer scorer reads (CONTEXT_NAMES)
+        if "lr_progress" in context:
+            trial.set_user_attr(at(LR_PROGRESS_AT, step), context["lr_progress"])
         score = self.scorer.score(self.history, step)
+        trial.set_user_attr(at(SCORE_AT, step), score if math.isfinite(score) else str(score))
         trial.set_user_attr(at(PROBES_AT, step), {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()})
-        trial.report(score if math.isfinite(score) else float("nan"), step)
+        # Reported on the objective's scale: a fitted scorer's predicted final metric, or for the rank rule
+        # (whose score only orders trials; the pruner ranks by the score attribute) the dev metric where the
+        # Trainer evaluated, else NaN.
+        reported = score if getattr(self.scorer, "predicts_metric", True) else self.history[step].get(
+            "dev_metric", self.history[step].get("dev_accuracy", math.nan))
+        trial.report(reported if math.isfinite(reported) else float("nan"), step)
         if trial.should_prune():
             trial.set_user_attr(PRUNED_REASON, f"geometric pruner at step {step}")
             raise optuna.TrialPruned(f"pruned at step {step} by the probe score {score:.4g}")
+
+
+class _Schedule:
+    """The Trainer's learning-rate schedule as numbers, for the free context names of a signature."""
+
+    def __init__(self, multipliers: list[float], base_lr: float, num_labels: int | None):
+        total = sum(multipliers)
+        self.cumulative = [0.0]
+        for m in multipliers:
+            self.cumulative.append(self.cumulative[-1] + m)
+        self.total, self.multipliers, self.base_lr, self.num_labels = total, multipliers, base_lr, num_labels
+
+    @classmethod
+    def of(cls, scheduler, max_steps: int, model) -> _Schedule | None:
+        """From a ``LambdaLR`` (what ``transformers.get_scheduler`` returns); None where it is not one."""
+        lambdas = getattr(scheduler, "lr_lambdas", None)
+        if not lambdas or not max_steps or max_steps < 1:
+            return None
+        num_labels = getattr(getattr(model, "config", None), "num_labels", None)
+        return cls([float(lambdas[0](t)) for t in range(int(max_steps))], float(scheduler.base_lrs[0]), num_labels)
+
+    def at(self, step: int) -> dict[str, float]:
+        d = min(max(int(step), 0), len(self.multipliers))
+        out = {"lr_progress": self.cumulative[d] / self.total if self.total > 0 else 1.0,
+               "learning_rate": self.base_lr * self.multipliers[min(d, len(self.multipliers) - 1)]}
+        if self.num_labels:
+            out["uniform_loss"] = math.log(self.num_labels)
+        return out

@@ -38,6 +38,11 @@ CHEAP_PROBES: tuple[str, ...] = ("loss", "gradient_norm", "gradient_variance", "
 DEFAULT_PROBES: tuple[str, ...] = tuple(n for n in PROBE_NAMES if n != "relative_critical_sharpness")
 """What a run measures unless told otherwise (the relative probe needs a second batch set)."""
 
+CONTEXT_NAMES = ("lr_progress", "learning_rate", "uniform_loss")
+"""What a signature holds at each step besides measurements, known without measuring (free): the fraction
+(0..1) of the learning-rate schedule spent by the step, the learning rate of the step's update, and the loss
+of a uniform prediction, ln(number of classes) in nats (what the loss is measured against across tasks)."""
+
 DEV_METRICS = ("dev_accuracy", "dev_loss", "dev_metric")
 """What a dev evaluation measures (``dev_metric``: the study's metric, see ``earlyexit.metrics``); in a
 scorer's names or a measurement plan, they ask for one."""
@@ -69,6 +74,10 @@ PROBES_AT = "probes@{step}"
 """``{probe name: value}`` measured at the step (non-finite values as strings)."""
 SCORE_AT = "score@{step}"
 """The score the trial reported at the step."""
+OUT_OF_RANGE_AT = "out_of_range@{step}"
+"""The scorer's features outside the range it was fitted on at the step (the trial is then kept there)."""
+LR_PROGRESS_AT = "lr_progress@{step}"
+"""Fraction (0..1) of the trial's learning-rate schedule spent by the step (the pruner's "too early" clock)."""
 DEV_ACCURACY_AT = "dev_accuracy@{step}"
 PROBE_ERROR_AT = "probe_error@{step}"
 PRUNED_REASON = "pruned_reason"

@@ -12,6 +12,7 @@ from earlyexit.training import collate  # noqa: E402
 from earlyexit.hf import ProbeCallback  # noqa: E402
 from earlyexit.models import load_model, load_tokenizer  # noqa: E402
 from earlyexit.pruning import GeometricPruner  # noqa: E402
+from earlyexit.names import CONTEXT_NAMES  # noqa: E402
 
 TASK = load_task("sst2", "earlyexit:sst2-2k", max_train=64)
 TOK = load_tokenizer("earlyexit:tiny-bert")
@@ -107,8 +108,11 @@ def test_callback_follows_a_fitted_scorers_plan_and_reads_the_trainers_dev_accur
                               decision_steps=pruner.decision_steps)
     trainer.train()
     assert sorted(cb.history) == [2, 4]
-    assert set(cb.history[2]) == {"loss"}  # only what the scorer reads: no Hessian probes paid for
-    assert set(cb.history[4]) == {"loss", "dev_accuracy", "dev_loss"}
+    # Only what the scorer reads (no Hessian probes paid for), beside the free names of the schedule.
+    assert set(cb.history[2]) - set(CONTEXT_NAMES) == {"loss"}
+    assert set(cb.history[4]) - set(CONTEXT_NAMES) == {"loss", "dev_accuracy", "dev_metric", "dev_loss"}
+    assert 0 < cb.history[2]["lr_progress"] < cb.history[4]["lr_progress"] <= 1
+    assert study.trials[0].user_attrs["lr_progress@4"] == cb.history[4]["lr_progress"]
     evaluated = [h for h in trainer.state.log_history if "eval_accuracy" in h]
     assert [h["step"] for h in evaluated] == [4]  # the Trainer evaluated because the scorer reads dev there
     assert cb.history[4]["dev_accuracy"] == evaluated[0]["eval_accuracy"]

@@ -36,11 +36,46 @@ def test_non_finite_scores():
     (dict(keep_fraction=1.01), "keep_fraction must be in"),
     (dict(keep_top=None, keep_fraction=None), "exactly one"),
     (dict(keep_top=1, n_startup_trials=-1), "n_startup_trials must be at least 0"),
+    (dict(keep_top=1, margin=-0.1), "margin must be at least 0"),
+    (dict(keep_top=1, min_lr_progress=1.5), "min_lr_progress must be in"),
 ])
 def test_bounds_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         decide(0.0, [], step=0, **kwargs)
     decide(0.0, [], step=0, keep_fraction=1.0)  # the upper bound itself is fine
+
+
+def test_margin_keeps_near_ties_and_lr_progress_defers_judgement():
+    # Within half a point of the best two: kept; more than that below the second: pruned.
+    assert not decide(0.846, [0.85, 0.849], step=100, keep_top=1, margin=0.005).prune
+    assert decide(0.840, [0.85, 0.849], step=100, keep_top=1, margin=0.005).prune
+    assert "within 0.005" in decide(0.840, [0.85], step=100, keep_top=1, margin=0.005).reason
+    # A trial that has spent 0.4% of its learning rate is not judged, however low it scores ...
+    early = decide(0.5, [0.9, 0.8], step=100, keep_top=1, lr_progress=0.004, min_lr_progress=0.02)
+    assert not early.prune and "too early to judge" in early.reason
+    # ... one past the threshold, or with unknown progress, is.
+    assert decide(0.5, [0.9, 0.8], step=100, keep_top=1, lr_progress=0.03, min_lr_progress=0.02).prune
+    assert decide(0.5, [0.9, 0.8], step=100, keep_top=1, lr_progress=None, min_lr_progress=0.02).prune
+    # A diverged trial is pruned even when early.
+    assert decide(math.nan, [], step=100, keep_top=1, lr_progress=0.0, min_lr_progress=0.02).prune
+
+
+def test_geometric_pruner_reads_the_trials_lr_progress():
+    study = optuna.create_study(direction="maximize", pruner=GeometricPruner(
+        decision_steps=[100], keep_top=1, n_startup_trials=0, min_lr_progress=0.02))
+    first = study.ask()
+    first.report(0.9, 100)
+    assert not first.should_prune()
+    study.tell(first, 0.9)
+    slow = study.ask()
+    slow.set_user_attr("lr_progress@100", 0.004)  # a long warmup: too early
+    slow.report(0.5, 100)
+    assert not slow.should_prune()
+    study.tell(slow, 0.91)
+    judged = study.ask()
+    judged.set_user_attr("lr_progress@100", 0.05)
+    judged.report(0.5, 100)
+    assert judged.should_prune()
 
 
 def test_geometric_pruner_in_a_study():

@@ -1,6 +1,7 @@
 """Study specs and the study runner: spec errors, a resumed study, a diverging trial."""
 
 import json
+import math
 
 import optuna
 import pytest
@@ -36,6 +37,7 @@ learning_rate = {grid}
 
 [pruner]
 kind = "geometric"
+scorer = "rank"
 decision_steps = [4]
 keep_top = 1
 n_startup_trials = 1
@@ -104,7 +106,10 @@ def test_interrupted_study_resumes(tmp_path):
         # (no other probe, no dev evaluation, no checkpoint at 0 or 8).
         assert "score@4" in t.user_attrs and "probes@0" not in t.user_attrs and "probes@8" not in t.user_attrs
         assert set(t.user_attrs["probes@4"]) == {"loss"} and t.user_attrs["dev_accuracy@4"] == "nan"
-        assert t.intermediate_values[4] == -t.user_attrs["probes@4"]["loss"]
+        # The rank rule ranks by its score (minus the loss); what the trial reports is on the metric's scale:
+        # the dev accuracy, not evaluated at this step (the rule reads only the loss), so NaN.
+        assert t.user_attrs["score@4"] == -t.user_attrs["probes@4"]["loss"]
+        assert math.isnan(t.intermediate_values[4])
     # Nothing left to do: a third run adds no trials.
     assert len(run_study(spec, storage=storage, show_progress=False).trials) == 3
 
@@ -135,7 +140,7 @@ def test_study_with_a_fitted_scorer_reports_predicted_accuracy(tmp_path):
     sweep = load(write_synthetic_sweep(tmp_path / "syn"))
     scorer = fit_on_runs(runs_of(sweep), sweep.probes, sweep.probe_steps, [10])
     save_scorer(scorer, tmp_path / "s.joblib")
-    text = TINY.format(n_trials=2, grid="[1e-3, 3e-4]").replace(
+    text = TINY.format(n_trials=2, grid="[1e-3, 3e-4]").replace('scorer = "rank"\n', "").replace(
         'steps = [0, 4, 8]\nnames = ["loss", "gradient_norm", "critical_sharpness"]',
         'steps = [0, 10]\nnames = ["loss", "gradient_norm", "hessian_trace"]').replace(
         "decision_steps = [4]", f"decision_steps = [10]\nscorer = \"{tmp_path / 's.joblib'}\"").replace(
@@ -151,6 +156,55 @@ def test_study_with_a_fitted_scorer_reports_predicted_accuracy(tmp_path):
     path.write_text(text.replace('"hessian_trace"]', '"sam_sharpness"]'))
     with pytest.raises(ValueError, match=r"needs probes \['hessian_trace'\]"):
         run_study(load_spec(path), storage=f"sqlite:///{tmp_path}/g.db", show_progress=False)
+
+
+def test_study_with_a_transfer_scorer_reports_a_predicted_metric_and_its_lr_progress(tmp_path):
+    from earlyexit.scoring import save_scorer
+    from earlyexit.scoring._transfer import Rule, TransferScorer
+
+    ctx = {"uniform_loss": 0.69, "lr_progress": 0.5, "learning_rate": 1e-4}
+    signatures = [{10: {"dev_metric": x, "dev_loss": 0.7 - x / 2, **ctx}} for x in (0.5, 0.6, 0.7, 0.8)]
+    scorer = TransferScorer(("dev",), Rule((10,), keep_top=1, min_lr_progress=0.02)).fit(
+        signatures, [0.55, 0.65, 0.75, 0.85])
+    save_scorer(scorer, tmp_path / "t.joblib")
+    text = TINY.format(n_trials=2, grid="[1e-3, 3e-4]").replace('scorer = "rank"\n', "").replace(
+        'steps = [0, 4, 8]', 'steps = [0, 10]').replace(
+        "decision_steps = [4]", f"decision_steps = [10]\nscorer = \"{tmp_path / 't.joblib'}\"\n"
+                                "min_lr_progress = 0.02").replace("max_steps = 10", "max_steps = 12")
+    path = tmp_path / "transfer.toml"
+    path.write_text(text)
+    spec = load_spec(path)
+    assert spec.pruner.min_lr_progress == 0.02
+    study = run_study(spec, storage=f"sqlite:///{tmp_path}/t.db", show_progress=False)
+    for t in study.trials:
+        # Warmup-free linear decay over 12 steps: 10 updates spent (12+11+...+3)/78 of the learning rate.
+        assert t.user_attrs["lr_progress@10"] == pytest.approx(75 / 78)
+        value = t.intermediate_values[10]
+        assert 0.0 <= value <= 1.0 and value == t.user_attrs["score@10"]  # a predicted accuracy
+
+
+def test_a_trial_outside_the_scorers_range_is_kept_and_its_report_stays_in_the_metrics_range(tmp_path, capsys):
+    from earlyexit.scoring import save_scorer
+    from earlyexit.scoring._transfer import Rule, TransferScorer
+
+    # Fitted where the dev loss was ten times a uniform guess's: any real run is far outside, and the
+    # steep fit extrapolates past accuracy 1 or below 0.
+    ctx = {"uniform_loss": 0.69, "lr_progress": 0.5, "learning_rate": 1e-4}
+    signatures = [{10: {"dev_metric": 0.5, "dev_loss": 6.9 + x / 100, **ctx}} for x in range(4)]
+    scorer = TransferScorer(("dev",), Rule((10,))).fit(signatures, [0.5, 0.6, 0.7, 0.8])
+    save_scorer(scorer, tmp_path / "t.joblib.json")
+    text = TINY.format(n_trials=3, grid="[1e-3, 3e-4, 1e-4]").replace('scorer = "rank"\n', "").replace(
+        'steps = [0, 4, 8]', 'steps = [0, 10]').replace(
+        "decision_steps = [4]", f"decision_steps = [10]\nscorer = \"{tmp_path / 't.joblib.json'}\"").replace(
+        "n_startup_trials = 1", "n_startup_trials = 0").replace("max_steps = 10", "max_steps = 12")
+    path = tmp_path / "outside.toml"
+    path.write_text(text)
+    study = run_study(load_spec(path), storage=f"sqlite:///{tmp_path}/o.db", show_progress=False)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)  # none judged
+    for t in study.trials:
+        assert "dev_loss_over_uniform_loss" in t.user_attrs["out_of_range@10"]
+        assert 0.0 <= t.intermediate_values[10] <= 1.0
+    assert "outside the range the scorer was fitted on" in capsys.readouterr().err
 
 
 def test_keep_fraction_replaces_keep_top(tmp_path):

@@ -23,16 +23,24 @@ def decide(
     keep_top: int | None = None,
     keep_fraction: float | None = None,
     n_startup_trials: int = 0,
+    margin: float = 0.0,
+    lr_progress: float | None = None,
+    min_lr_progress: float = 0.0,
 ) -> Decision:
     """Keep a trial if few enough other trials scored higher at the same step.
 
     Rules, in order:
 
     1. a NaN or infinite ``score`` prunes ("diverged" geometry);
-    2. fewer than ``n_startup_trials`` finite ``others`` keeps (cold start);
-    3. with ``keep_top=K``: prune when at least K others scored strictly higher;
-    4. with ``keep_fraction=f``: prune when at least ``ceil(f * (n + 1))``
-       others scored strictly higher, n the number of finite others.
+    2. a trial that has spent less than ``min_lr_progress`` of its learning-rate
+       schedule (``lr_progress``, 0..1; None: unknown, judged) keeps: too early
+       to judge (a long warmup has barely moved the model);
+    3. fewer than ``n_startup_trials`` finite ``others`` keeps (cold start);
+    4. with ``keep_top=K``: prune when at least K others scored more than
+       ``margin`` higher (``margin`` in the score's units; a fitted scorer's
+       score is the predicted final metric, so 0.005 is half a point);
+    5. with ``keep_fraction=f``: prune when at least ``ceil(f * (n + 1))``
+       others scored more than ``margin`` higher, n the number of finite others.
 
     Ties keep. Non-finite ``others`` are ignored.
     """
@@ -44,15 +52,24 @@ def decide(
         raise ValueError(f"keep_fraction must be in (0, 1], but got {keep_fraction=}.")
     if n_startup_trials < 0:
         raise ValueError(f"n_startup_trials must be at least 0, but got {n_startup_trials=}.")
+    if not margin >= 0:
+        raise ValueError(f"margin must be at least 0, but got {margin=}.")
+    if not 0 <= min_lr_progress <= 1:
+        raise ValueError(f"min_lr_progress must be in [0, 1], but got {min_lr_progress=}.")
     if not math.isfinite(score):
         return Decision(True, f"score is {score} at step {step}")
+    if lr_progress is not None and lr_progress < min_lr_progress:
+        return Decision(False, f"too early to judge at step {step}: {lr_progress:.1%} of the learning-rate schedule "
+                               f"spent, below {min_lr_progress:.1%}")
     finite = [o for o in others if math.isfinite(o)]
     if len(finite) < n_startup_trials:
         return Decision(False, f"startup: {len(finite)} of {n_startup_trials} trials seen at step {step}")
-    better = sum(o > score for o in finite)
+    better = sum(o > score + margin for o in finite)
     rank = better + 1
     limit = keep_top if keep_top is not None else math.ceil(keep_fraction * (len(finite) + 1))
     what = f"top {keep_top}" if keep_top is not None else f"top {keep_fraction:.0%} ({limit})"
+    if margin:
+        what += f" within {margin:g}"
     if better >= limit:
         return Decision(True, f"ranked {rank} of {len(finite) + 1} at step {step}, outside the {what}")
     return Decision(False, f"ranked {rank} of {len(finite) + 1} at step {step}, inside the {what}")

@@ -9,6 +9,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 
+from ..names import LR_PROGRESS_AT, SCORE_AT, at
 from ._decide import decide
 
 REASON_ATTR = "earlyexit:pruned_reason"
@@ -19,11 +20,17 @@ class GeometricPruner(BasePruner):
 
     The objective reports, at each probe step, the trial's *score*: the
     scorer's prediction of the final metric from the probes (higher is
-    better), or the cold-start rank rule's value. At a decision step the
+    better). Where it also sets the user attribute ``score@{step}``, that is
+    what is ranked (the rank rule's raw value, whose reported value is then the
+    dev metric, on the objective's scale). At a decision step the
     pruner compares the trial's score with every other trial that reported
     at that step (all workers, all states) and prunes it unless it ranks in
-    the top ``keep_top`` (or the top ``keep_fraction``). Other steps never
-    prune. The reason is stored in the trial's system attributes under
+    the top ``keep_top`` (or the top ``keep_fraction``), counting only the
+    trials that score more than ``margin`` higher. A trial that has spent less
+    than ``min_lr_progress`` of its learning-rate schedule (the user attribute
+    ``lr_progress@{step}`` the study runner and the Trainer callback set) is
+    not judged yet. Several decision steps are successive rungs: a trial kept
+    at one is scored again at the next. Other steps never prune. The reason is stored in the trial's system attributes under
     ``earlyexit:pruned_reason``. The rule itself is :func:`earlyexit.pruning.decide`.
 
     Args:
@@ -31,21 +38,28 @@ class GeometricPruner(BasePruner):
         keep_top: keep a trial if fewer than this many others score higher.
         keep_fraction: or keep the top fraction of the trials seen.
         n_startup_trials: never prune before this many others reported at the step.
+        margin: a trial is outranked only by scores more than this higher (the score's units: metric
+            units for a fitted scorer, 0.005 = half a point).
+        min_lr_progress: do not judge a trial that has spent less than this fraction of its
+            learning-rate schedule (0..1).
     """
 
     def __init__(self, *, decision_steps: Iterable[int] = (50,), keep_top: int | None = 2,
-                 keep_fraction: float | None = None, n_startup_trials: int = 3):
+                 keep_fraction: float | None = None, n_startup_trials: int = 3, margin: float = 0.0,
+                 min_lr_progress: float = 0.0):
         steps = tuple(decision_steps)
         if not steps or any(not isinstance(s, int) or s < 0 for s in steps):
             raise ValueError(f"decision_steps must be non-negative integers, but got {steps=}.")
         if keep_top is not None and keep_fraction is not None:
             raise ValueError(f"give keep_top or keep_fraction, not both, but got {keep_top=}, {keep_fraction=}.")
-        decide(0.0, [], step=0, keep_top=keep_top, keep_fraction=keep_fraction,
-               n_startup_trials=n_startup_trials)  # validates the bounds
+        decide(0.0, [], step=0, keep_top=keep_top, keep_fraction=keep_fraction, n_startup_trials=n_startup_trials,
+               margin=margin, min_lr_progress=min_lr_progress)  # validates the bounds
         self._decision_steps = frozenset(steps)
         self._keep_top = keep_top
         self._keep_fraction = keep_fraction
         self._n_startup_trials = n_startup_trials
+        self._margin = margin
+        self._min_lr_progress = min_lr_progress
 
     @property
     def decision_steps(self) -> tuple[int, ...]:
@@ -56,15 +70,28 @@ class GeometricPruner(BasePruner):
         step = trial.last_step
         if step is None or step not in self._decision_steps:
             return False
-        score = trial.intermediate_values[step]
+        score = _score(trial, step)
         others = [
-            t.intermediate_values[step]
+            _score(t, step)
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                               TrialState.RUNNING))
             if t.number != trial.number and step in t.intermediate_values
         ]
+        progress = trial.user_attrs.get(at(LR_PROGRESS_AT, step))
         decision = decide(score if score is not None else math.nan, others, step=step, keep_top=self._keep_top,
-                          keep_fraction=self._keep_fraction, n_startup_trials=self._n_startup_trials)
+                          keep_fraction=self._keep_fraction, n_startup_trials=self._n_startup_trials,
+                          margin=self._margin, min_lr_progress=self._min_lr_progress,
+                          lr_progress=float(progress) if progress is not None else None)
         if decision.prune:
             study._storage.set_trial_system_attr(trial._trial_id, REASON_ATTR, decision.reason)
         return decision.prune
+
+
+def _score(trial: optuna.trial.FrozenTrial, step: int) -> float:
+    """The score a trial was ranked by at ``step``: its ``score@{step}`` user attribute where the objective
+    set one (the reported value is then an estimate of the final metric, for people and dashboards),
+    else the reported value itself."""
+    value = trial.user_attrs.get(at(SCORE_AT, step))
+    if value is None:
+        value = trial.intermediate_values[step]
+    return float(value) if isinstance(value, (int, float)) else math.nan

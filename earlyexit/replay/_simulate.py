@@ -28,6 +28,7 @@ from scipy import stats
 
 from ..names import DEV_METRICS
 from ..sweeps import ProbeCosts, Sweep
+from ..training._schedule import lr_multiplier, lr_progress
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,31 @@ class Run:
     params: dict = field(default_factory=dict)
 
 
+def sweep_context(sweep: Sweep) -> tuple[int, int, dict]:
+    """What every run of ``sweep`` shares: its budget in steps, its number of classes, and the training
+    settings a run's parameters may leave out (schedule, warmup, learning rate), from the manifest."""
+    m = sweep.manifest
+    protocol = m.get("protocol", {})
+    budget = int(m.get("budget_steps") or protocol.get("max_steps") or sweep.runs["steps"].max())
+    classes = int(m.get("num_labels") or len(m.get("label_names") or ()) or 2)  # version 1: SST-2 and CoLA
+    fixed = {"schedule": protocol.get("schedule", "linear"), "warmup_ratio": protocol.get("warmup_ratio", 0.0),
+             "learning_rate": protocol.get("learning_rate", math.nan)}
+    return budget, classes, fixed
+
+
+def context_at(step: int, params: dict, budget: int, classes: int, fixed: dict) -> dict:
+    """The free names of :data:`earlyexit.names.CONTEXT_NAMES` for a run with ``params`` at ``step``."""
+    merged = {**fixed, **{k: v for k, v in params.items() if k in fixed}}
+    warmup, schedule = float(merged["warmup_ratio"]), str(merged["schedule"])
+    return {"lr_progress": lr_progress(step, budget, warmup, schedule),
+            "learning_rate": float(merged["learning_rate"]) * lr_multiplier(step, budget, warmup, schedule),
+            "uniform_loss": math.log(classes)}
+
+
 def runs_of(sweep: Sweep) -> list[Run]:
     cps = sweep.checkpoints
     params = [p for p in sweep.manifest.get("params", []) if p != "seed" and p in sweep.runs.columns]
+    budget, classes, fixed = sweep_context(sweep)
     out = []
     for _, r in sweep.runs.iterrows():
         rows = cps[cps["run_id"] == r["run_id"]].sort_values("step")
@@ -71,6 +94,7 @@ def runs_of(sweep: Sweep) -> list[Run]:
             values["dev_accuracy"] = float(c["dev_accuracy"])
             values["dev_metric"] = float(c["dev_metric"])
             values["dev_loss"] = float(c["dev_loss"])
+            values.update(context_at(int(c["step"]), {p: r[p] for p in params}, budget, classes, fixed))
             signature[int(c["step"])] = values
             compute[int(c["step"])] = float(c["compute_steps"])
         out.append(Run(r["run_id"], r["config_id"], int(r["seed"]), float(r["final_metric"]), int(r["steps"]),
@@ -208,6 +232,44 @@ def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *,
                 kept.append(r)
         used = sum(compute.whole(r) if r.run_id in trained else compute.until(r, step) for r in runs)
         return outcome(runs, used, kept, scores)
+
+    return policy
+
+
+def rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int], float], *,
+          compute: Compute = NO_PROBES, min_lr_progress: float = 0.0, margin: float = 0.0) -> Policy:
+    """Train every config to the first rung; at each rung keep the top ``keep_top`` by ``score_of(run,
+    rung)`` among the trials still training (and every trial within ``margin`` of the K-th best, and
+    every trial that has spent less than ``min_lr_progress`` of its learning-rate schedule: too early to
+    judge); the survivors go on to the next rung, and those of the last to the end.
+
+    A trial that diverged before a rung stops there; a non-finite score ranks last. Ties keep, so the
+    arrival order does not matter. Compute is charged as ``compute`` says (its ``steps``: the rungs).
+    """
+    if keep_top < 1:
+        raise ValueError(f"keep_top must be at least 1, but got {keep_top=}.")
+
+    def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
+        alive, stopped, scores = list(runs), {}, {}
+        for d in steps:
+            if len(alive) <= keep_top:
+                break
+            reached = [r for r in alive if d in r.signature and r.steps >= d]
+            stopped.update({r.run_id: min(r.steps, d) for r in alive if r not in reached})
+            for r in reached:
+                v = score_of(r, d)
+                scores[r.run_id] = v if math.isfinite(v) else -math.inf
+            ranked = sorted((scores[r.run_id] for r in reached), reverse=True)
+            bar = ranked[keep_top - 1] - margin if len(ranked) >= keep_top else -math.inf
+            alive = []
+            for r in reached:
+                early = r.signature[d].get("lr_progress", 1.0) < min_lr_progress
+                if early or scores[r.run_id] >= bar:
+                    alive.append(r)
+                else:
+                    stopped[r.run_id] = d
+        used = sum(compute.until(r, stopped[r.run_id]) if r.run_id in stopped else compute.whole(r) for r in runs)
+        return outcome(runs, used, [r for r in alive if not r.diverged], scores)
 
     return policy
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from ..sweeps import Sweep
 from ._policies import optuna_pruners
 from ._replay import replay
+from ._transfer_rule import nested_transfer, studies_of
 
-POLICIES = ("earlyexit", "earlyexit_all", "loss_only", "prefix_accuracy", "hyperparameters", "best_optuna",
-            "oracle")
+POLICIES = ("earlyexit", "earlyexit_transfer", "earlyexit_all", "loss_only", "prefix_accuracy", "hyperparameters",
+            "best_optuna", "oracle")
 """The policies the transfer table reports (``best_optuna``: the best of Optuna's pruners, chosen per budget)."""
 
 BUDGETS = ("0", "0.1", "0.5", "1")
@@ -63,6 +64,18 @@ def leave_one_task_out(sweeps: Sequence[Sweep], *, orders: int = 20, prefix: int
             if "noise_ceiling" in result:
                 nc = result["noise_ceiling"]
                 ceilings[sw.name] = {"spearman": nc["spearman"], "regret": 100 * nc["regret"]}
+    choices = {}
+    if len(by_task) >= 3:
+        progress("earlyexit_transfer: choosing the scorer and its rule inside each fold's training tasks")
+        for name, figures in nested_transfer(studies_of(sweeps), progress).items():
+            held_out[name]["earlyexit_transfer"] = {
+                "compute_saved": figures["compute_saved"], "regret": figures["regret"], "spearman": None,
+                "saved_within": {b: max((s for _, s, r in figures["points"] if r <= float(b) + 1e-9), default=None)
+                                 for b in BUDGETS}}
+            points[name]["earlyexit_transfer"] = figures["points"]
+            choices[name] = figures["choice"]
+    else:
+        progress("earlyexit_transfer needs sweeps of three tasks (its choice is made on two); left out")
     return {
         "protocol": {"tasks": {t: [sw.name for sw in sws] for t, sws in by_task.items()}, "orders": orders,
                      "prefix": prefix, "keep_top": keep_top, "regret_units": "points (100 x each sweep's metric)",
@@ -72,6 +85,7 @@ def leave_one_task_out(sweeps: Sequence[Sweep], *, orders: int = 20, prefix: int
         "aggregate": _aggregate(held_out, points),
         "noise_ceiling": ceilings,
         "points": {name: {p: [list(x) for x in pts] for p, pts in by_policy.items()} for name, by_policy in points.items()},
+        "transfer_choices": choices,
         "replays": {name: {"held_out": r["protocol"]["held_out"], "feature_sets": r["protocol"]["feature_sets"]}
                     for name, r in results.items()},
     }

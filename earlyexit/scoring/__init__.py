@@ -2,8 +2,11 @@
 
 from ._estimator import SignatureRegressor
 from ._features import FeatureSchema, signature_matrix, signature_row
-from ._fit import FitSettings, FittedScorer, ScorerFileError, fit_scorer, grouped_spearman, load_scorer, save_scorer
+from ._fit import (DEFAULT_SCORER, FitSettings, FittedScorer, ScorerFileError, fit_scorer, grouped_spearman,
+                   load_scorer, save_scorer)
 from ._rank import ProbeRankScorer
+from ._transfer import Rule, TransferScorer, transfer_features
 
-__all__ = ["FeatureSchema", "FitSettings", "FittedScorer", "ProbeRankScorer", "ScorerFileError", "SignatureRegressor",
-           "fit_scorer", "grouped_spearman", "load_scorer", "save_scorer", "signature_matrix", "signature_row"]
+__all__ = ["DEFAULT_SCORER", "FeatureSchema", "FitSettings", "FittedScorer", "ProbeRankScorer", "Rule",
+           "ScorerFileError", "SignatureRegressor", "TransferScorer", "fit_scorer", "grouped_spearman", "load_scorer", "save_scorer",
+           "signature_matrix", "signature_row", "transfer_features"]

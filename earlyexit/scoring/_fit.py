@@ -301,18 +301,42 @@ def _versions() -> dict:
     return {"format": SCORER_FORMAT, "earlyexit": __version__, "scikit-learn": sklearn.__version__}
 
 
-def save_scorer(scorer: FittedScorer, path: str | Path) -> None:
+DEFAULT_SCORER = Path(__file__).resolve().parent.parent / "assets" / "default_scorer.json"
+"""The package's default scorer (``earlyexit fit --default``): a transfer scorer fitted on every shipped
+sweep, with its card."""
+
+
+def save_scorer(scorer, path: str | Path) -> None:
+    """Write a scorer: a transfer scorer as JSON, a fitted scorer with joblib."""
+    from ._transfer import TransferScorer
+
+    if isinstance(scorer, TransferScorer):
+        import json
+
+        Path(path).write_text(json.dumps(scorer.to_dict(), indent=1) + "\n")
+        return
+    if str(path).endswith(".json"):
+        raise ScorerFileError(f"{path}: only a transfer scorer (`earlyexit fit --transfer`) is saved as JSON; "
+                              "name a .joblib file.")
     import joblib
 
     joblib.dump({"format": SCORER_FORMAT, "scorer": scorer, "versions": scorer.versions}, path)
 
 
-def load_scorer(path: str | Path) -> FittedScorer:
-    """Load a scorer saved by ``earlyexit fit``; a foreign or outdated file is a clear error."""
+def load_scorer(path: str | Path):
+    """Load a scorer saved by ``earlyexit fit`` (``"default"``: the package's default scorer); a foreign or
+    outdated file is a clear error."""
     import joblib
     import sklearn
 
+    if str(path) == "default":
+        if not DEFAULT_SCORER.exists():
+            raise ScorerFileError(f"the package has no default scorer ({DEFAULT_SCORER}); make it with "
+                                  "`earlyexit fit --default`.")
+        path = DEFAULT_SCORER
     path = Path(path)
+    if path.exists() and path.read_bytes()[:1] == b"{":  # a transfer scorer is JSON, whatever its name
+        return _load_transfer(path)
     if not path.exists():
         raise ScorerFileError(f"{path}: no such scorer file; make one with `earlyexit fit SWEEP... -o {path}`.")
     try:
@@ -327,3 +351,15 @@ def load_scorer(path: str | Path) -> FittedScorer:
         raise ScorerFileError(f"{path}: fitted with scikit-learn {saved}, this is {sklearn.__version__}; "
                               "refit it with `earlyexit fit` (pickled estimators do not move across versions).")
     return blob["scorer"]
+
+
+def _load_transfer(path: Path):
+    import json
+
+    from ._transfer import TransferScorer
+
+    try:
+        return TransferScorer.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ScorerFileError(f"{path}: not a transfer scorer file ({exc}); make one with "
+                              "`earlyexit fit --transfer`.") from None

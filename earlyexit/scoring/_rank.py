@@ -21,6 +21,9 @@ class ProbeRankScorer:
         higher_is_better: True when a larger probe value is better.
     """
 
+    predicts_metric = False
+    """Its score orders trials; it is not an estimate of the final metric (see the study runner)."""
+
     def __init__(self, probe: str = "loss", *, higher_is_better: bool = False):
         self.probe = probe
         self.higher_is_better = higher_is_better

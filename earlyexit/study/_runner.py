@@ -6,6 +6,7 @@ import json
 import math
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -13,14 +14,15 @@ import optuna
 from optuna.trial import TrialState
 
 from ..data import load_task
-from ..metrics import check_metric
-from ..names import (DEV_ACCURACY_AT, DEV_METRICS, PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_LABEL_NAMES,
-                     STUDY_BUDGET, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WORKER, DEVICE, Plan, Scorer,
-                     at)
+from ..metrics import METRIC_RANGES, check_metric
+from ..names import (DEV_ACCURACY_AT, DEV_METRICS, LR_PROGRESS_AT, OUT_OF_RANGE_AT, PROBE_ERROR_AT, PROBES_AT,
+                     PRUNED_REASON, SCORE_AT, STUDY_LABEL_NAMES, STUDY_BUDGET, STUDY_METRIC, STUDY_SPEC,
+                     STUDY_SPEC_PATH, WORKER, DEVICE, Plan, Scorer, at)
 from ..pruning import GeometricPruner
 from ..pruning._geometric import REASON_ATTR
 from ..scoring import ProbeRankScorer
 from ..training import Checkpoint, train
+from ..training._schedule import lr_multiplier, lr_progress
 from ._spec import StudySpec
 
 
@@ -29,7 +31,8 @@ def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners
     p = spec.pruner
     if p.kind == "geometric":
         return GeometricPruner(decision_steps=p.decision_steps, keep_top=p.keep_top, keep_fraction=p.keep_fraction,
-                               n_startup_trials=p.n_startup_trials)
+                               n_startup_trials=p.n_startup_trials, margin=p.margin,
+                               min_lr_progress=p.min_lr_progress)
     if p.kind == "none":
         return optuna.pruners.NopPruner()
     if p.kind == "median":
@@ -43,14 +46,17 @@ def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners
 
 
 def make_scorer(spec: StudySpec) -> Scorer:
-    """The fitted scorer from ``spec.pruner.scorer`` (its score is the predicted final accuracy),
-    or the rank rule on ``rank_probe``. Raises ScorerFileError (a ValueError) on a bad file."""
-    p = spec.pruner
-    if p.scorer is None:
-        return ProbeRankScorer(p.rank_probe, higher_is_better=p.higher_is_better)
-    from ..scoring import load_scorer
+    """The scorer ``spec.pruner.scorer`` names: a fitted scorer file (its score is the predicted final
+    metric), ``"default"`` (the package's default scorer, also what no scorer means where the package has
+    one), or ``"rank"`` (the rank rule on ``rank_probe``). Raises ScorerFileError (a ValueError) on a bad
+    file."""
+    from ..scoring import DEFAULT_SCORER, load_scorer
 
-    scorer = load_scorer(p.scorer)
+    p = spec.pruner
+    name = p.scorer if p.scorer is not None else ("default" if DEFAULT_SCORER.exists() else "rank")
+    if name == "rank":
+        return ProbeRankScorer(p.rank_probe, higher_is_better=p.higher_is_better)
+    scorer = load_scorer(name)
     scorer.check_probes(spec.train.probe_names, f"spec {spec.path}")
     return scorer
 
@@ -77,6 +83,14 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> dict:
     if spec.sampler == "grid":
         return {k: trial.suggest_categorical(k, list(v)) for k, v in spec.grid.items()}
     return {k: trial._suggest(k, d.to_optuna()) for k, d in spec.search.items()}
+
+
+def config_context(config, step: int, num_labels: int) -> dict[str, float]:
+    """The names of :data:`earlyexit.names.CONTEXT_NAMES` for a run of ``config`` at ``step``."""
+    warmup, schedule = config.warmup_ratio, config.schedule
+    return {"lr_progress": lr_progress(step, config.max_steps, warmup, schedule),
+            "learning_rate": config.learning_rate * lr_multiplier(step, config.max_steps, warmup, schedule),
+            "uniform_loss": math.log(num_labels)}
 
 
 def _finite(x: float):
@@ -107,6 +121,17 @@ class Objective:
         self.geometric = spec.pruner.kind == "geometric"
         self.plan = measurement_plan(spec, self.scorer)
 
+    def _outside(self, signature, step: int, number: int) -> list[str]:
+        """The scorer's features at ``step`` outside its training range (a scorer that can tell), warned once
+        per trial and step in the log."""
+        check = getattr(self.scorer, "out_of_range", None)
+        outside = check(signature, step) if check is not None else []
+        if outside:
+            print(f"warning: trial {number} at step {step}: {', '.join(outside)} outside the range the scorer was "
+                  "fitted on; the trial is kept at this step rather than judged by an extrapolation",
+                  file=sys.stderr)
+        return outside
+
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.spec)
         trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
@@ -132,7 +157,11 @@ class Objective:
             bar = tqdm(total=config.max_steps, desc=f"trial {trial.number}", unit="step", leave=False, position=1)
 
         def on_checkpoint(cp: Checkpoint) -> bool:
-            signature[cp.step] = {**cp.probes, "dev_accuracy": cp.dev_accuracy, "dev_loss": cp.dev_loss}
+            # What the step measured, and what is known there without measuring (CONTEXT_NAMES).
+            context = config_context(config, cp.step, self.task.num_labels)
+            signature[cp.step] = {**cp.probes, "dev_accuracy": cp.dev_accuracy, "dev_loss": cp.dev_loss,
+                                  "dev_metric": cp.dev_metric, **context}
+            trial.set_user_attr(at(LR_PROGRESS_AT, cp.step), context["lr_progress"])
             trial.set_user_attr(at(PROBES_AT, cp.step), {k: _finite(v) for k, v in cp.probes.items()})
             trial.set_user_attr(at(DEV_ACCURACY_AT, cp.step), _finite(cp.dev_accuracy))
             if config.metric != "accuracy":
@@ -144,16 +173,27 @@ class Objective:
                     return False
             if self.geometric and self.plan is not None and cp.step not in self.spec.pruner.decision_steps:
                 return False  # measured for a later decision; a score here would read what was not measured
+            outside = []
             if self.geometric:
                 score = self.scorer.score(signature, cp.step)
+                outside = self._outside(signature, cp.step, trial.number)
+                if outside:
+                    trial.set_user_attr(at(OUT_OF_RANGE_AT, cp.step), outside)
             else:
                 score = cp.dev_metric
             trial.set_user_attr(at(SCORE_AT, cp.step), _finite(score))
             if phase == "final":
                 return False  # a screened survivor trains to the end
-            trial.report(score, cp.step)
+            # What the trial reports is on the objective's scale (dashboards draw it beside the finals): the
+            # scorer's predicted final metric, clipped to the metric's range, or, for the rank rule, whose score
+            # only orders trials, the dev metric (the pruner ranks by the score attribute above).
+            reported = score if getattr(self.scorer, "predicts_metric", True) or not self.geometric else cp.dev_metric
+            low, high = METRIC_RANGES[config.metric]
+            trial.report(min(max(reported, low), high) if math.isfinite(reported) else reported, cp.step)
             if phase == "screen":
                 return cp.step >= screen_step
+            if outside and cp.step in self.spec.pruner.decision_steps:
+                return False  # outside what the scorer has seen: kept rather than judged by an extrapolation
             return trial.should_prune()
 
         try:

@@ -56,8 +56,9 @@ class PrunerSpec:
     Attributes:
         kind: ``geometric`` (earlyexit's), ``none``, or one of Optuna's:
             ``median``, ``percentile``, ``successive_halving``, ``hyperband``.
-        scorer: path of a fitted scorer file; None uses the rank rule.
-        rank_probe: probe the rank rule orders by when there is no scorer.
+        scorer: path of a fitted scorer file, ``"default"`` (the package's default scorer; also what
+            None means where the package has one) or ``"rank"`` (the rank rule).
+        rank_probe: probe the rank rule orders by.
         higher_is_better: direction of ``rank_probe`` (False for the loss).
         decision_steps: probe steps at which the pruner decides.
         keep_top: keep a trial only if fewer than this many trials score
@@ -65,6 +66,10 @@ class PrunerSpec:
         keep_fraction: or keep the top fraction (when keep_top is None).
         n_startup_trials: no pruning until this many other trials reported
             at the step.
+        margin: a trial is outranked only by scores more than this higher
+            (the score's units; metric units for a fitted scorer).
+        min_lr_progress: a trial that has spent less than this fraction
+            (0..1) of its learning-rate schedule is not judged yet.
         mode: ``sequential`` (the live pruner decides as each trial reaches
             a decision step) or ``screen`` (every trial trains to the first
             decision step and stops; then the top ``keep_top`` configs train
@@ -79,6 +84,8 @@ class PrunerSpec:
     keep_top: int | None = 2
     keep_fraction: float | None = None
     n_startup_trials: int = 3
+    margin: float = 0.0
+    min_lr_progress: float = 0.0
     mode: str = "sequential"
 
 
@@ -248,7 +255,8 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     if "decision_steps" in pruner_cfg:
         pruner_cfg["decision_steps"] = tuple(_get(pruner, "decision_steps", list, where, "pruner."))
     for key, kind in (("kind", str), ("mode", str), ("scorer", str), ("rank_probe", str), ("higher_is_better", bool),
-                      ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int)):
+                      ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int), ("margin", float),
+                      ("min_lr_progress", float)):
         if key in pruner_cfg:
             pruner_cfg[key] = _get(pruner, key, kind, where, "pruner.")
     if "keep_fraction" in pruner_cfg and "keep_top" not in pruner_cfg:
@@ -266,12 +274,15 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     if pruner_spec.rank_probe not in PROBE_NAMES:
         raise SpecError(f"{where}: pruner.rank_probe {pruner_spec.rank_probe!r} is not a probe; "
                         f"known probes are {list(PROBE_NAMES)}.")
-    if pruner_spec.kind == "geometric" and pruner_spec.scorer is None and \
+    if pruner_spec.kind == "geometric" and pruner_spec.scorer == "rank" and \
             pruner_spec.rank_probe not in train_config.probe_names:
         raise SpecError(f"{where}: pruner.rank_probe {pruner_spec.rank_probe!r} is not measured; add it to probes.names.")
     missing = [s for s in pruner_spec.decision_steps if s not in train_config.probe_steps]
     if missing:
         raise SpecError(f"{where}: pruner.decision_steps {missing} are not probe steps {list(train_config.probe_steps)}.")
+    if not pruner_spec.margin >= 0 or not 0 <= pruner_spec.min_lr_progress <= 1:
+        raise SpecError(f"{where}: pruner.margin must be at least 0 and pruner.min_lr_progress in [0, 1]; got "
+                        f"{pruner_spec.margin} and {pruner_spec.min_lr_progress}.")
     if pruner_spec.keep_top is None and pruner_spec.keep_fraction is None:
         raise SpecError(f"{where}: set pruner.keep_top or pruner.keep_fraction.")
     if pruner_spec.keep_top is not None and pruner_spec.keep_top < 1:
@@ -280,7 +291,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
         raise SpecError(f"{where}: pruner.keep_fraction must be in (0, 1], but got {pruner_spec.keep_fraction}.")
     if pruner_spec.n_startup_trials < 0:
         raise SpecError(f"{where}: pruner.n_startup_trials must be at least 0, but got {pruner_spec.n_startup_trials}.")
-    if pruner_spec.scorer is not None:
+    if pruner_spec.scorer not in (None, "default", "rank"):
         scorer = Path(pruner_spec.scorer)
         if not scorer.is_absolute():
             scorer = Path(where).parent / scorer

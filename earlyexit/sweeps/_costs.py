@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..names import CHEAP_PROBES, DEFAULT_PROBES, DEV_METRICS, GRADIENT_PROBES, HESSIAN_PROBES, NEEDS_GRADIENT
+from ..names import CHEAP_PROBES, CONTEXT_NAMES, DEFAULT_PROBES, DEV_METRICS, GRADIENT_PROBES, HESSIAN_PROBES, NEEDS_GRADIENT
 
 PROBE_COSTS = "probe_costs.json"
 PARTS = ("forward", "gradient", "gradient_with_graph", "sam", "critical", "relative_critical", "lanczos", "trace",
@@ -79,7 +79,7 @@ class ProbeCosts:
         (``dev_eval``), or nothing where it was not measured (older cost
         files). Unknown names are an error.
         """
-        probes = set(probes)
+        probes = set(probes) - set(CONTEXT_NAMES)  # known without measuring
         dev = self.parts.get("dev_eval", 0.0) if probes & set(DEV_METRICS) else 0.0
         return dev + self._probe_cost({p for p in probes if p not in DEV_METRICS})
 

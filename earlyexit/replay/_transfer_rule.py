@@ -1,0 +1,228 @@
+"""Choose a transfer scorer and its decision rule by leave-one-task-out, inside the training tasks only.
+
+:func:`select_transfer` measures every candidate (feature groups x rungs x keep-top x learning-rate
+progress, :data:`CANDIDATES`) by leave-one-task-out over the studies it is given: for each task, a
+:class:`~earlyexit.scoring.TransferScorer` fitted on the other tasks prunes that task's studies with the
+rung rule (:func:`~earlyexit.replay._simulate.rungs`), charged what it reads at each rung. The choice:
+the candidate saving most compute among those within :data:`TARGET_MEAN_REGRET` mean and
+:data:`TARGET_WORST_REGRET` worst regret (points), else the one with the lowest mean regret.
+
+:func:`nested_transfer` is the honest figure for a new task: for each held-out task, the choice is made
+by :func:`select_transfer` on the *other* tasks (their own leave-one-task-out), fitted on them, and only
+then replayed on the held-out task, so no knob sees the task it is measured on.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..names import DEV_METRICS
+from ..scoring._transfer import Rule, TransferScorer
+from ..sweeps import Sweep
+from ._simulate import Compute, Run, runs_of, rungs
+
+GROUP_SETS = (("dev",), ("dev", "cheap"), ("dev", "cheap", "hessian"))
+RUNG_SETS = ((100,), (200,), (400,), (50, 200), (100, 400), (50, 100, 400), (100, 200, 400))
+KEEP_TOP = (1, 2)
+MIN_LR_PROGRESS = (0.0, 0.02, 0.05)
+CANDIDATES = tuple((groups, Rule(r, k, p)) for groups, r, k, p in
+                   itertools.product(GROUP_SETS, RUNG_SETS, KEEP_TOP, MIN_LR_PROGRESS))
+"""Every (feature groups, rule) the selection measures: 3 x 7 x 2 x 3 = 126."""
+
+TARGET_MEAN_REGRET = 0.5
+TARGET_WORST_REGRET = 1.0
+"""The selection's bounds, in points (issue 18's targets at the default setting)."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """One seed of one sweep, as the selection replays it."""
+
+    sweep: Sweep
+    task: str
+    runs: tuple[Run, ...]
+
+    @property
+    def name(self) -> str:
+        return self.sweep.name
+
+
+def studies_of(sweeps: Sequence[Sweep]) -> list[Study]:
+    """Every (sweep, seed) as a study, with its task from the manifest."""
+    out = []
+    for sw in sweeps:
+        by_seed = defaultdict(list)
+        for r in runs_of(sw):
+            by_seed[r.seed].append(r)
+        out += [Study(sw, str(sw.manifest.get("task")), tuple(rs)) for _, rs in sorted(by_seed.items())]
+    return out
+
+
+def candidates_for(studies: Sequence[Study]) -> list[tuple[tuple[str, ...], Rule]]:
+    """The candidates every study can be replayed with: rungs among the probe steps all sweeps logged,
+    groups whose probes all sweeps measured."""
+    sweeps = {id(s.sweep): s.sweep for s in studies}.values()
+    steps = set.intersection(*(set(sw.probe_steps) for sw in sweeps))
+    measured = set.intersection(*(set(sw.probes) | set(DEV_METRICS) for sw in sweeps))
+    out = [(g, r) for g, r in CANDIDATES if set(r.rungs) <= steps
+           and all(n in measured for n in TransferScorer(g, r).names)]
+    if not out:
+        raise ValueError(f"no candidate rule fits the probe steps the sweeps share ({sorted(steps)}).")
+    return out
+
+
+class _Fits:
+    """Fitted scorers by (training studies, groups, rule), sharing each rung's ridge across rules."""
+
+    def __init__(self):
+        self._rungs: dict = {}
+
+    def scorer(self, train: Sequence[Study], groups: tuple[str, ...], rule: Rule) -> TransferScorer:
+        key = tuple(sorted({id(s) for s in train}))
+        scorer = TransferScorer(groups, rule)
+        for rung in rule.rungs:
+            k = (key, groups, rung)
+            if k not in self._rungs:
+                runs = [r for s in train for r in s.runs]
+                one = TransferScorer(groups, Rule((rung,))).fit([r.signature for r in runs], [r.final for r in runs])
+                self._rungs[k] = one.estimators_[rung]
+            scorer.estimators_[rung] = self._rungs[k]
+        return scorer
+
+
+def replay_rule(scorer: TransferScorer, study: Study) -> tuple[float, float]:
+    """(compute saved as a fraction, regret in points) of ``scorer``'s rule on one study."""
+    rule = scorer.rule
+    compute = Compute(scorer.names, study.sweep.probe_costs, probe_until=rule.rungs[-1], steps=rule.rungs)
+    policy = rungs(rule.rungs, rule.keep_top, lambda r, d: scorer.score(r.signature, d), compute=compute,
+                   min_lr_progress=rule.min_lr_progress)
+    out = policy(study.runs, 0)
+    return 1 - out.compute_used, 100 * out.regret
+
+
+def per_sweep(figures: Sequence[tuple[str, float, float]]) -> dict[str, tuple[float, float]]:
+    """Mean (saved, regret) per sweep over its seeds."""
+    by = defaultdict(list)
+    for name, saved, regret in figures:
+        by[name].append((saved, regret))
+    return {n: (float(np.mean([v[0] for v in vs])), float(np.mean([v[1] for v in vs]))) for n, vs in by.items()}
+
+
+def leave_one_task_out_rule(studies: Sequence[Study], groups, rule: Rule, fits: _Fits) -> dict[str, tuple]:
+    """Per sweep (saved, regret) of one candidate, each task pruned by a scorer fitted on the others."""
+    figures = []
+    for task in sorted({s.task for s in studies}):
+        train = [s for s in studies if s.task != task]
+        scorer = fits.scorer(train, groups, rule)
+        figures += [(s.name, *replay_rule(scorer, s)) for s in studies if s.task == task]
+    return per_sweep(figures)
+
+
+def _summary(by_sweep: dict) -> tuple[float, float, float]:
+    saved = [v[0] for v in by_sweep.values()]
+    regret = [v[1] for v in by_sweep.values()]
+    return float(np.mean(saved)), float(np.mean(regret)), float(max(regret))
+
+
+def select_transfer(studies: Sequence[Study], *, fits: _Fits | None = None,
+                    progress: Callable[[str], None] = lambda m: None) -> dict:
+    """Measure every candidate by leave-one-task-out over ``studies`` and choose one (see the module).
+
+    Returns ``{"groups", "rule", "mean_compute_saved", "mean_regret", "worst_regret", "candidates"}``.
+    """
+    tasks = sorted({s.task for s in studies})
+    if len(tasks) < 2:
+        raise ValueError(f"choosing a transfer scorer needs studies of at least two tasks, but got {tasks}.")
+    fits = fits or _Fits()
+    table = []
+    for groups, rule in candidates_for(studies):
+        saved, regret, worst = _summary(leave_one_task_out_rule(studies, groups, rule, fits))
+        table.append({"groups": groups, "rule": rule, "mean_compute_saved": saved, "mean_regret": regret,
+                      "worst_regret": worst})
+    ok = [c for c in table if c["mean_regret"] <= TARGET_MEAN_REGRET + 1e-9
+          and c["worst_regret"] <= TARGET_WORST_REGRET + 1e-9]
+    best = (max(ok, key=lambda c: (c["mean_compute_saved"], -c["mean_regret"])) if ok
+            else min(table, key=lambda c: (c["mean_regret"], -c["mean_compute_saved"])))
+    progress(f"chose {'+'.join(best['groups'])}, {best['rule'].label} on {', '.join(tasks)}: "
+             f"{best['mean_compute_saved']:.1%} saved, regret {best['mean_regret']:.2f} "
+             f"(worst {best['worst_regret']:.2f}) pts" + ("" if ok else "; no candidate met the bounds"))
+    return {**best, "within_bounds": bool(ok), "candidates": table}
+
+
+def nested_transfer(studies: Sequence[Study], progress: Callable[[str], None] = lambda m: None) -> dict:
+    """Per held-out sweep: the choice made on the other tasks, and its figures on the held-out sweep.
+
+    Returns ``{sweep: {"compute_saved", "regret", "choice", "points"}}``, ``points`` holding the chosen
+    groups' figures at every candidate rule (for the budgets table and the plot).
+    """
+    fits = _Fits()
+    out = {}
+    for task in sorted({s.task for s in studies}):
+        train = [s for s in studies if s.task != task]
+        test = [s for s in studies if s.task == task]
+        if len({s.task for s in train}) < 2:
+            raise ValueError("the nested choice needs at least three tasks (two to choose on, one held out).")
+        choice = select_transfer(train, fits=fits, progress=lambda m, t=task: progress(f"held out {t}: {m}"))
+        chosen = fits.scorer(train, choice["groups"], choice["rule"])
+        figures = per_sweep([(s.name, *replay_rule(chosen, s)) for s in test])
+        points = defaultdict(list)
+        for groups, rule in candidates_for(studies):
+            if groups != choice["groups"]:
+                continue
+            for name, (saved, regret) in per_sweep(
+                    [(s.name, *replay_rule(fits.scorer(train, groups, rule), s)) for s in test]).items():
+                points[name].append((rule.label, saved, regret))
+        for name, (saved, regret) in figures.items():
+            out[name] = {"compute_saved": saved, "regret": regret, "points": points[name],
+                         "choice": {"groups": list(choice["groups"]), "rule": rule_dict(choice["rule"]),
+                                    "inner_mean_regret": choice["mean_regret"],
+                                    "inner_worst_regret": choice["worst_regret"],
+                                    "inner_compute_saved": choice["mean_compute_saved"],
+                                    "within_bounds": choice["within_bounds"]}}
+    return out
+
+
+def rule_dict(rule: Rule) -> dict:
+    return {"rungs": list(rule.rungs), "keep_top": rule.keep_top, "min_lr_progress": rule.min_lr_progress}
+
+
+
+
+def fit_transfer(sweeps: Sequence[Sweep], progress: Callable[[str], None] = lambda m: None, *,
+                 nested: bool = False) -> TransferScorer:
+    """``earlyexit fit --transfer``: choose on every task of ``sweeps`` (:func:`select_transfer`), fit the
+    choice on all their runs, and attach a card (what it learnt from, the choice and its figures; with
+    ``nested``, also the nested leave-one-task-out figures of the whole procedure, which need three tasks)."""
+    studies = studies_of(sweeps)
+    choice = select_transfer(studies, progress=progress)
+    runs = [r for s in studies for r in s.runs]
+    scorer = TransferScorer(choice["groups"], choice["rule"]).fit([r.signature for r in runs],
+                                                                 [r.final for r in runs])
+    scorer.card = {
+        "sweeps": {sw.name: {"task": str(sw.manifest.get("task")), "metric": sw.metric, "runs": len(sw.runs)}
+                   for sw in sweeps},
+        "groups": list(choice["groups"]), "rule": rule_dict(choice["rule"]),
+        "leave_one_task_out": {"mean_compute_saved": choice["mean_compute_saved"],
+                               "mean_regret_points": choice["mean_regret"],
+                               "worst_regret_points": choice["worst_regret"],
+                               "within_bounds": choice["within_bounds"],
+                               "note": "the chosen candidate's figures on the tasks it was chosen on (optimistic); "
+                                       "the honest figure for a new task is the nested one of "
+                                       "`earlyexit replay --leave-one-task-out` (row earlyexit_transfer)"},
+        "versions": scorer.versions,
+    }
+    if nested:
+        progress("nested leave-one-task-out (the choice remade without each task, then replayed on it)")
+        figures = nested_transfer(studies, progress)
+        regrets = [f["regret"] for f in figures.values()]
+        scorer.card["nested_leave_one_task_out"] = {
+            "mean_compute_saved": float(np.mean([f["compute_saved"] for f in figures.values()])),
+            "mean_regret_points": float(np.mean(regrets)), "worst_regret_points": float(max(regrets)),
+            "held_out": {n: {"compute_saved": f["compute_saved"], "regret_points": f["regret"],
+                             "choice": f["choice"]} for n, f in figures.items()}}
+    return scorer

@@ -1,0 +1,70 @@
+"""The learning-rate schedule as numbers (torch-free): the multiplier at a step, and how much of the
+schedule's learning a run has had by a step.
+
+These reproduce transformers' schedulers as the training loop builds them (``get_scheduler`` with
+``num_warmup_steps = round(warmup_ratio * max_steps)``): linear warmup from 0, then linear or cosine
+decay to 0 at ``max_steps``, or constant. The update of optimizer step ``t`` (0-based) uses the
+multiplier at ``t``, so a run checkpointed at step ``d`` has taken the updates ``0 .. d-1``.
+
+:func:`lr_progress` is the pruner's clock: the fraction of the schedule's summed learning rate spent
+by step ``d``. A run still early in a long warmup has spent almost none of it, and its dev metric says
+little yet about where it ends (measured: on sst2-wide the best configs, with 23-29% warmup, sat at the
+majority class at step 100 while configs that ended 2 points lower led).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from ._config import SCHEDULES
+
+
+def warmup_steps(max_steps: int, warmup_ratio: float) -> int:
+    """The warmup length in steps, as the training loop rounds it."""
+    return int(round(warmup_ratio * max_steps))
+
+
+def lr_multiplier(step: int, max_steps: int, warmup_ratio: float = 0.0, schedule: str = "linear") -> float:
+    """The learning rate of the update at ``step`` over the peak learning rate (0..1)."""
+    return float(_multipliers(int(max_steps), warmup_steps(max_steps, warmup_ratio), _schedule(schedule))[
+        min(max(int(step), 0), int(max_steps) - 1)]) if max_steps > 0 else 0.0
+
+
+def lr_progress(step: int, max_steps: int, warmup_ratio: float = 0.0, schedule: str = "linear") -> float:
+    """Fraction (0..1) of the schedule's summed learning rate spent by the updates before ``step``."""
+    if max_steps <= 0:
+        raise ValueError(f"max_steps must be positive, but got {max_steps=}.")
+    cumulative = _cumulative(int(max_steps), warmup_steps(max_steps, warmup_ratio), _schedule(schedule))
+    d = min(max(int(step), 0), int(max_steps))
+    total = cumulative[-1]
+    return float(cumulative[d] / total) if total > 0 else 1.0
+
+
+def _schedule(name: str) -> str:
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, but got {name!r}.")
+    return name
+
+
+@lru_cache(maxsize=256)
+def _multipliers(max_steps: int, warmup: int, schedule: str) -> np.ndarray:
+    t = np.arange(max_steps, dtype=float)
+    out = np.ones(max_steps)
+    if warmup > 0:
+        out[:warmup] = t[:warmup] / warmup
+    rest = t[warmup:]
+    progress = (rest - warmup) / max(1, max_steps - warmup)
+    if schedule == "linear":
+        out[warmup:] = np.maximum(0.0, (max_steps - rest) / max(1, max_steps - warmup))
+    elif schedule == "cosine":
+        out[warmup:] = np.maximum(0.0, 0.5 * (1.0 + np.cos(math.pi * progress)))
+    return out
+
+
+@lru_cache(maxsize=256)
+def _cumulative(max_steps: int, warmup: int, schedule: str) -> np.ndarray:
+    """``c[d]`` = summed multipliers of the updates 0..d-1 (``c[0] = 0``)."""
+    return np.concatenate([[0.0], np.cumsum(_multipliers(max_steps, warmup, schedule))])
