@@ -85,3 +85,19 @@ def test_the_choice_is_made_on_other_tasks_only(three_tasks):
         assert figures["choice"]["rule"]["rungs"] and figures["points"]
     with pytest.raises(ValueError, match="at least three tasks"):
         nested_transfer(studies[:2])
+
+
+def test_the_default_scorer_replays_and_prints_its_card(three_tasks, capsys):
+    from earlyexit.cli import main
+
+    assert main(["scorer", "info"]) == 0
+    card = capsys.readouterr().out
+    from earlyexit.scoring import load_scorer
+
+    default = load_scorer("default")
+    assert f"reads at each rung: {', '.join(default.names)}" in card and "leave-one-task-out" in card
+    assert main(["replay", str(three_tasks[0].path), "--scorer", "default", "--orders", "1", "--no-pareto",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["policies"]["earlyexit"]["compute_saved"] is not None
+    assert out["protocol"]["feature_sets"]["earlyexit"]["0"]["feature_set"] == "+".join(default.groups)

@@ -58,6 +58,10 @@ class Policy:
 
 def scorer_compute(sweep: Sweep, scorer, step: int) -> Compute:
     """What a scorer's features at ``step`` read, at the checkpoints they read it (probes and dev metrics)."""
+    if not hasattr(scorer, "schemas"):  # a scorer that says what it reads through its plan (transfer, rank)
+        plan = scorer.reads([step]) or {}
+        names = tuple(dict.fromkeys(n for ns in plan.values() for n in ns))
+        return Compute(names, sweep.probe_costs, probe_until=step, steps=tuple(s for s, ns in plan.items() if ns))
     schema = scorer.schemas.get(step)
     probes = tuple(schema.names) if schema is not None else tuple(scorer.names)
     steps = tuple(schema.steps) if schema is not None else None

@@ -141,6 +141,12 @@ def _feature_sets(by_seed: dict, prefix: int) -> dict:
     """Per held-out seed, what its scorer reads at ``prefix``: names, steps, and the cost-aware choice."""
     out = {}
     for seed, sc in by_seed.items():
+        if not hasattr(sc, "schemas"):  # a transfer scorer: its groups at the decision step, and its rule
+            plan = sc.reads([prefix]) or {}
+            out[str(seed)] = {"names": list(sc.names), "steps": [s for s, ns in plan.items() if ns],
+                              "feature_set": "+".join(getattr(sc, "groups", ())) or None,
+                              "model": getattr(getattr(sc, "rule", None), "label", type(sc).__name__)}
+            continue
         schema = sc.schemas.get(prefix)
         rep = sc.report.get(prefix, {})
         out[str(seed)] = {"names": list(schema.names) if schema else None,
