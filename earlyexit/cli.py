@@ -349,7 +349,7 @@ class ExportCommand:
         p.add_argument("--top", type=int, default=1, help="export the top K trials (json, yaml, args)")
         p.add_argument("-o", "--output", default=None, help="write to this file (default: stdout)")
         g = p.add_mutually_exclusive_group()
-        g.add_argument("--scorer", default=None, help="sweep folder only: a fitted scorer file")
+        g.add_argument("--scorer", default=None, help="sweep folder only: a fitted scorer file, or `default`")
         g.add_argument("--fit-on", nargs="+", default=None, help="sweep folder only: fit the scorer on these sweeps")
         p.add_argument("--prefix", type=int, default=100, help="sweep folder only: the decision step (default 100)")
 
@@ -462,7 +462,7 @@ class ReplayCommand:
         g.add_argument("--leave-one-task-out", action="store_true",
                        help="for each task, fit on the other tasks' sweeps and replay its sweeps; one table "
                             "per held-out sweep and aggregated (mean and worst), and a Pareto plot (--plot)")
-        g.add_argument("--scorer", default=None, help="a fitted scorer file")
+        g.add_argument("--scorer", default=None, help="a fitted scorer file, or `default` (the package's)")
         g.add_argument("--fit-on", nargs="+", default=None, help="fit the scorer on these other sweeps")
         g.add_argument("--baselines-only", action="store_true",
                        help="no scorer: replay only prefix_accuracy, loss_only, Optuna's pruners, oracle and no "

@@ -163,14 +163,16 @@ def test_study_with_a_transfer_scorer_reports_a_predicted_metric_and_its_lr_prog
     from earlyexit.scoring._transfer import Rule, TransferScorer
 
     ctx = {"uniform_loss": 0.69, "lr_progress": 0.5, "learning_rate": 1e-4}
-    signatures = [{10: {"dev_metric": x, "dev_loss": 0.7 - x / 2, **ctx}} for x in (0.5, 0.6, 0.7, 0.8)]
+    # Dev losses around a uniform guess's, as a tiny model's are at step 10 (inside the scorer's range).
+    signatures = [{10: {"dev_metric": x, "dev_loss": 1.0 - x / 2, **ctx}} for x in (0.5, 0.6, 0.7, 0.8)]
     scorer = TransferScorer(("dev",), Rule((10,), keep_top=1, min_lr_progress=0.02)).fit(
         signatures, [0.55, 0.65, 0.75, 0.85])
     save_scorer(scorer, tmp_path / "t.joblib")
-    text = TINY.format(n_trials=2, grid="[1e-3, 3e-4]").replace('scorer = "rank"\n', "").replace(
+    text = TINY.format(n_trials=3, grid="[1e-3, 3e-4, 1e-4]").replace('scorer = "rank"\n', "").replace(
         'steps = [0, 4, 8]', 'steps = [0, 10]').replace(
         "decision_steps = [4]", f"decision_steps = [10]\nscorer = \"{tmp_path / 't.joblib'}\"\n"
-                                "min_lr_progress = 0.02").replace("max_steps = 10", "max_steps = 12")
+                                "min_lr_progress = 0.02").replace("max_steps = 10", "max_steps = 12").replace(
+        "n_startup_trials = 1", "n_startup_trials = 0")
     path = tmp_path / "transfer.toml"
     path.write_text(text)
     spec = load_spec(path)
@@ -181,6 +183,9 @@ def test_study_with_a_transfer_scorer_reports_a_predicted_metric_and_its_lr_prog
         assert t.user_attrs["lr_progress@10"] == pytest.approx(75 / 78)
         value = t.intermediate_values[10]
         assert 0.0 <= value <= 1.0 and value == t.user_attrs["score@10"]  # a predicted accuracy
+    # A pruned trial's last report is on the metric's scale too (what a dashboard draws beside the finals).
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(0.0 <= t.intermediate_values[max(t.intermediate_values)] <= 1.0 for t in pruned)
 
 
 def test_a_trial_outside_the_scorers_range_is_kept_and_its_report_stays_in_the_metrics_range(tmp_path, capsys):
