@@ -19,6 +19,7 @@ PROBE_NAMES: tuple[str, ...] = (
     "hessian_trace",
     "critical_sharpness",
     "relative_critical_sharpness",
+    "fisher_trace",
 )
 """Every probe :func:`earlyexit.probes.measure` knows, in a stable order."""
 
@@ -35,8 +36,12 @@ HESSIAN_PROBES = frozenset({"hessian_top_eigenvalue", "hessian_trace"})
 CHEAP_PROBES: tuple[str, ...] = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness")
 """The probes without Hessian-vector products (``earlyexit fit --no-hessian``)."""
 
-DEFAULT_PROBES: tuple[str, ...] = tuple(n for n in PROBE_NAMES if n != "relative_critical_sharpness")
-"""What a run measures unless told otherwise (the relative probe needs a second batch set)."""
+OPT_IN_PROBES = frozenset({"relative_critical_sharpness", "fisher_trace"})
+"""Probes measured only when named: the relative probe needs a second batch set; the Fisher trace came
+after the prior sweeps' protocol was fixed, which a default must not change under a sweep being logged."""
+
+DEFAULT_PROBES: tuple[str, ...] = tuple(n for n in PROBE_NAMES if n not in OPT_IN_PROBES)
+"""What a run measures unless told otherwise."""
 
 CONTEXT_NAMES = ("lr_progress", "learning_rate", "uniform_loss")
 """What a signature holds at each step besides measurements, known without measuring (free): the fraction

@@ -68,9 +68,10 @@ def test_tiny_bert_all_probes_leave_no_trace(tiny_bert, mode):
         model.bert.encoder.eval()
     next(model.parameters()).grad = torch.ones_like(next(model.parameters()))
     before = _snapshot(model, opt)
-    r = measure(model, _bert_loss, batches, optimizer=opt, reference_batches=reference, seed=3)
+    r = measure(model, _bert_loss, batches, names=PROBE_NAMES, optimizer=opt, reference_batches=reference, seed=3)
     _assert_same(before, _snapshot(model, opt))
-    assert list(r) == list(PROBE_NAMES)
+    assert list(r) == list(PROBE_NAMES)  # the opt-in Fisher trace too, with the default label sampler
+    assert r["fisher_trace"] > 0
     for name, value in r.items():
         assert torch.isfinite(torch.tensor(value)), name
     assert r["gradient_norm"] > 0 and r["gradient_variance"] > 0

@@ -200,3 +200,51 @@ def test_warm_start_reuses_the_eigenvector_and_eta(exact):
     assert again.diagnostics["critical_sharpness_forward_passes"] <= first.diagnostics[
         "critical_sharpness_forward_passes"]
     assert again["hessian_top_eigenvalue"] == pytest.approx(float(torch.linalg.eigvalsh(H)[-1]), rel=0.02)
+
+
+def _sample_tuple_labels(model, batch, generator):
+    """The Fisher probe's label sampler for (inputs, labels) tuples."""
+    from earlyexit.probes._fisher import draw
+
+    with torch.no_grad():
+        logits = model(batch[0])
+    return (batch[0], draw(logits, generator)), len(batch[1])
+
+
+def test_fisher_trace_is_unbiased_for_the_exact_fisher(exact):
+    model, batches, L, flat0, H, g, grads = exact
+    # Exact: tr F = mean_i sum_y p(y|x_i) |grad log p(y|x_i)|^2, every example and class enumerated.
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+
+    def log_p(flat, x, y):
+        pieces = torch.split(flat, [math.prod(s) for s in shapes])
+        params = {n: t.view(s) for n, t, s in zip(names, pieces, shapes)}
+        return torch.log_softmax(functional_call(model, params, (x[None],)), -1)[0, y]
+
+    X = torch.cat([b[0] for b in batches])
+    exact_trace = 0.0
+    for x in X:
+        probs = torch.softmax(model(x[None]), -1)[0].detach()
+        for y in range(3):
+            gy = torch.autograd.functional.jacobian(lambda f: log_p(f, x, y), flat0)
+            exact_trace += float(probs[y]) * float(gy @ gy)
+    exact_trace /= len(X)
+    # For softmax cross-entropy the Fisher is the Gauss-Newton part of the Hessian: the same order.
+    assert 0 < exact_trace < 10 * float(torch.trace(H))
+    draws = [measure(model, _loss_fn, batches, names=["fisher_trace"], seed=s,
+                     label_sampler=_sample_tuple_labels) for s in range(300)]
+    values = torch.tensor([d["fisher_trace"] for d in draws], dtype=torch.float64)
+    stderr = float(values.std() / math.sqrt(len(values)))
+    assert abs(float(values.mean()) - exact_trace) < 4 * stderr  # unbiased: within 4 standard errors of 300 draws
+    one = draws[0]
+    assert one.diagnostics["fisher_trace_stderr"] > 0 and "seconds_fisher" in one.diagnostics
+    assert set(one) == {"fisher_trace"}
+
+
+def test_fisher_trace_needs_labels_it_can_sample(exact):
+    model, batches, *_ = exact
+    with pytest.raises(ValueError, match="label_sampler"):
+        measure(model, _loss_fn, batches, names=["fisher_trace"])
+    # Named only: the default probe set is unchanged.
+    assert "fisher_trace" not in measure(model, _loss_fn, batches, names=None)

@@ -12,8 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..names import HESSIAN_PROBES
+from ..names import DEFAULT_PROBES, HESSIAN_PROBES
 from ._critical import critical_step
+from ._fisher import LabelSampler, fisher_trace, sample_labels
 from ._lanczos import lanczos
 from ._objective import LossFn, probing
 from ._trace import deflated_hutchinson, rademacher
@@ -86,7 +87,7 @@ class ProbeResult(dict):
             ``gradient`` (the per-batch gradient pass that gives the loss,
             gradient norm and variance), ``lanczos`` (the top eigenvalue's
             products), ``trace`` (the trace's extra products),
-            ``sam``, ``critical``, ``relative_critical``), by name.
+            ``sam``, ``critical``, ``relative_critical``, ``fisher``), by name.
         warm_start: a :class:`WarmStart` for the next checkpoint of the run.
     """
 
@@ -107,6 +108,7 @@ def measure(
     reference_batches: Sequence[Any] | None = None,
     warm_start: WarmStart | None = None,
     settings: ProbeSettings | None = None,
+    label_sampler: LabelSampler | None = None,
 ) -> ProbeResult:
     """Measure the loss-landscape probes of ``model`` at its current parameters.
 
@@ -129,6 +131,11 @@ def measure(
       run's learning rate times this number is 2 at the edge of stability.
     - ``relative_critical_sharpness``: the same with the loss on
       ``reference_batches`` (for example held-out data) along the same ``u``.
+    - ``fisher_trace``: the trace of the Fisher (Gauss-Newton) matrix, from
+      one gradient pass per batch with labels drawn from the model's own
+      prediction (unbiased; see :mod:`earlyexit.probes._fisher`); in the
+      Hessian trace's units. Assumes ``loss_fn`` is the batch-mean negative
+      log-likelihood of the batch's labels (cross-entropy).
 
     The call leaves no trace: parameters, buffers, ``.grad``, the train/eval
     flag of every module, the global RNG and the optimizer state are as
@@ -139,13 +146,17 @@ def measure(
         model: any ``nn.Module``.
         loss_fn: ``loss_fn(model, batch) -> scalar tensor``.
         batches: the probe batches (at least one; two for the variance).
-        names: probes to measure, default all of :data:`PROBE_NAMES` (the
-            relative one only when ``reference_batches`` is given).
+        names: probes to measure, default :data:`earlyexit.names.DEFAULT_PROBES`
+            (and the relative one when ``reference_batches`` is given; the
+            Fisher trace only when named).
         optimizer: the optimizer whose next update defines ``u``.
         seed: seed for the probes' own random draws.
         reference_batches: the second batch set of the relative probe.
         warm_start: the previous checkpoint's :attr:`ProbeResult.warm_start`.
         settings: accuracy and cost knobs (:class:`ProbeSettings`).
+        label_sampler: how ``fisher_trace`` draws labels from the model
+            (default :func:`earlyexit.probes._fisher.sample_labels`: dict
+            batches with ``labels``, outputs with ``.logits``).
 
     Returns:
         A :class:`ProbeResult`: the values, diagnostics and warm start.
@@ -226,6 +237,10 @@ def measure(
                     diag["relative_critical_sharpness_forward_passes"] = found.forward_passes + 1
                     diag["forward_passes"] += found.forward_passes + 1
                     rel_eta_c = found.eta if 0 < found.eta < math.inf else rel_eta_c
+        if "fisher_trace" in names:
+            with clock("fisher"):
+                values["fisher_trace"], diag["fisher_trace_stderr"] = fisher_trace(
+                    objective.gradient_on, model, batches, label_sampler or sample_labels, generator)
     diag["seconds"] = time.perf_counter() - started
     ordered = {n: values[n] for n in PROBE_NAMES if n in names}
     return ProbeResult(ordered, diag, WarmStart(eigenvector, eta_c, rel_eta_c))
@@ -249,8 +264,8 @@ class _Clock:
 
 def _validate_names(names, reference_batches) -> tuple[str, ...]:
     if names is None:
-        chosen = [n for n in PROBE_NAMES if n != "relative_critical_sharpness" or reference_batches is not None]
-        return tuple(chosen)
+        chosen = [*DEFAULT_PROBES, *(["relative_critical_sharpness"] if reference_batches is not None else [])]
+        return tuple(n for n in PROBE_NAMES if n in chosen)
     if isinstance(names, str):
         names = [names]
     unknown = [n for n in names if n not in PROBE_NAMES]

@@ -80,6 +80,11 @@ class Objective:
             total = sum(float(self._batch_loss(flat, b)) for b in batches)
         return total / len(batches)
 
+    def gradient_on(self, batch) -> torch.Tensor:
+        """The flat gradient at theta of the loss on one ``batch`` (any batch, not only the probe batches)."""
+        g, _ = grad_and_value(self._batch_loss)(self.theta, batch)
+        return g.detach()
+
     def gradients(self) -> tuple[float, list[torch.Tensor]]:
         """Loss at theta and each batch's flat gradient (no graph kept)."""
         grads, losses = [], []

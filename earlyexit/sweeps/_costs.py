@@ -44,7 +44,7 @@ PARTS = ("forward", "gradient", "gradient_with_graph", "sam", "critical", "relat
          "dev_eval")
 _GRADIENT_PROBES = NEEDS_GRADIENT
 _EXTRA_PART = {"sam_sharpness": "sam", "critical_sharpness": "critical",
-               "relative_critical_sharpness": "relative_critical"}
+               "relative_critical_sharpness": "relative_critical", "fisher_trace": "fisher"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class ProbeCosts:
         return dev + self._probe_cost({p for p in probes if p not in DEV_METRICS})
 
     def _probe_cost(self, names: set) -> float:
-        known = {"loss"} | _GRADIENT_PROBES | HESSIAN_PROBES
+        known = {"loss", "fisher_trace"} | _GRADIENT_PROBES | HESSIAN_PROBES
         unknown = sorted(names - known)
         if unknown:
             raise ValueError(f"no cost is known for probe(s) {unknown}.")
