@@ -26,13 +26,16 @@ from ..scoring._transfer import Rule, TransferScorer
 from ..sweeps import Sweep
 from ._simulate import Compute, Run, runs_of, rungs
 
-GROUP_SETS = (("dev",), ("dev", "cheap"), ("dev", "cheap", "hessian"))
+GROUP_SETS = (("dev",), ("dev", "cheap"), ("dev", "cheap", "hessian"), ("dev", "fisher"))
+"""The feature groups measured (a group is a candidate only where every sweep logged its probes: the Fisher
+trace came after the first sweeps)."""
 RUNG_SETS = ((100,), (200,), (400,), (50, 200), (100, 400), (50, 100, 400), (100, 200, 400))
 KEEP_TOP = (1, 2)
 MIN_LR_PROGRESS = (0.0, 0.02, 0.05)
 CANDIDATES = tuple((groups, Rule(r, k, p)) for groups, r, k, p in
                    itertools.product(GROUP_SETS, RUNG_SETS, KEEP_TOP, MIN_LR_PROGRESS))
-"""Every (feature groups, rule) the selection measures: 3 x 7 x 2 x 3 = 126."""
+"""Every (feature groups, rule) the selection measures: 4 x 7 x 2 x 3 = 168 (126 where no sweep has the Fisher
+trace)."""
 
 TARGET_MEAN_REGRET = 0.5
 TARGET_WORST_REGRET = 1.0

@@ -12,7 +12,8 @@ whose meaning does not depend on the task:
   sharpness over the loss, and log10 of the learning rate times critical sharpness (the step against
   the stability limit);
 - ``hessian`` (Lanczos and Hutchinson): log10 of the learning rate times the top eigenvalue, log10 of
-  the trace.
+  the trace;
+- ``fisher`` (one gradient pass with sampled labels): log10 of the learning rate times the Fisher trace.
 
 Each rung has its own ridge regression (median imputation, standardisation, ridge; :class:`RungModel`,
 stored as numbers in a JSON file) from those features to the final metric, so the score is a predicted
@@ -36,6 +37,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "dev": ("dev_metric", "dev_loss"),
     "cheap": ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "critical_sharpness"),
     "hessian": ("hessian_top_eigenvalue", "hessian_trace"),
+    "fisher": ("fisher_trace",),
 }
 """Feature groups -> the measured names they read at a rung (context names are free and always read)."""
 
@@ -49,7 +51,8 @@ def feature_names(groups: Sequence[str]) -> list[str]:
     names = {"dev": ["dev_metric", "dev_metric_over_uniform_guess", "dev_loss_over_uniform_loss"],
              "cheap": ["loss_over_uniform_loss", "log10_gradient_norm", "log10_gradient_noise_scale",
                        "sam_sharpness_over_loss", "log10_lr_x_critical_sharpness"],
-             "hessian": ["log10_lr_x_top_eigenvalue", "log10_hessian_trace"]}
+             "hessian": ["log10_lr_x_top_eigenvalue", "log10_hessian_trace"],
+             "fisher": ["log10_lr_x_fisher_trace"]}
     return [n for g in GROUPS if g in groups for n in names[g]]
 
 
@@ -72,6 +75,8 @@ def transfer_features(values: Mapping[str, float], groups: Sequence[str]) -> lis
                 get("sam_sharpness") / loss if loss > 0 else math.nan, _log10(lr * get("critical_sharpness"))]
     if "hessian" in groups:
         row += [_log10(lr * get("hessian_top_eigenvalue")), _log10(get("hessian_trace"))]
+    if "fisher" in groups:
+        row += [_log10(lr * get("fisher_trace"))]
     return row
 
 
