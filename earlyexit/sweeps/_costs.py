@@ -17,6 +17,7 @@ part                        what it pays for
 ``relative_critical``       the same on the second batch set
 ``lanczos``                 Lanczos's Hessian-vector products (top eigenvalue)
 ``trace``                   the trace's extra products on top of Lanczos
+``fisher``                  the Fisher trace's sampled-label gradient pass
 ``dev_eval``                one evaluation of the dev split (dev accuracy, loss)
 ==========================  ===============================================
 
@@ -37,11 +38,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..names import CHEAP_PROBES, CONTEXT_NAMES, DEFAULT_PROBES, DEV_METRICS, GRADIENT_PROBES, HESSIAN_PROBES, NEEDS_GRADIENT
+from ..names import (CHEAP_PROBES, CONTEXT_NAMES, DEFAULT_PROBES, DEV_METRICS, GRADIENT_PROBES, HESSIAN_PROBES,
+                     NEEDS_GRADIENT)
 
 PROBE_COSTS = "probe_costs.json"
 PARTS = ("forward", "gradient", "gradient_with_graph", "sam", "critical", "relative_critical", "lanczos", "trace",
-         "dev_eval")
+         "fisher", "dev_eval")
 _GRADIENT_PROBES = NEEDS_GRADIENT
 _EXTRA_PART = {"sam_sharpness": "sam", "critical_sharpness": "critical",
                "relative_critical_sharpness": "relative_critical", "fisher_trace": "fisher"}
@@ -136,7 +138,8 @@ def format_costs(costs: ProbeCosts) -> str:
     lines += [f"{p:<22}{v:>16.2f}" for p, v in costs.parts.items()]
     sets = {"loss only": ["loss"], "gradient probes": list(GRADIENT_PROBES), "no Hessian probes": list(CHEAP_PROBES),
             "all but the trace": [n for n in DEFAULT_PROBES if n != "hessian_trace"],
-            "all probes": list(DEFAULT_PROBES)}
+            "all probes": list(DEFAULT_PROBES), "Fisher trace (opt-in)": ["fisher_trace"],
+            "hessian trace alone": ["hessian_trace"]}
     lines.append("")
     for label, names in sets.items():
         try:
