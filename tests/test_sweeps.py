@@ -13,7 +13,8 @@ from earlyexit.sweeps import SweepFormatError, import_seed_results, load
 from conftest import tiny_spec
 
 SPEC = tiny_spec("tiny", grid={"learning_rate": [1e-3, 1e30], "seed": [0, 1]}, max_steps=8, steps=[0, 4],
-                 probes=("loss", "gradient_norm", "critical_sharpness"), data={"group_by_length": True})
+                 probes=("loss", "gradient_norm", "critical_sharpness", "fisher_trace"),
+                 data={"group_by_length": True})
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,11 @@ def test_logged_sweep_validates(logged):
     summary = load(folder, require_complete=True).summary()
     assert summary["runs"] == 4 and summary["configs"] == 2 and summary["seeds"] == [0, 1]
     assert summary["checkpoints"] == [0, 4] and summary["diverged"] == 2
-    assert summary["probes"] == ["loss", "gradient_norm", "critical_sharpness"]
+    assert summary["probes"] == ["loss", "gradient_norm", "critical_sharpness", "fisher_trace"]
+    # The opt-in Fisher trace is logged; NaN (not an error) where a run has diverged.
+    cps = load(folder).checkpoints
+    finite = cps[cps["run_id"].isin(load(folder).runs.query("status == 'completed'")["run_id"])]["fisher_trace"]
+    assert (finite > 0).all() and not cps["probe_error"].fillna("").astype(str).str.len().any()
     assert 0 <= summary["median_final"] <= summary["best_final"] <= 1
 
 

@@ -38,20 +38,30 @@ def sample_labels(model: nn.Module, batch: Any, generator: torch.Generator) -> t
     return {**batch, "labels": draw(logits, generator).to(batch["labels"].device)}, int(logits.shape[0])
 
 
+class NonFiniteLogits(ValueError):
+    """The model's prediction is not finite (a diverged run): there is no distribution to draw from."""
+
+
 def draw(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One class per row of ``logits``, drawn from its softmax with ``generator`` (on the CPU, so a seed
-    draws the same labels on every device)."""
+    draws the same labels on every device). Raises :class:`NonFiniteLogits` for non-finite logits."""
     probs = torch.softmax(logits.detach().float().cpu(), dim=-1)
+    if not torch.isfinite(probs).all():
+        raise NonFiniteLogits("the model's logits are not finite")
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 def fisher_trace(gradient: Callable[[Any], torch.Tensor], model: nn.Module, batches: Sequence[Any],
                  sampler: LabelSampler, generator: torch.Generator) -> tuple[float, float]:
     """``(estimate, standard error)`` of ``tr F`` over ``batches``; ``gradient(batch)`` is the flat
-    gradient of the batch-mean loss at the current parameters."""
+    gradient of the batch-mean loss at the current parameters. NaN where the model's prediction is not
+    finite (a diverged run; the other probes are still measured)."""
     estimates = []
     for b in batches:
-        sampled, n = sampler(model, b, generator)
+        try:
+            sampled, n = sampler(model, b, generator)
+        except NonFiniteLogits:
+            return math.nan, math.nan
         g = gradient(sampled)
         estimates.append(n * float(torch.dot(g, g)))
     mean = sum(estimates) / len(estimates)
