@@ -319,3 +319,26 @@ def test_the_summary_says_what_pruning_saved(tmp_path, capsys):
     assert result["full_training_steps"] == 30
     assert result["compute_saved"] == pytest.approx(1 - result["compute_steps"] / 30)
     assert result["pruned"] >= 1 and result["compute_saved"] > 0
+
+
+def test_a_transfer_scorers_rule_fills_in_what_the_spec_leaves_out(tmp_path):
+    from earlyexit.scoring._transfer import Rule, TransferScorer
+    from earlyexit.study._runner import with_scorer_rule
+
+    scorer = TransferScorer(("dev",), Rule((4, 400), keep_top=2, min_lr_progress=0.05))
+    bare = tmp_path / "bare.toml"
+    bare.write_text(TINY.format(n_trials=2, grid="[1e-3]").replace("decision_steps = [4]\nkeep_top = 1\n", "")
+                    .replace('scorer = "rank"\n', ""))
+    resolved = with_scorer_rule(load_spec(bare), scorer)
+    # Rungs that are probe steps of the spec (4, not 400), the rule's keep-top and guard.
+    assert resolved.pruner.decision_steps == (4,) and resolved.pruner.keep_top == 2
+    assert resolved.pruner.min_lr_progress == 0.05
+    # What the spec sets stays; the rank rule has no rule to give.
+    explicit = with_scorer_rule(load_spec(_spec(tmp_path)), scorer)
+    assert explicit.pruner.decision_steps == (4,) and explicit.pruner.keep_top == 1
+    assert explicit.pruner.min_lr_progress == 0.05
+    # A scorer without a rule leaves the default decision step (50), not a probe step here: a clear error.
+    from earlyexit.scoring import ProbeRankScorer
+
+    with pytest.raises(SpecError, match=r"decision_steps \[50\] are not probe steps"):
+        with_scorer_rule(load_spec(bare), ProbeRankScorer())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from ..pruning._geometric import REASON_ATTR
 from ..scoring import ProbeRankScorer
 from ..training import Checkpoint, train
 from ..training._schedule import lr_multiplier, lr_progress
-from ._spec import StudySpec
+from ._spec import SpecError, StudySpec
 
 
 def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners.BasePruner:
@@ -59,6 +60,28 @@ def make_scorer(spec: StudySpec) -> Scorer:
     scorer = load_scorer(name)
     scorer.check_probes(spec.train.probe_names, f"spec {spec.path}")
     return scorer
+
+
+def with_scorer_rule(spec: StudySpec, scorer: Scorer) -> StudySpec:
+    """``spec`` with the pruner settings it leaves out taken from the scorer's own rule (a transfer
+    scorer's rungs that are probe steps of the spec, its keep-top and its learning-rate guard)."""
+    rule = getattr(scorer, "rule", None)
+    p = spec.pruner
+    changes = {}
+    if rule is not None and p.kind == "geometric":
+        rungs = tuple(r for r in rule.rungs if r in spec.train.probe_steps)
+        if "decision_steps" not in p.explicit and rungs:
+            changes["decision_steps"] = rungs
+        if "keep_top" not in p.explicit and "keep_fraction" not in p.explicit:
+            changes["keep_top"] = rule.keep_top
+        if "min_lr_progress" not in p.explicit:
+            changes["min_lr_progress"] = rule.min_lr_progress
+    resolved = dataclasses.replace(spec, pruner=dataclasses.replace(p, **changes)) if changes else spec
+    missing = [s for s in resolved.pruner.decision_steps if s not in spec.train.probe_steps]
+    if missing and p.kind == "geometric":
+        raise SpecError(f"{spec.path}: pruner.decision_steps {missing} are not probe steps "
+                        f"{list(spec.train.probe_steps)} (set pruner.decision_steps).")
+    return resolved
 
 
 def measurement_plan(spec: StudySpec, scorer: Scorer) -> Plan | None:
@@ -352,6 +375,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     from ..models import resolve
 
     resolve(spec.train.model)
+    spec = with_scorer_rule(spec, make_scorer(spec))
     objective = Objective(spec, show_progress=show_progress)
     study = open_study(spec, storage=storage, study_name=study_name, task=objective.task)
     # Trials of a crashed process: failed and queued again with the same hyperparameters, at once where

@@ -70,6 +70,9 @@ class PrunerSpec:
             (the score's units; metric units for a fitted scorer).
         min_lr_progress: a trial that has spent less than this fraction
             (0..1) of its learning-rate schedule is not judged yet.
+        explicit: which of ``decision_steps``, ``keep_top``, ``keep_fraction``
+            and ``min_lr_progress`` the spec file sets; a scorer that comes
+            with its own rule (a transfer scorer) fills in the others.
         mode: ``sequential`` (the live pruner decides as each trial reaches
             a decision step) or ``screen`` (every trial trains to the first
             decision step and stops; then the top ``keep_top`` configs train
@@ -87,6 +90,11 @@ class PrunerSpec:
     margin: float = 0.0
     min_lr_progress: float = 0.0
     mode: str = "sequential"
+    explicit: tuple[str, ...] = ()
+
+
+RULE_KEYS = ("decision_steps", "keep_top", "keep_fraction", "min_lr_progress")
+"""The pruner settings a scorer's own rule may supply where the spec leaves them out."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +271,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
         pruner_cfg["keep_top"] = None  # keep_fraction replaces the default keep_top
     if pruner_cfg.get("keep_fraction") is not None and pruner_cfg.get("keep_top") is not None:
         raise SpecError(f"{where}: set pruner.keep_top or pruner.keep_fraction, not both.")
+    pruner_cfg["explicit"] = tuple(k for k in RULE_KEYS if k in pruner)
     pruner_spec = PrunerSpec(**pruner_cfg)
     if pruner_spec.kind not in ("geometric", "none", "median", "percentile", "successive_halving", "hyperband"):
         raise SpecError(f"{where}: pruner.kind must be one of geometric, none, median, percentile, "
@@ -278,7 +287,9 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
             pruner_spec.rank_probe not in train_config.probe_names:
         raise SpecError(f"{where}: pruner.rank_probe {pruner_spec.rank_probe!r} is not measured; add it to probes.names.")
     missing = [s for s in pruner_spec.decision_steps if s not in train_config.probe_steps]
-    if missing:
+    # Left out, the decision steps may come from the scorer's own rule: checked once it is loaded
+    # (``earlyexit.study.with_scorer_rule``); the rank rule has none.
+    if missing and ("decision_steps" in pruner_spec.explicit or pruner_spec.scorer == "rank"):
         raise SpecError(f"{where}: pruner.decision_steps {missing} are not probe steps {list(train_config.probe_steps)}.")
     if not pruner_spec.margin >= 0 or not 0 <= pruner_spec.min_lr_progress <= 1:
         raise SpecError(f"{where}: pruner.margin must be at least 0 and pruner.min_lr_progress in [0, 1]; got "
