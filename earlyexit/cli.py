@@ -446,7 +446,8 @@ class FitCommand:
         if args.json:
             print(json.dumps({"output": args.output, "card": scorer.card}))
         else:
-            print(f"wrote {args.output}; in a study spec:\n[pruner]\nkind = \"geometric\"\nscorer = \"{args.output}\"\n"
+            name = "default" if args.default else args.output
+            print(f"wrote {args.output}; in a study spec:\n[pruner]\nkind = \"geometric\"\nscorer = \"{name}\"\n"
                   f"decision_steps = {list(rule.rungs)}\nkeep_top = {rule.keep_top}\n"
                   f"min_lr_progress = {rule.min_lr_progress}")
         return 0

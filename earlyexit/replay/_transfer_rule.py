@@ -5,7 +5,8 @@ progress, :data:`CANDIDATES`) by leave-one-task-out over the studies it is given
 :class:`~earlyexit.scoring.TransferScorer` fitted on the other tasks prunes that task's studies with the
 rung rule (:func:`~earlyexit.replay._simulate.rungs`), charged what it reads at each rung. The choice:
 the candidate saving most compute among those within :data:`TARGET_MEAN_REGRET` mean and
-:data:`TARGET_WORST_REGRET` worst regret (points), else the one with the lowest mean regret.
+:data:`TARGET_WORST_REGRET` worst regret (points), else the one with the lowest mean regret; among
+candidates the training tasks cannot tell apart, the safer (larger learning-rate guard, then keep-top).
 
 :func:`nested_transfer` is the honest figure for a new task: for each held-out task, the choice is made
 by :func:`select_transfer` on the *other* tasks (their own leave-one-task-out), fitted on them, and only
@@ -149,8 +150,12 @@ def select_transfer(studies: Sequence[Study], *, fits: _Fits | None = None,
                       "worst_regret": worst})
     ok = [c for c in table if c["mean_regret"] <= TARGET_MEAN_REGRET + 1e-9
           and c["worst_regret"] <= TARGET_WORST_REGRET + 1e-9]
-    best = (max(ok, key=lambda c: (c["mean_compute_saved"], -c["mean_regret"])) if ok
-            else min(table, key=lambda c: (c["mean_regret"], -c["mean_compute_saved"])))
+    # Where the training tasks cannot tell candidates apart (equal figures: a guard that never binds on
+    # them), the safer one: the larger learning-rate guard, then the larger keep-top.
+    safety = lambda c: (c["rule"].min_lr_progress, c["rule"].keep_top)  # noqa: E731
+    best = (max(ok, key=lambda c: (round(c["mean_compute_saved"], 9), -round(c["mean_regret"], 9), *safety(c))) if ok
+            else min(table, key=lambda c: (round(c["mean_regret"], 9), -round(c["mean_compute_saved"], 9),
+                                           *(-x for x in safety(c)))))
     progress(f"chose {'+'.join(best['groups'])}, {best['rule'].label} on {', '.join(tasks)}: "
              f"{best['mean_compute_saved']:.1%} saved, regret {best['mean_regret']:.2f} "
              f"(worst {best['worst_regret']:.2f}) pts" + ("" if ok else "; no candidate met the bounds"))
