@@ -120,6 +120,7 @@ class ProbeCallback(TrainerCallback):
         self.history: dict[int, dict[str, float]] = {}  # a Signature, filled as the run goes
         self._warm = WarmStart()
         self._awaiting_eval: int | None = None
+        self._schedule: _Schedule | None = None  # set from the Trainer's scheduler at train begin
 
     @property
     def steps(self) -> frozenset[int]:
@@ -203,7 +204,7 @@ class ProbeCallback(TrainerCallback):
         import optuna
 
         values = self.history.get(step, {})
-        context = self._schedule.at(step) if getattr(self, "_schedule", None) is not None else {}
+        context = self._schedule.at(step) if self._schedule is not None else {}
         self.history.setdefault(step, {}).update(context)  # free names a transfer scorer reads (CONTEXT_NAMES)
         if "lr_progress" in context:
             trial.set_user_attr(at(LR_PROGRESS_AT, step), context["lr_progress"])

@@ -30,7 +30,8 @@ class GeometricPruner(BasePruner):
     than ``min_lr_progress`` of its learning-rate schedule (the user attribute
     ``lr_progress@{step}`` the study runner and the Trainer callback set) is
     not judged yet. Several decision steps are successive rungs: a trial kept
-    at one is scored again at the next. Other steps never prune. The reason is stored in the trial's system attributes under
+    at one is scored again at the next. Other steps never prune. The reason
+    is stored in the trial's system attributes under
     ``earlyexit:pruned_reason``. The rule itself is :func:`earlyexit.pruning.decide`.
 
     Args:
@@ -78,7 +79,7 @@ class GeometricPruner(BasePruner):
             if t.number != trial.number and step in t.intermediate_values
         ]
         progress = trial.user_attrs.get(at(LR_PROGRESS_AT, step))
-        decision = decide(score if score is not None else math.nan, others, step=step, keep_top=self._keep_top,
+        decision = decide(score, others, step=step, keep_top=self._keep_top,
                           keep_fraction=self._keep_fraction, n_startup_trials=self._n_startup_trials,
                           margin=self._margin, min_lr_progress=self._min_lr_progress,
                           lr_progress=float(progress) if progress is not None else None)

@@ -28,7 +28,7 @@ from scipy import stats
 
 from ..names import DEV_METRICS
 from ..sweeps import ProbeCosts, Sweep
-from ..training._schedule import lr_multiplier, lr_progress
+from ..training._schedule import schedule_context
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,8 @@ def sweep_context(sweep: Sweep) -> tuple[int, int, dict]:
 def context_at(step: int, params: dict, budget: int, classes: int, fixed: dict) -> dict:
     """The free names of :data:`earlyexit.names.CONTEXT_NAMES` for a run with ``params`` at ``step``."""
     merged = {**fixed, **{k: v for k, v in params.items() if k in fixed}}
-    warmup, schedule = float(merged["warmup_ratio"]), str(merged["schedule"])
-    return {"lr_progress": lr_progress(step, budget, warmup, schedule),
-            "learning_rate": float(merged["learning_rate"]) * lr_multiplier(step, budget, warmup, schedule),
-            "uniform_loss": math.log(classes)}
+    return schedule_context(step, budget, float(merged["learning_rate"]), float(merged["warmup_ratio"]),
+                            str(merged["schedule"]), classes)
 
 
 def runs_of(sweep: Sweep) -> list[Run]:

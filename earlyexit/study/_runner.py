@@ -23,7 +23,7 @@ from ..pruning import GeometricPruner
 from ..pruning._geometric import REASON_ATTR
 from ..scoring import ProbeRankScorer
 from ..training import Checkpoint, train
-from ..training._schedule import lr_multiplier, lr_progress
+from ..training._schedule import schedule_context
 from ._spec import SpecError, StudySpec
 
 
@@ -108,14 +108,6 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> dict:
     return {k: trial._suggest(k, d.to_optuna()) for k, d in spec.search.items()}
 
 
-def config_context(config, step: int, num_labels: int) -> dict[str, float]:
-    """The names of :data:`earlyexit.names.CONTEXT_NAMES` for a run of ``config`` at ``step``."""
-    warmup, schedule = config.warmup_ratio, config.schedule
-    return {"lr_progress": lr_progress(step, config.max_steps, warmup, schedule),
-            "learning_rate": config.learning_rate * lr_multiplier(step, config.max_steps, warmup, schedule),
-            "uniform_loss": math.log(num_labels)}
-
-
 def _finite(x: float):
     """JSON-safe float for user attributes (inf and NaN as strings)."""
     return x if math.isfinite(x) else str(x)
@@ -132,14 +124,14 @@ class DuplicateTrial(Exception):
 class Objective:
     """Optuna objective for one spec: train, probe, report the score, obey the pruner."""
 
-    def __init__(self, spec: StudySpec, *, show_progress: bool = True):
+    def __init__(self, spec: StudySpec, *, show_progress: bool = True, scorer: Scorer | None = None):
         self.spec = spec
         from ..training._device import resolve_device
 
         resolve_device(spec.train.device)  # a device that is not there fails before the storage is touched
         self.task = load_task(spec.train.source)
         check_metric(spec.train.metric, self.task.num_labels)
-        self.scorer = make_scorer(spec)
+        self.scorer = scorer if scorer is not None else make_scorer(spec)
         self.show_progress = show_progress
         self.geometric = spec.pruner.kind == "geometric"
         self.plan = measurement_plan(spec, self.scorer)
@@ -181,7 +173,8 @@ class Objective:
 
         def on_checkpoint(cp: Checkpoint) -> bool:
             # What the step measured, and what is known there without measuring (CONTEXT_NAMES).
-            context = config_context(config, cp.step, self.task.num_labels)
+            context = schedule_context(cp.step, config.max_steps, config.learning_rate, config.warmup_ratio,
+                                       config.schedule, self.task.num_labels)
             signature[cp.step] = {**cp.probes, "dev_accuracy": cp.dev_accuracy, "dev_loss": cp.dev_loss,
                                   "dev_metric": cp.dev_metric, **context}
             trial.set_user_attr(at(LR_PROGRESS_AT, cp.step), context["lr_progress"])
@@ -375,8 +368,9 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     from ..models import resolve
 
     resolve(spec.train.model)
-    spec = with_scorer_rule(spec, make_scorer(spec))
-    objective = Objective(spec, show_progress=show_progress)
+    scorer = make_scorer(spec)
+    spec = with_scorer_rule(spec, scorer)
+    objective = Objective(spec, show_progress=show_progress, scorer=scorer)
     study = open_study(spec, storage=storage, study_name=study_name, task=objective.task)
     # Trials of a crashed process: failed and queued again with the same hyperparameters, at once where
     # the process was on this host, after the heartbeat's grace period (SQL storages) where it was not.

@@ -152,7 +152,7 @@ _TRAIN_KEYS = {"learning_rate", "warmup_ratio", "weight_decay", "schedule", "bat
                "grad_clip", "seed", "hidden_dropout", "classifier_dropout", "eval_batch_size", "device", "precision",
                "probe_precision"}
 _PROBE_KEYS = {"steps", "names", "batches", "batch_size", "seed", "measure"}
-_PRUNER_KEYS = {f.name for f in fields(PrunerSpec)}
+_PRUNER_KEYS = {f.name for f in fields(PrunerSpec)} - {"explicit"}  # explicit is derived, not written
 
 
 def load_spec(path: str | Path) -> StudySpec:
