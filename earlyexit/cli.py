@@ -447,9 +447,9 @@ class FitCommand:
             print(json.dumps({"output": args.output, "card": scorer.card}))
         else:
             name = "default" if args.default else args.output
-            print(f"wrote {args.output}; in a study spec:\n[pruner]\nkind = \"geometric\"\nscorer = \"{name}\"\n"
-                  f"decision_steps = {list(rule.rungs)}\nkeep_top = {rule.keep_top}\n"
-                  f"min_lr_progress = {rule.min_lr_progress}")
+            print(f"wrote {args.output} ({rule.label}); in a study spec:\n[pruner]\nkind = \"geometric\"\n"
+                  f"scorer = \"{name}\"\n# decision steps, keep-top, margin and guard come from the scorer's rule "
+                  "(its rungs placed on the spec's probe steps in the study's budget) unless the spec sets them")
         return 0
 
 
@@ -558,6 +558,9 @@ def format_card(card: dict, scorer) -> str:
     lines = [f"scorer: {card['file']}",
              f"reads at each rung: {', '.join(scorer.names)} (and, free: learning-rate progress, uniform loss)",
              f"rule: {rule.label}",
+             *([f"margins (metric units, per rung): " + ", ".join(
+                 f"{r:.0%}: {m:.4f}" if rule.unit == "budget" else f"{r}: {m:.4f}"
+                 for r, m in sorted(scorer.margins_.items()))] if scorer.margins_ else []),
              "learnt from: " + ", ".join(f"{n} ({v['task']}, {v['metric']}, {v['runs']} runs)"
                                          for n, v in card.get("sweeps", {}).items())]
     nested = card.get("nested_leave_one_task_out")

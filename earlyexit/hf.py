@@ -244,7 +244,8 @@ class _Schedule:
     def at(self, step: int) -> dict[str, float]:
         d = min(max(int(step), 0), len(self.multipliers))
         out = {"lr_progress": self.cumulative[d] / self.total if self.total > 0 else 1.0,
-               "learning_rate": self.base_lr * self.multipliers[min(d, len(self.multipliers) - 1)]}
+               "learning_rate": self.base_lr * self.multipliers[min(d, len(self.multipliers) - 1)],
+               "budget_steps": float(len(self.multipliers))}
         if self.num_labels:
             out["uniform_loss"] = math.log(self.num_labels)
         return out

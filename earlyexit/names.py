@@ -43,10 +43,11 @@ after the prior sweeps' protocol was fixed, which a default must not change unde
 DEFAULT_PROBES: tuple[str, ...] = tuple(n for n in PROBE_NAMES if n not in OPT_IN_PROBES)
 """What a run measures unless told otherwise."""
 
-CONTEXT_NAMES = ("lr_progress", "learning_rate", "uniform_loss")
+CONTEXT_NAMES = ("lr_progress", "learning_rate", "uniform_loss", "budget_steps")
 """What a signature holds at each step besides measurements, known without measuring (free): the fraction
-(0..1) of the learning-rate schedule spent by the step, the learning rate of the step's update, and the loss
-of a uniform prediction, ln(number of classes) in nats (what the loss is measured against across tasks)."""
+(0..1) of the learning-rate schedule spent by the step, the learning rate of the step's update, the loss
+of a uniform prediction, ln(number of classes) in nats (what the loss is measured against across tasks), and
+the run's training budget in steps (what a rung given as a fraction of the budget is a fraction of)."""
 
 DEV_METRICS = ("dev_accuracy", "dev_loss", "dev_metric")
 """What a dev evaluation measures (``dev_metric``: the study's metric, see ``earlyexit.metrics``); in a

@@ -342,3 +342,16 @@ def test_a_transfer_scorers_rule_fills_in_what_the_spec_leaves_out(tmp_path):
 
     with pytest.raises(SpecError, match=r"decision_steps \[50\] are not probe steps"):
         with_scorer_rule(load_spec(bare), ProbeRankScorer())
+    # A rule in fractions of the budget: placed on the probe steps (0, 4, 8) of a 10-step budget, with its
+    # margin at each decision step; the live pruner decides with them.
+    budget_rule = TransferScorer(("dev",), Rule((0.4, 0.8), keep_top=2, margin_quantile=0.5, unit="budget"))
+    budget_rule.estimators_ = {0.4: None, 0.8: None}
+    budget_rule.margins_ = {0.4: 0.01, 0.8: 0.002}
+    placed = with_scorer_rule(load_spec(bare), budget_rule, max_steps=10)
+    assert placed.pruner.decision_steps == (4, 8) and placed.pruner.margin == {4: 0.01, 8: 0.002}
+    from earlyexit.study._runner import make_pruner
+
+    pruner = make_pruner(placed, 10)
+    assert pruner.margin_at(4) == 0.01 and pruner.margin_at(8) == 0.002 and pruner.margin_at(6) == 0
+    with pytest.raises(ValueError, match="needs the study's budget"):
+        with_scorer_rule(load_spec(bare), budget_rule)

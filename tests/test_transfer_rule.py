@@ -8,8 +8,9 @@ import pytest
 from synthetic_sweep import write_synthetic_sweep
 
 from earlyexit.replay._simulate import Run, rungs
-from earlyexit.replay._transfer_rule import candidates_for, nested_transfer, select_transfer, studies_of
-from earlyexit.scoring._transfer import Rule, TransferScorer, transfer_features
+from earlyexit.replay._transfer_rule import (_Fits, candidates_for, decision_steps, nested_transfer, select_transfer,
+                                             studies_of)
+from earlyexit.scoring._transfer import Rule, RungModel, TransferScorer, rung_gaps, transfer_features
 from earlyexit.sweeps import load
 
 
@@ -73,8 +74,10 @@ def three_tasks(tmp_path_factory):
 def test_the_choice_is_made_on_other_tasks_only(three_tasks):
     studies = studies_of(three_tasks)
     cands = candidates_for(studies)
-    # Synthetic sweeps log steps 0-200 and no SAM or critical sharpness: only rungs and groups they can read.
-    assert cands and all(set(r.rungs) <= {10, 50, 100, 200} for _, r in cands)
+    # Synthetic sweeps (budget 1,000 steps) log steps 0-200 and no SAM or critical sharpness: rungs fall on
+    # those steps (40% of the budget on 200, the last), and only the groups they can read are candidates.
+    assert cands and all(r.unit == "budget" for _, r in cands)
+    assert {d for _, r in cands for d in decision_steps(r, three_tasks[0])} == {50, 100, 200}
     assert {g for g, _ in cands} == {("dev",)}
     chosen = select_transfer(studies)
     assert chosen["rule"] in [r for _, r in cands] and len(chosen["candidates"]) == len(cands)
@@ -101,3 +104,83 @@ def test_the_default_scorer_replays_and_prints_its_card(three_tasks, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["policies"]["earlyexit"]["compute_saved"] is not None
     assert out["protocol"]["feature_sets"]["earlyexit"]["0"]["feature_set"] == "+".join(default.groups)
+
+
+def test_rungs_in_fractions_of_the_budget_fall_on_probe_steps_and_the_same_rung_judges_there():
+    rule = Rule((0.05, 0.2, 0.4), keep_top=2, margin_quantile=0.5, unit="budget")
+    steps = (0, 10, 25, 50, 100, 200, 400)
+    # TREC's budget (465 steps): 23 -> 10, 93 -> 50, 186 -> 100; SST-2's (2,105): 105 -> 100, 421 and 842 -> 400.
+    assert rule.steps_for(465, steps) == (10, 50, 100)
+    assert rule.steps_for(2105, steps) == (100, 400)
+    assert [rule.rung_at(d, 465) for d in (10, 50, 100)] == [0.05, 0.2, 0.4]
+    assert [rule.rung_at(d, 2105) for d in (100, 400, 1000)] == [0.05, 0.2, 0.4]
+    assert rule.label == "rungs 5%/20%/40% of the budget, top 2, margin q50%, judged from 0% of the learning rate"
+    with pytest.raises(ValueError, match="needs the budget"):
+        rule.steps_for(None, steps)
+    with pytest.raises(ValueError, match="fractions of the budget in"):
+        Rule((0.5, 1.5), unit="budget")
+    with pytest.raises(ValueError, match="margin_quantile"):
+        Rule((0.5,), margin_quantile=1.0, unit="budget")
+    with pytest.raises(ValueError, match="unit must be"):
+        Rule((100,), unit="epochs")
+
+
+def test_slopes_come_from_differences_within_a_study():
+    # Two studies: within each, a higher dev metric ends higher; across them, the study with the higher dev
+    # metrics ends lower (a harder task's finals, say). A pooled fit learns the second; the within fit the first.
+    X = np.array([[0.50], [0.55], [0.60], [0.80], [0.85], [0.90]])
+    y = np.array([0.80, 0.82, 0.84, 0.60, 0.62, 0.64])
+    studies = np.array([0, 0, 0, 1, 1, 1])
+    assert RungModel.fit(X, y, 0.1).coef[0] < 0
+    within = RungModel.fit(X, y, 0.1, studies)
+    assert within.coef[0] > 0 and within.intercept == pytest.approx(y.mean())
+    # A study's level does not move the slopes.
+    assert RungModel.fit(X, y + 0.3 * studies, 0.1, studies).coef == pytest.approx(within.coef)
+
+
+def _signatures(devs, budget=1000.0):
+    return [{100: {"dev_metric": x, "dev_loss": 0.5, "uniform_loss": math.log(2), "budget_steps": budget}}
+            for x in devs]
+
+
+def test_a_margin_is_measured_on_tasks_the_scorer_did_not_see_and_keeps_more():
+    rng = np.random.default_rng(0)
+    devs = rng.uniform(0.5, 0.9, 24)
+    finals = devs + rng.normal(0, 0.03, 24)  # the dev metric at the rung says the final, noisily
+    studies, tasks = np.repeat(np.arange(4), 6), np.repeat(["a", "a", "b", "b"], 6)
+    X = np.c_[devs]
+    gaps = rung_gaps(X, finals, studies, tasks, keep_top=1, alpha=1.0)
+    assert len(gaps) == 4 * 3 and (gaps >= 0).all()  # the three best finals of each of the four studies
+    rule = Rule((0.1,), keep_top=1, margin_quantile=0.8, unit="budget")
+    with pytest.raises(ValueError, match="at least two tasks"):
+        TransferScorer(("dev",), rule).fit(_signatures(devs), finals, studies=studies)
+    scorer = TransferScorer(("dev",), rule).fit(_signatures(devs), finals, studies=studies, tasks=tasks)
+    full = rung_gaps(np.array([transfer_features(s[100], ("dev",)) for s in _signatures(devs)]), finals, studies,
+                     tasks, keep_top=1, alpha=scorer.alpha)
+    assert scorer.margins_[0.1] == pytest.approx(np.quantile(full, 0.8)) and scorer.margins_[0.1] > 0
+    assert scorer.margin_at(100, 1000) == scorer.margins_[0.1]
+    # The file keeps the rule and the margins; a format-1 file (rungs in steps, no margins) still loads.
+    again = TransferScorer.from_dict(json.loads(json.dumps(scorer.to_dict())))
+    assert again.rule == rule and again.margins_ == scorer.margins_
+    sig = _signatures([0.7])[0]
+    assert again.score(sig, 100) == scorer.score(sig, 100)
+    old = {**scorer.to_dict(), "format": 1, "rule": {"rungs": [100], "keep_top": 1, "min_lr_progress": 0.0},
+           "rungs": {"100": scorer.estimators_[0.1].__dict__}}
+    old.pop("margins")
+    v1 = TransferScorer.from_dict(json.loads(json.dumps(old)))
+    assert v1.rule.unit == "steps" and v1.margin_at(100) == 0 and v1.score(sig, 100) == scorer.score(sig, 100)
+    # Without the budget in the signature, a rule in fractions cannot say which rung judges.
+    with pytest.raises(ValueError, match="budget"):
+        scorer.score({100: {"dev_metric": 0.7, "dev_loss": 0.5, "uniform_loss": 0.69}}, 100)
+
+
+def test_the_selection_fits_margins_as_the_scorer_does(three_tasks):
+    studies = studies_of(three_tasks)
+    rule = Rule((0.1,), keep_top=1, margin_quantile=0.5, unit="budget")
+    shared = _Fits().scorer(studies, ("dev",), rule)
+    runs = [r for s in studies for r in s.runs]
+    direct = TransferScorer(("dev",), rule).fit(
+        [r.signature for r in runs], [r.final for r in runs],
+        studies=[i for i, s in enumerate(studies) for _ in s.runs], tasks=[s.task for s in studies for _ in s.runs])
+    assert shared.margins_ == pytest.approx(direct.margins_)
+    assert shared.estimators_[0.1].coef == pytest.approx(direct.estimators_[0.1].coef)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import optuna
 from optuna.pruners import BasePruner
@@ -40,32 +40,39 @@ class GeometricPruner(BasePruner):
         keep_fraction: or keep the top fraction of the trials seen.
         n_startup_trials: never prune before this many others reported at the step.
         margin: a trial is outranked only by scores more than this higher (the score's units: metric
-            units for a fitted scorer, 0.005 = half a point).
+            units for a fitted scorer, 0.005 = half a point); one value, or one per decision step
+            (``{step: margin}``, what a transfer scorer's rule gives; 0 at a step it leaves out).
         min_lr_progress: do not judge a trial that has spent less than this fraction of its
             learning-rate schedule (0..1).
     """
 
     def __init__(self, *, decision_steps: Iterable[int] = (50,), keep_top: int | None = 2,
-                 keep_fraction: float | None = None, n_startup_trials: int = 3, margin: float = 0.0,
-                 min_lr_progress: float = 0.0):
+                 keep_fraction: float | None = None, n_startup_trials: int = 3,
+                 margin: float | Mapping[int, float] = 0.0, min_lr_progress: float = 0.0):
         steps = tuple(decision_steps)
         if not steps or any(not isinstance(s, int) or s < 0 for s in steps):
             raise ValueError(f"decision_steps must be non-negative integers, but got {steps=}.")
         if keep_top is not None and keep_fraction is not None:
             raise ValueError(f"give keep_top or keep_fraction, not both, but got {keep_top=}, {keep_fraction=}.")
-        decide(0.0, [], step=0, keep_top=keep_top, keep_fraction=keep_fraction, n_startup_trials=n_startup_trials,
-               margin=margin, min_lr_progress=min_lr_progress)  # validates the bounds
+        margins = dict(margin) if isinstance(margin, Mapping) else {}
+        for m in [*margins.values(), 0.0 if margins else margin]:
+            decide(0.0, [], step=0, keep_top=keep_top, keep_fraction=keep_fraction,
+                   n_startup_trials=n_startup_trials, margin=m, min_lr_progress=min_lr_progress)  # validates
         self._decision_steps = frozenset(steps)
         self._keep_top = keep_top
         self._keep_fraction = keep_fraction
         self._n_startup_trials = n_startup_trials
-        self._margin = margin
+        self._margin = {int(k): float(v) for k, v in margins.items()} if margins else float(margin)
         self._min_lr_progress = min_lr_progress
 
     @property
     def decision_steps(self) -> tuple[int, ...]:
         """The steps at which the pruner decides, ascending (what ``ProbeCallback(decision_steps=)`` takes)."""
         return tuple(sorted(self._decision_steps))
+
+    def margin_at(self, step: int) -> float:
+        """The margin at ``step``, in the score's units."""
+        return self._margin.get(step, 0.0) if isinstance(self._margin, dict) else self._margin
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         step = trial.last_step
@@ -81,7 +88,7 @@ class GeometricPruner(BasePruner):
         progress = trial.user_attrs.get(at(LR_PROGRESS_AT, step))
         decision = decide(score, others, step=step, keep_top=self._keep_top,
                           keep_fraction=self._keep_fraction, n_startup_trials=self._n_startup_trials,
-                          margin=self._margin, min_lr_progress=self._min_lr_progress,
+                          margin=self.margin_at(step), min_lr_progress=self._min_lr_progress,
                           lr_progress=float(progress) if progress is not None else None)
         if decision.prune:
             study._storage.set_trial_system_attr(trial._trial_id, REASON_ATTR, decision.reason)

@@ -19,7 +19,7 @@ evaluation of a run trained to the end is free for every policy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -235,9 +235,11 @@ def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *,
 
 
 def rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int], float], *,
-          compute: Compute = NO_PROBES, min_lr_progress: float = 0.0, margin: float = 0.0) -> Policy:
+          compute: Compute = NO_PROBES, min_lr_progress: float = 0.0,
+          margin: float | Mapping[int, float] = 0.0) -> Policy:
     """Train every config to the first rung; at each rung keep the top ``keep_top`` by ``score_of(run,
-    rung)`` among the trials still training (and every trial within ``margin`` of the K-th best, and
+    rung)`` among the trials still training (and every trial within ``margin`` of the K-th best (one
+    value, or one per rung), and
     every trial that has spent less than ``min_lr_progress`` of its learning-rate schedule: too early to
     judge); the survivors go on to the next rung, and those of the last to the end.
 
@@ -258,7 +260,8 @@ def rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int], fl
                 v = score_of(r, d)
                 scores[r.run_id] = v if math.isfinite(v) else -math.inf
             ranked = sorted((scores[r.run_id] for r in reached), reverse=True)
-            bar = ranked[keep_top - 1] - margin if len(ranked) >= keep_top else -math.inf
+            m = margin.get(d, 0.0) if isinstance(margin, Mapping) else margin
+            bar = ranked[keep_top - 1] - m if len(ranked) >= keep_top else -math.inf
             alive = []
             for r in reached:
                 early = r.signature[d].get("lr_progress", 1.0) < min_lr_progress

@@ -1,7 +1,7 @@
 """Choose a transfer scorer and its decision rule by leave-one-task-out, inside the training tasks only.
 
 :func:`select_transfer` measures every candidate (feature groups x rungs x keep-top x learning-rate
-progress, :data:`CANDIDATES`) by leave-one-task-out over the studies it is given: for each task, a
+progress x margin, :data:`CANDIDATES`) by leave-one-task-out over the studies it is given: for each task, a
 :class:`~earlyexit.scoring.TransferScorer` fitted on the other tasks prunes that task's studies with the
 rung rule (:func:`~earlyexit.replay._simulate.rungs`), charged what it reads at each rung. The choice:
 the candidate saving most compute among those within :data:`TARGET_MEAN_REGRET` mean and
@@ -23,20 +23,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..names import DEV_METRICS
-from ..scoring._transfer import Rule, TransferScorer
+from ..scoring._transfer import Rule, RungModel, TransferScorer, rung_gaps, rung_rows
 from ..sweeps import Sweep
-from ._simulate import Compute, Run, runs_of, rungs
+from ._simulate import Compute, Run, runs_of, rungs, sweep_context
 
 GROUP_SETS = (("dev",), ("dev", "cheap"), ("dev", "cheap", "hessian"), ("dev", "fisher"))
 """The feature groups measured (a group is a candidate only where every sweep logged its probes: the Fisher
 trace came after the first sweeps)."""
-RUNG_SETS = ((100,), (200,), (400,), (50, 200), (100, 400), (50, 100, 400), (100, 200, 400))
+RUNG_SETS = ((0.05,), (0.1,), (0.2,), (0.4,), (0.05, 0.2), (0.1, 0.4), (0.05, 0.1, 0.4), (0.1, 0.2, 0.4))
+"""Rungs as fractions of the training budget (a rule in steps chosen on short-budget tasks judges a
+long-budget task while its configs still warm up; in fractions it means the same on both)."""
 KEEP_TOP = (1, 2)
-MIN_LR_PROGRESS = (0.0, 0.02, 0.05)
-CANDIDATES = tuple((groups, Rule(r, k, p)) for groups, r, k, p in
-                   itertools.product(GROUP_SETS, RUNG_SETS, KEEP_TOP, MIN_LR_PROGRESS))
-"""Every (feature groups, rule) the selection measures: 4 x 7 x 2 x 3 = 168 (126 where no sweep has the Fisher
-trace)."""
+MIN_LR_PROGRESS = (0.02, 0.05)
+"""Never 0: a trial that has spent under 2% of its learning-rate schedule has barely left its initialisation,
+and a rule judging it there is only safe on the tasks whose warmups happen to be short."""
+MARGIN_QUANTILES = (0.0, 0.5, 0.8)
+CANDIDATES = tuple((groups, Rule(r, k, p, q, unit="budget")) for groups, r, k, p, q in
+                   itertools.product(GROUP_SETS, RUNG_SETS, KEEP_TOP, MIN_LR_PROGRESS, MARGIN_QUANTILES))
+"""Every (feature groups, rule) the selection measures: 4 x 8 x 2 x 2 x 3 = 384 (288 where a sweep lacks the
+Fisher trace)."""
 
 TARGET_MEAN_REGRET = 0.5
 TARGET_WORST_REGRET = 1.0
@@ -68,43 +73,61 @@ def studies_of(sweeps: Sequence[Sweep]) -> list[Study]:
 
 
 def candidates_for(studies: Sequence[Study]) -> list[tuple[tuple[str, ...], Rule]]:
-    """The candidates every study can be replayed with: rungs among the probe steps all sweeps logged,
-    groups whose probes all sweeps measured."""
+    """The candidates every study can be replayed with: rules with a rung on a probe step of every sweep (two
+    rungs on one step decide there once: a sweep whose probes stop early), groups whose probes all sweeps
+    measured."""
     sweeps = {id(s.sweep): s.sweep for s in studies}.values()
-    steps = set.intersection(*(set(sw.probe_steps) for sw in sweeps))
     measured = set.intersection(*(set(sw.probes) | set(DEV_METRICS) for sw in sweeps))
-    out = [(g, r) for g, r in CANDIDATES if set(r.rungs) <= steps
-           and all(n in measured for n in TransferScorer(g, r).names)]
+    out = [(g, r) for g, r in CANDIDATES if all(n in measured for n in TransferScorer(g, r).names)
+           and all(decision_steps(r, sw) for sw in sweeps)]
     if not out:
-        raise ValueError(f"no candidate rule fits the probe steps the sweeps share ({sorted(steps)}).")
+        raise ValueError("no candidate rule has a rung on a probe step of every sweep.")
     return out
 
 
+def decision_steps(rule: Rule, sweep: Sweep) -> tuple[int, ...]:
+    """The probe steps ``rule`` decides at on ``sweep`` (its rungs in the sweep's budget)."""
+    return rule.steps_for(sweep_context(sweep)[0], sweep.probe_steps)
+
+
 class _Fits:
-    """Fitted scorers by (training studies, groups, rule), sharing each rung's ridge across rules."""
+    """Fitted scorers by (training studies, groups, rule), sharing each rung's ridge and cross-task gaps
+    across rules (the candidates differ in keep-top, guard and margin far more often than in rungs)."""
 
     def __init__(self):
-        self._rungs: dict = {}
+        self._models: dict = {}
+        self._gaps: dict = {}
 
     def scorer(self, train: Sequence[Study], groups: tuple[str, ...], rule: Rule) -> TransferScorer:
         key = tuple(sorted({id(s) for s in train}))
         scorer = TransferScorer(groups, rule)
         for rung in rule.rungs:
-            k = (key, groups, rung)
-            if k not in self._rungs:
+            k = (key, groups, rule.unit, rung)
+            if k not in self._models:
                 runs = [r for s in train for r in s.runs]
-                one = TransferScorer(groups, Rule((rung,))).fit([r.signature for r in runs], [r.final for r in runs])
-                self._rungs[k] = one.estimators_[rung]
-            scorer.estimators_[rung] = self._rungs[k]
+                X, y, index = rung_rows([r.signature for r in runs], [r.final for r in runs], rule, rung, groups)
+                studies = np.array([id(s) for s in train for _ in s.runs])[index]
+                tasks = np.array([s.task for s in train for _ in s.runs])[index]
+                self._models[k] = (X, y, studies, tasks, RungModel.fit(X, y, scorer.alpha, studies))
+            X, y, studies, tasks, model = self._models[k]
+            scorer.estimators_[rung] = model
+            if rule.margin_quantile:
+                g = (k, rule.keep_top)
+                if g not in self._gaps:
+                    self._gaps[g] = rung_gaps(X, y, studies, tasks, rule.keep_top, scorer.alpha)
+                gaps = self._gaps[g]
+                scorer.margins_[rung] = float(np.quantile(gaps, rule.margin_quantile)) if len(gaps) else 0.0
         return scorer
 
 
 def replay_rule(scorer: TransferScorer, study: Study) -> tuple[float, float]:
     """(compute saved as a fraction, regret in points) of ``scorer``'s rule on one study."""
     rule = scorer.rule
-    compute = Compute(scorer.names, study.sweep.probe_costs, probe_until=rule.rungs[-1], steps=rule.rungs)
-    policy = rungs(rule.rungs, rule.keep_top, lambda r, d: scorer.score(r.signature, d), compute=compute,
-                   min_lr_progress=rule.min_lr_progress)
+    budget = sweep_context(study.sweep)[0]
+    steps = decision_steps(rule, study.sweep)
+    compute = Compute(scorer.names, study.sweep.probe_costs, probe_until=steps[-1], steps=steps)
+    policy = rungs(steps, rule.keep_top, lambda r, d: scorer.score(r.signature, d), compute=compute,
+                   min_lr_progress=rule.min_lr_progress, margin={d: scorer.margin_at(d, budget) for d in steps})
     out = policy(study.runs, 0)
     return 1 - out.compute_used, 100 * out.regret
 
@@ -151,8 +174,8 @@ def select_transfer(studies: Sequence[Study], *, fits: _Fits | None = None,
     ok = [c for c in table if c["mean_regret"] <= TARGET_MEAN_REGRET + 1e-9
           and c["worst_regret"] <= TARGET_WORST_REGRET + 1e-9]
     # Where the training tasks cannot tell candidates apart (equal figures: a guard that never binds on
-    # them), the safer one: the larger learning-rate guard, then the larger keep-top.
-    safety = lambda c: (c["rule"].min_lr_progress, c["rule"].keep_top)  # noqa: E731
+    # them), the safer one: the larger margin, then the larger learning-rate guard, then the larger keep-top.
+    safety = lambda c: (c["rule"].margin_quantile, c["rule"].min_lr_progress, c["rule"].keep_top)  # noqa: E731
     best = (max(ok, key=lambda c: (round(c["mean_compute_saved"], 9), -round(c["mean_regret"], 9), *safety(c))) if ok
             else min(table, key=lambda c: (round(c["mean_regret"], 9), -round(c["mean_compute_saved"], 9),
                                            *(-x for x in safety(c)))))
@@ -196,7 +219,7 @@ def nested_transfer(studies: Sequence[Study], progress: Callable[[str], None] = 
 
 
 def rule_dict(rule: Rule) -> dict:
-    return {"rungs": list(rule.rungs), "keep_top": rule.keep_top, "min_lr_progress": rule.min_lr_progress}
+    return rule.as_dict()
 
 
 
@@ -209,8 +232,9 @@ def fit_transfer(sweeps: Sequence[Sweep], progress: Callable[[str], None] = lamb
     studies = studies_of(sweeps)
     choice = select_transfer(studies, progress=progress)
     runs = [r for s in studies for r in s.runs]
-    scorer = TransferScorer(choice["groups"], choice["rule"]).fit([r.signature for r in runs],
-                                                                 [r.final for r in runs])
+    scorer = TransferScorer(choice["groups"], choice["rule"]).fit(
+        [r.signature for r in runs], [r.final for r in runs], studies=[i for i, s in enumerate(studies) for _ in s.runs],
+        tasks=[s.task for s in studies for _ in s.runs])
     scorer.card = {
         "sweeps": {sw.name: {"task": str(sw.manifest.get("task")), "metric": sw.metric, "runs": len(sw.runs)}
                    for sw in sweeps},

@@ -42,8 +42,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
 """Feature groups -> the measured names they read at a rung (context names are free and always read)."""
 
 
-TRANSFER_FORMAT = 1
-"""Version of :meth:`TransferScorer.to_dict`'s layout."""
+TRANSFER_FORMAT = 2
+"""Version of :meth:`TransferScorer.to_dict`'s layout (2: rules in fractions of the budget, margins; 1 is
+still read)."""
 
 
 def feature_names(groups: Sequence[str]) -> list[str]:
@@ -85,29 +86,84 @@ class Rule:
     """The decision rule a transfer scorer was chosen with.
 
     Attributes:
-        rungs: decision steps, ascending; a trial kept at one is scored again at the next.
-        keep_top: keep a trial unless this many others score higher at the rung.
+        rungs: decision points, ascending; a trial kept at one is scored again at the next. With ``unit =
+            "budget"``, fractions (0..1] of the training budget: a rung falls on the last probe step at or
+            below that fraction of the budget, so one rule means the same on a 465-step and a 2,105-step
+            study; with ``unit = "steps"``, training steps (format-1 scorer files).
+        keep_top: keep a trial unless this many others score higher at the rung (by more than the margin).
         min_lr_progress: do not judge a trial that has spent less than this fraction (0..1) of its
             learning-rate schedule.
+        margin_quantile: the safety margin, as a quantile (0..1; 0: none) of how far the scorer's prediction
+            for a study's best trials fell below its K-th best prediction on tasks it was not fitted on
+            (:func:`rung_gaps`); the fitted margin, in metric units, is ``TransferScorer.margins_``.
+        unit: ``"budget"`` or ``"steps"`` (what ``rungs`` count).
     """
 
-    rungs: tuple[int, ...]
+    rungs: tuple[float, ...]
     keep_top: int = 1
     min_lr_progress: float = 0.0
+    margin_quantile: float = 0.0
+    unit: str = "steps"
 
     def __post_init__(self):
-        object.__setattr__(self, "rungs", tuple(int(r) for r in self.rungs))
-        if not self.rungs or list(self.rungs) != sorted(set(self.rungs)) or self.rungs[0] < 1:
-            raise ValueError(f"rungs must be increasing positive steps, but got {self.rungs}.")
+        if self.unit not in RULE_UNITS:
+            raise ValueError(f"unit must be one of {RULE_UNITS}, but got {self.unit!r}.")
+        cast = int if self.unit == "steps" else float
+        object.__setattr__(self, "rungs", tuple(cast(r) for r in self.rungs))
+        low_ok = self.rungs and (self.rungs[0] >= 1 if self.unit == "steps" else self.rungs[0] > 0)
+        if not low_ok or list(self.rungs) != sorted(set(self.rungs)) or (self.unit == "budget" and self.rungs[-1] > 1):
+            what = "increasing positive steps" if self.unit == "steps" else "increasing fractions of the budget in (0, 1]"
+            raise ValueError(f"rungs must be {what}, but got {self.rungs}.")
         if self.keep_top < 1:
             raise ValueError(f"keep_top must be at least 1, but got {self.keep_top}.")
         if not 0 <= self.min_lr_progress <= 1:
             raise ValueError(f"min_lr_progress must be in [0, 1], but got {self.min_lr_progress}.")
+        if not 0 <= self.margin_quantile < 1:
+            raise ValueError(f"margin_quantile must be in [0, 1), but got {self.margin_quantile}.")
 
     @property
     def label(self) -> str:
-        return (f"rungs {'/'.join(map(str, self.rungs))}, top {self.keep_top}, "
-                f"judged from {self.min_lr_progress:.0%} of the learning rate")
+        where = ("rungs " + "/".join(f"{r:.0%}" for r in self.rungs) + " of the budget" if self.unit == "budget"
+                 else "rungs " + "/".join(map(str, self.rungs)))
+        margin = f", margin q{self.margin_quantile:.0%}" if self.margin_quantile else ""
+        return f"{where}, top {self.keep_top}{margin}, judged from {self.min_lr_progress:.0%} of the learning rate"
+
+    def as_dict(self) -> dict:
+        return {"rungs": list(self.rungs), "keep_top": self.keep_top, "min_lr_progress": self.min_lr_progress,
+                "margin_quantile": self.margin_quantile, "unit": self.unit}
+
+    def step_of(self, rung: float, budget: float | None, probe_steps: Iterable[int]) -> int | None:
+        """The probe step ``rung`` falls on: the rung itself (steps), or the last probe step after 0 at or below
+        ``rung x budget`` (budget); None where there is none."""
+        steps = sorted(int(s) for s in probe_steps if s > 0)
+        if self.unit == "steps":
+            return int(rung) if int(rung) in steps else None
+        if budget is None or not budget > 0:
+            raise ValueError("a rule in fractions of the budget needs the budget in steps (the signature's "
+                             "'budget_steps').")
+        below = [s for s in steps if s <= rung * budget + 1e-9]
+        return below[-1] if below else None
+
+    def steps_for(self, budget: float | None, probe_steps: Iterable[int]) -> tuple[int, ...]:
+        """The decision steps of a study with this budget (in steps) and these probe steps, ascending (two
+        rungs on one step decide once)."""
+        probe_steps = list(probe_steps)
+        return tuple(sorted({d for d in (self.step_of(r, budget, probe_steps) for r in self.rungs) if d is not None}))
+
+    def rung_at(self, step: int, budget: float | None = None) -> float:
+        """The rung that judges at ``step``: in steps, the largest rung at or below it (the first before it);
+        in fractions, the smallest rung whose share of the budget reaches the step (the last past them)."""
+        if self.unit == "steps":
+            below = [r for r in self.rungs if r <= step]
+            return max(below) if below else self.rungs[0]
+        if budget is None or not budget > 0:
+            raise ValueError("a rule in fractions of the budget needs the budget in steps (the signature's "
+                             "'budget_steps').")
+        reach = [r for r in self.rungs if r * budget + 1e-9 >= step]
+        return reach[0] if reach else self.rungs[-1]
+
+
+RULE_UNITS = ("budget", "steps")
 
 
 OUT_OF_RANGE_MARGIN = 0.25
@@ -138,17 +194,31 @@ class RungModel:
     trials: int
 
     @classmethod
-    def fit(cls, X: np.ndarray, y: np.ndarray, alpha: float) -> RungModel:
+    def fit(cls, X: np.ndarray, y: np.ndarray, alpha: float, groups: Sequence | None = None) -> RungModel:
+        """Fit on rows ``X`` (features) and finals ``y``. With ``groups`` (the study of each row), the slopes
+        come from differences *within* a study only (features and finals centred per study): a study decides
+        among its own trials, and a pooled fit would learn that one task's trials end higher than another's
+        (which the features only partly say) as if it were a property of good trials. The intercept puts the
+        prediction at the mean final of the training trials."""
         from sklearn.linear_model import Ridge
 
         X = np.clip(np.asarray(X, dtype=float), -1e12, 1e12)
+        y = np.asarray(y, dtype=float)
         medians = np.array([np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else 0.0 for c in X.T])
         filled = np.where(np.isfinite(X), X, medians)
         means, scales = filled.mean(axis=0), filled.std(axis=0)
         scales = np.where(scales > 0, scales, 1.0)
-        ridge = Ridge(alpha=alpha).fit((filled - means) / scales, y)
-        return cls(*(tuple(float(v) for v in a) for a in (medians, means, scales, ridge.coef_)),
-                   float(ridge.intercept_), tuple(float(v) for v in filled.min(axis=0)),
+        Z = (filled - means) / scales
+        Zc, yc = Z.copy(), y - y.mean()
+        if groups is not None:
+            groups = np.asarray(groups)
+            for g in np.unique(groups):
+                rows = groups == g
+                Zc[rows] -= Z[rows].mean(axis=0)
+                yc[rows] = y[rows] - y[rows].mean()
+        coef = Ridge(alpha=alpha, fit_intercept=False).fit(Zc, yc).coef_
+        return cls(*(tuple(float(v) for v in a) for a in (medians, means, scales, coef)),
+                   float(y.mean()), tuple(float(v) for v in filled.min(axis=0)),
                    tuple(float(v) for v in filled.max(axis=0)), int(len(y)))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -166,24 +236,82 @@ class RungModel:
         return out
 
 
+def rung_rows(signatures: Sequence[Signature], finals: Sequence[float], rule: Rule, rung: float,
+              groups: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training rows of one rung: (features, finals, index of each row's trial), over the trials with a
+    finite final that reached the step the rung falls on (in the trial's own budget and probe steps)."""
+    X, y, index = [], [], []
+    for i, (sig, final) in enumerate(zip(signatures, finals)):
+        if not math.isfinite(final) or not sig:
+            continue
+        budget = _budget(sig)
+        step = rule.step_of(rung, budget, sig) if rule.unit == "budget" else (int(rung) if int(rung) in sig else None)
+        if step is None or step not in sig:
+            continue
+        X.append(transfer_features(sig[step], groups))
+        y.append(float(final))
+        index.append(i)
+    return (np.array(X, dtype=float).reshape(len(X), len(feature_names(groups))), np.array(y, dtype=float),
+            np.array(index, dtype=int))
+
+
+def _budget(signature: Signature) -> float | None:
+    for values in signature.values():
+        b = values.get("budget_steps")
+        if b is not None and math.isfinite(float(b)):
+            return float(b)
+    return None
+
+
+GAP_TOP = 3
+"""The trials per study whose gaps :func:`rung_gaps` measures: those with the three highest finals."""
+
+
+def rung_gaps(X: np.ndarray, y: np.ndarray, studies: np.ndarray, tasks: np.ndarray, keep_top: int,
+              alpha: float, top: int = GAP_TOP) -> np.ndarray:
+    """How far, in metric units, a study's best trials fall below its K-th best prediction when the model
+    never saw their task: for each task, a ridge fitted (within studies) on the other tasks predicts that
+    task's trials; in each of its studies, for each of the ``top`` trials with the highest finals, the gap
+    ``max(0, K-th highest prediction - its prediction)``. A margin at a quantile of these gaps keeps that
+    share of good trials a transferred scorer would have ranked out."""
+    gaps = []
+    for task in np.unique(tasks):
+        train, test = tasks != task, tasks == task
+        if len(np.unique(tasks[train])) < 1 or train.sum() < 3:
+            continue
+        model = RungModel.fit(X[train], y[train], alpha, studies[train])
+        predicted = model.predict(X[test])
+        for study in np.unique(studies[test]):
+            rows = studies[test] == study
+            p, f = predicted[rows], y[test][rows]
+            if len(p) <= keep_top:
+                continue
+            kth = np.sort(p)[::-1][keep_top - 1]
+            gaps += [max(0.0, float(kth - p[i])) for i in np.argsort(-f)[:top]]
+    return np.array(gaps, dtype=float)
+
+
 @dataclass
 class TransferScorer:
     """Predict the final metric at each rung from scale-free features (see the module docstring).
 
     Parameters:
         groups: feature groups to read, a subset of :data:`GROUPS` (``("dev",)``: the dev evaluation).
-        rule: the decision rule (rungs are the steps an estimator is fitted for).
+        rule: the decision rule (rungs are the points an estimator is fitted for).
         alpha: ridge penalty.
 
-    ``fit(signatures, finals)`` fits one estimator per rung on the trials that reached it;
-    ``score(signature, step)`` predicts from the features at ``step`` with the estimator of the largest
-    rung at or below it (the first rung's before it); ``reads(steps)`` says what that measures.
+    ``fit(signatures, finals, studies=, tasks=)`` fits one estimator per rung on the trials that reached it
+    (slopes from differences within each study) and, where the rule has a margin, the margin from
+    cross-task gaps (:func:`rung_gaps`); ``score(signature, step)`` predicts from the features at ``step``
+    with the estimator of the rung that judges there (:meth:`Rule.rung_at`); ``margin_at(step, budget)`` is
+    the rung's margin; ``reads(steps)`` says what scoring measures.
     """
 
     groups: tuple[str, ...]
     rule: Rule
     alpha: float = 10.0
-    estimators_: dict[int, RungModel] = field(default_factory=dict, repr=False)
+    estimators_: dict[float, RungModel] = field(default_factory=dict, repr=False)
+    margins_: dict[float, float] = field(default_factory=dict, repr=False)
     card: dict = field(default_factory=dict, repr=False)
     versions: dict = field(default_factory=dict, repr=False)
 
@@ -198,38 +326,56 @@ class TransferScorer:
         """The measured names the features read (probes and dev metrics)."""
         return tuple(n for g in self.groups for n in GROUPS[g])
 
-    def fit(self, signatures: Sequence[Signature], finals: Sequence[float]) -> TransferScorer:
-        """Fit one ridge per rung on the trials with a finite final that reached the rung."""
+    def fit(self, signatures: Sequence[Signature], finals: Sequence[float], *, studies: Sequence | None = None,
+            tasks: Sequence | None = None) -> TransferScorer:
+        """Fit one ridge per rung on the trials with a finite final that reached the rung.
+
+        ``studies``: the study each trial competed in (slopes come from differences within a study; None:
+        one study); ``tasks``: each trial's task (needed, with two tasks at least, where the rule has a
+        margin: the margin is measured on tasks the model did not see).
+        """
         y_all = np.asarray(finals, dtype=float)
         if len(signatures) != len(y_all):
             raise ValueError(f"{len(signatures)} signatures but {len(y_all)} finals.")
-        self.estimators_ = {}
+        for name, labels in (("studies", studies), ("tasks", tasks)):
+            if labels is not None and len(labels) != len(y_all):
+                raise ValueError(f"{len(labels)} {name} labels but {len(y_all)} finals.")
+        if self.rule.margin_quantile and (tasks is None or len(set(tasks)) < 2):
+            raise ValueError("a rule with a margin needs trials of at least two tasks (tasks=): the margin is how "
+                             "far the scorer errs on a task it was not fitted on.")
+        study_of = np.asarray(studies if studies is not None else [0] * len(y_all))
+        task_of = np.asarray(tasks if tasks is not None else [0] * len(y_all))
+        self.estimators_, self.margins_ = {}, {}
         for rung in self.rule.rungs:
-            rows = [(transfer_features(sig[rung], self.groups), y) for sig, y in zip(signatures, y_all)
-                    if rung in sig and math.isfinite(y)]
-            if len(rows) < 3:
-                raise ValueError(f"rung {rung}: {len(rows)} trials reached it with a finite final; need 3.")
-            X = np.array([r for r, _ in rows], dtype=float)
-            self.estimators_[rung] = RungModel.fit(X, np.array([y for _, y in rows]), self.alpha)
+            X, y, index = rung_rows(signatures, y_all, self.rule, rung, self.groups)
+            if len(y) < 3:
+                raise ValueError(f"rung {rung}: {len(y)} trials reached it with a finite final; need 3.")
+            self.estimators_[rung] = RungModel.fit(X, y, self.alpha, study_of[index])
+            if self.rule.margin_quantile:
+                gaps = rung_gaps(X, y, study_of[index], task_of[index], self.rule.keep_top, self.alpha)
+                self.margins_[rung] = float(np.quantile(gaps, self.rule.margin_quantile)) if len(gaps) else 0.0
         from ._fit import _versions
 
         self.versions = _versions()
         return self
 
-    def rung_for(self, step: int) -> int:
-        """The rung whose estimator scores at ``step``: the largest at or below it, else the first (the
-        features are scale-free, so a study whose decision steps are not the rungs is still scored)."""
+    def rung_for(self, step: int, budget: float | None = None) -> float:
+        """The rung whose estimator scores at ``step`` (see :meth:`Rule.rung_at`; the features are
+        scale-free, so a study whose decision steps are not the rungs is still scored)."""
         if not self.estimators_:
             raise ValueError("the transfer scorer is not fitted; call fit() first.")
-        below = [r for r in self.estimators_ if r <= step]
-        return max(below) if below else min(self.estimators_)
+        return self.rule.rung_at(step, budget)
 
     def score(self, signature: Signature, step: int) -> float:
         """The predicted final metric from the features at ``step`` (NaN if nothing was measured there)."""
         if step not in signature:
             return math.nan
         X = np.array([transfer_features(signature[step], self.groups)], dtype=float)
-        return float(self.estimators_[self.rung_for(step)].predict(X)[0])
+        return float(self.estimators_[self.rung_for(step, _budget({step: signature[step]}))].predict(X)[0])
+
+    def margin_at(self, step: int, budget: float | None = None) -> float:
+        """The margin of the rung judging at ``step``, in metric units (0 without one)."""
+        return self.margins_.get(self.rung_for(step, budget), 0.0) if self.margins_ else 0.0
 
     def out_of_range(self, signature: Signature, step: int) -> list[str]:
         """The features at ``step`` outside what the scorer was fitted on (see :data:`OUT_OF_RANGE_MARGIN`)."""
@@ -237,25 +383,28 @@ class TransferScorer:
             return []
         row = transfer_features(signature[step], self.groups)
         names = feature_names(self.groups)
-        return [names[i] for i in self.estimators_[self.rung_for(step)].out_of_range(row)]
+        model = self.estimators_[self.rung_for(step, _budget({step: signature[step]}))]
+        return [names[i] for i in model.out_of_range(row)]
 
     def to_dict(self) -> dict:
         """The whole scorer as JSON-able data (see :func:`TransferScorer.from_dict`)."""
         return {"kind": "transfer", "format": TRANSFER_FORMAT, "groups": list(self.groups),
-                "rule": {"rungs": list(self.rule.rungs), "keep_top": self.rule.keep_top,
-                         "min_lr_progress": self.rule.min_lr_progress},
-                "alpha": self.alpha, "features": feature_names(self.groups),
+                "rule": self.rule.as_dict(), "alpha": self.alpha, "features": feature_names(self.groups),
                 "rungs": {str(r): m.__dict__ for r, m in sorted(self.estimators_.items())},
+                "margins": {str(r): m for r, m in sorted(self.margins_.items())},
                 "card": self.card, "versions": self.versions}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> TransferScorer:
-        if data.get("kind") != "transfer" or data.get("format") != TRANSFER_FORMAT:
-            raise ValueError(f"not a transfer scorer of format {TRANSFER_FORMAT}: kind {data.get('kind')!r}, "
+        """Read :meth:`to_dict`'s layout: this format, and format 1 (rungs in steps, no margin)."""
+        if data.get("kind") != "transfer" or data.get("format") not in (1, TRANSFER_FORMAT):
+            raise ValueError(f"not a transfer scorer of format 1 or {TRANSFER_FORMAT}: kind {data.get('kind')!r}, "
                              f"format {data.get('format')!r}.")
         scorer = cls(tuple(data["groups"]), Rule(**data["rule"]), float(data["alpha"]))
-        scorer.estimators_ = {int(r): RungModel(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in m.items()})
+        key = int if scorer.rule.unit == "steps" else float
+        scorer.estimators_ = {key(r): RungModel(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in m.items()})
                               for r, m in data["rungs"].items()}
+        scorer.margins_ = {key(r): float(m) for r, m in data.get("margins", {}).items()}
         scorer.card, scorer.versions = dict(data.get("card", {})), dict(data.get("versions", {}))
         return scorer
 

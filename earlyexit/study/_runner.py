@@ -62,20 +62,28 @@ def make_scorer(spec: StudySpec) -> Scorer:
     return scorer
 
 
-def with_scorer_rule(spec: StudySpec, scorer: Scorer) -> StudySpec:
+def with_scorer_rule(spec: StudySpec, scorer: Scorer, max_steps: int | None = None) -> StudySpec:
     """``spec`` with the pruner settings it leaves out taken from the scorer's own rule (a transfer
-    scorer's rungs that are probe steps of the spec, its keep-top and its learning-rate guard)."""
+    scorer's rungs, on the spec's probe steps in a budget of ``max_steps`` training steps; its keep-top,
+    its margin at each decision step and its learning-rate guard)."""
     rule = getattr(scorer, "rule", None)
     p = spec.pruner
     changes = {}
     if rule is not None and p.kind == "geometric":
-        rungs = tuple(r for r in rule.rungs if r in spec.train.probe_steps)
+        if rule.unit == "budget" and max_steps is None:
+            raise ValueError("a scorer whose rungs are fractions of the budget needs the study's budget "
+                             "(max_steps) to place them.")
+        rungs = rule.steps_for(max_steps, spec.train.probe_steps)
         if "decision_steps" not in p.explicit and rungs:
             changes["decision_steps"] = rungs
         if "keep_top" not in p.explicit and "keep_fraction" not in p.explicit:
             changes["keep_top"] = rule.keep_top
         if "min_lr_progress" not in p.explicit:
             changes["min_lr_progress"] = rule.min_lr_progress
+        margin_at = getattr(scorer, "margin_at", None)
+        if "margin" not in p.explicit and margin_at is not None and getattr(scorer, "margins_", None):
+            steps = changes.get("decision_steps", p.decision_steps)
+            changes["margin"] = {int(d): float(margin_at(d, max_steps)) for d in steps}
     resolved = dataclasses.replace(spec, pruner=dataclasses.replace(p, **changes)) if changes else spec
     missing = [s for s in resolved.pruner.decision_steps if s not in spec.train.probe_steps]
     if missing and p.kind == "geometric":
@@ -124,12 +132,12 @@ class DuplicateTrial(Exception):
 class Objective:
     """Optuna objective for one spec: train, probe, report the score, obey the pruner."""
 
-    def __init__(self, spec: StudySpec, *, show_progress: bool = True, scorer: Scorer | None = None):
+    def __init__(self, spec: StudySpec, *, show_progress: bool = True, scorer: Scorer | None = None, task=None):
         self.spec = spec
         from ..training._device import resolve_device
 
         resolve_device(spec.train.device)  # a device that is not there fails before the storage is touched
-        self.task = load_task(spec.train.source)
+        self.task = task if task is not None else load_task(spec.train.source)
         check_metric(spec.train.metric, self.task.num_labels)
         self.scorer = scorer if scorer is not None else make_scorer(spec)
         self.show_progress = show_progress
@@ -369,8 +377,9 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
 
     resolve(spec.train.model)
     scorer = make_scorer(spec)
-    spec = with_scorer_rule(spec, scorer)
-    objective = Objective(spec, show_progress=show_progress, scorer=scorer)
+    task = load_task(spec.train.source)
+    spec = with_scorer_rule(spec, scorer, spec.train.with_budget(len(task.train)).max_steps)
+    objective = Objective(spec, show_progress=show_progress, scorer=scorer, task=task)
     study = open_study(spec, storage=storage, study_name=study_name, task=objective.task)
     # Trials of a crashed process: failed and queued again with the same hyperparameters, at once where
     # the process was on this host, after the heartbeat's grace period (SQL storages) where it was not.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,12 @@ class PrunerSpec:
         n_startup_trials: no pruning until this many other trials reported
             at the step.
         margin: a trial is outranked only by scores more than this higher
-            (the score's units; metric units for a fitted scorer).
+            (the score's units; metric units for a fitted scorer); a transfer
+            scorer's rule gives one per decision step (``{step: margin}``).
         min_lr_progress: a trial that has spent less than this fraction
             (0..1) of its learning-rate schedule is not judged yet.
-        explicit: which of ``decision_steps``, ``keep_top``, ``keep_fraction``
-            and ``min_lr_progress`` the spec file sets; a scorer that comes
+        explicit: which of ``decision_steps``, ``keep_top``, ``keep_fraction``,
+            ``margin`` and ``min_lr_progress`` the spec file sets; a scorer that comes
             with its own rule (a transfer scorer) fills in the others.
         mode: ``sequential`` (the live pruner decides as each trial reaches
             a decision step) or ``screen`` (every trial trains to the first
@@ -87,13 +89,13 @@ class PrunerSpec:
     keep_top: int | None = 2
     keep_fraction: float | None = None
     n_startup_trials: int = 3
-    margin: float = 0.0
+    margin: float | Mapping[int, float] = 0.0
     min_lr_progress: float = 0.0
     mode: str = "sequential"
     explicit: tuple[str, ...] = ()
 
 
-RULE_KEYS = ("decision_steps", "keep_top", "keep_fraction", "min_lr_progress")
+RULE_KEYS = ("decision_steps", "keep_top", "keep_fraction", "margin", "min_lr_progress")
 """The pruner settings a scorer's own rule may supply where the spec leaves them out."""
 
 

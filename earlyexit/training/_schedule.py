@@ -46,10 +46,11 @@ def lr_progress(step: int, max_steps: int, warmup_ratio: float = 0.0, schedule: 
 def schedule_context(step: int, max_steps: int, learning_rate: float, warmup_ratio: float, schedule: str,
                      num_labels: int) -> dict[str, float]:
     """The free names of :data:`earlyexit.names.CONTEXT_NAMES` for a run at ``step``: the fraction of its
-    learning rate spent, the learning rate of the step's update, and ln(num_labels), a uniform guess's loss."""
+    learning rate spent, the learning rate of the step's update, ln(num_labels) (a uniform guess's loss) and
+    the budget in steps."""
     return {"lr_progress": lr_progress(step, max_steps, warmup_ratio, schedule),
             "learning_rate": learning_rate * lr_multiplier(step, max_steps, warmup_ratio, schedule),
-            "uniform_loss": math.log(num_labels)}
+            "uniform_loss": math.log(num_labels), "budget_steps": float(max_steps)}
 
 
 def _schedule(name: str) -> str:
