@@ -28,6 +28,17 @@ features include dev accuracy, and reports only at the decision steps::
     scorer = load_scorer("scorer.joblib")
     pruner = GeometricPruner(decision_steps=[100], keep_top=2)
     ProbeCallback.attach(trainer, probe_batches, scorer=scorer, decision_steps=pruner.decision_steps)
+
+The package's default scorer (``load_scorer("default")``, fitted on the shipped sweeps) carries its own rule,
+with rungs as fractions of the training budget; ``GeometricPruner.from_scorer`` places them in yours. It
+reads the dev metric at its rungs, so ``compute_metrics`` must return ``accuracy`` (or map your metric with
+``metric_keys``)::
+
+    scorer = load_scorer("default")
+    pruner = GeometricPruner.from_scorer(scorer, max_steps=args.max_steps)
+    ProbeCallback.attach(trainer, probe_batches, scorer=scorer, decision_steps=pruner.decision_steps)
+
+Without a scorer the callback ranks by the probe-set loss (the rank rule), which needs no evaluation.
 """
 
 from __future__ import annotations

@@ -111,3 +111,20 @@ def test_rank_scorer_direction_and_missing_values():
     assert ProbeRankScorer("gradient_norm", higher_is_better=True).score(sig, 50) == 2.0
     assert math.isnan(ProbeRankScorer("loss").score(sig, 100))
     assert math.isnan(ProbeRankScorer("loss").score({50: {"loss": math.inf}}, 50))
+
+
+def test_a_pruner_from_a_transfer_scorers_rule():
+    from earlyexit.scoring._transfer import Rule, TransferScorer
+
+    scorer = TransferScorer(("dev",), Rule((0.05, 0.2), keep_top=2, min_lr_progress=0.02, margin_quantile=0.5,
+                                           unit="budget"))
+    scorer.estimators_ = {0.05: None, 0.2: None}
+    scorer.margins_ = {0.05: 0.03, 0.2: 0.01}
+    pruner = GeometricPruner.from_scorer(scorer, max_steps=465)
+    # 5% of 465 steps is 23 (probe step 10), 20% is 93 (probe step 50).
+    assert pruner.decision_steps == (10, 50)
+    assert pruner.margin_at(10) == 0.03 and pruner.margin_at(50) == 0.01
+    with pytest.raises(ValueError, match="falls on a probe step"):
+        GeometricPruner.from_scorer(scorer, max_steps=100, probe_steps=(0, 50))
+    with pytest.raises(TypeError, match="no decision rule"):
+        GeometricPruner.from_scorer(object(), max_steps=100)

@@ -65,6 +65,24 @@ class GeometricPruner(BasePruner):
         self._margin = {int(k): float(v) for k, v in margins.items()} if margins else float(margin)
         self._min_lr_progress = min_lr_progress
 
+    @classmethod
+    def from_scorer(cls, scorer, *, max_steps: int, probe_steps: Iterable[int] = (0, 10, 25, 50, 100, 200, 400),
+                    n_startup_trials: int = 0) -> GeometricPruner:
+        """The pruner a transfer scorer's own rule describes for a study of ``max_steps`` training steps
+        probed at ``probe_steps``: its rungs placed on those steps, its keep-top, its margin at each decision
+        step and its learning-rate guard (what ``earlyexit run`` does with a spec that leaves them out; for a
+        Trainer, pass ``pruner.decision_steps`` to ``ProbeCallback``)."""
+        rule = getattr(scorer, "rule", None)
+        if rule is None:
+            raise TypeError(f"{type(scorer).__name__} has no decision rule (a transfer scorer has one: "
+                            "load_scorer('default')).")
+        steps = rule.steps_for(max_steps, probe_steps)
+        if not steps:
+            raise ValueError(f"no rung of the scorer's rule ({rule.label}) falls on a probe step "
+                             f"{sorted(probe_steps)} of a {max_steps}-step budget.")
+        return cls(decision_steps=steps, keep_top=rule.keep_top, n_startup_trials=n_startup_trials,
+                   margin={d: scorer.margin_at(d, max_steps) for d in steps}, min_lr_progress=rule.min_lr_progress)
+
     @property
     def decision_steps(self) -> tuple[int, ...]:
         """The steps at which the pruner decides, ascending (what ``ProbeCallback(decision_steps=)`` takes)."""
