@@ -104,6 +104,9 @@ def test_the_default_scorer_replays_and_prints_its_card(three_tasks, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["policies"]["earlyexit"]["compute_saved"] is not None
     assert out["protocol"]["feature_sets"]["earlyexit"]["0"]["feature_set"] == "+".join(default.groups)
+    # Replayed at its own rule: its rungs on the sweep's probe steps in its budget (1,000 steps).
+    assert out["protocol"]["feature_sets"]["earlyexit"]["0"]["steps"] == list(
+        default.rule.steps_for(1000, three_tasks[0].probe_steps))
 
 
 def test_rungs_in_fractions_of_the_budget_fall_on_probe_steps_and_the_same_rung_judges_there():

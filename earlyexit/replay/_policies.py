@@ -18,7 +18,7 @@ from ..names import Scorer
 from ..pruning import GeometricPruner
 from ..sweeps import Sweep
 from ._simulate import (Compute, Outcome, Run, dev_metric_at, dev_metric_value, no_pruning, oracle, probe_rank,
-                        scorer_at, scorer_value, screen, study_replay)
+                        rungs, scorer_at, scorer_value, screen, study_replay, sweep_context)
 from ._surrogate import SURROGATE_STEP, as_param_runs
 
 RunPolicy = Callable[[Sequence[Run], int], Outcome]
@@ -96,10 +96,13 @@ def scorer_policies(sweep: Sweep, scorers: Mapping[str, Mapping[int, Scorer]], p
     """Each scorer family screening at ``prefix``, then the live pruner with ``earlyexit``'s scorers."""
     table = []
     for family, by_seed in scorers.items():
+        if all(getattr(sc, "rule", None) is not None for sc in by_seed.values()):
+            table.append(_rule_policy(sweep, family, by_seed))
+            continue
         table.append(_screening(family, lambda seed, by_seed=by_seed: scorer_at(by_seed[seed]),
                                 lambda seed, step, by_seed=by_seed: scorer_compute(sweep, by_seed[seed], step),
                                 prefix, keep_top, cost_key=family, scorer=True, rank_needs_step=True))
-    if "earlyexit" in scorers:
+    if "earlyexit" in scorers and table[0].at is not None:  # a scorer with its own rule is replayed at it
         by_seed = scorers["earlyexit"]
 
         def sequential(rs, order_seed):
@@ -109,6 +112,37 @@ def scorer_policies(sweep: Sweep, scorers: Mapping[str, Mapping[int, Scorer]], p
 
         table.append(Policy("earlyexit_sequential", sequential, table[0].rank))
     return table
+
+
+def _rule_policy(sweep: Sweep, family: str, by_seed: Mapping[int, Scorer]) -> Policy:
+    """A scorer that carries its own decision rule (a transfer scorer) replayed at that rule: its rungs in
+    the sweep's budget, keep-top, margins and learning-rate guard (``--prefix`` and ``--keep-top`` do not
+    apply); charged what it reads at its rungs."""
+    budget = sweep_context(sweep)[0]
+
+    def parts(seed: int):
+        sc = by_seed[seed]
+        steps = sc.rule.steps_for(budget, sweep.probe_steps)
+        if not steps:
+            raise ValueError(f"no rung of the scorer's rule ({sc.rule.label}) falls on a probe step "
+                             f"{sweep.probe_steps} of {sweep.path} (budget {budget} steps).")
+        return sc, steps
+
+    def run(rs, order_seed):
+        sc, steps = parts(rs[0].seed)
+        compute = Compute(sc.names, sweep.probe_costs, probe_until=steps[-1], steps=steps)
+        return rungs(steps, sc.rule.keep_top, scorer_at(sc), compute=compute, min_lr_progress=sc.rule.min_lr_progress,
+                     margin={d: sc.margin_at(d, budget) for d in steps})(rs, order_seed)
+
+    def rank(r: Run) -> float:
+        sc, steps = parts(r.seed)
+        return scorer_at(sc)(r, steps[0]) if steps[0] in r.signature else math.nan
+
+    def reads(seed: int, step: int) -> Compute:
+        sc, steps = parts(seed)
+        return Compute(sc.names, sweep.probe_costs, probe_until=steps[-1], steps=steps)
+
+    return Policy(family, run, rank, reads, cost_key=family, order_free=True, scorer=True)
 
 
 def surrogate_policy(surrogates: Mapping[int, Scorer], param_names: list[str], keep_top: int) -> Policy:

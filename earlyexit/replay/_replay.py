@@ -112,7 +112,7 @@ def _protocol(held: HeldOut, table: list[Policy], scorers: dict, protocol: str, 
         "probe_cost_steps": cost_steps,
         "probes": {p.name: list(p.reads(first, prefix).probes) for p in scored},
         "hyperparameters": param_names,
-        "feature_sets": {p.name: _feature_sets(scorers[p.name], prefix) for p in scored}}
+        "feature_sets": {p.name: _feature_sets(scorers[p.name], prefix, held.sweep) for p in scored}}
 
 
 def _pareto(table: list[Policy], held_out: list[list[Run]], prefixes: Sequence[int], orders: int) -> dict:
@@ -137,12 +137,17 @@ def _pareto(table: list[Policy], held_out: list[list[Run]], prefixes: Sequence[i
     return dict(curves)
 
 
-def _feature_sets(by_seed: dict, prefix: int) -> dict:
-    """Per held-out seed, what its scorer reads at ``prefix``: names, steps, and the cost-aware choice."""
+def _feature_sets(by_seed: dict, prefix: int, sweep: Sweep) -> dict:
+    """Per held-out seed, what its scorer reads at ``prefix`` (a scorer with its own rule: at its rungs in the
+    sweep's budget): names, steps, and the cost-aware choice."""
+    from ._simulate import sweep_context
+
     out = {}
     for seed, sc in by_seed.items():
-        if not hasattr(sc, "schemas"):  # a transfer scorer: its groups at the decision step, and its rule
-            plan = sc.reads([prefix]) or {}
+        if not hasattr(sc, "schemas"):  # a transfer scorer: its groups at its decision steps, and its rule
+            rule = getattr(sc, "rule", None)
+            steps = rule.steps_for(sweep_context(sweep)[0], sweep.probe_steps) if rule is not None else [prefix]
+            plan = sc.reads(steps) or {}
             out[str(seed)] = {"names": list(sc.names), "steps": [s for s, ns in plan.items() if ns],
                               "feature_set": "+".join(getattr(sc, "groups", ())) or None,
                               "model": getattr(getattr(sc, "rule", None), "label", type(sc).__name__)}
