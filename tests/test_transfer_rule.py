@@ -187,3 +187,21 @@ def test_the_selection_fits_margins_as_the_scorer_does(three_tasks):
         studies=[i for i, s in enumerate(studies) for _ in s.runs], tasks=[s.task for s in studies for _ in s.runs])
     assert shared.margins_ == pytest.approx(direct.margins_)
     assert shared.estimators_[0.1].coef == pytest.approx(direct.estimators_[0.1].coef)
+
+
+def test_probes_earn_their_place_in_the_choice(monkeypatch, three_tasks):
+    from earlyexit.replay import _transfer_rule as tr
+
+    dev, cheap = ("dev",), ("dev", "cheap")
+    rules = [Rule((0.1,), k, 0.02, unit="budget") for k in (1, 2)]
+    figures = {(dev, rules[0]): (0.95, 2.0), (dev, rules[1]): (0.70, 0.3), (cheap, rules[0]): (0.90, 0.2)}
+    monkeypatch.setattr(tr, "candidates_for", lambda studies: list(figures))
+    monkeypatch.setattr(tr, "leave_one_task_out_rule",
+                        lambda studies, g, r, fits: {"s": figures[(g, r)]})
+    studies = studies_of(three_tasks)
+    chosen = select_transfer(studies)
+    # The dev evaluation alone meets the bounds (0.3 points), so the probes' extra savings do not buy them in.
+    assert chosen["groups"] == dev and chosen["rule"] == rules[1]
+    figures[(dev, rules[1])] = (0.70, 1.5)
+    chosen = select_transfer(studies)
+    assert chosen["groups"] == cheap and chosen["within_bounds"]

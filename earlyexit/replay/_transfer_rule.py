@@ -4,9 +4,12 @@
 progress x margin, :data:`CANDIDATES`) by leave-one-task-out over the studies it is given: for each task, a
 :class:`~earlyexit.scoring.TransferScorer` fitted on the other tasks prunes that task's studies with the
 rung rule (:func:`~earlyexit.replay._simulate.rungs`), charged what it reads at each rung. The choice:
-the candidate saving most compute among those within :data:`TARGET_MEAN_REGRET` mean and
-:data:`TARGET_WORST_REGRET` worst regret (points), else the one with the lowest mean regret; among
-candidates the training tasks cannot tell apart, the safer (larger learning-rate guard, then keep-top).
+among the candidates within :data:`TARGET_MEAN_REGRET` mean and :data:`TARGET_WORST_REGRET` worst regret
+(points), those reading the fewest feature groups (probes earn their place only where the dev evaluation
+alone cannot meet the bounds: a richer set fits the training tasks better more often than it carries
+over), and of those the one saving most compute; where none is within the bounds, the one with the lowest
+mean regret. Among candidates the training tasks cannot tell apart, the safer (larger margin, then
+larger learning-rate guard, then keep-top).
 
 :func:`nested_transfer` is the honest figure for a new task: for each held-out task, the choice is made
 by :func:`select_transfer` on the *other* tasks (their own leave-one-task-out), fitted on them, and only
@@ -62,13 +65,16 @@ class Study:
 
 
 def studies_of(sweeps: Sequence[Sweep]) -> list[Study]:
-    """Every (sweep, seed) as a study, with its task from the manifest."""
+    """Every (sweep, seed) as a study, with its task from the manifest; a seed still being logged (fewer
+    runs than the sweep's fullest seed) is left out, as the replay leaves it out."""
     out = []
     for sw in sweeps:
         by_seed = defaultdict(list)
         for r in runs_of(sw):
             by_seed[r.seed].append(r)
-        out += [Study(sw, str(sw.manifest.get("task")), tuple(rs)) for _, rs in sorted(by_seed.items())]
+        full = max((len(rs) for rs in by_seed.values()), default=0)
+        out += [Study(sw, str(sw.manifest.get("task")), tuple(rs)) for _, rs in sorted(by_seed.items())
+                if len(rs) == full]
     return out
 
 
@@ -173,6 +179,9 @@ def select_transfer(studies: Sequence[Study], *, fits: _Fits | None = None,
                       "worst_regret": worst})
     ok = [c for c in table if c["mean_regret"] <= TARGET_MEAN_REGRET + 1e-9
           and c["worst_regret"] <= TARGET_WORST_REGRET + 1e-9]
+    if ok:  # probes earn their place: a richer feature set only where no simpler one meets the bounds
+        fewest = min(len(c["groups"]) for c in ok)
+        ok = [c for c in ok if len(c["groups"]) == fewest]
     # Where the training tasks cannot tell candidates apart (equal figures: a guard that never binds on
     # them), the safer one: the larger margin, then the larger learning-rate guard, then the larger keep-top.
     safety = lambda c: (c["rule"].margin_quantile, c["rule"].min_lr_progress, c["rule"].keep_top)  # noqa: E731
