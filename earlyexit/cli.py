@@ -556,7 +556,7 @@ def format_card(card: dict, scorer) -> str:
     """A transfer scorer's card in words."""
     rule = scorer.rule
     lines = [f"scorer: {card['file']}",
-             f"reads at each rung: {', '.join(scorer.names)} (and, free: learning-rate progress, uniform loss)",
+             f"reads at each rung: {', '.join(scorer.names)} (and, free: learning-rate progress, uniform loss, budget)",
              f"rule: {rule.label}",
              *([f"margins (metric units, per rung): " + ", ".join(
                  f"{r:.0%}: {m:.4f}" if rule.unit == "budget" else f"{r}: {m:.4f}"

@@ -356,7 +356,7 @@ class TransferScorer:
                 self.margins_[rung] = float(np.quantile(gaps, self.rule.margin_quantile)) if len(gaps) else 0.0
         from ._fit import _versions
 
-        self.versions = _versions()
+        self.versions = {**_versions(), "format": TRANSFER_FORMAT}
         return self
 
     def rung_for(self, step: int, budget: float | None = None) -> float:
