@@ -16,11 +16,13 @@ whose meaning does not depend on the task:
 - ``fisher`` (one gradient pass with sampled labels): log10 of the learning rate times the Fisher trace.
 
 Each rung has its own ridge regression (median imputation, standardisation, ridge; :class:`RungModel`,
-stored as numbers in a JSON file) from those features to the final metric, so the score is a predicted
-final metric, on the metric's scale. The decision rule that
-goes with it (rungs, keep top K, the learning-rate progress below which a trial is not judged) is part
-of the scorer (:attr:`TransferScorer.rule`): it is chosen with the features, by leave-one-task-out
-over the sweeps it learns from (``earlyexit.replay.select_transfer``).
+stored as numbers in a JSON file) from those features to the final metric, its slopes fitted on the
+differences *within* each training study (a study only ever compares its own trials), so the score is a
+predicted final metric, on the metric's scale. The decision rule that goes with it is part of the scorer
+(:attr:`TransferScorer.rule`): rungs as fractions of the training budget, keep top K, a safety margin
+measured on tasks the ridge did not see (:func:`rung_gaps`), and the learning-rate progress below which a
+trial is not judged. It is chosen with the features, by leave-one-task-out over the sweeps it learns from
+(``earlyexit.replay.select_transfer``).
 """
 
 from __future__ import annotations
