@@ -49,7 +49,7 @@ def test_margin_keeps_near_ties_and_lr_progress_defers_judgement():
     # Within half a point of the best two: kept; more than that below the second: pruned.
     assert not decide(0.846, [0.85, 0.849], step=100, keep_top=1, margin=0.005).prune
     assert decide(0.840, [0.85, 0.849], step=100, keep_top=1, margin=0.005).prune
-    assert "within 0.005" in decide(0.840, [0.85], step=100, keep_top=1, margin=0.005).reason
+    assert "(margin 0.005)" in decide(0.840, [0.85], step=100, keep_top=1, margin=0.005).reason
     # A trial that has spent 0.4% of its learning rate is not judged, however low it scores ...
     early = decide(0.5, [0.9, 0.8], step=100, keep_top=1, lr_progress=0.004, min_lr_progress=0.02)
     assert not early.prune and "too early to judge" in early.reason

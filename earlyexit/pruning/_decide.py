@@ -69,7 +69,7 @@ def decide(
     limit = keep_top if keep_top is not None else math.ceil(keep_fraction * (len(finite) + 1))
     what = f"top {keep_top}" if keep_top is not None else f"top {keep_fraction:.0%} ({limit})"
     if margin:
-        what += f" within {margin:g}"
+        what += f" (margin {margin:.2g})"
     if better >= limit:
         return Decision(True, f"ranked {rank} of {len(finite) + 1} at step {step}, outside the {what}")
     return Decision(False, f"ranked {rank} of {len(finite) + 1} at step {step}, inside the {what}")

@@ -450,14 +450,14 @@ def _run_screen(study, spec, objective, target, n_jobs, show_progress) -> optuna
 
 def trial_table(study: optuna.Study) -> str:
     """One line per trial: state, steps trained, final metric, why pruned, parameters."""
-    rows = [f"{'#':>4} {'state':<9} {'steps':>6} {'final acc':>9}  {'why pruned':<52} params"]
+    rows = [f"{'#':>4} {'state':<9} {'steps':>6} {'final acc':>9}  {'why pruned':<64} params"]
     for t in study.get_trials(deepcopy=False):
         acc = t.user_attrs.get("final_accuracy")
         acc_s = f"{acc:.4f}" if isinstance(acc, float) else "-"
         reason = t.user_attrs.get(PRUNED_REASON, "") if t.state == TrialState.PRUNED else ""
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
         rows.append(f"{t.number:>4} {t.state.name.lower():<9} {t.user_attrs.get('steps', '-')!s:>6} {acc_s:>9}  "
-                    f"{reason[:52]:<52} {params}")
+                    f"{reason[:64]:<64} {params}")
     return "\n".join(rows)
 
 
