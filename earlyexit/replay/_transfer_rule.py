@@ -245,7 +245,8 @@ def fit_transfer(sweeps: Sequence[Sweep], progress: Callable[[str], None] = lamb
         [r.signature for r in runs], [r.final for r in runs], studies=[i for i, s in enumerate(studies) for _ in s.runs],
         tasks=[s.task for s in studies for _ in s.runs])
     scorer.card = {
-        "sweeps": {sw.name: {"task": str(sw.manifest.get("task")), "metric": sw.metric, "runs": len(sw.runs)}
+        "sweeps": {sw.name: {"task": str(sw.manifest.get("task")), "metric": sw.metric,
+                             "runs": sum(len(s.runs) for s in studies if s.sweep is sw)}  # whole seeds only
                    for sw in sweeps},
         "groups": list(choice["groups"]), "rule": rule_dict(choice["rule"]),
         "leave_one_task_out": {"mean_compute_saved": choice["mean_compute_saved"],
