@@ -355,3 +355,25 @@ def test_a_transfer_scorers_rule_fills_in_what_the_spec_leaves_out(tmp_path):
     assert pruner.margin_at(4) == 0.01 and pruner.margin_at(8) == 0.002 and pruner.margin_at(6) == 0
     with pytest.raises(ValueError, match="needs the study's budget"):
         with_scorer_rule(load_spec(bare), budget_rule)
+
+
+def test_a_rule_in_fractions_of_the_budget_is_placed_in_the_studys_budget(tmp_path):
+    from earlyexit.scoring import save_scorer
+    from earlyexit.scoring._transfer import Rule, TransferScorer
+
+    ctx = {"uniform_loss": 0.69, "lr_progress": 0.5, "learning_rate": 1e-4, "budget_steps": 10.0}
+    signatures = [{4: {"dev_metric": x, "dev_loss": 1.0 - x / 2, **ctx}, 8: {"dev_metric": x, "dev_loss": 1.0 - x / 2,
+                                                                            **ctx}} for x in (0.5, 0.6, 0.7, 0.8)]
+    scorer = TransferScorer(("dev",), Rule((0.5, 0.9), keep_top=1, unit="budget")).fit(
+        signatures, [0.55, 0.65, 0.75, 0.85])
+    save_scorer(scorer, tmp_path / "b.json")
+    # The spec leaves the decision steps and keep-top out: the rule's rungs land on probe steps 4 (half of
+    # the 10-step budget is 5) and 8 (9).
+    text = TINY.format(n_trials=2, grid="[1e-3, 1e-4]").replace("decision_steps = [4]\nkeep_top = 1\n", "").replace(
+        'scorer = "rank"', f'scorer = "{tmp_path / "b.json"}"').replace("n_startup_trials = 1", "n_startup_trials = 0")
+    path = tmp_path / "budget.toml"
+    path.write_text(text)
+    study = run_study(load_spec(path), storage=f"sqlite:///{tmp_path}/b.db", show_progress=False)
+    assert study.pruner.decision_steps == (4, 8)
+    first = study.trials[0]
+    assert set(first.intermediate_values) == {4, 8} and 0 <= first.intermediate_values[4] <= 1
