@@ -208,15 +208,18 @@ def nested_transfer(studies: Sequence[Study], progress: Callable[[str], None] = 
         if len({s.task for s in train}) < 2:
             raise ValueError("the nested choice needs at least three tasks (two to choose on, one held out).")
         choice = select_transfer(train, fits=fits, progress=lambda m, t=task: progress(f"held out {t}: {m}"))
-        chosen = fits.scorer(train, choice["groups"], choice["rule"])
-        figures = per_sweep([(s.name, *replay_rule(chosen, s)) for s in test])
-        points = defaultdict(list)
+        points, figures = defaultdict(list), {}
         for groups, rule in candidates_for(studies):
             if groups != choice["groups"]:
                 continue
-            for name, (saved, regret) in per_sweep(
-                    [(s.name, *replay_rule(fits.scorer(train, groups, rule), s)) for s in test]).items():
+            replayed = per_sweep([(s.name, *replay_rule(fits.scorer(train, groups, rule), s)) for s in test])
+            for name, (saved, regret) in replayed.items():
                 points[name].append((rule.label, saved, regret))
+            if rule == choice["rule"]:
+                figures = replayed
+        if not figures:  # the choice made on the other tasks is not replayable on this one's sweeps
+            figures = per_sweep([(s.name, *replay_rule(fits.scorer(train, choice["groups"], choice["rule"]), s))
+                                 for s in test])
         for name, (saved, regret) in figures.items():
             out[name] = {"compute_saved": saved, "regret": regret, "points": points[name],
                          "choice": {"groups": list(choice["groups"]), "rule": rule_dict(choice["rule"]),
