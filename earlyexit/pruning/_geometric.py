@@ -76,12 +76,9 @@ class GeometricPruner(BasePruner):
         if rule is None:
             raise TypeError(f"{type(scorer).__name__} has no decision rule (a transfer scorer has one: "
                             "load_scorer('default')).")
-        steps = rule.steps_for(max_steps, probe_steps)
-        if not steps:
-            raise ValueError(f"no rung of the scorer's rule ({rule.label}) falls on a probe step "
-                             f"{sorted(probe_steps)} of a {max_steps}-step budget.")
-        return cls(decision_steps=steps, keep_top=rule.keep_top, n_startup_trials=n_startup_trials,
-                   margin={d: scorer.margin_at(d, max_steps) for d in steps}, min_lr_progress=rule.min_lr_progress)
+        decisions = scorer.decisions(max_steps, probe_steps)
+        return cls(decision_steps=tuple(decisions), keep_top=rule.keep_top, n_startup_trials=n_startup_trials,
+                   margin=decisions, min_lr_progress=rule.min_lr_progress)
 
     @property
     def decision_steps(self) -> tuple[int, ...]:

@@ -18,8 +18,9 @@ from ..names import Scorer
 from ..pruning import GeometricPruner
 from ..sweeps import Sweep
 from ._simulate import (Compute, Outcome, Run, dev_metric_at, dev_metric_value, no_pruning, oracle, probe_rank,
-                        rungs, scorer_at, scorer_value, screen, study_replay, sweep_context)
+                        scorer_at, scorer_value, screen, study_replay)
 from ._surrogate import SURROGATE_STEP, as_param_runs
+from ._transfer_rule import rule_policy
 
 RunPolicy = Callable[[Sequence[Run], int], Outcome]
 """A policy on one held-out seed's runs in one arrival order (the order seed)."""
@@ -118,29 +119,15 @@ def _rule_policy(sweep: Sweep, family: str, by_seed: Mapping[int, Scorer]) -> Po
     """A scorer that carries its own decision rule (a transfer scorer) replayed at that rule: its rungs in
     the sweep's budget, keep-top, margins and learning-rate guard (``--prefix`` and ``--keep-top`` do not
     apply); charged what it reads at its rungs."""
-    budget = sweep_context(sweep)[0]
-
-    def parts(seed: int):
-        sc = by_seed[seed]
-        steps = sc.rule.steps_for(budget, sweep.probe_steps)
-        if not steps:
-            raise ValueError(f"no rung of the scorer's rule ({sc.rule.label}) falls on a probe step "
-                             f"{sweep.probe_steps} of {sweep.path} (budget {budget} steps).")
-        return sc, steps
-
     def run(rs, order_seed):
-        sc, steps = parts(rs[0].seed)
-        compute = Compute(sc.names, sweep.probe_costs, probe_until=steps[-1], steps=steps)
-        return rungs(steps, sc.rule.keep_top, scorer_at(sc), compute=compute, min_lr_progress=sc.rule.min_lr_progress,
-                     margin={d: sc.margin_at(d, budget) for d in steps})(rs, order_seed)
+        return rule_policy(by_seed[rs[0].seed], sweep)[2](rs, order_seed)
 
     def rank(r: Run) -> float:
-        sc, steps = parts(r.seed)
-        return scorer_at(sc)(r, steps[0]) if steps[0] in r.signature else math.nan
+        first = rule_policy(by_seed[r.seed], sweep)[0][0]
+        return scorer_at(by_seed[r.seed])(r, first) if first in r.signature else math.nan
 
     def reads(seed: int, step: int) -> Compute:
-        sc, steps = parts(seed)
-        return Compute(sc.names, sweep.probe_costs, probe_until=steps[-1], steps=steps)
+        return rule_policy(by_seed[seed], sweep)[1]
 
     return Policy(family, run, rank, reads, cost_key=family, order_free=True, scorer=True)
 

@@ -146,11 +146,11 @@ def _feature_sets(by_seed: dict, prefix: int, sweep: Sweep) -> dict:
     for seed, sc in by_seed.items():
         if not hasattr(sc, "schemas"):  # a transfer scorer: its groups at its decision steps, and its rule
             rule = getattr(sc, "rule", None)
-            steps = rule.steps_for(sweep_context(sweep)[0], sweep.probe_steps) if rule is not None else [prefix]
+            steps = list(sc.decisions(sweep_context(sweep)[0], sweep.probe_steps)) if rule is not None else [prefix]
             plan = sc.reads(steps) or {}
             out[str(seed)] = {"names": list(sc.names), "steps": [s for s, ns in plan.items() if ns],
                               "feature_set": "+".join(getattr(sc, "groups", ())) or None,
-                              "model": getattr(getattr(sc, "rule", None), "label", type(sc).__name__)}
+                              "model": getattr(rule, "label", type(sc).__name__)}
             continue
         schema = sc.schemas.get(prefix)
         rep = sc.report.get(prefix, {})

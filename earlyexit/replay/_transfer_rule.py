@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..names import DEV_METRICS
-from ..scoring._transfer import Rule, RungModel, TransferScorer, rung_gaps, rung_rows
+from ..scoring._transfer import Rule, RungModel, TransferScorer, margin_from, rung_gaps, rung_rows
 from ..sweeps import Sweep
 from ._simulate import Compute, Run, runs_of, rungs, sweep_context
 
@@ -121,20 +121,23 @@ class _Fits:
                 g = (k, rule.keep_top)
                 if g not in self._gaps:
                     self._gaps[g] = rung_gaps(X, y, studies, tasks, rule.keep_top, scorer.alpha)
-                gaps = self._gaps[g]
-                scorer.margins_[rung] = float(np.quantile(gaps, rule.margin_quantile)) if len(gaps) else 0.0
+                scorer.margins_[rung] = margin_from(self._gaps[g], rule.margin_quantile)
         return scorer
+
+
+def rule_policy(scorer: TransferScorer, sweep: Sweep) -> tuple[tuple[int, ...], Compute, Callable]:
+    """``scorer`` pruning a study of ``sweep`` at its own rule: its decision steps there, what it is charged
+    (what it reads at them), and the rung policy (its keep-top, margins and learning-rate guard)."""
+    decisions = scorer.decisions(sweep_context(sweep)[0], sweep.probe_steps)
+    steps = tuple(decisions)
+    compute = Compute(scorer.names, sweep.probe_costs, probe_until=steps[-1], steps=steps)
+    return steps, compute, rungs(steps, scorer.rule.keep_top, lambda r, d: scorer.score(r.signature, d),
+                                 compute=compute, min_lr_progress=scorer.rule.min_lr_progress, margin=decisions)
 
 
 def replay_rule(scorer: TransferScorer, study: Study) -> tuple[float, float]:
     """(compute saved as a fraction, regret in points) of ``scorer``'s rule on one study."""
-    rule = scorer.rule
-    budget = sweep_context(study.sweep)[0]
-    steps = decision_steps(rule, study.sweep)
-    compute = Compute(scorer.names, study.sweep.probe_costs, probe_until=steps[-1], steps=steps)
-    policy = rungs(steps, rule.keep_top, lambda r, d: scorer.score(r.signature, d), compute=compute,
-                   min_lr_progress=rule.min_lr_progress, margin={d: scorer.margin_at(d, budget) for d in steps})
-    out = policy(study.runs, 0)
+    out = rule_policy(scorer, study.sweep)[2](study.runs, 0)
     return 1 - out.compute_used, 100 * out.regret
 
 

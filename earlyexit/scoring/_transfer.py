@@ -246,9 +246,8 @@ def rung_rows(signatures: Sequence[Signature], finals: Sequence[float], rule: Ru
     for i, (sig, final) in enumerate(zip(signatures, finals)):
         if not math.isfinite(final) or not sig:
             continue
-        budget = _budget(sig)
-        step = rule.step_of(rung, budget, sig) if rule.unit == "budget" else (int(rung) if int(rung) in sig else None)
-        if step is None or step not in sig:
+        step = rule.step_of(rung, _budget(sig), sig)  # a probe step of the trial's own, or None
+        if step is None:
             continue
         X.append(transfer_features(sig[step], groups))
         y.append(float(final))
@@ -279,7 +278,7 @@ def rung_gaps(X: np.ndarray, y: np.ndarray, studies: np.ndarray, tasks: np.ndarr
     gaps = []
     for task in np.unique(tasks):
         train, test = tasks != task, tasks == task
-        if len(np.unique(tasks[train])) < 1 or train.sum() < 3:
+        if train.sum() < 3:
             continue
         model = RungModel.fit(X[train], y[train], alpha, studies[train])
         predicted = model.predict(X[test])
@@ -291,6 +290,11 @@ def rung_gaps(X: np.ndarray, y: np.ndarray, studies: np.ndarray, tasks: np.ndarr
             kth = np.sort(p)[::-1][keep_top - 1]
             gaps += [max(0.0, float(kth - p[i])) for i in np.argsort(-f)[:top]]
     return np.array(gaps, dtype=float)
+
+
+def margin_from(gaps: np.ndarray, quantile: float) -> float:
+    """The margin at ``quantile`` of :func:`rung_gaps`' gaps, in metric units (0 where there are none)."""
+    return float(np.quantile(gaps, quantile)) if len(gaps) else 0.0
 
 
 @dataclass
@@ -355,7 +359,7 @@ class TransferScorer:
             self.estimators_[rung] = RungModel.fit(X, y, self.alpha, study_of[index])
             if self.rule.margin_quantile:
                 gaps = rung_gaps(X, y, study_of[index], task_of[index], self.rule.keep_top, self.alpha)
-                self.margins_[rung] = float(np.quantile(gaps, self.rule.margin_quantile)) if len(gaps) else 0.0
+                self.margins_[rung] = margin_from(gaps, self.rule.margin_quantile)
         from ._fit import _versions
 
         self.versions = {**_versions(), "format": TRANSFER_FORMAT}
@@ -378,6 +382,16 @@ class TransferScorer:
     def margin_at(self, step: int, budget: float | None = None) -> float:
         """The margin of the rung judging at ``step``, in metric units (0 without one)."""
         return self.margins_.get(self.rung_for(step, budget), 0.0) if self.margins_ else 0.0
+
+    def decisions(self, budget: float | None, probe_steps: Iterable[int]) -> dict[int, float]:
+        """Where the rule decides in a study of ``budget`` training steps probed at ``probe_steps``: decision
+        step -> its margin (metric units), ascending. Raises ValueError where no rung falls on a probe step."""
+        probe_steps = list(probe_steps)
+        steps = self.rule.steps_for(budget, probe_steps)
+        if not steps:
+            raise ValueError(f"no rung of the scorer's rule ({self.rule.label}) falls on a probe step "
+                             f"{sorted(probe_steps)} of a {budget}-step budget.")
+        return {d: self.margin_at(d, budget) for d in steps}
 
     def out_of_range(self, signature: Signature, step: int) -> list[str]:
         """The features at ``step`` outside what the scorer was fitted on (see :data:`OUT_OF_RANGE_MARGIN`)."""
