@@ -565,9 +565,12 @@ def format_card(card: dict, scorer) -> str:
                                          for n, v in card.get("sweeps", {}).items())]
     nested = card.get("nested_leave_one_task_out")
     if nested:
-        lines.append(f"leave-one-task-out (the choice remade without each task): {nested['mean_compute_saved']:.1%} "
-                     f"compute saved, mean regret {nested['mean_regret_points']:.2f} points, worst "
-                     f"{nested['worst_regret_points']:.2f}")
+        lines.append(f"leave-one-task-out (the choice remade without each task"
+                     + (f"; replayed {nested['replayed']}" if "replayed" in nested else "")
+                     + f"): {nested['mean_compute_saved']:.1%} compute saved, mean regret "
+                     f"{nested['mean_regret_points']:.2f} points, worst {nested['worst_regret_points']:.2f}"
+                     + (f"; the same rules with perfect scores would save {nested['mean_rule_ceiling']:.1%}"
+                        if "mean_rule_ceiling" in nested else ""))
         for name, f in nested["held_out"].items():
             lines.append(f"  {name}: {f['compute_saved']:.1%} saved, regret {f['regret_points']:.2f} points")
     loto = card.get("leave_one_task_out")

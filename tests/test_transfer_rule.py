@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from synthetic_sweep import write_synthetic_sweep
 
-from earlyexit.replay._simulate import Run, rungs
+from earlyexit.replay._simulate import Run, live_rungs
 from earlyexit.replay._transfer_rule import (_Fits, candidates_for, decision_steps, nested_transfer, select_transfer,
                                              studies_of)
 from earlyexit.scoring._transfer import Rule, RungModel, TransferScorer, rung_gaps, transfer_features
@@ -20,21 +20,60 @@ def _run(i, final, devs, progress=1.0, steps=1000):
     return Run(f"r{i}", f"c{i}", 0, final, steps, sig, {}, float(steps), not math.isfinite(final))
 
 
-def test_rungs_keep_the_top_judge_late_starters_later_and_charge_what_they_train():
+def test_live_rungs_keep_the_top_so_far_judge_late_starters_later_and_charge_what_they_train():
     by_dev = lambda r, d: r.signature[d]["dev_metric"]  # noqa: E731
     runs = [_run(0, 0.80, {100: 0.70, 400: 0.75}), _run(1, 0.85, {100: 0.72, 400: 0.80}),
             _run(2, 0.90, {100: 0.50, 400: 0.85}, progress=0.01),  # a long warmup: behind at step 100
             _run(3, 0.60, {100: 0.60, 400: 0.60})]
-    plain = rungs((100, 400), 1, by_dev)(runs, 0)
-    assert plain.kept == ("r1",) and plain.regret == pytest.approx(0.05)
-    # Trained: r1 to 1000, the others to 100: (1000 + 3 * 100) / 4000.
-    assert plain.compute_used == pytest.approx(1300 / 4000)
-    guarded = rungs((100, 400), 1, by_dev, min_lr_progress=0.02)(runs, 0)
-    # r2 is not judged at 100 and wins at 400; r1 stops there.
-    assert guarded.kept == ("r2",) and guarded.regret == 0
-    assert guarded.compute_used == pytest.approx((400 + 1000 + 100 + 100) / 4000)
-    # A margin keeps near-ties.
-    assert set(rungs((100,), 1, by_dev, margin=0.03)(runs, 0).kept) == {"r0", "r1"}
+    in_order, reversed_order = 1, 3  # order seeds: r0, r1, r2, r3 and r3, r2, r1, r0
+    plain = live_rungs((100, 400), 1, by_dev)(runs, in_order)
+    # r0 has no rival and r1 leads it at both rungs: both finish; r2 and r3 stop at step 100.
+    assert set(plain.kept) == {"r0", "r1"} and plain.regret == pytest.approx(0.05)
+    assert plain.compute_used == pytest.approx((1000 + 1000 + 100 + 100) / 4000)
+    guarded = live_rungs((100, 400), 1, by_dev, min_lr_progress=0.02)(runs, in_order)
+    # r2 is not judged at 100 and leads at 400.
+    assert set(guarded.kept) == {"r0", "r1", "r2"} and guarded.regret == 0
+    assert guarded.compute_used == pytest.approx(3100 / 4000)
+    backwards = live_rungs((100, 400), 1, by_dev)(runs, reversed_order)
+    assert set(backwards.kept) == {"r3", "r1"}  # r0 arrives last, behind r1
+    # A margin keeps near-ties: r0 (0.70) is not outranked by r1 (0.72) by more than 0.03.
+    assert set(live_rungs((100,), 1, by_dev, margin=0.03)(runs, reversed_order).kept) == {"r3", "r1", "r0"}
+
+
+def test_live_rungs_is_what_the_geometric_pruner_does_in_an_optuna_study():
+    """The replay of the live rule and GeometricPruner in a real study (trials in the same arrival order)
+    keep the same trials and charge the same compute; the first arrivals are kept for want of rivals."""
+    import optuna
+
+    from earlyexit.pruning import GeometricPruner
+
+    rng = np.random.default_rng(3)
+    runs = [_run(i, float(f), {50: float(f - rng.uniform(0, 0.2)), 200: float(f - rng.uniform(0, 0.05))},
+                 progress=float(rng.choice([0.01, 0.5])), steps=400) for i, f in enumerate(rng.uniform(0.5, 0.9, 12))]
+    by_dev = lambda r, d: r.signature[d]["dev_metric"]  # noqa: E731
+    margins = {50: 0.02, 200: 0.0}
+    for order in range(4):
+        replayed = live_rungs((50, 200), 2, by_dev, min_lr_progress=0.02, margin=margins)(runs, order)
+        study = optuna.create_study(direction="maximize", pruner=GeometricPruner(
+            decision_steps=(50, 200), keep_top=2, n_startup_trials=0, margin=margins, min_lr_progress=0.02))
+        kept, used = [], 0
+        for i in np.random.default_rng(order).permutation(len(runs)):
+            r, trial, stopped = runs[i], study.ask(), None
+            for d in (50, 200):
+                trial.set_user_attr(f"lr_progress@{d}", r.signature[d]["lr_progress"])
+                trial.report(by_dev(r, d), d)
+                if trial.should_prune():
+                    stopped = d
+                    break
+            used += r.steps if stopped is None else stopped
+            if stopped is None:
+                kept.append(r.run_id)
+            study.tell(trial, r.final if stopped is None else None,
+                       state=optuna.trial.TrialState.COMPLETE if stopped is None else optuna.trial.TrialState.PRUNED)
+        assert set(replayed.kept) == set(kept)
+        assert replayed.compute_used == pytest.approx(used / (400 * len(runs)))
+    # Arriving one by one, more than keep_top trials finish (the first ones for want of rivals).
+    assert len(live_rungs((50, 200), 2, by_dev)(runs, 0).kept) > 2
 
 
 def test_transfer_features_are_scale_free_and_the_scorer_validates():
@@ -86,6 +125,7 @@ def test_the_choice_is_made_on_other_tasks_only(three_tasks):
     for figures in nested.values():
         assert 0 <= figures["compute_saved"] <= 1 and figures["regret"] >= 0
         assert figures["choice"]["rule"]["rungs"] and figures["points"]
+        assert 0 <= figures["rule_ceiling"] <= 1  # the chosen rule with perfect scores
     with pytest.raises(ValueError, match="at least three tasks"):
         nested_transfer(studies[:2])
 
@@ -205,3 +245,28 @@ def test_probes_earn_their_place_in_the_choice(monkeypatch, three_tasks):
     figures[(dev, rules[1])] = (0.70, 1.5)
     chosen = select_transfer(studies)
     assert chosen["groups"] == cheap and chosen["within_bounds"]
+
+
+def test_the_targets_compare_compute_within_a_regret_budget_and_each_sweep_with_the_prefix_rule():
+    from earlyexit.replay._transfer import format_targets, targets
+
+    within = lambda saved: {b: {"compute_saved": saved, "regret": 0.4} for b in ("0.5", "1")}  # noqa: E731
+    aggregate = {"earlyexit_transfer": {"mean_regret": 0.4, "worst_regret": 1.2, "mean_compute_saved": 0.85,
+                                        "mean_rule_ceiling": 0.9, "saved_within": {**within(0.8), "0": None}},
+                 "prefix_accuracy": {"saved_within": within(0.5)}, "best_optuna": {"saved_within": within(0.7)}}
+    held_out = {"a": {"earlyexit_transfer": {"regret": 1.2, "compute_saved": 0.8}},
+                "b": {"earlyexit_transfer": {"regret": 0.1, "compute_saved": 0.8}}}
+    points = {"a": {"prefix_accuracy": [("step 10, top 1", 0.9, 0.5), ("step 100, top 1", 0.6, 0.0)]},
+              "b": {"prefix_accuracy": [("step 10, top 1", 0.85, 0.3)]}}
+    out = targets(held_out, aggregate, points, {"a": {"regret": 0.4, "spearman": 0.9}})
+    assert not out["at_default"]["met"]  # the worst sweep is 1.2 points off
+    assert out["compute_vs_prefix_accuracy"]["0.5"]["ratio"] == pytest.approx(0.2 / 0.5)
+    assert out["compute_vs_prefix_accuracy"]["0.5"]["met"]
+    assert not out["compute_vs_best_optuna"]["1"]["met"]  # 0.2 / 0.3 > 1/3
+    a, b = out["per_sweep_vs_prefix_accuracy"]["a"], out["per_sweep_vs_prefix_accuracy"]["b"]
+    # Sweep a: the prefix rule at no more compute (saved >= 80%) loses 0.5; 1.2 - 0.5 = 0.7 > its ceiling 0.4.
+    assert a["gap"] == pytest.approx(0.7) and not a["met"] and a["ceiling_from"] == "this sweep"
+    # Sweep b has one seed: the mean ceiling of the two-seed sweeps stands in.
+    assert b["gap"] == pytest.approx(-0.2) and b["met"] and b["ceiling_from"] == "mean"
+    text = format_targets({"targets": out})
+    assert "NOT met" in text and "ratio 0.40" in text and "perfect scores: 90.0%" in text

@@ -116,9 +116,9 @@ def scorer_policies(sweep: Sweep, scorers: Mapping[str, Mapping[int, Scorer]], p
 
 
 def _rule_policy(sweep: Sweep, family: str, by_seed: Mapping[int, Scorer]) -> Policy:
-    """A scorer that carries its own decision rule (a transfer scorer) replayed at that rule: its rungs in
-    the sweep's budget, keep-top, margins and learning-rate guard (``--prefix`` and ``--keep-top`` do not
-    apply); charged what it reads at its rungs."""
+    """A scorer that carries its own decision rule (a transfer scorer) replayed at that rule as a live study
+    applies it, trials arriving one at a time: its rungs in the sweep's budget, keep-top, margins and
+    learning-rate guard (``--prefix`` and ``--keep-top`` do not apply); charged what it reads at its rungs."""
     def run(rs, order_seed):
         return rule_policy(by_seed[rs[0].seed], sweep)[2](rs, order_seed)
 
@@ -129,7 +129,7 @@ def _rule_policy(sweep: Sweep, family: str, by_seed: Mapping[int, Scorer]) -> Po
     def reads(seed: int, step: int) -> Compute:
         return rule_policy(by_seed[seed], sweep)[1]
 
-    return Policy(family, run, rank, reads, cost_key=family, order_free=True, scorer=True)
+    return Policy(family, run, rank, reads, cost_key=family, scorer=True)
 
 
 def surrogate_policy(surrogates: Mapping[int, Scorer], param_names: list[str], keep_top: int) -> Policy:

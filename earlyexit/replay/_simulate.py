@@ -234,43 +234,57 @@ def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *,
     return policy
 
 
-def rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int], float], *,
-          compute: Compute = NO_PROBES, min_lr_progress: float = 0.0,
-          margin: float | Mapping[int, float] = 0.0) -> Policy:
-    """Train every config to the first rung; at each rung keep the top ``keep_top`` by ``score_of(run,
-    rung)`` among the trials still training (and every trial within ``margin`` of the K-th best (one
-    value, or one per rung), and
-    every trial that has spent less than ``min_lr_progress`` of its learning-rate schedule: too early to
-    judge); the survivors go on to the next rung, and those of the last to the end.
+def live_rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int], float], *,
+               compute: Compute = NO_PROBES, min_lr_progress: float = 0.0,
+               margin: float | Mapping[int, float] = 0.0) -> Policy:
+    """The rung rule as a live study applies it (:class:`earlyexit.pruning.GeometricPruner`, no startup
+    trials): trials arrive one at a time in the order drawn from ``order_seed``; at each decision step a
+    trial is compared with every earlier trial that reported there (kept or pruned, its score recorded) and
+    pruned when ``keep_top`` of them scored more than the margin higher (one value, or one per step), unless
+    it has spent less than ``min_lr_progress`` of its learning-rate schedule; a non-finite score prunes.
 
-    A trial that diverged before a rung stops there; a non-finite score ranks last. Ties keep, so the
-    arrival order does not matter. Compute is charged as ``compute`` says (its ``steps``: the rungs).
+    Unlike an offline schedule that trains every config to a rung before judging any, the first trials of
+    a study are kept for want of rivals: this is what a user of ``earlyexit run`` gets.
+    Scores are computed once per (run, step) and shared across orders.
     """
+    from ..pruning import decide
+
     if keep_top < 1:
         raise ValueError(f"keep_top must be at least 1, but got {keep_top=}.")
+    cache: dict = {}
+
+    def score(r: Run, d: int) -> float:
+        key = (r.run_id, d)
+        if key not in cache:
+            cache[key] = float(score_of(r, d))
+        return cache[key]
 
     def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
-        alive, stopped, scores = list(runs), {}, {}
-        for d in steps:
-            if len(alive) <= keep_top:
-                break
-            reached = [r for r in alive if d in r.signature and r.steps >= d]
-            stopped.update({r.run_id: min(r.steps, d) for r in alive if r not in reached})
-            for r in reached:
-                v = score_of(r, d)
-                scores[r.run_id] = v if math.isfinite(v) else -math.inf
-            ranked = sorted((scores[r.run_id] for r in reached), reverse=True)
-            m = margin.get(d, 0.0) if isinstance(margin, Mapping) else margin
-            bar = ranked[keep_top - 1] - m if len(ranked) >= keep_top else -math.inf
-            alive = []
-            for r in reached:
-                early = r.signature[d].get("lr_progress", 1.0) < min_lr_progress
-                if early or scores[r.run_id] >= bar:
-                    alive.append(r)
-                else:
-                    stopped[r.run_id] = d
-        used = sum(compute.until(r, stopped[r.run_id]) if r.run_id in stopped else compute.whole(r) for r in runs)
-        return outcome(runs, used, [r for r in alive if not r.diverged], scores)
+        seen: dict[int, list[float]] = {d: [] for d in steps}
+        used, completed, scores = 0.0, [], {}
+        for i in np.random.default_rng(order_seed).permutation(len(runs)):
+            r = runs[i]
+            stopped = None
+            for d in steps:
+                if d not in r.signature or r.steps < d:
+                    break  # diverged before the rung: stops where it stopped
+                v = score(r, d)
+                scores[r.run_id] = v
+                m = margin.get(d, 0.0) if isinstance(margin, Mapping) else margin
+                decision = decide(v, seen[d], step=d, keep_top=keep_top, margin=m,
+                                  min_lr_progress=min_lr_progress, lr_progress=r.signature[d].get("lr_progress"))
+                seen[d].append(v)
+                if decision.prune:
+                    stopped = d
+                    break
+            if stopped is None and r.diverged:
+                stopped = r.steps
+            if stopped is None:
+                used += compute.whole(r)
+                completed.append(r)
+            else:
+                used += compute.until(r, stopped)
+        return outcome(runs, used, completed, scores)
 
     return policy
 

@@ -70,20 +70,23 @@ def leave_one_task_out(sweeps: Sequence[Sweep], *, orders: int = 20, prefix: int
         for name, figures in nested_transfer(studies_of(sweeps), progress).items():
             held_out[name]["earlyexit_transfer"] = {
                 "compute_saved": figures["compute_saved"], "regret": figures["regret"], "spearman": None,
+                "rule_ceiling": figures["rule_ceiling"],
                 "saved_within": {b: max((s for _, s, r in figures["points"] if r <= float(b) + 1e-9), default=None)
                                  for b in BUDGETS}}
             points[name]["earlyexit_transfer"] = figures["points"]
             choices[name] = figures["choice"]
     else:
         progress("earlyexit_transfer needs sweeps of three tasks (its choice is made on two); left out")
+    aggregate = _aggregate(held_out, points)
     return {
         "protocol": {"tasks": {t: [sw.name for sw in sws] for t, sws in by_task.items()}, "orders": orders,
                      "prefix": prefix, "keep_top": keep_top, "regret_units": "points (100 x each sweep's metric)",
                      "metrics": {sw.name: sw.metric for sw in sweeps},
                      "seconds": round(time.perf_counter() - started, 1)},
         "held_out": held_out,
-        "aggregate": _aggregate(held_out, points),
+        "aggregate": aggregate,
         "noise_ceiling": ceilings,
+        "targets": targets(held_out, aggregate, points, ceilings) if choices else {},
         "points": {name: {p: [list(x) for x in pts] for p, pts in by_policy.items()} for name, by_policy in points.items()},
         "transfer_choices": choices,
         "replays": {name: {"held_out": r["protocol"]["held_out"], "feature_sets": r["protocol"]["feature_sets"]}
@@ -133,12 +136,92 @@ def _aggregate(held_out: dict, points: dict) -> dict:
         saved = [r["compute_saved"] for r in rows if r["compute_saved"] is not None]
         entry = {"sweeps": len(rows), "mean_compute_saved": _mean(saved), "mean_regret": _mean(regrets),
                  "worst_regret": max(regrets) if regrets else None}
+        ceilings = [r["rule_ceiling"] for r in rows if r.get("rule_ceiling") is not None]
+        if ceilings:
+            entry["mean_rule_ceiling"] = _mean(ceilings)
         if name == "best_optuna":
             entry["saved_within"] = _best_optuna_within(points)
         else:
             entry["saved_within"] = _mean_within({sw: p[name] for sw, p in points.items() if name in p})
         out[name] = entry
     return out
+
+
+TARGETS = {"mean_regret": 0.5, "worst_regret": 1.0, "mean_compute_saved": 0.8,
+           "compute_vs_prefix_accuracy": 1 / 2, "compute_vs_best_optuna": 1 / 3}
+"""Issue 18's targets for ``earlyexit_transfer``: at its own setting, mean and worst regret (points) and
+mean compute saved; within a mean regret budget, its compute (1 - saved) as a fraction of
+``prefix_accuracy``'s and of the best Optuna pruner's most-saving setting within the same budget."""
+
+
+def targets(held_out: dict, aggregate: dict, points: dict, ceilings: dict) -> dict:
+    """``earlyexit_transfer`` against :data:`TARGETS`, each with its measured figure and whether it is met.
+
+    ``per_sweep_vs_prefix_accuracy``: on each held-out sweep, its regret against the lowest regret of a
+    ``prefix_accuracy`` setting that uses no more compute, beside the sweep's noise ceiling (the regret
+    of choosing by the other seed's finals; where the sweep has one seed, the mean ceiling of the
+    sweeps that have two, marked ``ceiling_from``)."""
+    t = aggregate["earlyexit_transfer"]
+    out = {"bounds": dict(TARGETS),
+           "at_default": {"mean_regret": t["mean_regret"], "worst_regret": t["worst_regret"],
+                          "mean_compute_saved": t["mean_compute_saved"],
+                          "mean_rule_ceiling": t.get("mean_rule_ceiling"),
+                          "met": bool(t["mean_regret"] <= TARGETS["mean_regret"] + 1e-9
+                                      and t["worst_regret"] <= TARGETS["worst_regret"] + 1e-9
+                                      and t["mean_compute_saved"] >= TARGETS["mean_compute_saved"] - 1e-9)}}
+    for other, key in (("prefix_accuracy", "compute_vs_prefix_accuracy"), ("best_optuna", "compute_vs_best_optuna")):
+        rows = {}
+        for b in BUDGETS:
+            mine, theirs = t["saved_within"].get(b), aggregate.get(other, {}).get("saved_within", {}).get(b)
+            if mine is None or theirs is None:
+                continue
+            ratio = (1 - mine["compute_saved"]) / max(1e-12, 1 - theirs["compute_saved"])
+            rows[b] = {"compute": 1 - mine["compute_saved"], "their_compute": 1 - theirs["compute_saved"],
+                       "ratio": ratio, "met": bool(ratio <= TARGETS[key] + 1e-9)}
+        out[key] = rows
+    known = [c["regret"] for c in ceilings.values()]
+    per = {}
+    for sweep, by in held_out.items():
+        mine = by.get("earlyexit_transfer")
+        if mine is None or "prefix_accuracy" not in points.get(sweep, {}):
+            continue
+        cheaper = [r for _, saved, r in points[sweep]["prefix_accuracy"]
+                   if saved is not None and r is not None and saved >= mine["compute_saved"] - 1e-9]
+        theirs = min(cheaper) if cheaper else None
+        ceiling = ceilings[sweep]["regret"] if sweep in ceilings else (_mean(known) if known else None)
+        gap = None if theirs is None else mine["regret"] - theirs
+        per[sweep] = {"regret": mine["regret"], "prefix_accuracy_regret": theirs, "gap": gap,
+                      "noise_ceiling": ceiling, "ceiling_from": "this sweep" if sweep in ceilings else "mean",
+                      "met": None if gap is None or ceiling is None else bool(gap <= ceiling + 1e-9)}
+    out["per_sweep_vs_prefix_accuracy"] = per
+    return out
+
+
+def format_targets(result: dict) -> str:
+    """The targets block in words (empty where ``earlyexit_transfer`` was not measured)."""
+    t = result.get("targets")
+    if not t:
+        return ""
+    d = t["at_default"]
+    yes = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    lines = [f"targets for earlyexit_transfer: at its setting {d['mean_compute_saved']:.1%} saved (target >= "
+             f"{t['bounds']['mean_compute_saved']:.0%}; the same rule with perfect scores: "
+             + ("-" if d["mean_rule_ceiling"] is None else f"{d['mean_rule_ceiling']:.1%}")
+             + f"), mean regret {d['mean_regret']:.2f} (<= {t['bounds']['mean_regret']}), worst "
+             f"{d['worst_regret']:.2f} (<= {t['bounds']['worst_regret']}) pts: {yes(d['met'])}"]
+    for key, who, frac in (("compute_vs_prefix_accuracy", "prefix_accuracy", "1/2"),
+                           ("compute_vs_best_optuna", "the best Optuna pruner", "1/3")):
+        for b, r in t[key].items():
+            lines.append(f"  within a mean regret of {b} pts: compute {r['compute']:.1%} against {who}'s "
+                         f"{r['their_compute']:.1%} (ratio {r['ratio']:.2f}, target <= {frac}): {yes(r['met'])}")
+    for sweep, r in t["per_sweep_vs_prefix_accuracy"].items():
+        if r["met"] is None:
+            continue
+        lines.append(f"  {sweep}: regret {r['regret']:.2f} against prefix_accuracy's {r['prefix_accuracy_regret']:.2f} "
+                     f"at no more compute (gap {r['gap']:+.2f}; noise ceiling {r['noise_ceiling']:.2f}"
+                     + ("" if r["ceiling_from"] == "this sweep" else ", the mean of the two-seed sweeps")
+                     + f"): {yes(r['met'])}")
+    return "\n".join(lines)
 
 
 def _mean_within(per_sweep: dict[str, list]) -> dict:
@@ -214,10 +297,12 @@ def format_transfer(result: dict, *, markdown: bool = False) -> str:
         rows.append([f"mean of {f['sweeps']} (worst regret {worst})", name, *cells(f, f["saved_within"])])
     lines = table(head, rows, markdown)
     seconds = result["protocol"].get("seconds")
+    targets_text = format_targets(result)
     return "\n".join([f"leave-one-task-out over {', '.join(result['protocol']['tasks'])}: "
                       f"{result['protocol']['orders']} orders, decision at step {result['protocol']['prefix']}, "
                       f"keep top {result['protocol']['keep_top']}; regret in points of each sweep's metric"
-                      + (f"; {seconds:.0f} s" if seconds is not None else ""), *lines])
+                      + (f"; {seconds:.0f} s" if seconds is not None else ""), *lines,
+                      *([targets_text] if targets_text else [])])
 
 
 def _pct(v) -> str:

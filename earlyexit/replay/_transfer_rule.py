@@ -3,7 +3,8 @@
 :func:`select_transfer` measures every candidate (feature groups x rungs x keep-top x learning-rate
 progress x margin, :data:`CANDIDATES`) by leave-one-task-out over the studies it is given: for each task, a
 :class:`~earlyexit.scoring.TransferScorer` fitted on the other tasks prunes that task's studies with the
-rung rule (:func:`~earlyexit.replay._simulate.rungs`), charged what it reads at each rung. The choice:
+rung rule as a live study applies it (:func:`~earlyexit.replay._simulate.live_rungs`, trials arriving one at a
+time, :data:`ORDERS` arrival orders), charged what it reads at each rung. The choice:
 among the candidates within :data:`TARGET_MEAN_REGRET` mean and :data:`TARGET_WORST_REGRET` worst regret
 (points), those reading the fewest feature groups (probes earn their place only where the dev evaluation
 alone cannot meet the bounds: a richer set fits the training tasks better more often than it carries
@@ -28,7 +29,7 @@ import numpy as np
 from ..names import DEV_METRICS
 from ..scoring._transfer import Rule, RungModel, TransferScorer, margin_from, rung_gaps, rung_rows
 from ..sweeps import Sweep
-from ._simulate import Compute, Run, runs_of, rungs, sweep_context
+from ._simulate import Compute, Run, live_rungs, runs_of, sweep_context
 
 GROUP_SETS = (("dev",), ("dev", "cheap"), ("dev", "cheap", "hessian"), ("dev", "fisher"))
 """The feature groups measured (a group is a candidate only where every sweep logged its probes: the Fisher
@@ -125,20 +126,39 @@ class _Fits:
         return scorer
 
 
+ORDERS = 20
+"""Arrival orders a study is replayed in (the live rule keeps a study's first trials for want of rivals, so
+what it saves depends on the order)."""
+
+
 def rule_policy(scorer: TransferScorer, sweep: Sweep) -> tuple[tuple[int, ...], Compute, Callable]:
-    """``scorer`` pruning a study of ``sweep`` at its own rule: its decision steps there, what it is charged
-    (what it reads at them), and the rung policy (its keep-top, margins and learning-rate guard)."""
+    """``scorer`` pruning a study of ``sweep`` at its own rule, as ``earlyexit run`` and
+    ``GeometricPruner.from_scorer`` apply it (trials one at a time, :func:`~earlyexit.replay._simulate.live_rungs`):
+    its decision steps there, what it is charged (what it reads at them), and the policy (its keep-top,
+    margins and learning-rate guard; called with the runs and an arrival-order seed)."""
     decisions = scorer.decisions(sweep_context(sweep)[0], sweep.probe_steps)
     steps = tuple(decisions)
     compute = Compute(scorer.names, sweep.probe_costs, probe_until=steps[-1], steps=steps)
-    return steps, compute, rungs(steps, scorer.rule.keep_top, lambda r, d: scorer.score(r.signature, d),
-                                 compute=compute, min_lr_progress=scorer.rule.min_lr_progress, margin=decisions)
+    return steps, compute, live_rungs(steps, scorer.rule.keep_top, lambda r, d: scorer.score(r.signature, d),
+                                      compute=compute, min_lr_progress=scorer.rule.min_lr_progress, margin=decisions)
 
 
-def replay_rule(scorer: TransferScorer, study: Study) -> tuple[float, float]:
-    """(compute saved as a fraction, regret in points) of ``scorer``'s rule on one study."""
-    out = rule_policy(scorer, study.sweep)[2](study.runs, 0)
-    return 1 - out.compute_used, 100 * out.regret
+def replay_rule(scorer: TransferScorer, study: Study, orders: int = ORDERS) -> tuple[float, float]:
+    """(compute saved as a fraction, regret in points) of ``scorer``'s rule on one study, means over
+    ``orders`` arrival orders."""
+    policy = rule_policy(scorer, study.sweep)[2]
+    outs = [policy(study.runs, o) for o in range(orders)]
+    return 1 - float(np.mean([o.compute_used for o in outs])), 100 * float(np.mean([o.regret for o in outs]))
+
+
+def rule_ceiling(scorer: TransferScorer, study: Study, orders: int = ORDERS) -> float:
+    """The compute ``scorer``'s rule would save on ``study`` with a score that *is* each trial's final (no
+    margin, the same guard, the same arrival orders and charges): what the rule can save at best, so that a
+    shortfall can be split between the rule and the scorer's errors."""
+    steps, compute, _ = rule_policy(scorer, study.sweep)
+    policy = live_rungs(steps, scorer.rule.keep_top, lambda r, d: r.final, compute=compute,
+                        min_lr_progress=scorer.rule.min_lr_progress)
+    return 1 - float(np.mean([policy(study.runs, o).compute_used for o in range(orders)]))
 
 
 def per_sweep(figures: Sequence[tuple[str, float, float]]) -> dict[str, tuple[float, float]]:
@@ -200,8 +220,9 @@ def select_transfer(studies: Sequence[Study], *, fits: _Fits | None = None,
 def nested_transfer(studies: Sequence[Study], progress: Callable[[str], None] = lambda m: None) -> dict:
     """Per held-out sweep: the choice made on the other tasks, and its figures on the held-out sweep.
 
-    Returns ``{sweep: {"compute_saved", "regret", "choice", "points"}}``, ``points`` holding the chosen
-    groups' figures at every candidate rule (for the budgets table and the plot).
+    Returns ``{sweep: {"compute_saved", "regret", "choice", "points", "rule_ceiling"}}``, ``points`` holding
+    the chosen groups' figures at every candidate rule (for the budgets table and the plot), ``rule_ceiling``
+    what the chosen rule would save there with perfect scores (:func:`rule_ceiling`).
     """
     fits = _Fits()
     out = {}
@@ -223,8 +244,11 @@ def nested_transfer(studies: Sequence[Study], progress: Callable[[str], None] = 
         if not figures:  # the choice made on the other tasks is not replayable on this one's sweeps
             figures = per_sweep([(s.name, *replay_rule(fits.scorer(train, choice["groups"], choice["rule"]), s))
                                  for s in test])
+        chosen = fits.scorer(train, choice["groups"], choice["rule"])
+        ceilings = per_sweep([(s.name, rule_ceiling(chosen, s), 0.0) for s in test])
         for name, (saved, regret) in figures.items():
             out[name] = {"compute_saved": saved, "regret": regret, "points": points[name],
+                         "rule_ceiling": ceilings[name][0],
                          "choice": {"groups": list(choice["groups"]), "rule": rule_dict(choice["rule"]),
                                     "inner_mean_regret": choice["mean_regret"],
                                     "inner_worst_regret": choice["worst_regret"],
@@ -271,6 +295,8 @@ def fit_transfer(sweeps: Sequence[Sweep], progress: Callable[[str], None] = lamb
         scorer.card["nested_leave_one_task_out"] = {
             "mean_compute_saved": float(np.mean([f["compute_saved"] for f in figures.values()])),
             "mean_regret_points": float(np.mean(regrets)), "worst_regret_points": float(max(regrets)),
+            "mean_rule_ceiling": float(np.mean([f["rule_ceiling"] for f in figures.values()])),
+            "replayed": f"live (trials one at a time, {ORDERS} arrival orders)",
             "held_out": {n: {"compute_saved": f["compute_saved"], "regret_points": f["regret"],
-                             "choice": f["choice"]} for n, f in figures.items()}}
+                             "rule_ceiling": f["rule_ceiling"], "choice": f["choice"]} for n, f in figures.items()}}
     return scorer
