@@ -126,6 +126,12 @@ def test_the_choice_is_made_on_other_tasks_only(three_tasks):
         assert 0 <= figures["compute_saved"] <= 1 and figures["regret"] >= 0
         assert figures["choice"]["rule"]["rungs"] and figures["points"]
         assert 0 <= figures["rule_ceiling"] <= 1  # the chosen rule with perfect scores
+    from earlyexit.replay._transfer_rule import best_rule_ceilings
+
+    best = best_rule_ceilings(studies)
+    # A guard only keeps trials a perfect score would prune: the best unguarded rule saves at least as much.
+    assert 0 < best["candidates"]["compute_saved"] <= best["unguarded"]["compute_saved"] < 1
+    assert "judged from 0%" in best["unguarded"]["rule"]
     with pytest.raises(ValueError, match="at least three tasks"):
         nested_transfer(studies[:2])
 

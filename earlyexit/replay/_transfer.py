@@ -18,7 +18,7 @@ from pathlib import Path
 from ..sweeps import Sweep
 from ._policies import optuna_pruners
 from ._replay import replay
-from ._transfer_rule import nested_transfer, studies_of
+from ._transfer_rule import best_rule_ceilings, nested_transfer, studies_of
 
 POLICIES = ("earlyexit", "earlyexit_transfer", "earlyexit_all", "loss_only", "prefix_accuracy", "hyperparameters",
             "best_optuna", "oracle")
@@ -75,7 +75,10 @@ def leave_one_task_out(sweeps: Sequence[Sweep], *, orders: int = 20, prefix: int
                                  for b in BUDGETS}}
             points[name]["earlyexit_transfer"] = figures["points"]
             choices[name] = figures["choice"]
+        progress("the most any rule saves with perfect scores (what caps a live rule, whatever its scorer)")
+        rule_ceilings = best_rule_ceilings(studies_of(sweeps))
     else:
+        rule_ceilings = {}
         progress("earlyexit_transfer needs sweeps of three tasks (its choice is made on two); left out")
     aggregate = _aggregate(held_out, points)
     return {
@@ -86,7 +89,8 @@ def leave_one_task_out(sweeps: Sequence[Sweep], *, orders: int = 20, prefix: int
         "held_out": held_out,
         "aggregate": aggregate,
         "noise_ceiling": ceilings,
-        "targets": targets(held_out, aggregate, points, ceilings) if choices else {},
+        "targets": {**targets(held_out, aggregate, points, ceilings), "best_rule_ceilings": rule_ceilings}
+        if choices else {},
         "points": {name: {p: [list(x) for x in pts] for p, pts in by_policy.items()} for name, by_policy in points.items()},
         "transfer_choices": choices,
         "replays": {name: {"held_out": r["protocol"]["held_out"], "feature_sets": r["protocol"]["feature_sets"]}
@@ -209,6 +213,12 @@ def format_targets(result: dict) -> str:
              + ("-" if d["mean_rule_ceiling"] is None else f"{d['mean_rule_ceiling']:.1%}")
              + f"), mean regret {d['mean_regret']:.2f} (<= {t['bounds']['mean_regret']}), worst "
              f"{d['worst_regret']:.2f} (<= {t['bounds']['worst_regret']}) pts: {yes(d['met'])}"]
+    best = t.get("best_rule_ceilings") or {}
+    if best.get("candidates"):
+        lines.append(f"  the most any candidate rule saves with perfect scores: {best['candidates']['compute_saved']:.1%} "
+                     f"({best['candidates']['rule']})" + (
+                         f"; without the learning-rate guard {best['unguarded']['compute_saved']:.1%} "
+                         f"({best['unguarded']['rule']})" if best.get("unguarded") else ""))
     for key, who, frac in (("compute_vs_prefix_accuracy", "prefix_accuracy", "1/2"),
                            ("compute_vs_best_optuna", "the best Optuna pruner", "1/3")):
         for b, r in t[key].items():

@@ -161,6 +161,25 @@ def rule_ceiling(scorer: TransferScorer, study: Study, orders: int = ORDERS) -> 
     return 1 - float(np.mean([policy(study.runs, o).compute_used for o in range(orders)]))
 
 
+def best_rule_ceilings(studies: Sequence[Study]) -> dict:
+    """The most any rule saves with perfect scores, mean over the sweeps of ``studies``: among the
+    candidates' rules (keep-top, rungs, guard of :data:`MIN_LR_PROGRESS`), and among the same rules without
+    the guard. ``{"candidates": {"compute_saved", "rule"}, "unguarded": {...}}``; what caps a live rule's
+    saving whatever its scorer."""
+    out = {}
+    for key, guards in (("candidates", MIN_LR_PROGRESS), ("unguarded", (0.0,))):
+        best = None
+        for rungs_, k, guard in itertools.product(RUNG_SETS, KEEP_TOP, guards):
+            scorer = TransferScorer(("dev",), Rule(rungs_, k, guard, unit="budget"))
+            if not all(decision_steps(scorer.rule, s.sweep) for s in studies):
+                continue
+            saved = _summary(per_sweep([(s.name, rule_ceiling(scorer, s), 0.0) for s in studies]))[0]
+            if best is None or saved > best["compute_saved"]:
+                best = {"compute_saved": saved, "rule": scorer.rule.label}
+        out[key] = best
+    return out
+
+
 def per_sweep(figures: Sequence[tuple[str, float, float]]) -> dict[str, tuple[float, float]]:
     """Mean (saved, regret) per sweep over its seeds."""
     by = defaultdict(list)
