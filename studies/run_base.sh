@@ -7,7 +7,7 @@
 #   nohup bash studies/run_base.sh >> runs/base-b.log 2>&1 &
 set -u
 cd "$(dirname "$0")/.."
-SWEEPS="${EARLYEXIT_BASE_SWEEPS:-trec-wide24 mpqa-wide24 subj-wide24 mr-wide24 sst2-8k-wide24 cola-4l-wide24 trec-6l-wide24 mr-4l-wide24}"
+SWEEPS="${EARLYEXIT_BASE_SWEEPS:-trec-wide24 mpqa-wide24 subj-wide24 mr-wide24 sst2-8k-wide24 cola-4l-wide24 trec-6l-wide24 mr-4l-wide24 cola-6l-wide24}"
 for name in $SWEEPS; do
     spec="studies/$name.toml"
     # One worker measures the probe costs (beside the other worker's runs, as the sweeps run) while
