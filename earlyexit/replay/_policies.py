@@ -118,16 +118,24 @@ def scorer_policies(sweep: Sweep, scorers: Mapping[str, Mapping[int, Scorer]], p
 def _rule_policy(sweep: Sweep, family: str, by_seed: Mapping[int, Scorer]) -> Policy:
     """A scorer that carries its own decision rule (a transfer scorer) replayed at that rule as a live study
     applies it, trials arriving one at a time: its rungs in the sweep's budget, keep-top, margins and
-    learning-rate guard (``--prefix`` and ``--keep-top`` do not apply); charged what it reads at its rungs."""
+    learning-rate guard (``--prefix`` and ``--keep-top`` do not apply); charged what it reads at its rungs.
+    One rule policy per held-out seed, so its scores are computed once and shared across arrival orders."""
+    parts: dict = {}
+
+    def for_seed(seed: int):
+        if seed not in parts:
+            parts[seed] = rule_policy(by_seed[seed], sweep)
+        return parts[seed]
+
     def run(rs, order_seed):
-        return rule_policy(by_seed[rs[0].seed], sweep)[2](rs, order_seed)
+        return for_seed(rs[0].seed)[2](rs, order_seed)
 
     def rank(r: Run) -> float:
-        first = rule_policy(by_seed[r.seed], sweep)[0][0]
+        first = for_seed(r.seed)[0][0]
         return scorer_at(by_seed[r.seed])(r, first) if first in r.signature else math.nan
 
     def reads(seed: int, step: int) -> Compute:
-        return rule_policy(by_seed[seed], sweep)[1]
+        return for_seed(seed)[1]
 
     return Policy(family, run, rank, reads, cost_key=family, scorer=True)
 

@@ -67,7 +67,8 @@ def leave_one_task_out(sweeps: Sequence[Sweep], *, orders: int = 20, prefix: int
     choices = {}
     if len(by_task) >= 3:
         progress("earlyexit_transfer: choosing the scorer and its rule inside each fold's training tasks")
-        for name, figures in nested_transfer(studies_of(sweeps), progress).items():
+        studies = studies_of(sweeps)
+        for name, figures in nested_transfer(studies, progress).items():
             held_out[name]["earlyexit_transfer"] = {
                 "compute_saved": figures["compute_saved"], "regret": figures["regret"], "spearman": None,
                 "rule_ceiling": figures["rule_ceiling"],
@@ -76,7 +77,7 @@ def leave_one_task_out(sweeps: Sequence[Sweep], *, orders: int = 20, prefix: int
             points[name]["earlyexit_transfer"] = figures["points"]
             choices[name] = figures["choice"]
         progress("the most any rule saves with perfect scores (what caps a live rule, whatever its scorer)")
-        rule_ceilings = best_rule_ceilings(studies_of(sweeps))
+        rule_ceilings = best_rule_ceilings(studies)
     else:
         rule_ceilings = {}
         progress("earlyexit_transfer needs sweeps of three tasks (its choice is made on two); left out")
