@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from .names import DEV_METRICS, LR_PROGRESS_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, Scorer, at
+from .names import DEV_METRIC_AT, DEV_METRICS, LR_PROGRESS_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, Scorer, at
 from .probes import ProbeSettings, WarmStart, measure
 from .scoring import ProbeRankScorer
 
@@ -221,6 +221,9 @@ class ProbeCallback(TrainerCallback):
             trial.set_user_attr(at(LR_PROGRESS_AT, step), context["lr_progress"])
         score = self.scorer.score(self.history, step)
         trial.set_user_attr(at(SCORE_AT, step), score if math.isfinite(score) else str(score))
+        dev = values.get("dev_metric", values.get("dev_accuracy"))
+        if dev is not None and math.isfinite(dev):
+            trial.set_user_attr(at(DEV_METRIC_AT, step), float(dev))  # what a pruner with dev_ties compares
         trial.set_user_attr(at(PROBES_AT, step), {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()})
         # Reported on the objective's scale: a fitted scorer's predicted final metric, or for the rank rule
         # (whose score only orders trials; the pruner ranks by the score attribute) the dev metric where the

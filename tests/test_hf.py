@@ -113,6 +113,9 @@ def test_callback_follows_a_fitted_scorers_plan_and_reads_the_trainers_dev_accur
     assert set(cb.history[4]) - set(CONTEXT_NAMES) == {"loss", "dev_accuracy", "dev_metric", "dev_loss"}
     assert 0 < cb.history[2]["lr_progress"] < cb.history[4]["lr_progress"] <= 1
     assert study.trials[0].user_attrs["lr_progress@4"] == cb.history[4]["lr_progress"]
+    # The dev metric where the Trainer evaluated (what a pruner with dev_ties compares), none where it did not.
+    assert study.trials[0].user_attrs["dev_metric@4"] == cb.history[4]["dev_metric"]
+    assert "dev_metric@2" not in study.trials[0].user_attrs
     evaluated = [h for h in trainer.state.log_history if "eval_accuracy" in h]
     assert [h["step"] for h in evaluated] == [4]  # the Trainer evaluated because the scorer reads dev there
     assert cb.history[4]["dev_accuracy"] == evaluated[0]["eval_accuracy"]

@@ -13,6 +13,13 @@ def test_keep_top_both_sides_of_the_bound():
     assert not decide(0.5, [0.9, 0.1], step=50, keep_top=2).prune  # one better: inside top 2
     assert decide(0.5, [0.9, 0.8], step=50, keep_top=2).prune  # two better: out
     assert not decide(0.8, [0.9, 0.8], step=50, keep_top=2).prune  # ties keep
+    # dev ties: only others with a strictly higher dev metric outrank (here one of the two)
+    assert not decide(0.5, [0.9, 0.8], step=50, keep_top=2, dev=0.7, others_dev=[0.7, 0.75]).prune
+    assert decide(0.5, [0.9, 0.8], step=50, keep_top=1, dev=0.7, others_dev=[0.7, 0.75]).prune
+    assert not decide(0.5, [0.9, 0.8], step=50, keep_top=1, dev=0.7, others_dev=[0.7, 0.7]).prune
+    assert decide(0.5, [0.9, 0.8], step=50, keep_top=1, dev=math.nan, others_dev=[0.7, 0.7]).prune  # unknown: score
+    with pytest.raises(ValueError, match="others_dev"):
+        decide(0.5, [0.9, 0.8], step=50, keep_top=1, dev=0.7, others_dev=[0.7])
 
 
 def test_keep_fraction_and_startup():
@@ -117,13 +124,14 @@ def test_a_pruner_from_a_transfer_scorers_rule():
     from earlyexit.scoring._transfer import Rule, TransferScorer
 
     scorer = TransferScorer(("dev",), Rule((0.05, 0.2), keep_top=2, min_lr_progress=0.02, margin_quantile=0.5,
-                                           unit="budget"))
+                                           unit="budget", dev_ties=True))
     scorer.estimators_ = {0.05: None, 0.2: None}
     scorer.margins_ = {0.05: 0.03, 0.2: 0.01}
     pruner = GeometricPruner.from_scorer(scorer, max_steps=465)
     # 5% of 465 steps is 23 (probe step 10), 20% is 93 (probe step 50).
     assert pruner.decision_steps == (10, 50)
     assert pruner.margin_at(10) == 0.03 and pruner.margin_at(50) == 0.01
+    assert pruner._dev_ties  # the rule's tie test goes with it
     with pytest.raises(ValueError, match="falls on a probe step"):
         GeometricPruner.from_scorer(scorer, max_steps=100, probe_steps=(0, 50))
     with pytest.raises(TypeError, match="no decision rule"):

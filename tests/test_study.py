@@ -152,6 +152,7 @@ def test_study_with_a_fitted_scorer_reports_predicted_accuracy(tmp_path):
         assert t.intermediate_values[10] == pytest.approx(scorer.score(
             {s: {**t.user_attrs[f"probes@{s}"], "dev_accuracy": t.user_attrs[f"dev_accuracy@{s}"]}
              for s in (0, 10)}, 10), rel=1e-6)
+        assert t.user_attrs["dev_metric@10"] == t.user_attrs["dev_accuracy@10"]  # accuracy is the metric here
     # A scorer that needs a probe the study does not measure is refused before any training.
     path.write_text(text.replace('"hessian_trace"]', '"sam_sharpness"]'))
     with pytest.raises(ValueError, match=r"needs probes \['hessian_trace'\]"):
@@ -325,14 +326,17 @@ def test_a_transfer_scorers_rule_fills_in_what_the_spec_leaves_out(tmp_path):
     from earlyexit.scoring._transfer import Rule, TransferScorer
     from earlyexit.study._runner import with_scorer_rule
 
-    scorer = TransferScorer(("dev",), Rule((4, 400), keep_top=2, min_lr_progress=0.05))
+    scorer = TransferScorer(("dev",), Rule((4, 400), keep_top=2, min_lr_progress=0.05, dev_ties=True))
     bare = tmp_path / "bare.toml"
     bare.write_text(TINY.format(n_trials=2, grid="[1e-3]").replace("decision_steps = [4]\nkeep_top = 1\n", "")
                     .replace('scorer = "rank"\n', ""))
     resolved = with_scorer_rule(load_spec(bare), scorer)
     # Rungs that are probe steps of the spec (4, not 400), the rule's keep-top and guard.
     assert resolved.pruner.decision_steps == (4,) and resolved.pruner.keep_top == 2
-    assert resolved.pruner.min_lr_progress == 0.05
+    assert resolved.pruner.min_lr_progress == 0.05 and resolved.pruner.dev_ties
+    untied = tmp_path / "untied.toml"
+    untied.write_text(bare.read_text().replace("[pruner]\n", "[pruner]\ndev_ties = false\n"))
+    assert not with_scorer_rule(load_spec(untied), scorer).pruner.dev_ties
     # What the spec sets stays; the rank rule has no rule to give.
     explicit = with_scorer_rule(load_spec(_spec(tmp_path)), scorer)
     assert explicit.pruner.decision_steps == (4,) and explicit.pruner.keep_top == 1

@@ -76,6 +76,50 @@ def test_live_rungs_is_what_the_geometric_pruner_does_in_an_optuna_study():
     assert len(live_rungs((50, 200), 2, by_dev)(runs, 0).kept) > 2
 
 
+def test_dev_ties_do_not_prune_a_trial_the_dev_metric_does_not_separate_in_the_replay_and_the_pruner():
+    """With dev_ties, a trial is outranked only by trials whose dev metric at the rung is strictly higher: on
+    a plateau (every trial at the constant classifier) the scorer's order is not acted on. The live replay
+    and GeometricPruner(dev_ties=True) in a real study agree on which trials they keep and what they charge."""
+    import optuna
+
+    from earlyexit.pruning import GeometricPruner
+
+    rng = np.random.default_rng(5)
+    runs = []
+    for i, f in enumerate(rng.uniform(0.5, 0.9, 12)):
+        # Half the trials sit at the plateau (dev metric 0.5) at step 50; a scorer ranks them all apart.
+        devs = {50: 0.5 if i % 2 else float(f - 0.1), 200: float(f - rng.uniform(0, 0.05))}
+        r = _run(i, float(f), devs, steps=400)
+        for d in devs:
+            r.signature[d]["score"] = float(f + rng.normal(0, 0.05))
+        runs.append(r)
+    by_score = lambda r, d: r.signature[d]["score"]  # noqa: E731
+    plateau = [_run(i, 0.5 + 0.01 * i, {50: 0.5}, steps=400) for i in range(8)]
+    assert len(live_rungs((50,), 1, lambda r, d: r.final, dev_ties=True)(plateau, 0).kept) == 8  # none separated
+    assert len(live_rungs((50,), 1, lambda r, d: r.final)(plateau, 0).kept) < 8
+    for order in range(4):
+        replayed = live_rungs((50, 200), 1, by_score, dev_ties=True)(runs, order)
+        assert len(replayed.kept) >= len(live_rungs((50, 200), 1, by_score)(runs, order).kept)
+        study = optuna.create_study(direction="maximize", pruner=GeometricPruner(
+            decision_steps=(50, 200), keep_top=1, n_startup_trials=0, dev_ties=True))
+        kept, used = [], 0
+        for i in np.random.default_rng(order).permutation(len(runs)):
+            r, trial, stopped = runs[i], study.ask(), None
+            for d in (50, 200):
+                trial.set_user_attr(f"dev_metric@{d}", r.signature[d]["dev_metric"])
+                trial.report(by_score(r, d), d)
+                if trial.should_prune():
+                    stopped = d
+                    break
+            used += r.steps if stopped is None else stopped
+            if stopped is None:
+                kept.append(r.run_id)
+            study.tell(trial, r.final if stopped is None else None,
+                       state=optuna.trial.TrialState.COMPLETE if stopped is None else optuna.trial.TrialState.PRUNED)
+        assert set(replayed.kept) == set(kept)
+        assert replayed.compute_used == pytest.approx(used / (400 * len(runs)))
+
+
 def test_transfer_features_are_scale_free_and_the_scorer_validates():
     two = transfer_features({"dev_metric": 0.9, "dev_loss": math.log(2) / 2, "uniform_loss": math.log(2)}, ("dev",))
     six = transfer_features({"dev_metric": 0.9, "dev_loss": math.log(6) / 2, "uniform_loss": math.log(6)}, ("dev",))

@@ -26,6 +26,8 @@ def decide(
     margin: float = 0.0,
     lr_progress: float | None = None,
     min_lr_progress: float = 0.0,
+    dev: float | None = None,
+    others_dev: Sequence[float] | None = None,
 ) -> Decision:
     """Keep a trial if few enough other trials scored higher at the same step.
 
@@ -42,6 +44,11 @@ def decide(
     5. with ``keep_fraction=f``: prune when at least ``ceil(f * (n + 1))``
        others scored more than ``margin`` higher, n the number of finite others.
 
+    With ``dev`` (the trial's dev metric at the step) and ``others_dev`` (the others', in the order of
+    ``others``), another trial outranks this one only if it also has a strictly higher dev metric: where
+    the dev evaluation does not separate two trials (both still at the constant classifier, say), the
+    scorer's ranking of them is not trusted. A pair with a non-finite dev value is ranked by score alone.
+
     Ties keep. Non-finite ``others`` are ignored.
     """
     if (keep_top is None) == (keep_fraction is None):
@@ -56,20 +63,29 @@ def decide(
         raise ValueError(f"margin must be at least 0, but got {margin=}.")
     if not 0 <= min_lr_progress <= 1:
         raise ValueError(f"min_lr_progress must be in [0, 1], but got {min_lr_progress=}.")
+    if others_dev is not None and len(others_dev) != len(others):
+        raise ValueError(f"others_dev must give one dev value per other trial, but got {len(others_dev)} for "
+                         f"{len(others)} others.")
     if not math.isfinite(score):
         return Decision(True, f"score is {score} at step {step}")
     if lr_progress is not None and lr_progress < min_lr_progress:
         return Decision(False, f"too early to judge at step {step}: {lr_progress:.1%} of the learning-rate schedule "
                                f"spent, below {min_lr_progress:.1%}")
-    finite = [o for o in others if math.isfinite(o)]
+    devs = list(others_dev) if others_dev is not None and dev is not None else [math.nan] * len(others)
+    pairs = [(o, d) for o, d in zip(others, devs) if math.isfinite(o)]
+    finite = [o for o, _ in pairs]
     if len(finite) < n_startup_trials:
         return Decision(False, f"startup: {len(finite)} of {n_startup_trials} trials seen at step {step}")
-    better = sum(o > score + margin for o in finite)
+    mine = float(dev) if dev is not None else math.nan
+    better = sum(o > score + margin and (not (math.isfinite(d) and math.isfinite(mine)) or d > mine)
+                 for o, d in pairs)
     rank = better + 1
     limit = keep_top if keep_top is not None else math.ceil(keep_fraction * (len(finite) + 1))
     what = f"top {keep_top}" if keep_top is not None else f"top {keep_fraction:.0%} ({limit})"
     if margin:
         what += f" (margin {margin:.2g})"
+    if others_dev is not None and dev is not None:
+        what += " (outranked only on a higher dev metric)"
     if better >= limit:
         return Decision(True, f"ranked {rank} of {len(finite) + 1} at step {step}, outside the {what}")
     return Decision(False, f"ranked {rank} of {len(finite) + 1} at step {step}, inside the {what}")

@@ -9,7 +9,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 
-from ..names import LR_PROGRESS_AT, SCORE_AT, at
+from ..names import DEV_METRIC_AT, LR_PROGRESS_AT, SCORE_AT, at
 from ._decide import decide
 
 REASON_ATTR = "earlyexit:pruned_reason"
@@ -44,11 +44,16 @@ class GeometricPruner(BasePruner):
             (``{step: margin}``, what a transfer scorer's rule gives; 0 at a step it leaves out).
         min_lr_progress: do not judge a trial that has spent less than this fraction of its
             learning-rate schedule (0..1).
+        dev_ties: a trial is outranked only by trials whose dev metric at the step (the user attribute
+            ``dev_metric@{step}`` the study runner and the Trainer callback set) is strictly higher: while
+            the dev evaluation does not separate trials (all at the constant classifier), none is pruned
+            on the scorer's word alone. A trial without the attribute is ranked by score alone.
     """
 
     def __init__(self, *, decision_steps: Iterable[int] = (50,), keep_top: int | None = 2,
                  keep_fraction: float | None = None, n_startup_trials: int = 3,
-                 margin: float | Mapping[int, float] = 0.0, min_lr_progress: float = 0.0):
+                 margin: float | Mapping[int, float] = 0.0, min_lr_progress: float = 0.0,
+                 dev_ties: bool = False):
         steps = tuple(decision_steps)
         if not steps or any(not isinstance(s, int) or s < 0 for s in steps):
             raise ValueError(f"decision_steps must be non-negative integers, but got {steps=}.")
@@ -64,6 +69,7 @@ class GeometricPruner(BasePruner):
         self._n_startup_trials = n_startup_trials
         self._margin = {int(k): float(v) for k, v in margins.items()} if margins else float(margin)
         self._min_lr_progress = min_lr_progress
+        self._dev_ties = bool(dev_ties)
 
     @classmethod
     def from_scorer(cls, scorer, *, max_steps: int, probe_steps: Iterable[int] = (0, 10, 25, 50, 100, 200, 400),
@@ -78,7 +84,8 @@ class GeometricPruner(BasePruner):
                             "load_scorer('default')).")
         decisions = scorer.decisions(max_steps, probe_steps)
         return cls(decision_steps=tuple(decisions), keep_top=rule.keep_top, n_startup_trials=n_startup_trials,
-                   margin=decisions, min_lr_progress=rule.min_lr_progress)
+                   margin=decisions, min_lr_progress=rule.min_lr_progress,
+                   dev_ties=getattr(rule, "dev_ties", False))
 
     @property
     def decision_steps(self) -> tuple[int, ...]:
@@ -94,17 +101,16 @@ class GeometricPruner(BasePruner):
         if step is None or step not in self._decision_steps:
             return False
         score = _score(trial, step)
-        others = [
-            _score(t, step)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                              TrialState.RUNNING))
-            if t.number != trial.number and step in t.intermediate_values
-        ]
+        rivals = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                       TrialState.RUNNING))
+                  if t.number != trial.number and step in t.intermediate_values]
+        others = [_score(t, step) for t in rivals]
         progress = trial.user_attrs.get(at(LR_PROGRESS_AT, step))
+        ties = dict(dev=_dev(trial, step), others_dev=[_dev(t, step) for t in rivals]) if self._dev_ties else {}
         decision = decide(score, others, step=step, keep_top=self._keep_top,
                           keep_fraction=self._keep_fraction, n_startup_trials=self._n_startup_trials,
                           margin=self.margin_at(step), min_lr_progress=self._min_lr_progress,
-                          lr_progress=float(progress) if progress is not None else None)
+                          lr_progress=float(progress) if progress is not None else None, **ties)
         if decision.prune:
             study._storage.set_trial_system_attr(trial._trial_id, REASON_ATTR, decision.reason)
         return decision.prune
@@ -117,4 +123,10 @@ def _score(trial: optuna.trial.FrozenTrial, step: int) -> float:
     value = trial.user_attrs.get(at(SCORE_AT, step))
     if value is None:
         value = trial.intermediate_values[step]
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def _dev(trial: optuna.trial.FrozenTrial, step: int) -> float:
+    """The trial's dev metric at ``step`` (its ``dev_metric@{step}`` attribute), NaN where not recorded."""
+    value = trial.user_attrs.get(at(DEV_METRIC_AT, step))
     return float(value) if isinstance(value, (int, float)) else math.nan

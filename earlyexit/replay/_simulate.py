@@ -236,12 +236,14 @@ def screen(step: int, keep_top: int, score_of: Callable[[Run, int], float], *,
 
 def live_rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int], float], *,
                compute: Compute = NO_PROBES, min_lr_progress: float = 0.0,
-               margin: float | Mapping[int, float] = 0.0) -> Policy:
+               margin: float | Mapping[int, float] = 0.0, dev_ties: bool = False) -> Policy:
     """The rung rule as a live study applies it (:class:`earlyexit.pruning.GeometricPruner`, no startup
     trials): trials arrive one at a time in the order drawn from ``order_seed``; at each decision step a
     trial is compared with every earlier trial that reported there (kept or pruned, its score recorded) and
     pruned when ``keep_top`` of them scored more than the margin higher (one value, or one per step), unless
     it has spent less than ``min_lr_progress`` of its learning-rate schedule; a non-finite score prunes.
+    With ``dev_ties``, an earlier trial outranks it only if its dev metric at the rung is also strictly higher
+    (``GeometricPruner(dev_ties=True)``).
 
     Unlike an offline schedule that trains every config to a rung before judging any, the first trials of
     a study are kept for want of rivals: this is what a user of ``earlyexit run`` gets.
@@ -261,6 +263,7 @@ def live_rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int
 
     def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
         seen: dict[int, list[float]] = {d: [] for d in steps}
+        seen_dev: dict[int, list[float]] = {d: [] for d in steps}
         used, completed, scores = 0.0, [], {}
         for i in np.random.default_rng(order_seed).permutation(len(runs)):
             r = runs[i]
@@ -271,9 +274,13 @@ def live_rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int
                 v = score(r, d)
                 scores[r.run_id] = v
                 m = margin.get(d, 0.0) if isinstance(margin, Mapping) else margin
+                dev = r.signature[d].get("dev_metric", math.nan)
+                ties = dict(dev=dev, others_dev=seen_dev[d]) if dev_ties else {}
                 decision = decide(v, seen[d], step=d, keep_top=keep_top, margin=m,
-                                  min_lr_progress=min_lr_progress, lr_progress=r.signature[d].get("lr_progress"))
+                                  min_lr_progress=min_lr_progress, lr_progress=r.signature[d].get("lr_progress"),
+                                  **ties)
                 seen[d].append(v)
+                seen_dev[d].append(dev)
                 if decision.prune:
                     stopped = d
                     break

@@ -42,10 +42,14 @@ MIN_LR_PROGRESS = (0.02, 0.05)
 """Never 0: a trial that has spent under 2% of its learning-rate schedule has barely left its initialisation,
 and a rule judging it there is only safe on the tasks whose warmups happen to be short."""
 MARGIN_QUANTILES = (0.0, 0.5, 0.8)
-CANDIDATES = tuple((groups, Rule(r, k, p, q, unit="budget")) for groups, r, k, p, q in
-                   itertools.product(GROUP_SETS, RUNG_SETS, KEEP_TOP, MIN_LR_PROGRESS, MARGIN_QUANTILES))
-"""Every (feature groups, rule) the selection measures: 4 x 8 x 2 x 2 x 3 = 384 (288 where a sweep lacks the
-Fisher trace)."""
+DEV_TIES = (False, True)
+"""Whether a trial is outranked only by trials with a strictly higher dev metric at the rung (the rule that
+does not judge while the dev evaluation does not separate the trials: cola-4l-wide24, every run at the
+constant classifier through half its budget)."""
+CANDIDATES = tuple((groups, Rule(r, k, p, q, unit="budget", dev_ties=t)) for groups, r, k, p, q, t in
+                   itertools.product(GROUP_SETS, RUNG_SETS, KEEP_TOP, MIN_LR_PROGRESS, MARGIN_QUANTILES, DEV_TIES))
+"""Every (feature groups, rule) the selection measures: 4 x 8 x 2 x 2 x 3 x 2 = 768 (576 where a sweep lacks
+the Fisher trace)."""
 
 TARGET_MEAN_REGRET = 0.5
 TARGET_WORST_REGRET = 1.0
@@ -140,7 +144,8 @@ def rule_policy(scorer: TransferScorer, sweep: Sweep) -> tuple[tuple[int, ...], 
     steps = tuple(decisions)
     compute = Compute(scorer.names, sweep.probe_costs, probe_until=steps[-1], steps=steps)
     return steps, compute, live_rungs(steps, scorer.rule.keep_top, lambda r, d: scorer.score(r.signature, d),
-                                      compute=compute, min_lr_progress=scorer.rule.min_lr_progress, margin=decisions)
+                                      compute=compute, min_lr_progress=scorer.rule.min_lr_progress, margin=decisions,
+                                      dev_ties=scorer.rule.dev_ties)
 
 
 def replay_rule(scorer: TransferScorer, study: Study, orders: int = ORDERS) -> tuple[float, float]:
@@ -157,7 +162,7 @@ def rule_ceiling(scorer: TransferScorer, study: Study, orders: int = ORDERS) -> 
     shortfall can be split between the rule and the scorer's errors."""
     steps, compute, _ = rule_policy(scorer, study.sweep)
     policy = live_rungs(steps, scorer.rule.keep_top, lambda r, d: r.final, compute=compute,
-                        min_lr_progress=scorer.rule.min_lr_progress)
+                        min_lr_progress=scorer.rule.min_lr_progress, dev_ties=scorer.rule.dev_ties)
     return 1 - float(np.mean([policy(study.runs, o).compute_used for o in range(orders)]))
 
 
@@ -225,8 +230,10 @@ def select_transfer(studies: Sequence[Study], *, fits: _Fits | None = None,
         fewest = min(len(c["groups"]) for c in ok)
         ok = [c for c in ok if len(c["groups"]) == fewest]
     # Where the training tasks cannot tell candidates apart (equal figures: a guard that never binds on
-    # them), the safer one: the larger margin, then the larger learning-rate guard, then the larger keep-top.
-    safety = lambda c: (c["rule"].margin_quantile, c["rule"].min_lr_progress, c["rule"].keep_top)  # noqa: E731
+    # them), the safer one: the dev-tie rule, then the larger margin, then the larger learning-rate guard, then
+    # the larger keep-top.
+    safety = lambda c: (c["rule"].dev_ties, c["rule"].margin_quantile, c["rule"].min_lr_progress,  # noqa: E731
+                        c["rule"].keep_top)
     best = (max(ok, key=lambda c: (round(c["mean_compute_saved"], 9), -round(c["mean_regret"], 9), *safety(c))) if ok
             else min(table, key=lambda c: (round(c["mean_regret"], 9), -round(c["mean_compute_saved"], 9),
                                            *(-x for x in safety(c)))))

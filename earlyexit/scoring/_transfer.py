@@ -44,9 +44,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
 """Feature groups -> the measured names they read at a rung (context names are free and always read)."""
 
 
-TRANSFER_FORMAT = 2
-"""Version of :meth:`TransferScorer.to_dict`'s layout (2: rules in fractions of the budget, margins; 1 is
-still read)."""
+TRANSFER_FORMAT = 3
+"""Version of :meth:`TransferScorer.to_dict`'s layout (3: the rule's ``dev_ties``; 2: rules in fractions of
+the budget, margins; 1 and 2 are still read)."""
 
 
 def feature_names(groups: Sequence[str]) -> list[str]:
@@ -99,6 +99,9 @@ class Rule:
             for a study's best trials fell below its K-th best prediction on tasks it was not fitted on
             (:func:`rung_gaps`); the fitted margin, in metric units, is ``TransferScorer.margins_``.
         unit: ``"budget"`` or ``"steps"`` (what ``rungs`` count).
+        dev_ties: a trial is outranked only by trials whose dev metric at the rung is strictly higher (as
+            well as scoring higher): where the dev evaluation does not separate trials (every one still at
+            the constant classifier), the scorer's ranking of them is not acted on.
     """
 
     rungs: tuple[float, ...]
@@ -106,6 +109,7 @@ class Rule:
     min_lr_progress: float = 0.0
     margin_quantile: float = 0.0
     unit: str = "steps"
+    dev_ties: bool = False
 
     def __post_init__(self):
         if self.unit not in RULE_UNITS:
@@ -128,11 +132,13 @@ class Rule:
         where = ("rungs " + "/".join(f"{r:.0%}" for r in self.rungs) + " of the budget" if self.unit == "budget"
                  else "rungs " + "/".join(map(str, self.rungs)))
         margin = f", margin q{self.margin_quantile:.0%}" if self.margin_quantile else ""
-        return f"{where}, top {self.keep_top}{margin}, judged from {self.min_lr_progress:.0%} of the learning rate"
+        ties = ", outranked only on a higher dev metric" if self.dev_ties else ""
+        return (f"{where}, top {self.keep_top}{margin}, judged from {self.min_lr_progress:.0%} of the learning "
+                f"rate{ties}")
 
     def as_dict(self) -> dict:
         return {"rungs": list(self.rungs), "keep_top": self.keep_top, "min_lr_progress": self.min_lr_progress,
-                "margin_quantile": self.margin_quantile, "unit": self.unit}
+                "margin_quantile": self.margin_quantile, "unit": self.unit, "dev_ties": self.dev_ties}
 
     def step_of(self, rung: float, budget: float | None, probe_steps: Iterable[int]) -> int | None:
         """The probe step ``rung`` falls on: the rung itself (steps), or the last probe step after 0 at or below
@@ -412,9 +418,10 @@ class TransferScorer:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> TransferScorer:
-        """Read :meth:`to_dict`'s layout: this format, and format 1 (rungs in steps, no margin)."""
-        if data.get("kind") != "transfer" or data.get("format") not in (1, TRANSFER_FORMAT):
-            raise ValueError(f"not a transfer scorer of format 1 or {TRANSFER_FORMAT}: kind {data.get('kind')!r}, "
+        """Read :meth:`to_dict`'s layout: this format, format 2 (no ``dev_ties``: off) and format 1 (rungs in
+        steps, no margin)."""
+        if data.get("kind") != "transfer" or data.get("format") not in (1, 2, TRANSFER_FORMAT):
+            raise ValueError(f"not a transfer scorer of format 1 to {TRANSFER_FORMAT}: kind {data.get('kind')!r}, "
                              f"format {data.get('format')!r}.")
         scorer = cls(tuple(data["groups"]), Rule(**data["rule"]), float(data["alpha"]))
         key = int if scorer.rule.unit == "steps" else float

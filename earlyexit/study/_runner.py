@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from ..data import load_task
 from ..metrics import METRIC_RANGES, check_metric
-from ..names import (DEV_ACCURACY_AT, DEV_METRICS, LR_PROGRESS_AT, OUT_OF_RANGE_AT, PROBE_ERROR_AT, PROBES_AT,
+from ..names import (DEV_ACCURACY_AT, DEV_METRIC_AT, DEV_METRICS, LR_PROGRESS_AT, OUT_OF_RANGE_AT, PROBE_ERROR_AT, PROBES_AT,
                      PRUNED_REASON, SCORE_AT, STUDY_LABEL_NAMES, STUDY_BUDGET, STUDY_METRIC, STUDY_SPEC,
                      STUDY_SPEC_PATH, WORKER, DEVICE, Plan, Scorer, at)
 from ..pruning import GeometricPruner
@@ -33,7 +33,7 @@ def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners
     if p.kind == "geometric":
         return GeometricPruner(decision_steps=p.decision_steps, keep_top=p.keep_top, keep_fraction=p.keep_fraction,
                                n_startup_trials=p.n_startup_trials, margin=p.margin,
-                               min_lr_progress=p.min_lr_progress)
+                               min_lr_progress=p.min_lr_progress, dev_ties=p.dev_ties)
     if p.kind == "none":
         return optuna.pruners.NopPruner()
     if p.kind == "median":
@@ -80,6 +80,8 @@ def with_scorer_rule(spec: StudySpec, scorer: Scorer, max_steps: int | None = No
             changes["keep_top"] = rule.keep_top
         if "min_lr_progress" not in p.explicit:
             changes["min_lr_progress"] = rule.min_lr_progress
+        if "dev_ties" not in p.explicit:
+            changes["dev_ties"] = bool(getattr(rule, "dev_ties", False))
         margin_at = getattr(scorer, "margin_at", None)
         if "margin" not in p.explicit and margin_at is not None and getattr(scorer, "margins_", None):
             steps = changes.get("decision_steps", p.decision_steps)
@@ -188,6 +190,7 @@ class Objective:
             trial.set_user_attr(at(LR_PROGRESS_AT, cp.step), context["lr_progress"])
             trial.set_user_attr(at(PROBES_AT, cp.step), {k: _finite(v) for k, v in cp.probes.items()})
             trial.set_user_attr(at(DEV_ACCURACY_AT, cp.step), _finite(cp.dev_accuracy))
+            trial.set_user_attr(at(DEV_METRIC_AT, cp.step), _finite(cp.dev_metric))
             if config.metric != "accuracy":
                 trial.set_user_attr(f"dev_{config.metric}@{cp.step}", _finite(cp.dev_metric))
             if cp.probe_error:

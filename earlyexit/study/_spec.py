@@ -72,8 +72,11 @@ class PrunerSpec:
             scorer's rule gives one per decision step (``{step: margin}``).
         min_lr_progress: a trial that has spent less than this fraction
             (0..1) of its learning-rate schedule is not judged yet.
+        dev_ties: a trial is outranked only by trials whose dev metric at
+            the decision step is strictly higher (none is pruned on the
+            scorer's word alone while the dev evaluation ties them).
         explicit: which of ``decision_steps``, ``keep_top``, ``keep_fraction``,
-            ``margin`` and ``min_lr_progress`` the spec file sets; a scorer that comes
+            ``margin``, ``min_lr_progress`` and ``dev_ties`` the spec file sets; a scorer that comes
             with its own rule (a transfer scorer) fills in the others.
         mode: ``sequential`` (the live pruner decides as each trial reaches
             a decision step) or ``screen`` (every trial trains to the first
@@ -91,11 +94,12 @@ class PrunerSpec:
     n_startup_trials: int = 3
     margin: float | Mapping[int, float] = 0.0
     min_lr_progress: float = 0.0
+    dev_ties: bool = False
     mode: str = "sequential"
     explicit: tuple[str, ...] = ()
 
 
-RULE_KEYS = ("decision_steps", "keep_top", "keep_fraction", "margin", "min_lr_progress")
+RULE_KEYS = ("decision_steps", "keep_top", "keep_fraction", "margin", "min_lr_progress", "dev_ties")
 """The pruner settings a scorer's own rule may supply where the spec leaves them out."""
 
 
@@ -266,7 +270,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
         pruner_cfg["decision_steps"] = tuple(_get(pruner, "decision_steps", list, where, "pruner."))
     for key, kind in (("kind", str), ("mode", str), ("scorer", str), ("rank_probe", str), ("higher_is_better", bool),
                       ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int), ("margin", float),
-                      ("min_lr_progress", float)):
+                      ("min_lr_progress", float), ("dev_ties", bool)):
         if key in pruner_cfg:
             pruner_cfg[key] = _get(pruner, key, kind, where, "pruner.")
     if "keep_fraction" in pruner_cfg and "keep_top" not in pruner_cfg:
