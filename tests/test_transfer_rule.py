@@ -40,11 +40,33 @@ def test_live_rungs_keep_the_top_so_far_judge_late_starters_later_and_charge_wha
     assert set(live_rungs((100,), 1, by_dev, margin=0.03)(runs, reversed_order).kept) == {"r3", "r1", "r0"}
 
 
+def _in_an_optuna_study(runs, order, score_of, attr, pruner):
+    """``runs`` as trials of a real Optuna study with ``pruner``, arriving in the replay's order ``order``:
+    each reports ``score_of(run, step)`` at steps 50 and 200, with its signature's ``attr`` as the user
+    attribute ``{attr}@{step}``. Returns (run_ids trained to the end, training steps used)."""
+    import optuna
+
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    kept, used = [], 0
+    for i in np.random.default_rng(order).permutation(len(runs)):
+        r, trial, stopped = runs[i], study.ask(), None
+        for d in (50, 200):
+            trial.set_user_attr(f"{attr}@{d}", r.signature[d][attr])
+            trial.report(score_of(r, d), d)
+            if trial.should_prune():
+                stopped = d
+                break
+        used += r.steps if stopped is None else stopped
+        if stopped is None:
+            kept.append(r.run_id)
+        study.tell(trial, r.final if stopped is None else None,
+                   state=optuna.trial.TrialState.COMPLETE if stopped is None else optuna.trial.TrialState.PRUNED)
+    return kept, used
+
+
 def test_live_rungs_is_what_the_geometric_pruner_does_in_an_optuna_study():
     """The replay of the live rule and GeometricPruner in a real study (trials in the same arrival order)
     keep the same trials and charge the same compute; the first arrivals are kept for want of rivals."""
-    import optuna
-
     from earlyexit.pruning import GeometricPruner
 
     rng = np.random.default_rng(3)
@@ -54,22 +76,8 @@ def test_live_rungs_is_what_the_geometric_pruner_does_in_an_optuna_study():
     margins = {50: 0.02, 200: 0.0}
     for order in range(4):
         replayed = live_rungs((50, 200), 2, by_dev, min_lr_progress=0.02, margin=margins)(runs, order)
-        study = optuna.create_study(direction="maximize", pruner=GeometricPruner(
+        kept, used = _in_an_optuna_study(runs, order, by_dev, "lr_progress", GeometricPruner(
             decision_steps=(50, 200), keep_top=2, n_startup_trials=0, margin=margins, min_lr_progress=0.02))
-        kept, used = [], 0
-        for i in np.random.default_rng(order).permutation(len(runs)):
-            r, trial, stopped = runs[i], study.ask(), None
-            for d in (50, 200):
-                trial.set_user_attr(f"lr_progress@{d}", r.signature[d]["lr_progress"])
-                trial.report(by_dev(r, d), d)
-                if trial.should_prune():
-                    stopped = d
-                    break
-            used += r.steps if stopped is None else stopped
-            if stopped is None:
-                kept.append(r.run_id)
-            study.tell(trial, r.final if stopped is None else None,
-                       state=optuna.trial.TrialState.COMPLETE if stopped is None else optuna.trial.TrialState.PRUNED)
         assert set(replayed.kept) == set(kept)
         assert replayed.compute_used == pytest.approx(used / (400 * len(runs)))
     # Arriving one by one, more than keep_top trials finish (the first ones for want of rivals).
@@ -80,8 +88,6 @@ def test_dev_ties_do_not_prune_a_trial_the_dev_metric_does_not_separate_in_the_r
     """With dev_ties, a trial is outranked only by trials whose dev metric at the rung is strictly higher: on
     a plateau (every trial at the constant classifier) the scorer's order is not acted on. The live replay
     and GeometricPruner(dev_ties=True) in a real study agree on which trials they keep and what they charge."""
-    import optuna
-
     from earlyexit.pruning import GeometricPruner
 
     rng = np.random.default_rng(5)
@@ -100,22 +106,8 @@ def test_dev_ties_do_not_prune_a_trial_the_dev_metric_does_not_separate_in_the_r
     for order in range(4):
         replayed = live_rungs((50, 200), 1, by_score, dev_ties=True)(runs, order)
         assert len(replayed.kept) >= len(live_rungs((50, 200), 1, by_score)(runs, order).kept)
-        study = optuna.create_study(direction="maximize", pruner=GeometricPruner(
+        kept, used = _in_an_optuna_study(runs, order, by_score, "dev_metric", GeometricPruner(
             decision_steps=(50, 200), keep_top=1, n_startup_trials=0, dev_ties=True))
-        kept, used = [], 0
-        for i in np.random.default_rng(order).permutation(len(runs)):
-            r, trial, stopped = runs[i], study.ask(), None
-            for d in (50, 200):
-                trial.set_user_attr(f"dev_metric@{d}", r.signature[d]["dev_metric"])
-                trial.report(by_score(r, d), d)
-                if trial.should_prune():
-                    stopped = d
-                    break
-            used += r.steps if stopped is None else stopped
-            if stopped is None:
-                kept.append(r.run_id)
-            study.tell(trial, r.final if stopped is None else None,
-                       state=optuna.trial.TrialState.COMPLETE if stopped is None else optuna.trial.TrialState.PRUNED)
         assert set(replayed.kept) == set(kept)
         assert replayed.compute_used == pytest.approx(used / (400 * len(runs)))
 

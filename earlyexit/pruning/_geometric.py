@@ -85,7 +85,7 @@ class GeometricPruner(BasePruner):
         decisions = scorer.decisions(max_steps, probe_steps)
         return cls(decision_steps=tuple(decisions), keep_top=rule.keep_top, n_startup_trials=n_startup_trials,
                    margin=decisions, min_lr_progress=rule.min_lr_progress,
-                   dev_ties=getattr(rule, "dev_ties", False))
+                   dev_ties=rule.dev_ties)
 
     @property
     def decision_steps(self) -> tuple[int, ...]:

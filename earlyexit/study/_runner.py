@@ -81,7 +81,7 @@ def with_scorer_rule(spec: StudySpec, scorer: Scorer, max_steps: int | None = No
         if "min_lr_progress" not in p.explicit:
             changes["min_lr_progress"] = rule.min_lr_progress
         if "dev_ties" not in p.explicit:
-            changes["dev_ties"] = bool(getattr(rule, "dev_ties", False))
+            changes["dev_ties"] = rule.dev_ties
         margin_at = getattr(scorer, "margin_at", None)
         if "margin" not in p.explicit and margin_at is not None and getattr(scorer, "margins_", None):
             steps = changes.get("decision_steps", p.decision_steps)
