@@ -37,6 +37,28 @@ def test_non_finite_scores():
     assert not decide(0.1, [math.nan, math.nan], step=0, keep_top=1, n_startup_trials=0).prune
 
 
+def test_decide_agrees_with_the_rule_in_words_on_random_scores():
+    """The rule as its docstring states it, counted plainly, against ``decide`` on random scores and dev
+    values with NaNs and infinities among them (``decide`` is the replay's inner loop, written for speed)."""
+    import random
+
+    rng = random.Random(0)
+    pick = lambda: rng.choice([math.nan, math.inf, -math.inf] + [round(rng.random(), 1) for _ in range(7)])  # noqa: E731
+    for _ in range(3000):
+        n = rng.randrange(0, 7)
+        score, others = round(rng.random(), 1), [pick() for _ in range(n)]
+        dev, others_dev = pick(), [pick() for _ in range(n)]
+        keep_top, margin, startup = rng.randrange(1, 4), rng.choice([0.0, 0.1]), rng.randrange(0, 4)
+        ties = rng.random() < 0.5
+        finite = [(o, d) for o, d in zip(others, others_dev) if math.isfinite(o)]
+        both = lambda d: ties and math.isfinite(d) and math.isfinite(dev)  # noqa: E731
+        better = sum(o > score + margin and (not both(d) or d > dev) for o, d in finite)
+        expected = False if len(finite) < startup else better >= keep_top
+        kwargs = dict(dev=dev, others_dev=others_dev) if ties else {}
+        got = decide(score, others, step=1, keep_top=keep_top, margin=margin, n_startup_trials=startup, **kwargs)
+        assert got.prune == expected, (score, others, dev, others_dev, keep_top, margin, startup, ties)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(keep_top=0), "keep_top must be at least 1"),
     (dict(keep_fraction=0.0), "keep_fraction must be in"),

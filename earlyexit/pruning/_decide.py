@@ -71,21 +71,26 @@ def decide(
     if lr_progress is not None and lr_progress < min_lr_progress:
         return Decision(False, f"too early to judge at step {step}: {lr_progress:.1%} of the learning-rate schedule "
                                f"spent, below {min_lr_progress:.1%}")
-    devs = list(others_dev) if others_dev is not None and dev is not None else [math.nan] * len(others)
-    pairs = [(o, d) for o, d in zip(others, devs) if math.isfinite(o)]
-    finite = [o for o, _ in pairs]
-    if len(finite) < n_startup_trials:
-        return Decision(False, f"startup: {len(finite)} of {n_startup_trials} trials seen at step {step}")
+    threshold = score + margin
     mine = float(dev) if dev is not None else math.nan
-    better = sum(o > score + margin and (not (math.isfinite(d) and math.isfinite(mine)) or d > mine)
-                 for o, d in pairs)
+    if others_dev is not None and math.isfinite(mine):  # outranked only on a higher dev metric too
+        n_finite = better = 0
+        for o, d in zip(others, others_dev):
+            if math.isfinite(o):
+                n_finite += 1
+                better += o > threshold and (not math.isfinite(d) or d > mine)
+    else:  # (the replay calls this millions of times: no per-call lists beyond the finite scores)
+        finite = [o for o in others if math.isfinite(o)]
+        n_finite, better = len(finite), sum(o > threshold for o in finite)
+    if n_finite < n_startup_trials:
+        return Decision(False, f"startup: {n_finite} of {n_startup_trials} trials seen at step {step}")
     rank = better + 1
-    limit = keep_top if keep_top is not None else math.ceil(keep_fraction * (len(finite) + 1))
+    limit = keep_top if keep_top is not None else math.ceil(keep_fraction * (n_finite + 1))
     what = f"top {keep_top}" if keep_top is not None else f"top {keep_fraction:.0%} ({limit})"
     if margin:
         what += f" (margin {margin:.2g})"
     if others_dev is not None and dev is not None:
         what += " (outranked only on a higher dev metric)"
     if better >= limit:
-        return Decision(True, f"ranked {rank} of {len(finite) + 1} at step {step}, outside the {what}")
-    return Decision(False, f"ranked {rank} of {len(finite) + 1} at step {step}, inside the {what}")
+        return Decision(True, f"ranked {rank} of {n_finite + 1} at step {step}, outside the {what}")
+    return Decision(False, f"ranked {rank} of {n_finite + 1} at step {step}, inside the {what}")

@@ -247,7 +247,7 @@ def live_rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int
 
     Unlike an offline schedule that trains every config to a rung before judging any, the first trials of
     a study are kept for want of rivals: this is what a user of ``earlyexit run`` gets.
-    Scores are computed once per (run, step) and shared across orders.
+    Scores and charges are computed once per (run, step) and shared across orders.
     """
     from ..pruning import decide
 
@@ -255,10 +255,19 @@ def live_rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int
         raise ValueError(f"keep_top must be at least 1, but got {keep_top=}.")
     cache: dict = {}
 
-    def score(r: Run, d: int) -> float:
+    margins = {d: (margin.get(d, 0.0) if isinstance(margin, Mapping) else margin) for d in steps}
+
+    def at(r: Run, d: int) -> tuple[float, float, float | None]:  # (score, dev metric, lr progress) at a rung
         key = (r.run_id, d)
         if key not in cache:
-            cache[key] = float(score_of(r, d))
+            cache[key] = (float(score_of(r, d)), r.signature[d].get("dev_metric", math.nan),
+                          r.signature[d].get("lr_progress"))
+        return cache[key]
+
+    def cost(r: Run, stopped: int | None) -> float:  # what a run costs, stopped there (None: to its end)
+        key = (r.run_id, "cost", stopped)
+        if key not in cache:
+            cache[key] = compute.whole(r) if stopped is None else compute.until(r, stopped)
         return cache[key]
 
     def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
@@ -271,14 +280,11 @@ def live_rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int
             for d in steps:
                 if d not in r.signature or r.steps < d:
                     break  # diverged before the rung: stops where it stopped
-                v = score(r, d)
+                v, dev, lr_progress = at(r, d)
                 scores[r.run_id] = v
-                m = margin.get(d, 0.0) if isinstance(margin, Mapping) else margin
-                dev = r.signature[d].get("dev_metric", math.nan)
                 ties = dict(dev=dev, others_dev=seen_dev[d]) if dev_ties else {}
-                decision = decide(v, seen[d], step=d, keep_top=keep_top, margin=m,
-                                  min_lr_progress=min_lr_progress, lr_progress=r.signature[d].get("lr_progress"),
-                                  **ties)
+                decision = decide(v, seen[d], step=d, keep_top=keep_top, margin=margins[d],
+                                  min_lr_progress=min_lr_progress, lr_progress=lr_progress, **ties)
                 seen[d].append(v)
                 seen_dev[d].append(dev)
                 if decision.prune:
@@ -286,11 +292,9 @@ def live_rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int
                     break
             if stopped is None and r.diverged:
                 stopped = r.steps
+            used += cost(r, stopped)
             if stopped is None:
-                used += compute.whole(r)
                 completed.append(r)
-            else:
-                used += compute.until(r, stopped)
         return outcome(runs, used, completed, scores)
 
     return policy
