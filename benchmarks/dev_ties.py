@@ -4,7 +4,7 @@ For each rule below, with and without ``dev_ties``: every task is pruned by a de
 fitted on the other tasks, replayed live over 20 arrival orders (what ``select_transfer`` measures for
 each candidate). Prints the mean compute saved, mean and worst regret (points), then per sweep.
 
-    python benchmarks/dev_ties.py studies/sst2-grid80 studies/sst2-wide ...   (about 30 s on a 2-core VM)
+    python benchmarks/dev_ties.py studies/sst2-grid80 studies/sst2-wide ...   (about 7 s on a 2-core VM)
 """
 
 import sys
@@ -15,7 +15,7 @@ from earlyexit.sweeps import load
 
 RULES = (((0.05, 0.2), 2, 0.05), ((0.1, 0.2, 0.4), 2, 0.05))
 """(rungs as fractions of the budget, keep top, guard): the one-level choice on the ten complete sweeps
-(session 12) and the shipped default's rule."""
+(session 12, the default since session 13) and the rule of the default before it (session 11)."""
 
 
 def main(paths: list[str]) -> None:
