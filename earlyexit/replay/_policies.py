@@ -100,19 +100,43 @@ def scorer_policies(sweep: Sweep, scorers: Mapping[str, Mapping[int, Scorer]], p
         if all(getattr(sc, "rule", None) is not None for sc in by_seed.values()):
             table.append(_rule_policy(sweep, family, by_seed))
             continue
-        table.append(_screening(family, lambda seed, by_seed=by_seed: scorer_at(by_seed[seed]),
+        score_fns = {seed: _cached(scorer_at(sc)) for seed, sc in by_seed.items()}
+        table.append(_screening(family, score_fns.__getitem__,
                                 lambda seed, step, by_seed=by_seed: scorer_compute(sweep, by_seed[seed], step),
                                 prefix, keep_top, cost_key=family, scorer=True, rank_needs_step=True))
     if "earlyexit" in scorers and table[0].at is not None:  # a scorer with its own rule is replayed at it
         by_seed = scorers["earlyexit"]
 
+        values = {seed: scorer_value(sc) for seed, sc in by_seed.items()}
+        cached: dict = {}
+
+        def value_of(run: Run, step: int, history: dict) -> float:  # a run's history to a step is the same in
+            key = (run.run_id, step)                                    # every order: scored once
+            if key not in cached:
+                cached[key] = values[run.seed](run, step, history)
+            return cached[key]
+
         def sequential(rs, order_seed):
             sc = by_seed[rs[0].seed]
             return study_replay(lambda: GeometricPruner(decision_steps=[prefix], keep_top=keep_top, n_startup_trials=0),
-                                scorer_value(sc), compute=scorer_compute(sweep, sc, prefix))(rs, order_seed)
+                                value_of, compute=scorer_compute(sweep, sc, prefix))(rs, order_seed)
 
         table.append(Policy("earlyexit_sequential", sequential, table[0].rank))
     return table
+
+
+def _cached(score_of: Callable[[Run, int], float]) -> Callable[[Run, int], float]:
+    """``score_of`` computed once per (run, step) of one sweep (run ids are unique within a sweep) and shared
+    across arrival orders and settings: a fitted scorer's predict is the replay's slowest call per run."""
+    cache: dict = {}
+
+    def score(run: Run, step: int) -> float:
+        key = (run.run_id, step)
+        if key not in cache:
+            cache[key] = score_of(run, step)
+        return cache[key]
+
+    return score
 
 
 def _rule_policy(sweep: Sweep, family: str, by_seed: Mapping[int, Scorer]) -> Policy:
