@@ -108,13 +108,8 @@ def scorer_policies(sweep: Sweep, scorers: Mapping[str, Mapping[int, Scorer]], p
         by_seed = scorers["earlyexit"]
 
         values = {seed: scorer_value(sc) for seed, sc in by_seed.items()}
-        cached: dict = {}
-
-        def value_of(run: Run, step: int, history: dict) -> float:  # a run's history to a step is the same in
-            key = (run.run_id, step)                                    # every order: scored once
-            if key not in cached:
-                cached[key] = values[run.seed](run, step, history)
-            return cached[key]
+        # A run's history to a step is the same in every order: scored once.
+        value_of = _cached(lambda run, step, history: values[run.seed](run, step, history))
 
         def sequential(rs, order_seed):
             sc = by_seed[rs[0].seed]
@@ -125,15 +120,16 @@ def scorer_policies(sweep: Sweep, scorers: Mapping[str, Mapping[int, Scorer]], p
     return table
 
 
-def _cached(score_of: Callable[[Run, int], float]) -> Callable[[Run, int], float]:
-    """``score_of`` computed once per (run, step) of one sweep (run ids are unique within a sweep) and shared
-    across arrival orders and settings: a fitted scorer's predict is the replay's slowest call per run."""
+def _cached(score_of: Callable[..., float]) -> Callable[..., float]:
+    """``score_of(run, step, ...)`` computed once per (run, step) of one sweep (run ids are unique within a
+    sweep; what follows the step is determined by them) and shared across arrival orders and settings: a
+    fitted scorer's predict is the replay's slowest call per run."""
     cache: dict = {}
 
-    def score(run: Run, step: int) -> float:
+    def score(run: Run, step: int, *rest) -> float:
         key = (run.run_id, step)
         if key not in cache:
-            cache[key] = score_of(run, step)
+            cache[key] = score_of(run, step, *rest)
         return cache[key]
 
     return score
