@@ -41,6 +41,20 @@ def test_every_file_type_reads_the_same_task_with_string_labels_in_sorted_order(
     assert [y for _, _, y in task.dev] == [2, 0, 2, 0]
 
 
+def test_a_labelled_test_split_is_read_and_an_unlabelled_one_is_ignored(tmp_path):
+    _write(_frame(ROWS), tmp_path / "train.tsv")
+    _write(_frame(ROWS[:4]), tmp_path / "dev.tsv")
+    source = DataSource(task="reviews", path=str(tmp_path), text_columns=("review",), label_column="stars")
+    assert load_task(source).test == []
+    _write(_frame(ROWS[2:5]), tmp_path / "test.tsv")
+    assert [y for _, _, y in load_task(source).test] == [2, 0, 2]
+    pd.DataFrame({"index": [0, 1], "review": ["x", "y"]}).to_csv(tmp_path / "test.tsv", sep="\t", index=False)
+    assert load_task(source).test == []  # GLUE's test files carry no labels
+    _write(_frame([("odd", "mixed")]), tmp_path / "test.tsv")
+    with pytest.raises(DataError, match=r"test.tsv: row 1, column 'stars': label 'mixed' never occurs"):
+        load_task(source)
+
+
 def test_single_files_two_text_columns_and_integer_labels(tmp_path):
     frame = pd.DataFrame({"q": ["a", "b", "c", "d"], "p": ["w", "x", "y", "z"], "label": [7, 3, 7, 10]})
     train = _write(frame, tmp_path / "mine.csv")
@@ -149,13 +163,13 @@ def _own_spec(tmp_path, metric="macro_f1", dev_rows=ROWS):
 
 
 def test_sweep_on_own_data_logs_the_metric_the_labels_and_the_final_checkpoint(tmp_path, capsys):
-    from earlyexit.sweeps import load
+    from earlyexit.sweeps import load, load_dev_records
 
     spec = _own_spec(tmp_path)
     assert main(["sweep", str(spec), "--out", str(tmp_path / "own")]) == 0
     assert "probe steps [50] lie past the budget of 4 steps" in capsys.readouterr().out
     sweep = load(tmp_path / "own", require_complete=True)
-    assert sweep.metric == "macro_f1" and sweep.manifest["format_version"] == 2
+    assert sweep.metric == "macro_f1" and sweep.manifest["format_version"] == 3
     assert sweep.manifest["label_names"] == ["neg", "neutral", "pos"] and sweep.manifest["budget_steps"] == 4
     assert sweep.probe_steps == [0, 2]
     for run_id, rows in sweep.checkpoints.groupby("run_id"):
@@ -164,6 +178,31 @@ def test_sweep_on_own_data_logs_the_metric_the_labels_and_the_final_checkpoint(t
         run = sweep.runs.set_index("run_id").loc[run_id]
         assert final["dev_metric"] == run["final_metric"] and final["dev_accuracy"] == run["final_accuracy"]
     assert sweep.summary()["metric"] == "macro_f1"
+    # Format 3: every dev evaluation's predictions, which reproduce its accuracy; no test split here.
+    records = load_dev_records(sweep)
+    assert len(records.labels) == len(ROWS) and len(records.predictions) == len(sweep.checkpoints)
+    for row in sweep.checkpoints.itertuples():
+        assert records.correct(row.run_id, row.step).mean() == pytest.approx(row.dev_accuracy)
+    assert sweep.runs["final_test_metric"].isna().all()
+
+
+def test_a_sweep_evaluates_each_final_model_once_on_the_test_split(tmp_path):
+    from earlyexit.sweeps import load
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _write(_frame(ROWS), folder / "train.tsv")
+    _write(_frame(ROWS), folder / "dev.tsv")
+    _write(_frame(ROWS[:4] + [("unseen words only", "pos")]), folder / "test.tsv")
+    spec = tmp_path / "own.toml"
+    text = SPEC.format(db=tmp_path / "own.db", metric="accuracy", train="", dev="")
+    spec.write_text(text.replace('train = ""\ndev = ""', f'path = "{folder}"'))
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "own")]) == 0
+    sweep = load(tmp_path / "own", require_complete=True)
+    assert sweep.manifest["test_examples"] == 5
+    tests = sweep.runs["final_test_accuracy"]
+    assert tests.notna().all() and tests.isin([k / 5 for k in range(6)]).all()
+    assert (sweep.runs["final_test_metric"] == tests).all()
 
 
 def test_study_on_own_data_maximizes_the_metric_and_records_the_labels(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from earlyexit.cli import main
 from earlyexit.study import load_spec
 from earlyexit.study import plan, run_sweep
-from earlyexit.sweeps import SweepFormatError, import_seed_results, load
+from earlyexit.sweeps import SweepFormatError, import_seed_results, load, load_dev_records
 from conftest import tiny_spec
 
 SPEC = tiny_spec("tiny", grid={"learning_rate": [1e-3, 1e30], "seed": [0, 1]}, max_steps=8, steps=[0, 4],
@@ -69,6 +69,8 @@ def test_resume_drops_a_cut_off_run_and_reruns_it(logged, tmp_path):
     again = load(copy, require_complete=True)
     assert len(again.runs) == 4
     assert not again.checkpoints.duplicated(["run_id", "step"]).any()
+    records = load_dev_records(again)  # the cut-off run's prediction rows went with its checkpoint rows
+    assert len(records.predictions) == len(again.checkpoints.dropna(subset=["dev_accuracy"]))
     manifest = (copy / "manifest.json").read_text()
     assert '"runs_logged_before": 3' in manifest  # the resuming sitting is recorded
     assert run_sweep(spec, copy, log=lambda m: None) == 0  # nothing left

@@ -121,6 +121,9 @@ class TaskData:
         num_labels: number of classes (those of the training split).
         label_names: the original label of each class id, in class-id order
             (sorted: integers numerically, strings alphabetically).
+        test: the labelled test split, in file order, where the data folder
+            has one (``test.tsv`` and the like); empty otherwise. Nothing
+            decides on it: a sweep evaluates each final model on it once.
     """
 
     name: str
@@ -129,6 +132,7 @@ class TaskData:
     dev: list[Row]
     num_labels: int
     label_names: tuple = field(default=())
+    test: list[Row] = field(default_factory=list)
 
 
 def load_task(name: str | DataSource, data: str | None = None, *, max_train: int | None = None) -> TaskData:
@@ -147,15 +151,11 @@ def load_task(name: str | DataSource, data: str | None = None, *, max_train: int
         frames, where = _from_files(source, info)
     text_columns = source.text_columns or (info.text_keys if info else _default_text_column(frames["train"], where))
     columns = (*text_columns, source.label_column)
-    raw = {split: _read_rows(frames[split], columns, where[split]) for split in ("train", "dev")}
+    raw = {split: _read_rows(frames[split], columns, where[split]) for split in frames}
     labels, label_names = _label_map(raw["train"], where["train"], source.label_column)
     train = [(a, b, labels[y]) for a, b, y in raw["train"]]
-    dev = []
-    for i, (a, b, y) in enumerate(raw["dev"]):
-        if y not in labels:
-            raise DataError(f"{where['dev']}: row {i + 1}, column {source.label_column!r}: label {y!r} never occurs in "
-                            f"the training split (its labels: {list(label_names)}).")
-        dev.append((a, b, labels[y]))
+    dev, test = (_labelled(raw[split], labels, label_names, where[split], source.label_column) if split in raw else []
+                 for split in ("dev", "test"))
     if source.train_size is not None and source.train_size < len(train):
         keep = sorted(random.Random(source.subset_seed).sample(range(len(train)), source.train_size))
         train = [train[i] for i in keep]
@@ -165,7 +165,18 @@ def load_task(name: str | DataSource, data: str | None = None, *, max_train: int
     if max_train is not None:
         train = train[:max_train]
     origin = where["train"] if source.train is not None or source.from_hub else str(Path(where["train"]).parent)
-    return TaskData(source.task, origin, train, dev, len(label_names), label_names)
+    return TaskData(source.task, origin, train, dev, len(label_names), label_names, test)
+
+
+def _labelled(rows, labels: dict, label_names: tuple, where: str, column: str) -> list[Row]:
+    """Rows of a held-out split with class ids; a label the training split lacks is a :class:`DataError`."""
+    out = []
+    for i, (a, b, y) in enumerate(rows):
+        if y not in labels:
+            raise DataError(f"{where}: row {i + 1}, column {column!r}: label {y!r} never occurs in "
+                            f"the training split (its labels: {list(label_names)}).")
+        out.append((a, b, labels[y]))
+    return out
 
 
 def _default_text_column(frame, where) -> tuple[str, ...]:
@@ -200,16 +211,21 @@ def _from_files(source: DataSource, info: TaskInfo | None):
     else:
         folder = resolve_folder(source.path)
         paths = {"train": _find(folder, ("train",)), "dev": _find(folder, ("dev", "validation"))}
+        test = _find(folder, ("test",), required=False)
+        if test is not None and _has_labels(test, info, source.label_column):  # GLUE's test files have none
+            paths["test"] = test
     frames = {split: _read_file(p, info, source.label_column) for split, p in paths.items()}
     return frames, {split: str(p) for split, p in paths.items()}
 
 
-def _find(folder: Path, stems: tuple[str, ...]) -> Path:
+def _find(folder: Path, stems: tuple[str, ...], *, required: bool = True) -> Path | None:
     for stem in stems:
         for ext in FILE_TYPES:
             path = folder / (stem + ext)
             if path.exists():
                 return path
+    if not required:
+        return None
     raise DataError(f"no {' or '.join(stems)} file ({', '.join(FILE_TYPES)}) in {str(folder)!r}.")
 
 
@@ -234,6 +250,15 @@ def _read_file(path: Path, info: TaskInfo | None, label_column: str):
         raise
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: not a readable {ext[1:].upper()} file ({str(exc).splitlines()[0]}).") from None
+
+
+def _has_labels(path: Path, info: TaskInfo | None, label_column: str) -> bool:
+    """Whether an optional split's file carries labels (GLUE's unlabelled test files do not)."""
+    try:
+        frame = _read_file(path, info, label_column)
+    except DataError:
+        return False
+    return label_column in frame.columns and len(frame) > 0 and (frame[label_column] != "").all()
 
 
 def _has_header(path: Path, label_column: str) -> bool:

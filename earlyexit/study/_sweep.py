@@ -16,8 +16,8 @@ import numpy as np
 
 from ..data import load_task
 from ..metrics import check_metric
-from ..sweeps._format import (FORMAT_VERSION, append_run, done_run_ids, drop_unfinished, read_manifest,
-                              write_manifest)
+from ..sweeps._format import (FORMAT_VERSION, append_run, done_run_ids, drop_unfinished, encode_classes,
+                              read_manifest, write_manifest)
 from ..training import train
 from ..training._config import compute_steps
 from ._claims import claim, folder_lock, release
@@ -86,7 +86,8 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -
         data = {"label_names": [_plain(x) for x in task.label_names], "num_labels": task.num_labels,
                 "dev_class_fractions": [c / len(task.dev) for c in counts],
                 "train_examples": len(task.train), "dev_examples": len(task.dev),
-                "budget_steps": train_config.max_steps}
+                "test_examples": len(task.test), "budget_steps": train_config.max_steps,
+                "dev_labels": encode_classes(r[2] for r in task.dev)}
     return {
         "name": spec.name,
         "task": spec.train.task,
@@ -165,6 +166,7 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
                 current.setdefault("sittings", []).append({
                     "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "torch_threads": torch.get_num_threads(), "command": command,
+                    "device": _device(budget.device),
                     "runs_logged_before": logged})
                 write_manifest(folder, current, version=version)
         # Other workers write a run's rows only under this lock, so any run without its run row is cut off.
@@ -195,7 +197,9 @@ def _train_and_log(spec: StudySpec, run: PlannedRun, folder: Path, task, param_n
                    log: Callable[[str], None], version: int = FORMAT_VERSION) -> None:
     """Train one run to completion and append its rows (checkpoints first, then the run row).
 
-    A version-1 sweep (resumed by this earlyexit) keeps its probe steps only: no final row.
+    A version-1 sweep (resumed by this earlyexit) keeps its probe steps only: no final row. From
+    version 3 each dev evaluation's predictions are logged, and the final model is evaluated once on
+    the task's test split where it has one.
     """
     started = time.perf_counter()
     config = spec.config_for(run.params).with_budget(len(task.train))
@@ -205,7 +209,7 @@ def _train_and_log(spec: StudySpec, run: PlannedRun, folder: Path, task, param_n
         if step % quarter == 0 and step < total:
             log(f"  {run.run_id}: step {step}/{total}, {(time.perf_counter() - started) / 60:.1f} min")
 
-    result = train(config, task=task, progress=progress)
+    result = train(config, task=task, progress=progress, evaluate_test=version >= 3 and bool(task.test))
     wall = time.perf_counter() - started
     step_s = result.train_step_seconds
     cum_probe = 0.0
@@ -219,15 +223,19 @@ def _train_and_log(spec: StudySpec, run: PlannedRun, folder: Path, task, param_n
                "compute_steps": compute_steps(cp.step, cum_probe, step_s),
                "probe_seconds": cp.probe_seconds, "probe_error": cp.probe_error or ""}
         cp_rows.append(row)
+    prediction_rows = [{"run_id": run.run_id, "step": cp.step, "predictions": encode_classes(cp.dev_predictions)}
+                       for cp in result.checkpoints if cp.dev_predictions]
     run_row = {"run_id": run.run_id, "config_id": run.config_id, **run.params, "status": result.status,
                "final_accuracy": result.final_accuracy, "final_metric": result.final_metric,
                "final_loss": result.final_loss, "steps": result.steps,
+               "final_test_accuracy": result.final_test_accuracy, "final_test_metric": result.final_test_metric,
                "compute_steps": result.compute_steps, "train_step_seconds": step_s, "wall_seconds": wall}
     with folder_lock(folder):
         append_run(folder, run_row, cp_rows, param_names=param_names, probe_names=list(config.probe_names),
-                   version=version)
+                   version=version, prediction_rows=prediction_rows)
         logged = len(done_run_ids(folder))
     log(f"[{logged} logged] {run.run_id} {run.params} -> {result.status}, "
         f"final accuracy {result.final_accuracy:.4f}"
         + (f", {config.metric} {result.final_metric:.4f}" if config.metric != "accuracy" else "")
+        + (f", test {config.metric} {result.final_test_metric:.4f}" if result.final_test_metric == result.final_test_metric else "")
         + f", {result.steps} steps, {wall / 60:.1f} min")

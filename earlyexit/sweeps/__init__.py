@@ -4,10 +4,11 @@ seed-to-seed noise ceiling. Torch-free: what trains a sweep is :func:`earlyexit.
 from ._catalogue import catalogue, catalogue_row, find_sweeps, format_catalogue
 from ._ceiling import ceiling_summary, seed_ceiling
 from ._costs import PARTS, PROBE_COSTS, ProbeCosts, format_costs, read_probe_costs, write_probe_costs
+from ._evidence import DevRecords, load_dev_records
 from ._format import FORMAT_VERSION, SweepFormatError, read_manifest
 from ._load import Sweep, load
 from ._seed_import import import_seed_results
 
-__all__ = ["FORMAT_VERSION", "PARTS", "PROBE_COSTS", "ProbeCosts", "Sweep", "SweepFormatError", "catalogue",
+__all__ = ["DevRecords", "FORMAT_VERSION", "PARTS", "PROBE_COSTS", "ProbeCosts", "Sweep", "SweepFormatError", "catalogue",
            "catalogue_row", "ceiling_summary", "find_sweeps", "format_catalogue", "format_costs",
-           "import_seed_results", "load", "read_manifest", "read_probe_costs", "seed_ceiling", "write_probe_costs"]
+           "import_seed_results", "load", "load_dev_records", "read_manifest", "read_probe_costs", "seed_ceiling", "write_probe_costs"]

@@ -19,10 +19,24 @@
     also has a row at its final step (every probe and the dev metrics at the
     end of the budget), whether or not that is a probe step.
 
+``<sweep>/dev_predictions.csv`` (from version 3)
+    one row per run and dev evaluation: ``run_id``, ``step``,
+    ``predictions``: the predicted class id of every dev example in the dev
+    split's order, one character each (``0``-``9``, then ``a``-``z``; see
+    :func:`encode_classes`). The manifest's ``dev_labels`` holds the true
+    class ids the same way, so which examples a model got right at a step is
+    ``predictions == dev_labels``: the per-example record a paired test
+    between two trials reads.
+
 Versions: 1 (accuracy only, no final row) is still read as it is: its metric
 is accuracy, ``final_metric`` and ``dev_metric`` are its accuracy columns.
 Version 2 adds the metric columns, the final row, and the manifest's
 ``metric``, ``label_names``, ``train_examples`` and ``budget_steps``.
+Version 3 adds ``dev_predictions.csv`` with the manifest's ``dev_labels``,
+and ``final_test_accuracy`` / ``final_test_metric`` in ``runs.csv``: the final
+model evaluated once on the task's test split (empty where the data has no
+labelled test split). Nothing in earlyexit decides on the test columns; the
+replay reports the test regret beside the dev regret.
 
 A run's row in ``runs.csv`` is written after its checkpoints: it marks the
 run as done, so checkpoint rows without one belong to a run that was cut off
@@ -37,17 +51,47 @@ import math
 import os
 from pathlib import Path
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 RUNS = "runs.csv"
 CHECKPOINTS = "checkpoints.csv"
+DEV_PREDICTIONS = "dev_predictions.csv"
 RUN_STATUSES = ("completed", "diverged")
-RUN_FIELDS = ("run_id", "config_id", "seed", "status", "final_accuracy", "final_metric", "final_loss", "steps",
-              "compute_steps", "train_step_seconds", "wall_seconds")
+V2_RUN_FIELDS = ("run_id", "config_id", "seed", "status", "final_accuracy", "final_metric", "final_loss", "steps",
+                 "compute_steps", "train_step_seconds", "wall_seconds")
+RUN_FIELDS = (*V2_RUN_FIELDS, "final_test_accuracy", "final_test_metric")
+PREDICTION_FIELDS = ("run_id", "step", "predictions")
+CLASS_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
 CHECKPOINT_FIELDS = ("run_id", "step", "dev_accuracy", "dev_metric", "dev_loss", "train_loss", "wall_seconds",
                      "compute_steps", "probe_seconds", "probe_error")
-V1_RUN_FIELDS = tuple(f for f in RUN_FIELDS if f != "final_metric")
+V1_RUN_FIELDS = tuple(f for f in V2_RUN_FIELDS if f != "final_metric")
+
+
+def run_fields(version: int) -> tuple[str, ...]:
+    """The base columns of ``runs.csv`` in a sweep of format ``version``."""
+    return V1_RUN_FIELDS if version < 2 else V2_RUN_FIELDS if version == 2 else RUN_FIELDS
+
+
+def encode_classes(class_ids) -> str:
+    """Class ids as one character each (``0``-``9``, ``a``-``z``): a dev split's labels or one model's predictions.
+
+    Up to 36 classes; more are written as ``.``-separated integers.
+    """
+    ids = [int(c) for c in class_ids]
+    if ids and (min(ids) < 0 or max(ids) >= len(CLASS_CHARS)):
+        return ".".join(str(c) for c in ids)
+    return "".join(CLASS_CHARS[c] for c in ids)
+
+
+def decode_classes(text: str) -> list[int]:
+    """The class ids :func:`encode_classes` wrote."""
+    if "." in text:
+        return [int(c) for c in text.split(".")]
+    try:
+        return [CLASS_CHARS.index(c) for c in text]
+    except ValueError:
+        raise ValueError(f"not a class record: {text[:40]!r}") from None
 V1_CHECKPOINT_FIELDS = tuple(f for f in CHECKPOINT_FIELDS if f != "dev_metric")
 
 
@@ -77,30 +121,40 @@ def read_manifest(folder: Path) -> dict:
 
 
 def append_run(folder: Path, run_row: dict, checkpoint_rows: list[dict], *, param_names: list[str],
-               probe_names: list[str], version: int = FORMAT_VERSION) -> None:
-    """Append one finished run: its checkpoint rows first, then its run row (the done marker).
+               probe_names: list[str], version: int = FORMAT_VERSION,
+               prediction_rows: list[dict] | None = None) -> None:
+    """Append one finished run: its dev predictions and checkpoint rows first, then its run row (the done marker).
 
-    ``version`` is the sweep's own format version: a version-1 sweep resumed
-    by this earlyexit goes on with version-1 columns.
+    ``version`` is the sweep's own format version: a version-1 or -2 sweep
+    resumed by this earlyexit goes on with its own columns (and, before
+    version 3, no prediction rows).
     """
-    run_base, cp_base = (RUN_FIELDS, CHECKPOINT_FIELDS) if version >= 2 else (V1_RUN_FIELDS, V1_CHECKPOINT_FIELDS)
+    run_base = run_fields(version)
+    cp_base = CHECKPOINT_FIELDS if version >= 2 else V1_CHECKPOINT_FIELDS
     cp_fields = ["run_id", "step", *probe_names, *cp_base[2:]]
-    run_fields = ["run_id", "config_id", "seed", *[p for p in param_names if p != "seed"], *run_base[3:]]
+    run_columns = ["run_id", "config_id", "seed", *[p for p in param_names if p != "seed"], *run_base[3:]]
     checkpoint_rows = [{k: v for k, v in r.items() if k in cp_fields} for r in checkpoint_rows]
-    run_row = {k: v for k, v in run_row.items() if k in run_fields}
+    run_row = {k: v for k, v in run_row.items() if k in run_columns}
+    if version >= 3 and prediction_rows:
+        _append_csv(folder / DEV_PREDICTIONS, list(PREDICTION_FIELDS), prediction_rows)
     _append_csv(folder / CHECKPOINTS, cp_fields, checkpoint_rows)
-    _append_csv(folder / RUNS, run_fields, [run_row])
+    _append_csv(folder / RUNS, run_columns, [run_row])
 
 
 def drop_unfinished(folder: Path) -> int:
-    """Remove checkpoint rows of runs with no run row (cut off mid-run); return how many were dropped."""
-    runs_path, cps_path = folder / RUNS, folder / CHECKPOINTS
+    """Remove checkpoint (and prediction) rows of runs with no run row (cut off mid-run); return the checkpoint rows dropped."""
+    done = set()
+    if (folder / RUNS).exists():
+        with open(folder / RUNS, newline="") as f:
+            done = {row["run_id"] for row in csv.DictReader(f)}
+    _drop_rows(folder / DEV_PREDICTIONS, done)
+    return _drop_rows(folder / CHECKPOINTS, done)
+
+
+def _drop_rows(cps_path: Path, done: set[str]) -> int:
+    """Keep only the rows of ``cps_path`` whose run is in ``done``; return how many were dropped."""
     if not cps_path.exists():
         return 0
-    done = set()
-    if runs_path.exists():
-        with open(runs_path, newline="") as f:
-            done = {row["run_id"] for row in csv.DictReader(f)}
     with open(cps_path, newline="") as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []

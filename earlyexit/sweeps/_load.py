@@ -10,8 +10,7 @@ import pandas as pd
 
 from ._costs import ProbeCosts, read_probe_costs
 from ..metrics import METRIC_RANGES
-from ._format import (CHECKPOINTS, RUN_FIELDS, RUN_STATUSES, RUNS, V1_RUN_FIELDS, SweepFormatError,
-                      read_manifest)
+from ._format import (CHECKPOINTS, RUN_STATUSES, RUNS, SweepFormatError, read_manifest, run_fields)
 
 _CP_NUMERIC = ("dev_accuracy", "dev_metric", "dev_loss", "train_loss", "wall_seconds", "compute_steps",
                "probe_seconds")
@@ -107,13 +106,15 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
     cps = _read_csv(folder / CHECKPOINTS)
 
     run_file, cp_file = folder / RUNS, folder / CHECKPOINTS
-    run_fields = RUN_FIELDS if version >= 2 else V1_RUN_FIELDS
+    base_fields = run_fields(version)
     cp_numeric = _CP_NUMERIC if version >= 2 else tuple(c for c in _CP_NUMERIC if c != "dev_metric")
-    _require(runs, run_file, ["run_id", "config_id", "seed", *[p for p in params if p != "seed"], *run_fields[3:]])
+    _require(runs, run_file, ["run_id", "config_id", "seed", *[p for p in params if p != "seed"], *base_fields[3:]])
     _require(cps, cp_file, ["run_id", "step", *probes, *cp_numeric, "probe_error"])
     if version < 2:  # accuracy is the metric: the metric columns are the accuracy columns
         runs["final_metric"] = runs["final_accuracy"]
         cps["dev_metric"] = cps["dev_accuracy"]
+    if version < 3:  # no test split was evaluated
+        runs["final_test_accuracy"] = runs["final_test_metric"] = ""
 
     _integers(runs, run_file, ["seed", "steps"])
     for col in params:
@@ -123,7 +124,8 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
             except ValueError:
                 pass  # a categorical hyperparameter such as the schedule stays text
     _integers(cps, cp_file, ["step"])
-    for col in ("final_accuracy", "final_metric", "final_loss", "compute_steps", "train_step_seconds", "wall_seconds"):
+    for col in ("final_accuracy", "final_metric", "final_loss", "compute_steps", "train_step_seconds", "wall_seconds",
+                "final_test_accuracy", "final_test_metric"):
         _floats(runs, run_file, col)
     for col in (*probes, *_CP_NUMERIC):
         _floats(cps, cp_file, col)

@@ -45,6 +45,9 @@ class Checkpoint:
         wall_seconds: wall time since the run started.
         diagnostics: the probes' cost and convergence figures.
         probe_error: why the probes failed at this step, or None.
+        dev_predictions: the predicted class id of every dev example, in the
+            dev split's order (empty where dev was not evaluated): the
+            per-example record a paired test of two trials reads.
     """
 
     step: int
@@ -60,6 +63,7 @@ class Checkpoint:
     diagnostics: dict[str, float] = field(default_factory=dict)
     probe_error: str | None = None
     dev_metric: float = math.nan
+    dev_predictions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class TrainResult:
         checkpoints: every checkpoint measured.
         reason: why the run ended early, or None.
         train_step_seconds: mean wall time of a training step over the run.
+        final_test_accuracy, final_test_metric: the final model on the task's
+            test split, evaluated once, only when ``train(evaluate_test=True)``
+            and the task has one (NaN otherwise). Nothing decides on them.
     """
 
     status: str
@@ -89,6 +96,8 @@ class TrainResult:
     train_step_seconds: float = math.nan
     final_metric: float = math.nan
     device: str = ""
+    final_test_accuracy: float = math.nan
+    final_test_metric: float = math.nan
 
 
 def probe_set(config: TrainConfig, task: TaskData, tokenizer, id_map=None, device=None) -> list[dict]:
@@ -116,7 +125,15 @@ def evaluate(model, tokenizer, rows, *, batch_size: int, max_length: int, id_map
     Rows are evaluated in length order (less padding); the figures are sums
     over rows, so the order does not change them.
     """
-    rows = sorted(rows, key=lambda r: len(r[0]) + len(r[1] or ""))
+    return predict(model, tokenizer, rows, batch_size=batch_size, max_length=max_length, id_map=id_map,
+                   metric=metric, device=device)[:3]
+
+
+def predict(model, tokenizer, rows, *, batch_size: int, max_length: int, id_map=None,
+            metric: str = "accuracy", device=None) -> tuple[float, float, float, tuple[int, ...]]:
+    """:func:`evaluate`'s three figures and the predicted class id of each row, in the rows' own order."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1] or ""))
+    rows = [rows[i] for i in order]
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
     total_loss, labels, predictions = 0.0, [], []
@@ -135,7 +152,10 @@ def evaluate(model, tokenizer, rows, *, batch_size: int, max_length: int, id_map
             m.training = flag
     accuracy = sum(y == p for y, p in zip(labels, predictions)) / len(rows)
     value = accuracy if metric == "accuracy" else metric_value(metric, labels, predictions)
-    return accuracy, total_loss / len(rows), value
+    in_order = [0] * len(rows)
+    for i, p in zip(order, predictions):
+        in_order[i] = int(p)
+    return accuracy, total_loss / len(rows), value, tuple(in_order)
 
 
 def train(
@@ -145,6 +165,7 @@ def train(
     task: TaskData | None = None,
     progress: Callable[[int, int], None] | None = None,
     plan: Mapping[int, Collection[str]] | None = None,
+    evaluate_test: bool = False,
 ) -> TrainResult:
     """Fine-tune per ``config``, probing at ``config.probe_steps``.
 
@@ -166,7 +187,8 @@ def train(
     that fails (for example a model without double-backward support) is
     recorded with its reason and the run goes on. ``task`` may be passed to
     share loaded data between runs; ``progress(step, max_steps)`` is called
-    after every step.
+    after every step. ``evaluate_test`` evaluates the final model once on the
+    task's test split, where it has one (a logged sweep's test metric).
     """
     from transformers import get_scheduler
 
@@ -179,7 +201,8 @@ def train(
                        hidden_dropout=config.hidden_dropout, classifier_dropout=config.classifier_dropout)
     id_map = None
     if config.prune_vocabulary:
-        texts = [t for rows in (task.train, task.dev) for r in rows for t in (r[0], r[1]) if t is not None]
+        splits = (task.train, task.dev, task.test) if evaluate_test else (task.train, task.dev)
+        texts = [t for rows in splits for r in rows for t in (r[0], r[1]) if t is not None]
         id_map = shrink_vocabulary(model, used_token_ids(tokenizer, texts, max_length=config.max_length))
     if config.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -218,11 +241,11 @@ def train(
         probe_s = time.perf_counter() - t0
         probe_seconds_total += probe_s
         t1 = time.perf_counter()
-        acc, dev_loss, dev_metric = math.nan, math.nan, math.nan
+        acc, dev_loss, dev_metric, dev_predictions = math.nan, math.nan, math.nan, ()
         if plan is None or any(n in DEV_METRICS for n in plan[step]):
-            acc, dev_loss, dev_metric = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
-                                                 max_length=config.max_length, id_map=id_map, metric=config.metric,
-                                             device=device)
+            acc, dev_loss, dev_metric, dev_predictions = predict(
+                model, tokenizer, task.dev, batch_size=config.eval_batch_size, max_length=config.max_length,
+                id_map=id_map, metric=config.metric, device=device)
         eval_s = time.perf_counter() - t1
         step_s = train_seconds / step if step else math.nan
         cp = Checkpoint(
@@ -231,7 +254,7 @@ def train(
             probe_seconds=probe_s, eval_seconds=eval_s, train_step_seconds=step_s,
             compute_steps=compute_steps(step, probe_seconds_total, step_s) if step else math.nan,
             wall_seconds=time.perf_counter() - started,
-            diagnostics=diag, probe_error=error, dev_metric=dev_metric)
+            diagnostics=diag, probe_error=error, dev_metric=dev_metric, dev_predictions=dev_predictions)
         losses.clear()
         checkpoints.append(cp)
         return cp
@@ -285,9 +308,15 @@ def train(
         acc, dev_loss, dev_metric = evaluate(model, tokenizer, task.dev, batch_size=config.eval_batch_size,
                                              max_length=config.max_length, id_map=id_map, metric=config.metric,
                                              device=device)
+    test_acc, test_metric = math.nan, math.nan
+    if evaluate_test and task.test:
+        test_acc, _, test_metric = evaluate(model, tokenizer, task.test, batch_size=config.eval_batch_size,
+                                            max_length=config.max_length, id_map=id_map, metric=config.metric,
+                                            device=device)
     return TrainResult("completed", step, acc, dev_loss, _compute(step, train_seconds, probe_seconds_total),
                        checkpoints, train_step_seconds=train_seconds / step if step else math.nan,
-                       final_metric=dev_metric, device=device_name(device))
+                       final_metric=dev_metric, device=device_name(device),
+                       final_test_accuracy=test_acc, final_test_metric=test_metric)
 
 
 def _compute(steps: int, train_seconds: float, probe_seconds: float) -> float:
