@@ -477,6 +477,15 @@ class ReplayCommand:
         p.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for a README)")
         p.add_argument("--plot", default=None, help="with --leave-one-task-out: the Pareto plot's file "
                                                     "(default: transfer_pareto.png beside the first sweep)")
+        p.add_argument("--nested", action="store_true",
+                       help="with --leave-one-task-out: the fair comparison only (every policy's setting chosen "
+                            "on the other tasks: the resolution rule, the prefix rule, Optuna's pruners), in minutes")
+        p.add_argument("--workers", type=int, default=1, help="with --nested: trials running at once (default 1)")
+        p.add_argument("--trials", type=int, default=None,
+                       help="with --nested: replay studies of this many configs drawn from each sweep seed "
+                            "(sweeps with fewer are left out)")
+        p.add_argument("--draws", type=int, default=5, help="with --trials: studies drawn per seed (default 5)")
+        p.add_argument("--jobs", type=int, default=1, help="with --nested: processes (default 1)")
 
     def take_action(self, args) -> int:
         from pathlib import Path
@@ -487,6 +496,10 @@ class ReplayCommand:
 
         if args.orders < 1 or args.keep_top < 1:
             raise CLIUsageError("--orders and --keep-top must be at least 1.")
+        if args.nested and not args.leave_one_task_out:
+            raise CLIUsageError("--nested goes with --leave-one-task-out.")
+        if args.leave_one_task_out and args.nested:
+            return self._nested(args)
         if args.leave_one_task_out:
             return self._transfer(args)
         if len(args.sweep) != 1:
@@ -505,6 +518,24 @@ class ReplayCommand:
             print(json.dumps(result))
             return 0
         print(format_replay(result, markdown=args.markdown))
+        return 0
+
+    @staticmethod
+    def _nested(args) -> int:
+        from pathlib import Path
+
+        from .replay._nested import compare, format_nested, plot_nested
+        from .sweeps import find_sweeps, load
+
+        if args.workers < 1 or args.jobs < 1 or (args.trials is not None and args.trials < 2) or args.draws < 1:
+            raise CLIUsageError("--workers, --jobs and --draws must be at least 1, --trials at least 2.")
+        result = compare([load(f) for f in find_sweeps(args.sweep)], orders=args.orders, workers=args.workers,
+                         trials=args.trials, draws=args.draws, jobs=args.jobs,
+                         progress=lambda m: print(m, file=sys.stderr))
+        if args.plot:
+            plot_nested(result, Path(args.plot))
+            result["plot"] = args.plot
+        print(json.dumps(result) if args.json else format_nested(result, markdown=args.markdown))
         return 0
 
     @staticmethod

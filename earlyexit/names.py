@@ -88,6 +88,11 @@ DEV_ACCURACY_AT = "dev_accuracy@{step}"
 DEV_METRIC_AT = "dev_metric@{step}"
 """The study's metric on dev at the step (what a pruner with ``dev_ties`` compares: a trial is outranked only
 by trials whose dev metric there is strictly higher)."""
+DEV_PREDICTIONS_AT = "dev_predictions@{step}"
+"""The predicted class of every dev example at the step, one character each (``encode_classes``): the
+per-example record :class:`earlyexit.pruning.ResolutionPruner` pairs two trials on."""
+WARMING_UP_AT = "warming_up@{step}"
+"""Whether the trial's learning rate is still below its peak at the step (its warmup not yet over)."""
 PROBE_ERROR_AT = "probe_error@{step}"
 PRUNED_REASON = "pruned_reason"
 """Why the trial was pruned (or ``diverged``)."""
@@ -102,6 +107,8 @@ STUDY_METRIC = "earlyexit:metric"
 STUDY_BUDGET = "earlyexit:budget_steps"
 """A trial's budget in optimiser steps (``max_steps``, or resolved from ``max_epochs``)."""
 STUDY_LABEL_NAMES = "earlyexit:label_names"
+STUDY_DEV_LABELS = "earlyexit:dev_labels"
+"""The dev split's class ids, one character each (``encode_classes``), for paired comparisons."""
 
 
 def at(key: str, step: int) -> str:

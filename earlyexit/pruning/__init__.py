@@ -1,6 +1,9 @@
-"""Pruning: an Optuna pruner that keeps the trials whose probe signature scores best."""
+"""Pruning: Optuna pruners that decide on dev measurements (the resolution rule) or probe-signature scores."""
 
 from ._decide import Decision, decide
+from ._default import DEFAULT_RULE
 from ._geometric import GeometricPruner
+from ._resolution import Reading, ResolutionRule, lead_resolved
+from ._resolution_pruner import ResolutionPruner
 
-__all__ = ["Decision", "GeometricPruner", "decide"]
+__all__ = ["DEFAULT_RULE", "Decision", "GeometricPruner", "Reading", "ResolutionPruner", "ResolutionRule", "decide", "lead_resolved"]

@@ -16,12 +16,14 @@ from optuna.trial import TrialState
 
 from ..data import load_task
 from ..metrics import METRIC_RANGES, check_metric
-from ..names import (DEV_ACCURACY_AT, DEV_METRIC_AT, DEV_METRICS, LR_PROGRESS_AT, OUT_OF_RANGE_AT, PROBE_ERROR_AT, PROBES_AT,
-                     PRUNED_REASON, SCORE_AT, STUDY_LABEL_NAMES, STUDY_BUDGET, STUDY_METRIC, STUDY_SPEC,
-                     STUDY_SPEC_PATH, WORKER, DEVICE, Plan, Scorer, at)
-from ..pruning import GeometricPruner
+from ..names import (DEV_ACCURACY_AT, DEV_METRIC_AT, DEV_METRICS, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, OUT_OF_RANGE_AT,
+                     PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_BUDGET, STUDY_DEV_LABELS,
+                     STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMING_UP_AT, WORKER, DEVICE,
+                     Plan, Scorer, at)
+from ..pruning import GeometricPruner, ResolutionPruner
 from ..pruning._geometric import REASON_ATTR
 from ..scoring import ProbeRankScorer
+from ..sweeps._format import encode_classes
 from ..training import Checkpoint, train
 from ..training._schedule import schedule_context
 from ._spec import SpecError, StudySpec
@@ -30,6 +32,11 @@ from ._spec import SpecError, StudySpec
 def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners.BasePruner:
     """The Optuna pruner named by ``spec.pruner.kind`` (``max_steps``: the budget resolved from epochs)."""
     p = spec.pruner
+    if p.kind == "resolution":
+        budget = max_steps or spec.train.max_steps
+        if budget is None:
+            raise ValueError("the resolution pruner places its rungs on the study's budget: give max_steps.")
+        return ResolutionPruner.for_budget(p.resolution_rule(), budget)  # rungs at their fractions of the budget
     if p.kind == "geometric":
         return GeometricPruner(decision_steps=p.decision_steps, keep_top=p.keep_top, keep_fraction=p.keep_fraction,
                                n_startup_trials=p.n_startup_trials, margin=p.margin,
@@ -94,10 +101,12 @@ def with_scorer_rule(spec: StudySpec, scorer: Scorer, max_steps: int | None = No
     return resolved
 
 
-def measurement_plan(spec: StudySpec, scorer: Scorer) -> Plan | None:
+def measurement_plan(spec: StudySpec, scorer: Scorer, max_steps: int | None = None) -> Plan | None:
     """Step -> names a trial measures (see ``probes.measure``); None measures everything everywhere."""
     if spec.measure == "all" or spec.pruner.kind == "none":
         return None
+    if spec.pruner.kind == "resolution":  # a dev evaluation at each rung, nothing else
+        return {s: DEV_METRICS for s in make_pruner(spec, max_steps).decision_steps}
     if spec.pruner.kind != "geometric":  # Optuna's pruners read the dev metric at every probe step
         return {s: DEV_METRICS for s in spec.train.probe_steps}
     return scorer.reads(spec.pruner.decision_steps)
@@ -144,7 +153,7 @@ class Objective:
         self.scorer = scorer if scorer is not None else make_scorer(spec)
         self.show_progress = show_progress
         self.geometric = spec.pruner.kind == "geometric"
-        self.plan = measurement_plan(spec, self.scorer)
+        self.plan = measurement_plan(spec, self.scorer, spec.train.with_budget(len(self.task.train)).max_steps)
 
     def _outside(self, signature, step: int, number: int) -> list[str]:
         """The scorer's features at ``step`` outside its training range (a scorer that can tell), warned once
@@ -191,6 +200,9 @@ class Objective:
             trial.set_user_attr(at(PROBES_AT, cp.step), {k: _finite(v) for k, v in cp.probes.items()})
             trial.set_user_attr(at(DEV_ACCURACY_AT, cp.step), _finite(cp.dev_accuracy))
             trial.set_user_attr(at(DEV_METRIC_AT, cp.step), _finite(cp.dev_metric))
+            if self.spec.pruner.kind == "resolution" and cp.dev_predictions:
+                trial.set_user_attr(at(WARMING_UP_AT, cp.step), cp.step < round(config.warmup_ratio * config.max_steps))
+                trial.set_user_attr(at(DEV_PREDICTIONS_AT, cp.step), encode_classes(cp.dev_predictions))
             if config.metric != "accuracy":
                 trial.set_user_attr(f"dev_{config.metric}@{cp.step}", _finite(cp.dev_metric))
             if cp.probe_error:
@@ -314,6 +326,7 @@ def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str |
         if max_steps is not None:
             study.set_user_attr(STUDY_BUDGET, max_steps)
         if task is not None:
+            study.set_user_attr(STUDY_DEV_LABELS, encode_classes(r[2] for r in task.dev))
             study.set_user_attr(STUDY_LABEL_NAMES, [x.item() if hasattr(x, "item") else x
                                                           for x in task.label_names])
     return study

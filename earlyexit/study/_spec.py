@@ -55,8 +55,13 @@ class PrunerSpec:
     """How trials are pruned.
 
     Attributes:
-        kind: ``geometric`` (earlyexit's), ``none``, or one of Optuna's:
-            ``median``, ``percentile``, ``successive_halving``, ``hyperband``.
+        kind: ``resolution`` (earlyexit's default: :class:`earlyexit.pruning.ResolutionPruner`, which
+            prunes only on dev-metric leads the dev set can resolve, each trial judged past its warmup),
+            ``geometric`` (a fitted scorer over probes), ``none``, or one of Optuna's: ``median``,
+            ``percentile``, ``successive_halving``, ``hyperband``.
+        rungs, z, eta: the resolution rule's rungs (fractions of the budget), confidence (standard errors)
+            and reduction factor (None: every resolved loser is pruned); unset, the shipped default rule's
+            (:data:`earlyexit.pruning.DEFAULT_RULE`). Its ``keep`` is ``keep_top``.
         scorer: path of a fitted scorer file, ``"default"`` (the package's default scorer; also what
             None means where the package has one) or ``"rank"`` (the rank rule).
         rank_probe: probe the rank rule orders by.
@@ -84,7 +89,7 @@ class PrunerSpec:
             to the end: the compute of the replay's ``earlyexit`` policy).
     """
 
-    kind: str = "geometric"
+    kind: str = "resolution"
     scorer: str | None = None
     rank_probe: str = "loss"
     higher_is_better: bool = False
@@ -97,6 +102,19 @@ class PrunerSpec:
     dev_ties: bool = False
     mode: str = "sequential"
     explicit: tuple[str, ...] = ()
+    rungs: tuple[float, ...] | None = None
+    z: float | None = None
+    eta: float | None = None
+
+    def resolution_rule(self):
+        """The :class:`~earlyexit.pruning.ResolutionRule` of a ``resolution`` pruner: the spec's settings over the
+        shipped default's."""
+        from ..pruning import DEFAULT_RULE, ResolutionRule
+
+        return ResolutionRule(self.rungs if self.rungs is not None else DEFAULT_RULE.rungs,
+                              self.keep_top if "keep_top" in self.explicit else DEFAULT_RULE.keep,
+                              self.z if self.z is not None else DEFAULT_RULE.z,
+                              self.eta if self.eta is not None else DEFAULT_RULE.eta)
 
 
 RULE_KEYS = ("decision_steps", "keep_top", "keep_fraction", "margin", "min_lr_progress", "dev_ties")
@@ -268,9 +286,11 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     pruner_cfg = dict(pruner)
     if "decision_steps" in pruner_cfg:
         pruner_cfg["decision_steps"] = tuple(_get(pruner, "decision_steps", list, where, "pruner."))
+    if "rungs" in pruner_cfg:
+        pruner_cfg["rungs"] = tuple(float(r) for r in _get(pruner, "rungs", list, where, "pruner."))
     for key, kind in (("kind", str), ("mode", str), ("scorer", str), ("rank_probe", str), ("higher_is_better", bool),
                       ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int), ("margin", float),
-                      ("min_lr_progress", float), ("dev_ties", bool)):
+                      ("min_lr_progress", float), ("dev_ties", bool), ("z", float), ("eta", float)):
         if key in pruner_cfg:
             pruner_cfg[key] = _get(pruner, key, kind, where, "pruner.")
     if "keep_fraction" in pruner_cfg and "keep_top" not in pruner_cfg:
@@ -279,8 +299,9 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
         raise SpecError(f"{where}: set pruner.keep_top or pruner.keep_fraction, not both.")
     pruner_cfg["explicit"] = tuple(k for k in RULE_KEYS if k in pruner)
     pruner_spec = PrunerSpec(**pruner_cfg)
-    if pruner_spec.kind not in ("geometric", "none", "median", "percentile", "successive_halving", "hyperband"):
-        raise SpecError(f"{where}: pruner.kind must be one of geometric, none, median, percentile, "
+    if pruner_spec.kind not in ("resolution", "geometric", "none", "median", "percentile", "successive_halving",
+                                "hyperband"):
+        raise SpecError(f"{where}: pruner.kind must be one of resolution, geometric, none, median, percentile, "
                         f"successive_halving, hyperband; got {pruner_spec.kind!r}.")
     if pruner_spec.mode not in ("sequential", "screen"):
         raise SpecError(f"{where}: pruner.mode must be 'sequential' or 'screen', but got {pruner_spec.mode!r}.")
@@ -308,6 +329,13 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
         raise SpecError(f"{where}: pruner.keep_fraction must be in (0, 1], but got {pruner_spec.keep_fraction}.")
     if pruner_spec.n_startup_trials < 0:
         raise SpecError(f"{where}: pruner.n_startup_trials must be at least 0, but got {pruner_spec.n_startup_trials}.")
+    if pruner_spec.kind == "resolution":
+        try:
+            pruner_spec.resolution_rule()
+        except ValueError as exc:
+            raise SpecError(f"{where}: pruner: {exc}") from None
+    elif any(k in pruner for k in ("rungs", "z", "eta")):
+        raise SpecError(f"{where}: pruner.rungs, z and eta belong to pruner.kind = 'resolution'.")
     if pruner_spec.scorer not in (None, "default", "rank"):
         scorer = Path(pruner_spec.scorer)
         if not scorer.is_absolute():

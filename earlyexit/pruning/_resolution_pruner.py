@@ -1,0 +1,112 @@
+"""``ResolutionPruner``: Optuna's BasePruner for :class:`ResolutionRule`, the rule the replay measures."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import TrialState
+
+from ..names import (DEV_METRIC_AT, DEV_PREDICTIONS_AT, STUDY_DEV_LABELS, STUDY_METRIC, WARMING_UP_AT, at)
+from ..sweeps._format import decode_classes
+from ._resolution import Reading, ResolutionRule
+
+REASON_ATTR = "earlyexit:pruned_reason"
+
+
+class ResolutionPruner(BasePruner):
+    """Prune a trial at a rung only when at least K other trials lead it by more than the dev set can resolve.
+
+    At each of ``decision_steps`` (the rule's rungs placed on the study's budget: :meth:`for_budget`) the
+    trial's dev metric is compared with every other trial that reported at that step (finished, pruned
+    or still running: what a live study knows then). It is pruned when it is past its warmup there and
+    at least ``rule.keep`` of them lead it by more than ``rule.z`` standard errors of the difference (see
+    :mod:`earlyexit.pruning._resolution`). Nothing else prunes: at the constant classifier, where every
+    trial has the same dev metric, no trial is ever pruned.
+
+    What it reads from each trial (the study runner and the Trainer callback write these): the dev metric
+    at the step (the user attribute ``dev_metric@{step}``, else the reported value), the per-example
+    predictions (``dev_predictions@{step}``, with the study's ``earlyexit:dev_labels``: a paired test;
+    without them the value-and-size approximation, with ``dev_size``), and whether its warmup is over
+    (``warming_up@{step}``; absent: judged). The reason is stored in the trial's system attributes under
+    ``earlyexit:pruned_reason``.
+
+    Args:
+        rule: the rule (rungs, keep, z, eta, pace).
+        decision_steps: the rungs in steps.
+        dev_size: dev examples, for the approximation where a trial has no per-example record.
+        metric: the study's metric (``accuracy``, ``mcc``, ...); default: the study's ``earlyexit:metric``
+            attribute, else accuracy.
+    """
+
+    def __init__(self, rule: ResolutionRule | None = None, *, decision_steps: Iterable[int],
+                 dev_size: int | None = None, metric: str | None = None):
+        steps = tuple(sorted(set(int(s) for s in decision_steps)))
+        if not steps or steps[0] < 1:
+            raise ValueError(f"decision_steps must be positive integers, but got {tuple(decision_steps)}.")
+        if dev_size is not None and dev_size < 3:
+            raise ValueError(f"dev_size must be at least 3, but got {dev_size}.")
+        self.rule = rule or ResolutionRule()
+        self._steps = frozenset(steps)
+        self._dev_size = dev_size
+        self._metric = metric
+        self._labels_cache: tuple[str, np.ndarray] | None = None
+
+    @classmethod
+    def for_budget(cls, rule: ResolutionRule, max_steps: int, *, eval_steps: Iterable[int] | None = None,
+                   dev_size: int | None = None, metric: str | None = None) -> ResolutionPruner:
+        """The pruner for a study of ``max_steps`` steps: each rung at the first of ``eval_steps`` at or past its
+        fraction of the budget (every step where None)."""
+        steps = rule.rung_steps(max_steps, None if eval_steps is None else tuple(eval_steps))
+        if not steps:
+            raise ValueError(f"no rung of {rule.rungs} falls on an evaluation step before the budget "
+                             f"({max_steps} steps); evaluate more often.")
+        return cls(rule, decision_steps=steps, dev_size=dev_size, metric=metric)
+
+    @property
+    def decision_steps(self) -> tuple[int, ...]:
+        return tuple(sorted(self._steps))
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step not in self._steps:
+            return False
+        metric = self._metric or str(study.user_attrs.get(STUDY_METRIC, "accuracy"))
+        labels = self._labels(study)
+        rivals = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                       TrialState.RUNNING))
+                  if t.number != trial.number and step in t.intermediate_values]
+        n = len(labels) if labels is not None else self._dev_size
+        if n is None:
+            raise ValueError("ResolutionPruner needs the dev size: pass dev_size=, or set the study's "
+                             f"{STUDY_DEV_LABELS!r} attribute (earlyexit run and ProbeCallback do).")
+        mine = _reading(trial, step, labels)
+        prune, evidence = self.rule.prune(mine, [_reading(t, step, labels) for t in rivals], n=n, metric=metric,
+                                          labels=labels)
+        if prune:
+            study._storage.set_trial_system_attr(
+                trial._trial_id, REASON_ATTR,
+                f"step {step}: {self.rule.keep} trial(s) lead by more than {self.rule.z:g} standard errors "
+                f"({evidence} evidence)")
+        return prune
+
+    def _labels(self, study) -> np.ndarray | None:
+        text = study.user_attrs.get(STUDY_DEV_LABELS)
+        if not text:
+            return None
+        if self._labels_cache is None or self._labels_cache[0] != text:
+            self._labels_cache = (text, np.asarray(decode_classes(text), dtype=np.int16))
+        return self._labels_cache[1]
+
+
+def _reading(trial: optuna.trial.FrozenTrial, step: int, labels) -> Reading:
+    value = trial.user_attrs.get(at(DEV_METRIC_AT, step), trial.intermediate_values.get(step))
+    value = float(value) if isinstance(value, (int, float)) else math.nan
+    preds = trial.user_attrs.get(at(DEV_PREDICTIONS_AT, step)) if labels is not None else None
+    preds = np.asarray(decode_classes(preds), dtype=np.int16) if preds else None
+    if preds is not None and len(preds) != len(labels):
+        preds = None
+    return Reading(value, preds, bool(trial.user_attrs.get(at(WARMING_UP_AT, step), False)))

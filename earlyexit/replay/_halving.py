@@ -1,0 +1,341 @@
+"""Replay rung rules and Optuna's pruners over a logged sweep: synchronous, or live with W workers.
+
+One held-out set is one seed of a sweep (:class:`HeldSet`). A policy replayed on it returns an
+:class:`Result`: the compute used as a fraction of training every config to the end, the dev regret
+(points of the sweep's metric: the best final of the set minus the best final among the configs the
+policy trained to the end) and, where the sweep logged test metrics (format 3), the test regret (the
+test metric of the config the unpruned search would pick minus that of the config the pruned search
+picks; what a user's model actually loses).
+
+Two shapes:
+
+* :func:`synchronous` -- every trial to the first rung, judged together, survivors to the next rung
+  (synchronous successive halving: the number of trials is known up front). Order-free.
+* :func:`live` -- trials arrive in a random order and run ``workers`` at a time; each is judged at each of
+  its decision steps against what the trials before it had reported *by then* (the rung values of
+  trials that had reached that rung earlier), as ``earlyexit run --n-jobs W`` or W workers on one
+  storage would judge it. Time is compute: a trial reaches step s at its start plus its compute to s.
+
+Compute is counted as :class:`~earlyexit.replay._simulate.Compute` says (a dev evaluation where the
+sweep's ``probe_costs.json`` prices one, at the steps the policy reads).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import optuna
+
+from ..names import DEV_METRIC_AT, DEV_PREDICTIONS_AT, STUDY_DEV_LABELS, STUDY_METRIC, WARMING_UP_AT, at
+from ..pruning._resolution import Reading, ResolutionRule, warming_up
+from ..sweeps import Sweep, load_dev_records
+from ..sweeps._format import encode_classes
+from ._simulate import Compute, Run, runs_of, sweep_context
+
+
+@dataclass(frozen=True)
+class HeldSet:
+    """One seed of a sweep, as the replay sees it.
+
+    Attributes:
+        sweep: the sweep's name; task: its task; metric: its metric; seed: the training seed.
+        runs: the seed's runs.
+        budget: training steps of a full run.
+        n_dev: dev examples; labels: their class ids (format 3) or None.
+        predictions: ``(run_id, step) -> predicted class ids`` (format 3; empty before).
+        test: ``run_id -> final test metric`` (format 3 sweeps of data with a test split; empty otherwise).
+        costs: the sweep's probe costs (prices a dev evaluation), or None.
+        warmup: ``run_id -> warmup ratio``.
+    """
+
+    sweep: str
+    task: str
+    metric: str
+    seed: int
+    runs: tuple[Run, ...]
+    budget: int
+    n_dev: int
+    labels: np.ndarray | None
+    predictions: dict
+    test: dict
+    costs: object
+    warmup: dict
+    logged_steps: tuple[int, ...]
+
+    @property
+    def evidence(self) -> str:
+        """``paired`` where per-example records exist, else ``approximate``."""
+        return "paired" if self.labels is not None else "approximate"
+
+    def reading(self, run: Run, step: int, *, paired: bool = True) -> Reading:
+        value = run.signature[step].get("dev_metric", math.nan)
+        preds = self.predictions.get((run.run_id, step)) if paired else None
+        return Reading(value, preds, warming_up(step, self.budget, self.warmup.get(run.run_id, 0.0)))
+
+    def subsample(self, n: int, draw: int) -> HeldSet:
+        """``n`` of the runs drawn without replacement (draw number ``draw``): a smaller study of the same task."""
+        if n > len(self.runs):
+            raise ValueError(f"{self.sweep} seed {self.seed} has {len(self.runs)} runs, fewer than {n}.")
+        idx = np.random.default_rng(1_000_003 * draw + n).choice(len(self.runs), size=n, replace=False)
+        return replace(self, runs=tuple(self.runs[i] for i in sorted(idx)))
+
+
+def held_sets(sweep: Sweep) -> list[HeldSet]:
+    """The sweep's seeds as held-out sets, with its per-example records and test metrics where logged."""
+    budget, _, fixed = sweep_context(sweep)
+    records = load_dev_records(sweep)
+    runs = runs_of(sweep)
+    frame = sweep.runs.set_index("run_id")
+    test = {}
+    if "final_test_metric" in frame.columns:
+        test = {rid: float(v) for rid, v in frame["final_test_metric"].items() if math.isfinite(float(v))}
+    warm = {r.run_id: float(r.params.get("warmup_ratio", fixed["warmup_ratio"])) for r in runs}
+    n_dev = int(sweep.manifest.get("dev_examples") or 0) or _dev_size_guess(sweep)
+    steps = tuple(sorted(set(int(s) for s in sweep.probe_steps)))
+    out = []
+    for seed in sorted({r.seed for r in runs}):
+        out.append(HeldSet(sweep.name, str(sweep.manifest.get("task")), sweep.metric, seed,
+                           tuple(r for r in runs if r.seed == seed), budget, n_dev,
+                           None if records is None else records.labels,
+                           {} if records is None else records.predictions, test, sweep.probe_costs, warm, steps))
+    return out
+
+
+_DEV_SIZES = {"sst2": 872, "cola": 1043}
+
+
+def _dev_size_guess(sweep: Sweep) -> int:
+    """Version-1 sweeps (SST-2, CoLA) did not record their dev size: GLUE's dev splits."""
+    return _DEV_SIZES.get(str(sweep.manifest.get("task")), 500)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One replayed study: compute used (fraction), dev regret and test regret (points; NaN without test metrics)."""
+
+    compute_used: float
+    regret: float
+    test_regret: float
+    kept: tuple[str, ...]
+
+
+def result(held: HeldSet, used: float, completed: Sequence[Run]) -> Result:
+    """Figures of a study that spent ``used`` training steps and trained ``completed`` to the end."""
+    full = float(sum(r.steps for r in held.runs)) or 1.0
+    finite = [r for r in held.runs if math.isfinite(r.final)]
+    kept = [r for r in completed if math.isfinite(r.final)]
+    best = max(finite, key=lambda r: r.final) if finite else None
+    pick = max(kept, key=lambda r: r.final) if kept else None
+    if best is None:
+        regret = test_regret = 0.0
+    else:
+        regret = 100 * (best.final - (pick.final if pick else _floor(held.metric)))
+        if held.test and best.run_id in held.test:
+            test_regret = 100 * (held.test[best.run_id] - (held.test.get(pick.run_id, math.nan) if pick
+                                                             else _floor(held.metric)))
+        else:
+            test_regret = math.nan
+    return Result(used / full, regret, test_regret, tuple(r.run_id for r in completed))
+
+
+def _floor(metric: str) -> float:
+    return -1.0 if metric == "mcc" else 0.0
+
+
+# -- synchronous ---------------------------------------------------------------------------------------------
+def synchronous(held: HeldSet, rule: ResolutionRule, *, paired: bool = True) -> Result:
+    """Synchronous successive halving by ``rule``: all trials to each rung, judged together."""
+    steps = rule.rung_steps(held.budget, held.logged_steps)
+    compute = Compute(("dev_metric",), held.costs, steps=steps)
+    alive = [r for r in held.runs]
+    stopped: dict[str, int] = {}
+    labels = held.labels if paired else None
+    for step in steps:
+        at = [r for r in alive if step in r.signature and not (r.diverged and r.steps <= step)]
+        readings = {r.run_id: held.reading(r, step, paired=paired) for r in at}
+        pruned = []
+        for r in at:
+            others = [readings[o.run_id] for o in at if o is not r]
+            if rule.prune(readings[r.run_id], others, n=held.n_dev, metric=held.metric, labels=labels)[0]:
+                pruned.append(r)
+        for r in pruned:
+            stopped[r.run_id] = step
+        alive = [r for r in alive if r.run_id not in stopped]
+    used, completed = 0.0, []
+    for r in held.runs:
+        if r.run_id in stopped:
+            used += compute.until(r, stopped[r.run_id])
+        elif r.diverged:
+            used += compute.until(r, r.steps)
+        else:
+            used += compute.whole(r)
+            completed.append(r)
+    return result(held, used, completed)
+
+
+def prefix_rule(held: HeldSet, fraction: float, keep_top: int, order_seed: int) -> Result:
+    """Every config to ``fraction`` of the budget, the top ``keep_top`` by dev metric there to the end.
+
+    Ties (every config at the constant classifier) go by arrival order; a survivor that diverges later
+    is replaced by the next best.
+    """
+    steps = ResolutionRule((fraction,)).rung_steps(held.budget, held.logged_steps)
+    if not steps:
+        return result(held, float(sum(r.steps for r in held.runs)), held.runs)
+    step = steps[0]
+    compute = Compute(("dev_metric",), held.costs, steps=(step,))
+    arrival = [held.runs[i] for i in np.random.default_rng(order_seed).permutation(len(held.runs))]
+    value = {r.run_id: r.signature[step].get("dev_metric", math.nan) if step in r.signature else math.nan
+             for r in arrival}
+    ranked = sorted((r for r in arrival if math.isfinite(value[r.run_id])), key=lambda r: -value[r.run_id])
+    kept, trained = [], set()
+    for r in ranked:
+        if len(kept) >= keep_top:
+            break
+        trained.add(r.run_id)
+        if not r.diverged:
+            kept.append(r)
+    used = sum(compute.whole(r) if r.run_id in trained else compute.until(r, step) for r in held.runs)
+    return result(held, used, kept)
+
+
+# -- live, W workers -------------------------------------------------------------------------------------------
+class Judge:
+    """What a live policy does: the steps it reads, and its decision there. One judge per replayed study."""
+
+    def steps(self, held: HeldSet) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def start(self, index: int, run: Run) -> None:
+        """Trial ``index`` (running ``run``) starts."""
+
+    def at(self, index: int, run: Run, step: int) -> bool:
+        """Trial ``index`` reached ``step``: True prunes it there."""
+        raise NotImplementedError
+
+    def end(self, index: int, run: Run, completed: bool) -> None:
+        """Trial ``index`` ended: trained to the end (``completed``), or pruned or diverged."""
+
+
+class RuleJudge(Judge):
+    """:class:`ResolutionRule` live: a trial is judged against the rung readings reported before it reached the rung."""
+
+    def __init__(self, held: HeldSet, rule: ResolutionRule, paired: bool = True):
+        self.held, self.rule, self.paired = held, rule, paired
+        self.seen: dict[int, list[Reading]] = {}
+
+    def steps(self, held):
+        return self.rule.rung_steps(held.budget, held.logged_steps)
+
+    def at(self, index, run, step):
+        reading = self.held.reading(run, step, paired=self.paired)
+        others = self.seen.setdefault(step, [])
+        prune = self.rule.prune(reading, others, n=self.held.n_dev, metric=self.held.metric,
+                                labels=self.held.labels if self.paired else None)[0]
+        others.append(reading)
+        return prune
+
+
+class OptunaJudge(Judge):
+    """One of Optuna's pruners, called through a real in-memory study (its own ``prune()``), at every logged step."""
+
+    def __init__(self, held: HeldSet, make_pruner: Callable[[], optuna.pruners.BasePruner], order_seed: int,
+                 *, attrs: bool = False):
+        # A fixed name: HyperbandPruner brackets trials by a hash of the study's name.
+        self.pruner = make_pruner()
+        self.study = optuna.create_study(study_name=f"replay-order-{order_seed}", direction="maximize",
+                                         pruner=self.pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+        self.trials: dict[int, optuna.trial.Trial] = {}
+        self.held, self.attrs = held, attrs
+        if attrs:  # what the study runner writes: the metric, and the dev labels where the sweep logged them
+            self.study.set_user_attr(STUDY_METRIC, held.metric)
+            if held.labels is not None:
+                self.study.set_user_attr(STUDY_DEV_LABELS, encode_classes(held.labels))
+
+    def steps(self, held):
+        own = getattr(self.pruner, "decision_steps", None)  # a pruner that decides only at its rungs
+        if own is not None and self.attrs:
+            return tuple(s for s in own if s in held.logged_steps)
+        return tuple(s for s in held.logged_steps if s < held.budget)
+
+    def start(self, index, run):
+        self.trials[index] = self.study.ask()
+
+    def at(self, index, run, step):
+        trial = self.trials[index]
+        value = run.signature[step].get("dev_metric", math.nan)
+        if self.attrs:
+            reading = self.held.reading(run, step)
+            trial.set_user_attr(at(WARMING_UP_AT, step), reading.warming_up)
+            trial.set_user_attr(at(DEV_METRIC_AT, step), value)
+            if reading.predictions is not None:
+                trial.set_user_attr(at(DEV_PREDICTIONS_AT, step), encode_classes(reading.predictions))
+        trial.report(value if math.isfinite(value) else float("nan"), step)
+        return trial.should_prune()
+
+    def end(self, index, run, completed):
+        trial = self.trials.pop(index)
+        if completed:
+            self.study.tell(trial, run.final)
+        else:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+
+def live(held: HeldSet, judge: Judge, order_seed: int, workers: int = 1) -> Result:
+    """Replay a live study: trials in the order drawn from ``order_seed``, ``workers`` at a time."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, but got {workers}.")
+    order = [held.runs[i] for i in np.random.default_rng(order_seed).permutation(len(held.runs))]
+    steps = judge.steps(held)
+    compute = Compute(("dev_metric",), held.costs, steps=steps)
+    events: list[tuple[float, int, int, int]] = []  # (time, sequence, trial index, position in its steps; -1 = end)
+    sequence = 0
+    used, completed = 0.0, []
+    next_trial = 0
+
+    def start(now: float) -> None:
+        nonlocal next_trial, sequence
+        if next_trial >= len(order):
+            return
+        i, next_trial = next_trial, next_trial + 1
+        run = order[i]
+        judge.start(i, run)
+        for k, s in enumerate(steps):
+            if s in run.signature and not (run.diverged and run.steps <= s):
+                heapq.heappush(events, (now + compute.until(run, s), sequence, i, k))
+                sequence += 1
+        heapq.heappush(events, (now + (compute.until(run, run.steps) if run.diverged else compute.whole(run)),
+                                sequence, i, -1))
+        sequence += 1
+        starts[i] = now
+
+    starts: dict[int, float] = {}
+    finished: set[int] = set()
+    for _ in range(workers):
+        start(0.0)
+    while events:
+        now, _, i, k = heapq.heappop(events)
+        if i in finished:
+            continue
+        run = order[i]
+        if k >= 0:
+            if judge.at(i, run, steps[k]):
+                finished.add(i)
+                used += compute.until(run, steps[k])
+                judge.end(i, run, False)
+                start(now)
+            continue
+        finished.add(i)
+        if run.diverged:
+            used += compute.until(run, run.steps)
+            judge.end(i, run, False)
+        else:
+            used += compute.whole(run)
+            completed.append(run)
+            judge.end(i, run, True)
+        start(now)
+    return result(held, used, completed)

@@ -1,0 +1,347 @@
+"""The fair comparison: every policy's setting chosen inside the training folds, then replayed held out.
+
+For each task, each policy's candidate settings (:func:`candidates`) are measured on the sweeps of the
+*other* tasks, one is chosen there by the selection rule of the default (:func:`choose`: among the
+settings within :data:`MEAN_BOUND` mean and :data:`WORST_BOUND` worst regret, the one saving most compute;
+where none is, the one with the lowest mean regret), and only then is that setting replayed on the
+held-out task's sweeps. No setting sees the task it is measured on. The post-hoc "best case" (each
+policy's best setting chosen on the held-out sweep itself) is reported beside it, labelled as such.
+
+Policies (regrets in points of each sweep's metric; compute saved against training every config fully):
+
+``default``
+    :class:`~earlyexit.pruning.ResolutionRule`, synchronous (all trials to each rung, judged together).
+``default_live``
+    the same rule live, trials arriving one at a time (or W at a time).
+``crude_rule``
+    the rule at one fixed setting (rungs 5/10/25/50%, keep 1, z 1, pace), with no choice made: the safe
+    baseline of the evidence notes. It is also the shipped default (:data:`earlyexit.pruning.DEFAULT_RULE`),
+    frozen from the nested run on the twelve older sweeps.
+``prefix_accuracy``
+    every config to a fraction of the budget, the top K by dev metric there to the end.
+``median``, ``patient_median``, ``percentile``, ``successive_halving``, ``hyperband``, ``wilcoxon``
+    Optuna's pruners on the dev-metric curve reported at every logged step, live, through their own ``prune()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import optuna
+
+from ..pruning._resolution import ResolutionRule
+from ..sweeps import Sweep
+from ._halving import HeldSet, OptunaJudge, RuleJudge, held_sets, live, prefix_rule, synchronous
+
+MEAN_BOUND = 0.5
+WORST_BOUND = 1.0
+"""The selection's bounds in points, the same for every policy (those the default's design was chosen by)."""
+
+RUNG_SETS = ((0.05, 0.1, 0.25, 0.5), (0.1, 0.25, 0.5), (0.25, 0.5), (0.1, 0.25))
+KEEPS = (1, 2, 3)
+ZS = (1.0, 1.5, 2.0)
+"""The confidence's candidates, in standard errors of the difference: never under one (a lead of half a standard
+error is one that a resampled dev set reverses about a third of the time). The floor was set on 2026-12-04 after
+the first nested run on the twelve older sweeps, where z = 0.5 (chosen without CoLA) lost 2.71 MCC points on
+cola-6l-wide24; the figures on those twelve sweeps are therefore not a clean test of it, the two large sweeps
+(mpqa-wide96, trec-wide64) are."""
+ETAS = (None, 2.0, 3.0)
+WILCOXON_ORDERS = 5
+"""Arrival orders for the Wilcoxon pruner (its scipy test makes it 10-50x slower than the others to replay)."""
+CRUDE = ResolutionRule((0.05, 0.1, 0.25, 0.5), keep=1, z=1.0)
+"""The crude rule of the pruner's evidence notes (the setting the shipped default, frozen by a nested run on the
+twelve older sweeps, turned out to be: :data:`earlyexit.pruning.DEFAULT_RULE`)."""
+
+POLICIES = ("default", "default_live", "crude_rule", "prefix_accuracy", "median", "patient_median", "percentile",
+            "successive_halving", "hyperband", "wilcoxon")
+LIVE = ("default_live", "median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
+"""Policies whose figures depend on the arrival order and the number of workers."""
+
+
+def rule_candidates() -> list[ResolutionRule]:
+    return [ResolutionRule(r, k, z, e) for r, k, z, e in itertools.product(RUNG_SETS, KEEPS, ZS, ETAS)]
+
+
+def _optuna_candidates(budget: int) -> dict[str, list[tuple[str, Callable[[], optuna.pruners.BasePruner]]]]:
+    """Each Optuna pruner's settings, warmups and resources as fractions of the budget (``budget`` steps)."""
+    P = optuna.pruners
+    out: dict[str, list] = {"median": [], "patient_median": [], "percentile": [], "successive_halving": [],
+                            "hyperband": [], "wilcoxon": []}
+    for startup, warm in itertools.product((2, 5), (0.0, 0.1, 0.25)):
+        w = int(warm * budget)
+        out["median"].append((f"startup {startup}, warmup {warm:.0%}",
+                              lambda s=startup, w=w: P.MedianPruner(n_startup_trials=s, n_warmup_steps=w)))
+        out["percentile"].append((f"25th, startup {startup}, warmup {warm:.0%}",
+                                  lambda s=startup, w=w: P.PercentilePruner(25.0, n_startup_trials=s,
+                                                                            n_warmup_steps=w)))
+    for patience, warm in itertools.product((1, 2), (0.0, 0.1)):
+        w = int(warm * budget)
+        out["patient_median"].append((f"patience {patience}, warmup {warm:.0%}",
+                                      lambda p=patience, w=w: P.PatientPruner(
+                                          P.MedianPruner(n_startup_trials=5, n_warmup_steps=w), patience=p)))
+    for low, eta in itertools.product((0.01, 0.05, 0.1), (2, 3, 4)):
+        r = max(1, int(low * budget))
+        out["successive_halving"].append((f"min {low:.0%}, eta {eta}",
+                                          lambda r=r, e=eta: P.SuccessiveHalvingPruner(min_resource=r,
+                                                                                       reduction_factor=e)))
+    for low, eta in itertools.product((0.01, 0.05, 0.1), (3, 4)):
+        r = max(1, int(low * budget))
+        out["hyperband"].append((f"min {low:.0%}, eta {eta}",
+                                 lambda r=r, e=eta: P.HyperbandPruner(min_resource=r, max_resource=budget,
+                                                                      reduction_factor=e)))
+    for p in (0.05, 0.1, 0.2):  # scipy's exact test per decision: about 1 s a replayed study, so few settings
+        out["wilcoxon"].append((f"p {p}", lambda p=p: P.WilcoxonPruner(p_threshold=p)))
+    return out
+
+
+def candidate_labels(policy: str, budget: int = 1000) -> list[str]:
+    if policy in ("default", "default_live"):
+        return [r.label for r in rule_candidates()]
+    if policy == "crude_rule":
+        return [CRUDE.label]
+    if policy == "prefix_accuracy":
+        return [f"at {f:.0%}, keep {k}" for f, k in itertools.product((0.05, 0.1, 0.25, 0.5), KEEPS)]
+    return [label for label, _ in _optuna_candidates(budget)[policy]]
+
+
+def measure_set(held: HeldSet, policy: str, *, orders: int, workers: int) -> list[tuple[float, float, float]]:
+    """``(compute saved, regret, test regret)`` of every candidate of ``policy`` on one held-out set, mean over orders."""
+    out = []
+    if policy in ("default", "crude_rule"):
+        rules = rule_candidates() if policy == "default" else [CRUDE]
+        for rule in rules:
+            res = synchronous(held, rule)
+            out.append((1 - res.compute_used, res.regret, res.test_regret))
+        return out
+    if policy == "prefix_accuracy":
+        for f, k in itertools.product((0.05, 0.1, 0.25, 0.5), KEEPS):
+            out.append(_mean([prefix_rule(held, f, k, o) for o in range(orders)]))
+        return out
+    if policy == "default_live":
+        for rule in rule_candidates():
+            out.append(_mean([live(held, RuleJudge(held, rule), o, workers) for o in range(orders)]))
+        return out
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    n = min(orders, WILCOXON_ORDERS) if policy == "wilcoxon" else orders
+    for _, make in _optuna_candidates(held.budget)[policy]:
+        out.append(_mean([live(held, OptunaJudge(held, make, o), o, workers) for o in range(n)]))
+    return out
+
+
+def _mean(results) -> tuple[float, float, float]:
+    saved = float(np.mean([1 - r.compute_used for r in results]))
+    regret = float(np.mean([r.regret for r in results]))
+    tests = [r.test_regret for r in results if math.isfinite(r.test_regret)]
+    return saved, regret, float(np.mean(tests)) if tests else math.nan
+
+
+def _measure_job(args):
+    held, policy, orders, workers = args
+    return held.sweep, held.seed, policy, measure_set(held, policy, orders=orders, workers=workers)
+
+
+def measure(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orders: int = 20, workers: int = 1,
+            trials: int | None = None, draws: int = 5, jobs: int = 1,
+            progress: Callable[[str], None] = lambda m: None) -> dict:
+    """Every candidate of every policy on every sweep: ``{sweep: {policy: [(saved, regret, test regret)]}}``.
+
+    A sweep's figures are means over its seeds (and, with ``trials``, over ``draws`` studies of that many
+    configs drawn from each seed). ``jobs`` processes share the work.
+    """
+    sets: list[HeldSet] = []
+    for sw in sweeps:
+        for held in held_sets(sw):
+            if trials is None:
+                sets.append(held)
+            elif trials <= len(held.runs):
+                sets += [held.subsample(trials, d) for d in range(draws)]
+    jobs_list = [(h, p, orders, workers) for h in sets for p in policies]
+    by: dict = defaultdict(lambda: defaultdict(list))
+    started = time.perf_counter()
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            done = pool.map(_measure_job, jobs_list, chunksize=1)
+            for n, (name, _, policy, figs) in enumerate(done, 1):
+                by[name][policy].append(figs)
+                if n % 20 == 0:
+                    progress(f"  {n}/{len(jobs_list)} (sweep x seed x policy) measured, "
+                             f"{time.perf_counter() - started:.0f} s")
+    else:
+        for n, job in enumerate(jobs_list, 1):
+            name, _, policy, figs = _measure_job(job)
+            by[name][policy].append(figs)
+            if n % 20 == 0:
+                progress(f"  {n}/{len(jobs_list)} measured, {time.perf_counter() - started:.0f} s")
+    out = {}
+    for name, per_policy in by.items():
+        out[name] = {}
+        for policy, lists in per_policy.items():
+            arr = np.array(lists, dtype=float)  # sets x candidates x 3
+            with np.errstate(all="ignore"):
+                means = np.nanmean(arr, axis=0) if np.isfinite(arr[..., 2]).any() else arr.mean(axis=0)
+            out[name][policy] = [tuple(float(x) for x in row) for row in means]
+    return out
+
+
+def choose(figures: Sequence[Sequence[tuple[float, float, float]]]) -> int:
+    """The selection rule: index of the candidate chosen from its per-sweep figures (sweeps x candidates).
+
+    Among candidates within the bounds (mean regret <= :data:`MEAN_BOUND`, worst <= :data:`WORST_BOUND`),
+    the one saving most compute on average; where none is, the one with the lowest mean regret. Ties go to
+    the earlier candidate (the candidate lists put the safer settings first where it matters).
+    """
+    arr = np.array(figures, dtype=float)  # sweeps x candidates x 3
+    saved, regret = arr[..., 0].mean(axis=0), arr[..., 1]
+    mean, worst = regret.mean(axis=0), regret.max(axis=0)
+    ok = (mean <= MEAN_BOUND + 1e-9) & (worst <= WORST_BOUND + 1e-9)
+    if ok.any():
+        return int(np.argmax(np.where(ok, np.round(saved, 9), -np.inf)))
+    return int(np.argmin(np.round(mean, 9)))
+
+
+def nested(figures: dict, tasks: dict[str, str], policies: Sequence[str] = POLICIES, budget_for=None) -> dict:
+    """Leave-one-task-out with each policy's setting chosen on the other tasks (see the module).
+
+    ``figures`` from :func:`measure`, ``tasks`` sweep -> task. Returns ``{"held_out": {sweep: {policy:
+    {"nested": {...}, "best_case": {...}}}}, "aggregate": {policy: {"nested": {...}, "best_case": {...}}}}``.
+    """
+    held_out: dict = defaultdict(dict)
+    for task in sorted(set(tasks.values())):
+        train = [s for s in figures if tasks[s] != task]
+        test = [s for s in figures if tasks[s] == task]
+        for policy in policies:
+            if not all(policy in figures[s] for s in train + test):
+                continue
+            k = choose([figures[s][policy] for s in train]) if train else 0
+            labels = candidate_labels(policy)
+            for s in test:
+                saved, regret, test_regret = figures[s][policy][k]
+                best = _best_case(figures[s][policy])
+                held_out[s][policy] = {
+                    "nested": {"compute_saved": saved, "regret": regret, "test_regret": _none(test_regret),
+                               "choice": labels[k] if k < len(labels) else str(k)},
+                    "best_case": best}
+    aggregate = {}
+    for policy in policies:
+        rows = [held_out[s][policy] for s in held_out if policy in held_out[s]]
+        if not rows:
+            continue
+        aggregate[policy] = {"nested": _summary([r["nested"] for r in rows])}
+        bc = [r["best_case"] for r in rows]
+        aggregate[policy]["best_case"] = {"mean_compute_saved": float(np.mean([b["compute_saved"] for b in bc])),
+                                          "mean_regret": float(np.mean([b["regret"] for b in bc]))}
+    return {"held_out": dict(held_out), "aggregate": aggregate}
+
+
+def _best_case(cands) -> dict:
+    """The most compute saved within 0.5 points of regret on this very sweep (a figure no user could reach)."""
+    within = [c for c in cands if c[1] <= 0.5 + 1e-9]
+    c = max(within, key=lambda c: c[0]) if within else min(cands, key=lambda c: c[1])
+    return {"compute_saved": c[0], "regret": c[1]}
+
+
+def _summary(rows) -> dict:
+    tests = [r["test_regret"] for r in rows if r["test_regret"] is not None]
+    return {"mean_compute_saved": float(np.mean([r["compute_saved"] for r in rows])),
+            "mean_regret": float(np.mean([r["regret"] for r in rows])),
+            "worst_regret": float(np.max([r["regret"] for r in rows])),
+            "mean_test_regret": float(np.mean(tests)) if tests else None,
+            "sweeps": len(rows)}
+
+
+def _none(x):
+    return None if x is None or not math.isfinite(x) else x
+
+
+def compare(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orders: int = 20, workers: int = 1,
+            trials: int | None = None, draws: int = 5, jobs: int = 1,
+            progress: Callable[[str], None] = lambda m: None) -> dict:
+    """:func:`measure` then :func:`nested`: the fair leave-one-task-out, with its protocol and timing."""
+    tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
+    if len(set(tasks.values())) < 3:
+        raise ValueError(f"the nested comparison needs sweeps of at least three tasks (two to choose on, one held "
+                         f"out), but got {sorted(set(tasks.values()))}.")
+    started = time.perf_counter()
+    figures = measure(sweeps, policies, orders=orders, workers=workers, trials=trials, draws=draws, jobs=jobs,
+                      progress=progress)
+    out = nested(figures, {s: tasks[s] for s in figures}, policies)
+    out["protocol"] = {"orders": orders, "wilcoxon_orders": min(orders, WILCOXON_ORDERS), "workers": workers,
+                       "trials": trials, "draws": draws if trials else None, "sweeps": sorted(figures),
+                       "bounds": {"mean_regret": MEAN_BOUND, "worst_regret": WORST_BOUND},
+                       "evidence": {sw.name: ("paired" if sw.manifest.get("dev_labels") else "approximate")
+                                    for sw in sweeps if sw.name in figures},
+                       "seconds": round(time.perf_counter() - started, 1)}
+    out["candidates"] = {s: {p: [list(c) for c in figs] for p, figs in per.items()} for s, per in figures.items()}
+    return out
+
+
+def plot_nested(result: dict, path) -> None:
+    """Compute saved against mean regret, one point per policy (nested), with the best case as open markers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for policy, a in result["aggregate"].items():
+        n, b = a["nested"], a["best_case"]
+        ax.scatter(n["mean_regret"], 100 * n["mean_compute_saved"], s=40)
+        ax.annotate(policy, (n["mean_regret"], 100 * n["mean_compute_saved"]), fontsize=8,
+                    xytext=(4, 3), textcoords="offset points")
+        ax.scatter(b["mean_regret"], 100 * b["mean_compute_saved"], s=25, facecolors="none", edgecolors="grey")
+    p = result["protocol"]
+    ax.set_xlabel("mean held-out regret (points of each sweep's metric)")
+    ax.set_ylabel("mean compute saved (%)")
+    ax.set_title(f"leave-one-task-out, settings chosen on the other tasks ({len(p['sweeps'])} sweeps, "
+                 f"W={p['workers']}" + (f", {p['trials']} trials" if p["trials"] else "") + ")\n"
+                 "filled: nested; open: each policy's best case on the held-out sweep itself", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def format_nested(result: dict, *, markdown: bool = False) -> str:
+    """The nested table first (every policy's setting chosen on the other tasks), then the best case."""
+    agg = result["aggregate"]
+    head = ["policy", "saved (nested)", "mean regret", "worst regret", "test regret", "best case: saved / regret"]
+    rows = []
+    for p, a in sorted(agg.items(), key=lambda kv: POLICIES.index(kv[0]) if kv[0] in POLICIES else 99):
+        n, b = a["nested"], a["best_case"]
+        test = "-" if n["mean_test_regret"] is None else f"{n['mean_test_regret']:.2f}"
+        rows.append([p, f"{n['mean_compute_saved']:.1%}", f"{n['mean_regret']:.2f}", f"{n['worst_regret']:.2f}",
+                     test, f"{b['mean_compute_saved']:.1%} / {b['mean_regret']:.2f}"])
+    p = result.get("protocol", {})
+    lines = [f"nested leave-one-task-out over {len(p.get('sweeps', []))} sweeps; W={p.get('workers')} workers"
+             + (f", studies of {p['trials']} configs ({p['draws']} draws a seed)" if p.get("trials") else "")
+             + f"; {p.get('orders')} arrival orders; {p.get('seconds')} s", ""]
+    lines += _table(head, rows, markdown)
+    lines.append("")
+    sweeps = sorted(result["held_out"])
+    policies = [p for p in POLICIES if p in agg]
+    head2 = ["held out"] + policies
+    rows2 = []
+    for s in sweeps:
+        cells = [s]
+        for p in policies:
+            f = result["held_out"][s].get(p, {}).get("nested")
+            cells.append("-" if f is None else f"{f['compute_saved']:.0%} / {f['regret']:.2f}")
+        rows2.append(cells)
+    lines += _table(head2, rows2, markdown)
+    return "\n".join(lines)
+
+
+def _table(head, rows, markdown):
+    if markdown:
+        return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
+    return [fmt(head)] + [fmt(r) for r in rows]
