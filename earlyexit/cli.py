@@ -486,6 +486,8 @@ class ReplayCommand:
                             "(sweeps with fewer are left out)")
         p.add_argument("--draws", type=int, default=5, help="with --trials: studies drawn per seed (default 5)")
         p.add_argument("--jobs", type=int, default=1, help="with --nested: processes (default 1)")
+        p.add_argument("--policies", nargs="+", default=None,
+                       help="with --nested: only these policies (default: all; see `earlyexit.replay._nested`)")
 
     def take_action(self, args) -> int:
         from pathlib import Path
@@ -529,7 +531,13 @@ class ReplayCommand:
 
         if args.workers < 1 or args.jobs < 1 or (args.trials is not None and args.trials < 2) or args.draws < 1:
             raise CLIUsageError("--workers, --jobs and --draws must be at least 1, --trials at least 2.")
-        result = compare([load(f) for f in find_sweeps(args.sweep)], orders=args.orders, workers=args.workers,
+        from .replay._nested import POLICIES
+
+        unknown = sorted(set(args.policies or ()) - set(POLICIES))
+        if unknown:
+            raise CLIUsageError(f"unknown policies {unknown}; choose from {list(POLICIES)}.")
+        result = compare([load(f) for f in find_sweeps(args.sweep)], tuple(args.policies or POLICIES),
+                         orders=args.orders, workers=args.workers,
                          trials=args.trials, draws=args.draws, jobs=args.jobs,
                          progress=lambda m: print(m, file=sys.stderr))
         if args.plot:

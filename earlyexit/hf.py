@@ -1,44 +1,35 @@
-"""Hugging Face integration: measure the probes inside a user's own ``Trainer`` run.
+"""Hugging Face integration: prune ``Trainer.hyperparameter_search`` trials, and measure the probes inside a
+user's own ``Trainer`` run.
 
-``ProbeCallback`` measures :func:`earlyexit.probes.measure` at chosen global
-steps on fixed probe batches, logs the values through the Trainer's logging
-(so TensorBoard, W&B and ``trainer.state.log_history`` see them as
-``probe/<name>``), records the Trainer's own evaluations as ``dev_accuracy``
-and ``dev_loss``, and, inside an Optuna trial, reports the score and raises
-``optuna.TrialPruned`` when the trial's pruner says so.
-
-Recipe with ``Trainer.hyperparameter_search`` and the geometric pruner::
+With no scorer and no steps, :class:`ProbeCallback` follows the shipped default rule
+(:data:`earlyexit.pruning.DEFAULT_RULE`, as ``earlyexit run`` does): at the rule's rungs, placed on the
+Trainer's own ``max_steps``, it asks the Trainer to evaluate, reports the dev metric (on the metric's own
+scale) with what the pruner needs beside it (whether the trial is still warming up, the dev size), and
+raises ``optuna.TrialPruned`` when :class:`earlyexit.pruning.ResolutionPruner` says so. It measures no probe::
 
     from earlyexit.hf import ProbeCallback
-    from earlyexit.pruning import GeometricPruner
+    from earlyexit.pruning import ResolutionPruner
 
     trainer = Trainer(model_init=model_init, args=args, train_dataset=train, eval_dataset=dev,
                       data_collator=collator, compute_metrics=accuracy)
-    ProbeCallback.attach(trainer, probe_batches, steps=(0, 10, 25, 50))
+    ProbeCallback.attach(trainer)
     best = trainer.hyperparameter_search(
         backend="optuna", direction="maximize", n_trials=20, hp_space=hp_space,
-        pruner=GeometricPruner(decision_steps=[50], keep_top=3),
-        compute_objective=lambda metrics: metrics["eval_accuracy"])
+        pruner=ResolutionPruner(), compute_objective=lambda metrics: metrics["eval_accuracy"])
 
-With a fitted scorer, pass the pruner's decision steps and the callback
-measures only what the scorer reads there (as ``probes.measure = "pruner"``
-does in a study spec), asks the Trainer for an evaluation at the steps whose
-features include dev accuracy, and reports only at the decision steps::
+``compute_metrics`` must return ``accuracy`` (or map your metric with ``metric_keys``).
 
-    scorer = load_scorer("scorer.joblib")
-    pruner = GeometricPruner(decision_steps=[100], keep_top=2)
-    ProbeCallback.attach(trainer, probe_batches, scorer=scorer, decision_steps=pruner.decision_steps)
+Measuring probes: ``ProbeCallback`` measures :func:`earlyexit.probes.measure` at chosen global steps on fixed
+probe batches, logs the values through the Trainer's logging (TensorBoard, W&B and
+``trainer.state.log_history`` see them as ``probe/<name>``), records the Trainer's own evaluations as
+``dev_accuracy`` and ``dev_loss``, and, inside an Optuna trial, reports a score::
 
-The package's default scorer (``load_scorer("default")``, fitted on the shipped sweeps) carries its own rule,
-with rungs as fractions of the training budget; ``GeometricPruner.from_scorer`` places them in yours. It
-reads the dev metric at its rungs, so ``compute_metrics`` must return ``accuracy`` (or map your metric with
-``metric_keys``)::
+    ProbeCallback.attach(trainer, probe_batches, steps=(0, 10, 25, 50))               # the rank rule (probe loss)
+    ProbeCallback.attach(trainer, probe_batches, scorer=load_scorer("scorer.joblib"),  # a fitted scorer's plan
+                         decision_steps=pruner.decision_steps)
 
-    scorer = load_scorer("default")
-    pruner = GeometricPruner.from_scorer(scorer, max_steps=args.max_steps)
-    ProbeCallback.attach(trainer, probe_batches, scorer=scorer, decision_steps=pruner.decision_steps)
-
-Without a scorer the callback ranks by the probe-set loss (the rank rule), which needs no evaluation.
+The rank rule is what a callback given ``steps`` and no scorer uses (also by name: ``scorer="rank"``); a fitted
+scorer makes the callback measure only what it reads at the pruner's decision steps (``GeometricPruner``).
 """
 
 from __future__ import annotations
@@ -50,8 +41,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from .names import DEV_METRIC_AT, DEV_METRICS, LR_PROGRESS_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, Scorer, at
+from .names import (DEV_METRIC_AT, DEV_METRICS, DEV_SIZE, LR_PROGRESS_AT, PROBES_AT, PRUNED_REASON, SCORE_AT,
+                    WARMING_UP_AT, Scorer, at)
 from .probes import ProbeSettings, WarmStart, measure
+from .pruning import DEFAULT_RULE, ResolutionRule
 from .scoring import ProbeRankScorer
 
 if TYPE_CHECKING:  # annotations only
@@ -97,22 +90,34 @@ class ProbeCallback(TrainerCallback):
         plan: ``{step: names}`` measured at each step (names ``None``: every probe).
     """
 
-    def __init__(self, probe_batches: Sequence[dict], *, steps: Iterable[int] = (0, 10, 25, 50, 100, 200, 400),
+    def __init__(self, probe_batches: Sequence[dict] = (), *, steps: Iterable[int] | None = None,
                  names: Sequence[str] | None = None, loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
-                 scorer: Scorer | None = None, decision_steps: Iterable[int] | None = None,
+                 scorer: Scorer | str | None = None, decision_steps: Iterable[int] | None = None,
                  metric_keys: Mapping[str, str] | None = None, trainer: Trainer | None = None,
                  trial: optuna.Trial | None = None,
-                 settings: ProbeSettings | None = None):
+                 settings: ProbeSettings | None = None, rule: ResolutionRule | None = None):
         self.probe_batches = list(probe_batches)
-        if not self.probe_batches:
+        # The shipped default: no scorer, no steps -> the resolution rule at its rungs, no probe measured.
+        self.rule = None
+        if scorer is None and steps is None and decision_steps is None:
+            self.rule = rule or DEFAULT_RULE
+        elif rule is not None:
+            raise ValueError("rule= is the default path's (no scorer, steps or decision_steps); give one or the other.")
+        if self.rule is None and not self.probe_batches:
             raise ValueError("probe_batches must hold at least one batch.")
+        steps = (0, 10, 25, 50, 100, 200, 400) if steps is None else steps
         self.loss_fn = loss_fn or _default_loss
-        self.scorer = scorer or ProbeRankScorer("loss")
+        self.scorer = ProbeRankScorer("loss") if scorer in (None, "rank") else scorer
+        if isinstance(self.scorer, str):
+            raise ValueError(f"scorer must be a Scorer or 'rank', but got {self.scorer!r} (load_scorer(path) loads a file).")
         self.metric_keys = dict(DEFAULT_METRIC_KEYS if metric_keys is None else metric_keys)
         unknown = set(self.metric_keys) - set(DEV_METRICS)
         if unknown:
             raise ValueError(f"metric_keys maps dev metrics {DEV_METRICS}, but got {sorted(unknown)}.")
-        if decision_steps is None:
+        if self.rule is not None:
+            self.decision_steps = None  # placed on the Trainer's max_steps at train begin
+            self.plan = {}
+        elif decision_steps is None:
             self.decision_steps = None
             self.plan = {int(s): (tuple(names) if names is not None else None) for s in steps}
         else:
@@ -139,7 +144,7 @@ class ProbeCallback(TrainerCallback):
         return frozenset(self.plan)
 
     @classmethod
-    def attach(cls, trainer: Trainer, probe_batches: Sequence[dict], **kwargs: Any) -> ProbeCallback:
+    def attach(cls, trainer: Trainer, probe_batches: Sequence[dict] = (), **kwargs: Any) -> ProbeCallback:
         """Create a callback bound to ``trainer`` and add it to the trainer's callbacks."""
         callback = cls(probe_batches, trainer=trainer, **kwargs)
         trainer.add_callback(callback)
@@ -151,6 +156,10 @@ class ProbeCallback(TrainerCallback):
                        **kwargs: Any) -> None:
         self.history = {}
         self._schedule = _Schedule.of(kwargs.get("lr_scheduler"), state.max_steps, model)
+        if self.rule is not None:
+            rungs = self.rule.rung_steps(int(state.max_steps))
+            self.decision_steps = frozenset(rungs)
+            self.plan = {s: ("dev_metric",) for s in rungs}
         self._warm = WarmStart()
         self._awaiting_eval = None
         if 0 in self.plan:
@@ -183,6 +192,8 @@ class ProbeCallback(TrainerCallback):
             raise RuntimeError("ProbeCallback needs the model; the Trainer passes it to callbacks.")
         names = self.plan[step]
         probe_names = None if names is None else [n for n in names if n not in DEV_METRICS]
+        if self.rule is not None:
+            probe_names = []  # the rule reads the dev evaluation only
         values: dict[str, float] = {}
         if probe_names is None or probe_names:
             device = next(model.parameters()).device
@@ -214,6 +225,9 @@ class ProbeCallback(TrainerCallback):
             return
         import optuna
 
+        if self.rule is not None:
+            self._report_dev(trial, step)
+            return
         values = self.history.get(step, {})
         context = self._schedule.at(step) if self._schedule is not None else {}
         self.history.setdefault(step, {}).update(context)  # free names a transfer scorer reads (CONTEXT_NAMES)
@@ -236,6 +250,34 @@ class ProbeCallback(TrainerCallback):
             raise optuna.TrialPruned(f"pruned at step {step} by the probe score {score:.4g}")
 
 
+    def _report_dev(self, trial, step: int) -> None:
+        """The default path: the dev metric, whether the trial still warms up, and the dev size; then the pruner."""
+        import optuna
+
+        dev = self.history.get(step, {}).get("dev_metric", self.history.get(step, {}).get("dev_accuracy", math.nan))
+        warming = self._schedule.warming_up(step) if self._schedule is not None else False
+        trial.set_user_attr(at(WARMING_UP_AT, step), warming)
+        if math.isfinite(dev):
+            trial.set_user_attr(at(DEV_METRIC_AT, step), float(dev))
+        size = _dev_size(self.trainer)
+        if size is not None:
+            trial.set_user_attr(DEV_SIZE, size)
+        trial.report(float(dev) if math.isfinite(dev) else float("nan"), step)
+        if trial.should_prune():
+            frozen = trial.study._storage.get_trial(trial._trial_id)
+            reason = frozen.system_attrs.get("earlyexit:pruned_reason", f"resolution rule at step {step}")
+            trial.set_user_attr(PRUNED_REASON, reason)
+            raise optuna.TrialPruned(f"pruned at step {step}: {reason}")
+
+
+def _dev_size(trainer) -> int | None:
+    data = getattr(trainer, "eval_dataset", None)
+    try:
+        return len(data) if data is not None else None
+    except TypeError:  # an iterable dataset
+        return None
+
+
 class _Schedule:
     """The Trainer's learning-rate schedule as numbers, for the free context names of a signature."""
 
@@ -254,6 +296,11 @@ class _Schedule:
             return None
         num_labels = getattr(getattr(model, "config", None), "num_labels", None)
         return cls([float(lambdas[0](t)) for t in range(int(max_steps))], float(scheduler.base_lrs[0]), num_labels)
+
+    def warming_up(self, step: int) -> bool:
+        """Whether the learning rate at ``step`` is still below its peak, before the peak."""
+        peak = max(range(len(self.multipliers)), key=lambda t: self.multipliers[t])
+        return int(step) < peak
 
     def at(self, step: int) -> dict[str, float]:
         d = min(max(int(step), 0), len(self.multipliers))

@@ -91,6 +91,8 @@ by trials whose dev metric there is strictly higher)."""
 DEV_PREDICTIONS_AT = "dev_predictions@{step}"
 """The predicted class of every dev example at the step, one character each (``encode_classes``): the
 per-example record :class:`earlyexit.pruning.ResolutionPruner` pairs two trials on."""
+DEV_SIZE = "earlyexit:dev_size"
+"""Examples in the dev set a trial is evaluated on (for the value-and-size standard error)."""
 WARMING_UP_AT = "warming_up@{step}"
 """Whether the trial's learning rate is still below its peak at the step (its warmup not yet over)."""
 PROBE_ERROR_AT = "probe_error@{step}"

@@ -130,3 +130,45 @@ def test_decision_steps_need_a_scorer_that_says_what_it_reads():
         ProbeCallback(_probe_batches(), scorer=object(), decision_steps=[4])
     with pytest.raises(ValueError, match="metric_keys"):
         ProbeCallback(_probe_batches(), metric_keys={"accuracy": "eval_accuracy"})
+
+
+# A task the tiny model can learn in a few dozen steps (the label is one word) and a dev set of 64: a trial
+# that learns it leads one that cannot (a learning rate of 1e-7) by far more than the dev set's noise.
+EASY = [(f"{w} {n}", None, int(w == "good")) for n in ("film", "plot", "cast", "score") for w in ("good", "bad")]
+
+
+def test_the_trainer_path_prunes_with_the_shipped_rule_and_no_scorer(tmp_path):
+    """The README's Trainer example: ``ProbeCallback.attach(trainer)`` and ``ResolutionPruner()``."""
+    from earlyexit.pruning import DEFAULT_RULE, ResolutionPruner
+
+    def model_init(trial=None):
+        return load_model("earlyexit:tiny-bert", 2, seed=0)
+
+    def hp_space(trial):
+        return {"learning_rate": trial.suggest_float("learning_rate", 1e-7, 3e-3, log=True)}
+
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=24,
+                             learning_rate=1e-3, report_to="none", save_strategy="no", logging_steps=100,
+                             use_cpu=True, disable_tqdm=True, warmup_steps=0)
+    trainer = Trainer(model_init=model_init, args=args, train_dataset=Rows(EASY * 8), eval_dataset=Rows(EASY * 8),
+                      data_collator=DataCollatorWithPadding(TOK), compute_metrics=_accuracy)
+    ProbeCallback.attach(trainer)
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    storage = f"sqlite:///{tmp_path}/hp.db"
+    study = optuna.create_study(study_name="hp", storage=storage, direction="maximize", sampler=sampler)
+    for lr in (3e-3, 1e-7, 3e-3, 1e-7):  # a learner first, so that there is a lead to resolve
+        study.enqueue_trial({"learning_rate": lr})
+    trainer.hyperparameter_search(
+        backend="optuna", direction="maximize", n_trials=4, hp_space=hp_space, sampler=sampler,
+        storage=storage, study_name="hp", load_if_exists=True, pruner=ResolutionPruner(),
+        compute_objective=lambda metrics: metrics["eval_accuracy"])
+    study = optuna.load_study(study_name="hp", storage=storage)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(t.params["learning_rate"] < 1e-6 for t in pruned)
+    rungs = DEFAULT_RULE.rung_steps(24)
+    for t in study.trials:
+        assert set(t.intermediate_values) <= set(rungs)  # judged only at the rule's rungs, placed on max_steps
+        assert all(0 <= v <= 1 for v in t.intermediate_values.values())  # on the metric's own scale
+        assert t.user_attrs["earlyexit:dev_size"] == 64
+    for t in pruned:
+        assert t.last_step in rungs and "lead by more than 1 standard errors" in t.user_attrs["pruned_reason"]

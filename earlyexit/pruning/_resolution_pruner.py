@@ -10,8 +10,9 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 
-from ..names import (DEV_METRIC_AT, DEV_PREDICTIONS_AT, STUDY_DEV_LABELS, STUDY_METRIC, WARMING_UP_AT, at)
+from ..names import DEV_METRIC_AT, DEV_PREDICTIONS_AT, DEV_SIZE, STUDY_DEV_LABELS, STUDY_METRIC, WARMING_UP_AT, at
 from ..sweeps._format import decode_classes
+from ._default import DEFAULT_RULE
 from ._resolution import Reading, ResolutionRule
 
 REASON_ATTR = "earlyexit:pruned_reason"
@@ -34,23 +35,27 @@ class ResolutionPruner(BasePruner):
     (``warming_up@{step}``; absent: judged). The reason is stored in the trial's system attributes under
     ``earlyexit:pruned_reason``.
 
+    With no arguments it is the shipped default (:data:`earlyexit.pruning.DEFAULT_RULE`) deciding at every
+    step a trial reports: what ``earlyexit.hf.ProbeCallback`` reports on its default path are the rule's rungs,
+    placed on the Trainer's own budget.
+
     Args:
-        rule: the rule (rungs, keep, z, eta, pace).
-        decision_steps: the rungs in steps.
+        rule: the rule (rungs, keep, z, eta, pace); default the shipped one.
+        decision_steps: the rungs in steps; None decides at every reported step.
         dev_size: dev examples, for the approximation where a trial has no per-example record.
         metric: the study's metric (``accuracy``, ``mcc``, ...); default: the study's ``earlyexit:metric``
             attribute, else accuracy.
     """
 
-    def __init__(self, rule: ResolutionRule | None = None, *, decision_steps: Iterable[int],
+    def __init__(self, rule: ResolutionRule | None = None, *, decision_steps: Iterable[int] | None = None,
                  dev_size: int | None = None, metric: str | None = None):
-        steps = tuple(sorted(set(int(s) for s in decision_steps)))
-        if not steps or steps[0] < 1:
+        steps = None if decision_steps is None else tuple(sorted(set(int(s) for s in decision_steps)))
+        if steps is not None and (not steps or steps[0] < 1):
             raise ValueError(f"decision_steps must be positive integers, but got {tuple(decision_steps)}.")
         if dev_size is not None and dev_size < 3:
             raise ValueError(f"dev_size must be at least 3, but got {dev_size}.")
-        self.rule = rule or ResolutionRule()
-        self._steps = frozenset(steps)
+        self.rule = rule or DEFAULT_RULE
+        self._steps = None if steps is None else frozenset(steps)
         self._dev_size = dev_size
         self._metric = metric
         self._labels_cache: tuple[str, np.ndarray] | None = None
@@ -67,22 +72,24 @@ class ResolutionPruner(BasePruner):
         return cls(rule, decision_steps=steps, dev_size=dev_size, metric=metric)
 
     @property
-    def decision_steps(self) -> tuple[int, ...]:
-        return tuple(sorted(self._steps))
+    def decision_steps(self) -> tuple[int, ...] | None:
+        """The steps at which it decides, ascending; None: every step a trial reports."""
+        return None if self._steps is None else tuple(sorted(self._steps))
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         step = trial.last_step
-        if step is None or step not in self._steps:
+        if step is None or (self._steps is not None and step not in self._steps):
             return False
         metric = self._metric or str(study.user_attrs.get(STUDY_METRIC, "accuracy"))
         labels = self._labels(study)
         rivals = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                                        TrialState.RUNNING))
                   if t.number != trial.number and step in t.intermediate_values]
-        n = len(labels) if labels is not None else self._dev_size
+        n = len(labels) if labels is not None else (self._dev_size or trial.user_attrs.get(DEV_SIZE))
         if n is None:
             raise ValueError("ResolutionPruner needs the dev size: pass dev_size=, or set the study's "
-                             f"{STUDY_DEV_LABELS!r} attribute (earlyexit run and ProbeCallback do).")
+                             f"{STUDY_DEV_LABELS!r} attribute (earlyexit run does) or the trial's {DEV_SIZE!r} "
+                             "(ProbeCallback does).")
         mine = _reading(trial, step, labels)
         prune, evidence = self.rule.prune(mine, [_reading(t, step, labels) for t in rivals], n=n, metric=metric,
                                           labels=labels)
