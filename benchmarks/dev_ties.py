@@ -1,4 +1,4 @@
-"""The dev-tie rule against the same rule without it, leave-one-task-out (one level), per sweep.
+"""Reproduces a figure only (the package does not need it): the dev-tie rule against the same rule without it, leave-one-task-out (one level), per sweep.
 
 For each rule below, with and without ``dev_ties``: every task is pruned by a dev-only transfer scorer
 fitted on the other tasks, replayed live over 20 arrival orders (what ``select_transfer`` measures for
@@ -15,7 +15,7 @@ from earlyexit.sweeps import load
 
 RULES = (((0.05, 0.2), 2, 0.05), ((0.1, 0.2, 0.4), 2, 0.05))
 """(rungs as fractions of the budget, keep top, guard): the one-level choice on the ten complete sweeps
-(session 12, the default since session 13) and the rule of the default before it (session 11)."""
+(added 2026-12-02, the default from 2026-12-03 to 2026-12-04) and the rule of the default before it (2026-12-02)."""
 
 
 def main(paths: list[str]) -> None:

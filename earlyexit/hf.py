@@ -257,6 +257,8 @@ class ProbeCallback(TrainerCallback):
         dev = self.history.get(step, {}).get("dev_metric", self.history.get(step, {}).get("dev_accuracy", math.nan))
         warming = self._schedule.warming_up(step) if self._schedule is not None else False
         trial.set_user_attr(at(WARMING_UP_AT, step), warming)
+        if self._schedule is not None:
+            trial.set_user_attr(at(LR_PROGRESS_AT, step), self._schedule.at(step)["lr_progress"])
         if math.isfinite(dev):
             trial.set_user_attr(at(DEV_METRIC_AT, step), float(dev))
         size = _dev_size(self.trainer)

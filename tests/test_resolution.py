@@ -14,6 +14,7 @@ from earlyexit.pruning._resolution import approximate_se, paired_se
 from earlyexit.replay._halving import HeldSet, OptunaJudge, RuleJudge, live, prefix_rule, synchronous
 from earlyexit.replay._simulate import Run
 from earlyexit.sweeps._format import encode_classes
+from earlyexit.training._schedule import lr_progress
 
 STEPS = (0, 10, 25, 50, 100, 200, 400)
 
@@ -82,7 +83,7 @@ def _held(n_runs=12, n_dev=200, seed=0, with_records=True) -> HeldSet:
             p = 0.5 + (skill - 0.5) * min(1.0, s / 400) * (0.3 if s < warmup * 800 else 1.0)
             right = rng.random(n_dev) < p
             pred = np.where(right, labels, 1 - labels)
-            signature[s] = {"dev_metric": float(right.mean())}
+            signature[s] = {"dev_metric": float(right.mean()), "lr_progress": lr_progress(s, 800, warmup)}
             compute[s] = float(s)
             preds[(f"r{i:02d}", s)] = pred.astype(np.int16)
         runs.append(Run(f"r{i:02d}", f"c{i:02d}", 0, skill + rng.normal(0, 0.01), 800, signature, compute, 800.0,
@@ -95,24 +96,32 @@ def _held(n_runs=12, n_dev=200, seed=0, with_records=True) -> HeldSet:
 
 
 @pytest.mark.parametrize("workers", [1, 3])
-@pytest.mark.parametrize("records", [True, False])
-def test_the_shipped_pruner_decides_as_the_replayed_rule_in_a_real_optuna_study(workers, records):
+@pytest.mark.parametrize("records,progress_match", [(True, False), (False, False), (True, True)])
+def test_the_shipped_pruner_decides_as_the_replayed_rule_in_a_real_optuna_study(workers, records, progress_match):
     held = _held(with_records=records)
-    rule = ResolutionRule((0.05, 0.25, 0.5), keep=1, z=1.0)
+    rule = ResolutionRule((0.05, 0.25, 0.5), keep=1, z=1.0, progress_match=progress_match)
     for order in range(4):
         replayed = live(held, RuleJudge(held, rule), order, workers)
         pruner = lambda: ResolutionPruner.for_budget(rule, 800, eval_steps=STEPS, dev_size=held.n_dev)  # noqa: E731
         shipped = live(held, OptunaJudge(held, pruner, order, attrs=True), order, workers)
         assert shipped.kept == replayed.kept and shipped.compute_used == pytest.approx(replayed.compute_used)
+    if progress_match:  # comparable progress judges warming-up trials that the plain pace lets pass
+        plain = ResolutionRule((0.05, 0.25, 0.5), keep=1, z=1.0)
+        assert np.mean([live(held, RuleJudge(held, rule), o, 1).compute_used for o in range(4)]) < \
+            np.mean([live(held, RuleJudge(held, plain), o, 1).compute_used for o in range(4)])
 
 
 def test_workers_judge_against_fewer_finished_trials_and_synchronous_against_all():
     held = _held(n_runs=16)
+    median = lambda: optuna.pruners.MedianPruner(n_startup_trials=2)  # noqa: E731  (compares with finished trials)
+    one = np.mean([live(held, OptunaJudge(held, median, o), o, 1).compute_used for o in range(5)])
+    many = np.mean([live(held, OptunaJudge(held, median, o), o, 16).compute_used for o in range(5)])
+    assert many > one  # all sixteen started at once: no trial has finished when the others are judged
     rule = ResolutionRule((0.1, 0.25, 0.5), keep=1, z=1.0)
-    one = np.mean([live(held, RuleJudge(held, rule), o, 1).compute_used for o in range(10)])
-    many = np.mean([live(held, RuleJudge(held, rule), o, 16).compute_used for o in range(10)])
-    # With every trial started at once, each is judged at a rung only against those that reached it first.
-    assert many >= one
+    # The rule compares trials at the same rung only: with every trial at one speed, what has reached a rung
+    # before a trial does is the same whether they run one or sixteen at a time.
+    for o in range(3):
+        assert live(held, RuleJudge(held, rule), o, 1) == live(held, RuleJudge(held, rule), o, 16)
     sync = synchronous(held, rule)
     assert 0 < sync.compute_used < 1 and sync.regret >= 0 and math.isfinite(sync.test_regret)
     assert prefix_rule(held, 0.1, 1, 0).compute_used < sync.compute_used

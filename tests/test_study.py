@@ -52,7 +52,7 @@ def _spec(tmp_path, n_trials=3, grid="[1e-3, 3e-4, 1e-4]", extra=""):
 
 def test_quickstart_spec_is_valid():
     spec = load_spec("studies/quickstart.toml")
-    assert spec.n_trials >= 8 and spec.pruner.kind == "geometric"
+    assert spec.n_trials >= 8 and spec.pruner.kind == "resolution"
     assert spec.train.model == "earlyexit:tiny-bert"
 
 
@@ -70,6 +70,8 @@ def test_quickstart_spec_is_valid():
     ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\ndecision_steps = [33]\n", "not probe steps"),
     ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nrank_probe = 'vibes'\n", "not a probe"),
     ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkeep_top = 0\n", "keep_top must be at least 1"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nrungs = [0.5, 0.1]\n", "rungs must be increasing fractions"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkind = 'median'\nz = 2.0\n", "belong to pruner.kind = 'resolution'"),
     ("this is = = not toml", "not valid TOML"),
 ])
 def test_spec_errors_name_file_and_key(tmp_path, text, match):
@@ -78,6 +80,24 @@ def test_spec_errors_name_file_and_key(tmp_path, text, match):
     with pytest.raises(SpecError, match=match) as info:
         load_spec(path)
     assert str(path) in str(info.value)
+
+
+def test_the_default_pruner_is_the_resolution_rule_and_its_settings_override_the_shipped_ones(tmp_path):
+    from earlyexit.pruning import DEFAULT_RULE, ResolutionPruner
+    from earlyexit.study._runner import make_pruner
+
+    plain = tmp_path / "plain.toml"
+    plain.write_text("[search.grid]\nlearning_rate = [1e-3]\n[train]\nmax_steps = 200\n")
+    spec = load_spec(plain)
+    assert spec.pruner.kind == "resolution" and spec.pruner.resolution_rule() == DEFAULT_RULE
+    pruner = make_pruner(spec, 200)
+    assert isinstance(pruner, ResolutionPruner) and pruner.decision_steps == (10, 20, 50, 100)
+    own = tmp_path / "own.toml"
+    own.write_text("[search.grid]\nlearning_rate = [1e-3]\n[train]\nmax_steps = 200\n"
+                   "[pruner]\nrungs = [0.2, 0.4]\nkeep_top = 2\nz = 2.0\neta = 3.0\nprogress_match = true\n")
+    rule = load_spec(own).pruner.resolution_rule()
+    assert (rule.rungs, rule.keep, rule.z, rule.eta, rule.progress_match) == ((0.2, 0.4), 2, 2.0, 3.0, True)
+    assert make_pruner(load_spec(own), 200).decision_steps == (40, 80)
 
 
 def test_missing_spec_file_exits_2(tmp_path, capsys):

@@ -63,11 +63,14 @@ class Reading:
         value: the dev metric (accuracy in [0, 1], MCC in [-1, 1], ...).
         predictions: predicted class id of each dev example (the per-example record), or None.
         warming_up: the trial's learning rate has not yet reached its peak at this step.
+        progress: the fraction (0..1) of the trial's summed learning-rate schedule spent by this step (NaN if
+            unknown): what "comparable progress" compares with ``ResolutionRule(progress_match=True)``.
     """
 
     value: float
     predictions: np.ndarray | None = None
     warming_up: bool = False
+    progress: float = math.nan
 
 
 def lead_resolved(leader: Reading, trial: Reading, *, n: int, z: float, metric: str = "accuracy",
@@ -96,7 +99,9 @@ class ResolutionRule:
 
     At each rung (a fraction of the training budget) a trial is pruned when
 
-    * it is past its warmup there (``pace``: a trial whose learning rate has not peaked passes unjudged), and
+    * it is past its warmup there (``pace``: a trial whose learning rate has not peaked passes unjudged; with
+      ``progress_match`` it is judged instead against each other trial's reading at that trial's latest rung
+      where it had spent no more of its learning-rate schedule than this trial has: comparable progress), and
     * at least ``keep`` other trials at that rung lead it by more than ``z`` standard errors of the
       difference (:func:`lead_resolved`), and
     * with ``eta`` set, it is also outside the top ``ceil(m / eta)`` of the ``m`` trials measured at that
@@ -108,6 +113,7 @@ class ResolutionRule:
         z: the confidence, in standard errors of the difference (>= 0).
         eta: the reduction factor (> 1), or None.
         pace: judge a trial only past its warmup.
+        progress_match: judge a warming-up trial at comparable progress instead of passing it.
     """
 
     rungs: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5)
@@ -115,6 +121,7 @@ class ResolutionRule:
     z: float = 1.0
     eta: float | None = None
     pace: bool = True
+    progress_match: bool = False
 
     def __post_init__(self):
         rungs = tuple(float(r) for r in self.rungs)
@@ -132,14 +139,16 @@ class ResolutionRule:
     def label(self) -> str:
         rungs = "/".join(f"{r:.0%}" for r in self.rungs)
         return (f"rungs {rungs}, keep {self.keep}, z {self.z:g}" + (f", eta {self.eta:g}" if self.eta else "")
-                + ("" if self.pace else ", no pace"))
+                + ("" if self.pace else ", no pace") + (", progress-matched" if self.progress_match else ""))
 
     def as_dict(self) -> dict:
-        return {"rungs": list(self.rungs), "keep": self.keep, "z": self.z, "eta": self.eta, "pace": self.pace}
+        return {"rungs": list(self.rungs), "keep": self.keep, "z": self.z, "eta": self.eta, "pace": self.pace,
+                "progress_match": self.progress_match}
 
     @classmethod
     def from_dict(cls, d: dict) -> ResolutionRule:
-        return cls(tuple(d["rungs"]), int(d["keep"]), float(d["z"]), d.get("eta"), bool(d.get("pace", True)))
+        return cls(tuple(d["rungs"]), int(d["keep"]), float(d["z"]), d.get("eta"), bool(d.get("pace", True)),
+                   bool(d.get("progress_match", False)))
 
     def rung_steps(self, budget: int, logged_steps: Sequence[int] | None = None) -> tuple[int, ...]:
         """The rungs in steps of a ``budget``-step run: the first of ``logged_steps`` at or past each fraction."""
@@ -158,14 +167,18 @@ class ResolutionRule:
         return tuple(out)
 
     def prune(self, trial: Reading, others: Sequence[Reading], *, n: int, metric: str = "accuracy",
-              labels: np.ndarray | None = None) -> tuple[bool, str]:
+              labels: np.ndarray | None = None,
+              histories: Sequence[Sequence[Reading]] | None = None) -> tuple[bool, str]:
         """Whether ``trial`` is pruned at a rung where ``others`` were measured; and the evidence used.
 
-        ``n`` is the dev size. Returns ``(prune, evidence)``; ``evidence`` says whether the decisive
-        comparisons were paired or approximate (``""`` where no comparison was made).
+        ``n`` is the dev size. ``histories`` (with ``progress_match``): every other trial's readings at the
+        rungs it has reached, in step order. Returns ``(prune, evidence)``; ``evidence`` says whether the
+        decisive comparisons were paired or approximate (``""`` where no comparison was made).
         """
         if self.pace and trial.warming_up:
-            return False, ""
+            if not (self.progress_match and histories is not None and math.isfinite(trial.progress)):
+                return False, ""
+            others = [m for h in histories if (m := matched(h, trial.progress)) is not None]
         if self.eta is not None:
             m = len(others) + 1
             better = sum(1 for o in others if o.value > trial.value)
@@ -180,6 +193,15 @@ class ResolutionRule:
             if leaders >= self.keep:
                 return True, evidence
         return False, evidence
+
+
+def matched(history: Sequence[Reading], progress: float) -> Reading | None:
+    """The latest reading of ``history`` (one trial's, in step order) taken at no more than ``progress``."""
+    found = None
+    for r in history:
+        if math.isfinite(r.progress) and r.progress <= progress + 1e-12:
+            found = r
+    return found
 
 
 def warming_up(step: int, budget: int, warmup_ratio: float) -> bool:

@@ -10,7 +10,8 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 
-from ..names import DEV_METRIC_AT, DEV_PREDICTIONS_AT, DEV_SIZE, STUDY_DEV_LABELS, STUDY_METRIC, WARMING_UP_AT, at
+from ..names import (DEV_METRIC_AT, DEV_PREDICTIONS_AT, DEV_SIZE, LR_PROGRESS_AT, STUDY_DEV_LABELS, STUDY_METRIC,
+                     WARMING_UP_AT, at)
 from ..sweeps._format import decode_classes
 from ._default import DEFAULT_RULE
 from ._resolution import Reading, ResolutionRule
@@ -91,8 +92,15 @@ class ResolutionPruner(BasePruner):
                              f"{STUDY_DEV_LABELS!r} attribute (earlyexit run does) or the trial's {DEV_SIZE!r} "
                              "(ProbeCallback does).")
         mine = _reading(trial, step, labels)
+        histories = None
+        if self.rule.progress_match and mine.warming_up:  # each rival's readings at the rungs it has reached
+            done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                            TrialState.RUNNING))
+            histories = [[_reading(t, s, labels) for s in sorted(t.intermediate_values)
+                          if s <= step and (self._steps is None or s in self._steps)]
+                         for t in done if t.number != trial.number]
         prune, evidence = self.rule.prune(mine, [_reading(t, step, labels) for t in rivals], n=n, metric=metric,
-                                          labels=labels)
+                                          labels=labels, histories=histories)
         if prune:
             study._storage.set_trial_system_attr(
                 trial._trial_id, REASON_ATTR,
@@ -116,4 +124,6 @@ def _reading(trial: optuna.trial.FrozenTrial, step: int, labels) -> Reading:
     preds = np.asarray(decode_classes(preds), dtype=np.int16) if preds else None
     if preds is not None and len(preds) != len(labels):
         preds = None
-    return Reading(value, preds, bool(trial.user_attrs.get(at(WARMING_UP_AT, step), False)))
+    progress = trial.user_attrs.get(at(LR_PROGRESS_AT, step))
+    return Reading(value, preds, bool(trial.user_attrs.get(at(WARMING_UP_AT, step), False)),
+                   float(progress) if isinstance(progress, (int, float)) else math.nan)

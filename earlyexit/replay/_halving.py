@@ -30,11 +30,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import optuna
 
-from ..names import DEV_METRIC_AT, DEV_PREDICTIONS_AT, STUDY_DEV_LABELS, STUDY_METRIC, WARMING_UP_AT, at
+from ..names import (DEV_METRIC_AT, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, STUDY_DEV_LABELS, STUDY_METRIC,
+                     WARMING_UP_AT, at)
 from ..pruning._resolution import Reading, ResolutionRule, warming_up
 from ..sweeps import Sweep, load_dev_records
 from ..sweeps._format import encode_classes
-from ._simulate import Compute, Run, runs_of, sweep_context
+from ._simulate import Compute, Run, dev_metric_at, runs_of, screen, sweep_context
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ class HeldSet:
     def reading(self, run: Run, step: int, *, paired: bool = True) -> Reading:
         value = run.signature[step].get("dev_metric", math.nan)
         preds = self.predictions.get((run.run_id, step)) if paired else None
-        return Reading(value, preds, warming_up(step, self.budget, self.warmup.get(run.run_id, 0.0)))
+        return Reading(value, preds, warming_up(step, self.budget, self.warmup.get(run.run_id, 0.0)),
+                       float(run.signature[step].get("lr_progress", math.nan)))
 
     def subsample(self, n: int, draw: int) -> HeldSet:
         """``n`` of the runs drawn without replacement (draw number ``draw``): a smaller study of the same task."""
@@ -154,13 +156,18 @@ def synchronous(held: HeldSet, rule: ResolutionRule, *, paired: bool = True) -> 
     alive = [r for r in held.runs]
     stopped: dict[str, int] = {}
     labels = held.labels if paired else None
+    history: dict[str, list[Reading]] = {r.run_id: [] for r in held.runs}
     for step in steps:
         at = [r for r in alive if step in r.signature and not (r.diverged and r.steps <= step)]
         readings = {r.run_id: held.reading(r, step, paired=paired) for r in at}
+        for r in at:
+            history[r.run_id].append(readings[r.run_id])
         pruned = []
         for r in at:
             others = [readings[o.run_id] for o in at if o is not r]
-            if rule.prune(readings[r.run_id], others, n=held.n_dev, metric=held.metric, labels=labels)[0]:
+            histories = [h for rid, h in history.items() if rid != r.run_id and h]
+            if rule.prune(readings[r.run_id], others, n=held.n_dev, metric=held.metric, labels=labels,
+                          histories=histories)[0]:
                 pruned.append(r)
         for r in pruned:
             stopped[r.run_id] = step
@@ -187,20 +194,10 @@ def prefix_rule(held: HeldSet, fraction: float, keep_top: int, order_seed: int) 
     if not steps:
         return result(held, float(sum(r.steps for r in held.runs)), held.runs)
     step = steps[0]
-    compute = Compute(("dev_metric",), held.costs, steps=(step,))
-    arrival = [held.runs[i] for i in np.random.default_rng(order_seed).permutation(len(held.runs))]
-    value = {r.run_id: r.signature[step].get("dev_metric", math.nan) if step in r.signature else math.nan
-             for r in arrival}
-    ranked = sorted((r for r in arrival if math.isfinite(value[r.run_id])), key=lambda r: -value[r.run_id])
-    kept, trained = [], set()
-    for r in ranked:
-        if len(kept) >= keep_top:
-            break
-        trained.add(r.run_id)
-        if not r.diverged:
-            kept.append(r)
-    used = sum(compute.whole(r) if r.run_id in trained else compute.until(r, step) for r in held.runs)
-    return result(held, used, kept)
+    out = screen(step, keep_top, dev_metric_at, compute=Compute(("dev_metric",), held.costs, steps=(step,)))(
+        list(held.runs), order_seed)
+    full = float(sum(r.steps for r in held.runs)) or 1.0
+    return result(held, out.compute_used * full, [r for r in held.runs if r.run_id in set(out.kept)])
 
 
 # -- live, W workers -------------------------------------------------------------------------------------------
@@ -227,6 +224,7 @@ class RuleJudge(Judge):
     def __init__(self, held: HeldSet, rule: ResolutionRule, paired: bool = True):
         self.held, self.rule, self.paired = held, rule, paired
         self.seen: dict[int, list[Reading]] = {}
+        self.history: dict[int, list[Reading]] = {}  # each trial's rung readings so far, in step order
 
     def steps(self, held):
         return self.rule.rung_steps(held.budget, held.logged_steps)
@@ -234,9 +232,11 @@ class RuleJudge(Judge):
     def at(self, index, run, step):
         reading = self.held.reading(run, step, paired=self.paired)
         others = self.seen.setdefault(step, [])
+        histories = [h for i, h in self.history.items() if i != index] if self.rule.progress_match else None
         prune = self.rule.prune(reading, others, n=self.held.n_dev, metric=self.held.metric,
-                                labels=self.held.labels if self.paired else None)[0]
+                                labels=self.held.labels if self.paired else None, histories=histories)[0]
         others.append(reading)
+        self.history.setdefault(index, []).append(reading)
         return prune
 
 
@@ -271,6 +271,7 @@ class OptunaJudge(Judge):
         if self.attrs:
             reading = self.held.reading(run, step)
             trial.set_user_attr(at(WARMING_UP_AT, step), reading.warming_up)
+            trial.set_user_attr(at(LR_PROGRESS_AT, step), reading.progress)
             trial.set_user_attr(at(DEV_METRIC_AT, step), value)
             if reading.predictions is not None:
                 trial.set_user_attr(at(DEV_PREDICTIONS_AT, step), encode_classes(reading.predictions))

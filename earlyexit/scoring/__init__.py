@@ -2,8 +2,9 @@
 
 from ._estimator import SignatureRegressor
 from ._features import FeatureSchema, signature_matrix, signature_row
-from ._fit import (DEFAULT_SCORER, FitSettings, FittedScorer, ScorerFileError, fit_scorer, grouped_spearman,
-                   load_scorer, save_scorer)
+from ._common import ScorerFileError
+from ._files import DEFAULT_SCORER, load_scorer, save_scorer
+from ._fit import FitSettings, FittedScorer, fit_scorer, grouped_spearman
 from ._rank import ProbeRankScorer
 from ._transfer import Rule, TransferScorer, transfer_features
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
 from ..names import DEV_METRICS, Signature
+from ._common import ScorerFileError, versions as _versions  # noqa: F401  (ScorerFileError re-exported)
 from ._estimator import SignatureRegressor
 from ._features import FeatureSchema, signature_matrix
 from ._select import CostFn, candidate_feature_sets, choose_cheapest, topk_regret
 
-SCORER_FORMAT = 1
 CANDIDATES: dict[str, dict] = {
     "ridge(alpha=0.1)": {"model": "ridge", "alpha": 0.1},
     "ridge(alpha=1)": {"model": "ridge", "alpha": 1.0},
@@ -26,10 +25,6 @@ CANDIDATES: dict[str, dict] = {
 SCREENING = ("ridge(alpha=1)", "ridge(alpha=10)")
 """The models each candidate feature set is measured with in a cost-aware fit (fast, and stable on a few
 dozen trials); the chosen set then gets the best of every candidate model."""
-
-
-class ScorerFileError(ValueError):
-    """A scorer file that cannot be used here; the message says what to do."""
 
 
 @dataclass
@@ -291,75 +286,3 @@ def _cheapest_schema(trials: _Trials, settings: FitSettings, prefix: int) -> tup
     chosen = choose_cheapest(results, settings.regret_tolerance)
     table = [{k: v for k, v in r.items() if k != "schema"} for r in results]
     return chosen["schema"], {"feature_set": chosen["feature_set"], "cost": chosen["cost"], "feature_sets": table}
-
-
-def _versions() -> dict:
-    import sklearn
-
-    from .. import __version__
-
-    return {"format": SCORER_FORMAT, "earlyexit": __version__, "scikit-learn": sklearn.__version__}
-
-
-DEFAULT_SCORER = Path(__file__).resolve().parent.parent / "assets" / "default_scorer.json"
-"""The package's default scorer (``earlyexit fit --default``): a transfer scorer fitted on every shipped
-sweep, with its card."""
-
-
-def save_scorer(scorer, path: str | Path) -> None:
-    """Write a scorer: a transfer scorer as JSON, a fitted scorer with joblib."""
-    from ._transfer import TransferScorer
-
-    if isinstance(scorer, TransferScorer):
-        import json
-
-        Path(path).write_text(json.dumps(scorer.to_dict(), indent=1) + "\n")
-        return
-    if str(path).endswith(".json"):
-        raise ScorerFileError(f"{path}: only a transfer scorer (`earlyexit fit --transfer`) is saved as JSON; "
-                              "name a .joblib file.")
-    import joblib
-
-    joblib.dump({"format": SCORER_FORMAT, "scorer": scorer, "versions": scorer.versions}, path)
-
-
-def load_scorer(path: str | Path):
-    """Load a scorer saved by ``earlyexit fit`` (``"default"``: the package's default scorer); a foreign or
-    outdated file is a clear error."""
-    import joblib
-    import sklearn
-
-    if str(path) == "default":
-        if not DEFAULT_SCORER.exists():
-            raise ScorerFileError(f"the package has no default scorer ({DEFAULT_SCORER}); make it with "
-                                  "`earlyexit fit --default`.")
-        path = DEFAULT_SCORER
-    path = Path(path)
-    if path.exists() and path.read_bytes()[:1] == b"{":  # a transfer scorer is JSON, whatever its name
-        return _load_transfer(path)
-    if not path.exists():
-        raise ScorerFileError(f"{path}: no such scorer file; make one with `earlyexit fit SWEEP... -o {path}`.")
-    try:
-        blob = joblib.load(path)
-    except Exception as exc:  # joblib raises many types on foreign files
-        raise ScorerFileError(f"{path}: not a scorer file ({type(exc).__name__}); make one with `earlyexit fit`.") from None
-    if not isinstance(blob, dict) or blob.get("format") != SCORER_FORMAT or "scorer" not in blob:
-        raise ScorerFileError(f"{path}: scorer format {blob.get('format') if isinstance(blob, dict) else '?'} "
-                              f"is not {SCORER_FORMAT}; refit it with `earlyexit fit`.")
-    saved = blob.get("versions", {}).get("scikit-learn")
-    if saved and saved.split(".")[:2] != sklearn.__version__.split(".")[:2]:
-        raise ScorerFileError(f"{path}: fitted with scikit-learn {saved}, this is {sklearn.__version__}; "
-                              "refit it with `earlyexit fit` (pickled estimators do not move across versions).")
-    return blob["scorer"]
-
-
-def _load_transfer(path: Path):
-    import json
-
-    from ._transfer import TransferScorer
-
-    try:
-        return TransferScorer.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ScorerFileError(f"{path}: not a transfer scorer file ({exc}); make one with "
-                              "`earlyexit fit --transfer`.") from None

@@ -366,7 +366,7 @@ class TransferScorer:
             if self.rule.margin_quantile:
                 gaps = rung_gaps(X, y, study_of[index], task_of[index], self.rule.keep_top, self.alpha)
                 self.margins_[rung] = margin_from(gaps, self.rule.margin_quantile)
-        from ._fit import _versions
+        from ._common import versions as _versions
 
         self.versions = {**_versions(), "format": TRANSFER_FORMAT}
         return self
@@ -436,7 +436,7 @@ class TransferScorer:
         return {int(d): self.names for d in sorted(set(decision_steps))}
 
     def check_probes(self, measured: Sequence[str], where: str = "the study") -> None:
-        from ._fit import ScorerFileError
+        from ._common import ScorerFileError
 
         missing = [n for n in self.names if n not in measured and n not in DEV_METRICS]
         if missing:

@@ -59,8 +59,9 @@ class PrunerSpec:
             prunes only on dev-metric leads the dev set can resolve, each trial judged past its warmup),
             ``geometric`` (a fitted scorer over probes), ``none``, or one of Optuna's: ``median``,
             ``percentile``, ``successive_halving``, ``hyperband``.
-        rungs, z, eta: the resolution rule's rungs (fractions of the budget), confidence (standard errors)
-            and reduction factor (None: every resolved loser is pruned); unset, the shipped default rule's
+        rungs, z, eta, progress_match: the resolution rule's rungs (fractions of the budget), confidence
+            (standard errors), reduction factor (None: every resolved loser is pruned) and whether a warming-up
+            trial is judged at comparable progress; unset, the shipped default rule's
             (:data:`earlyexit.pruning.DEFAULT_RULE`). Its ``keep`` is ``keep_top``.
         scorer: path of a fitted scorer file, ``"default"`` (the package's default scorer; also what
             None means where the package has one) or ``"rank"`` (the rank rule).
@@ -105,6 +106,7 @@ class PrunerSpec:
     rungs: tuple[float, ...] | None = None
     z: float | None = None
     eta: float | None = None
+    progress_match: bool | None = None
 
     def resolution_rule(self):
         """The :class:`~earlyexit.pruning.ResolutionRule` of a ``resolution`` pruner: the spec's settings over the
@@ -114,7 +116,8 @@ class PrunerSpec:
         return ResolutionRule(self.rungs if self.rungs is not None else DEFAULT_RULE.rungs,
                               self.keep_top if "keep_top" in self.explicit else DEFAULT_RULE.keep,
                               self.z if self.z is not None else DEFAULT_RULE.z,
-                              self.eta if self.eta is not None else DEFAULT_RULE.eta)
+                              self.eta if self.eta is not None else DEFAULT_RULE.eta, DEFAULT_RULE.pace,
+                              self.progress_match if self.progress_match is not None else DEFAULT_RULE.progress_match)
 
 
 RULE_KEYS = ("decision_steps", "keep_top", "keep_fraction", "margin", "min_lr_progress", "dev_ties")
@@ -290,7 +293,8 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
         pruner_cfg["rungs"] = tuple(float(r) for r in _get(pruner, "rungs", list, where, "pruner."))
     for key, kind in (("kind", str), ("mode", str), ("scorer", str), ("rank_probe", str), ("higher_is_better", bool),
                       ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int), ("margin", float),
-                      ("min_lr_progress", float), ("dev_ties", bool), ("z", float), ("eta", float)):
+                      ("min_lr_progress", float), ("dev_ties", bool), ("z", float), ("eta", float),
+                      ("progress_match", bool)):
         if key in pruner_cfg:
             pruner_cfg[key] = _get(pruner, key, kind, where, "pruner.")
     if "keep_fraction" in pruner_cfg and "keep_top" not in pruner_cfg:
@@ -334,8 +338,8 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
             pruner_spec.resolution_rule()
         except ValueError as exc:
             raise SpecError(f"{where}: pruner: {exc}") from None
-    elif any(k in pruner for k in ("rungs", "z", "eta")):
-        raise SpecError(f"{where}: pruner.rungs, z and eta belong to pruner.kind = 'resolution'.")
+    elif any(k in pruner for k in ("rungs", "z", "eta", "progress_match")):
+        raise SpecError(f"{where}: pruner.rungs, z, eta and progress_match belong to pruner.kind = 'resolution'.")
     if pruner_spec.scorer not in (None, "default", "rank"):
         scorer = Path(pruner_spec.scorer)
         if not scorer.is_absolute():

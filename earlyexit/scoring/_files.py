@@ -1,0 +1,64 @@
+"""Scorer files: a transfer scorer as JSON, a fitted scorer with joblib; the package's default scorer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ._common import SCORER_FORMAT, ScorerFileError
+from ._transfer import TransferScorer
+
+DEFAULT_SCORER = Path(__file__).resolve().parent.parent / "assets" / "default_scorer.json"
+"""The package's default scorer (``earlyexit fit --default``): a transfer scorer fitted on every shipped
+sweep, with its card."""
+
+
+def save_scorer(scorer, path: str | Path) -> None:
+    """Write a scorer: a transfer scorer as JSON, a fitted scorer with joblib."""
+    if isinstance(scorer, TransferScorer):
+        Path(path).write_text(json.dumps(scorer.to_dict(), indent=1) + "\n")
+        return
+    if str(path).endswith(".json"):
+        raise ScorerFileError(f"{path}: only a transfer scorer (`earlyexit fit --transfer`) is saved as JSON; "
+                              "name a .joblib file.")
+    import joblib
+
+    joblib.dump({"format": SCORER_FORMAT, "scorer": scorer, "versions": scorer.versions}, path)
+
+
+def load_scorer(path: str | Path):
+    """Load a scorer saved by ``earlyexit fit`` (``"default"``: the package's default scorer); a foreign or
+    outdated file is a clear error."""
+    import joblib
+    import sklearn
+
+    if str(path) == "default":
+        if not DEFAULT_SCORER.exists():
+            raise ScorerFileError(f"the package has no default scorer ({DEFAULT_SCORER}); make it with "
+                                  "`earlyexit fit --default`.")
+        path = DEFAULT_SCORER
+    path = Path(path)
+    if path.exists() and path.read_bytes()[:1] == b"{":  # a transfer scorer is JSON, whatever its name
+        return _load_transfer(path)
+    if not path.exists():
+        raise ScorerFileError(f"{path}: no such scorer file; make one with `earlyexit fit SWEEP... -o {path}`.")
+    try:
+        blob = joblib.load(path)
+    except Exception as exc:  # joblib raises many types on foreign files
+        raise ScorerFileError(f"{path}: not a scorer file ({type(exc).__name__}); make one with `earlyexit fit`.") from None
+    if not isinstance(blob, dict) or blob.get("format") != SCORER_FORMAT or "scorer" not in blob:
+        raise ScorerFileError(f"{path}: scorer format {blob.get('format') if isinstance(blob, dict) else '?'} "
+                              f"is not {SCORER_FORMAT}; refit it with `earlyexit fit`.")
+    saved = blob.get("versions", {}).get("scikit-learn")
+    if saved and saved.split(".")[:2] != sklearn.__version__.split(".")[:2]:
+        raise ScorerFileError(f"{path}: fitted with scikit-learn {saved}, this is {sklearn.__version__}; "
+                              "refit it with `earlyexit fit` (pickled estimators do not move across versions).")
+    return blob["scorer"]
+
+
+def _load_transfer(path: Path):
+    try:
+        return TransferScorer.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ScorerFileError(f"{path}: not a transfer scorer file ({exc}); make one with "
+                              "`earlyexit fit --transfer`.") from None

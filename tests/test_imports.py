@@ -1,0 +1,67 @@
+"""The package's modules import one another without a cycle (function-level imports included)."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "earlyexit"
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _resolve(name: str) -> str | None:
+    """A dotted name as a module of the package (a package's ``__init__``), or None outside it."""
+    while name.startswith("earlyexit"):
+        base = PACKAGE.parent / Path(*name.split("."))
+        if base.with_suffix(".py").exists() or (base / "__init__.py").exists():
+            return name
+        name = name.rsplit(".", 1)[0]
+    return None
+
+
+def _edges() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        me = _module(path)
+        package = me if path.name == "__init__.py" else me.rsplit(".", 1)[0]
+        out = edges.setdefault(me, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+                names = [f"{target}.{a.name}" for a in node.names]
+                hits = {_resolve(n) for n in names} | {_resolve(target)}
+                out |= {h for h in hits if h and h != me}
+            elif isinstance(node, ast.Import):
+                out |= {h for a in node.names if (h := _resolve(a.name)) and h != me}
+    return edges
+
+
+def _cycle(edges):
+    state, stack = {}, []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(edges.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state and (found := visit(m)):
+                return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(edges):
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+def test_no_import_cycle_in_the_package():
+    edges = _edges()
+    # A package's __init__ re-exports its modules: an edge from a module to its own package's __init__ is a
+    # cycle only if the __init__ imports it back, which the walk reports.
+    assert _cycle(edges) is None, " -> ".join(_cycle(edges))
