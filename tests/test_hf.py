@@ -171,4 +171,4 @@ def test_the_trainer_path_prunes_with_the_shipped_rule_and_no_scorer(tmp_path):
         assert all(0 <= v <= 1 for v in t.intermediate_values.values())  # on the metric's own scale
         assert t.user_attrs["earlyexit:dev_size"] == 64
     for t in pruned:
-        assert t.last_step in rungs and "lead by more than 1 standard errors" in t.user_attrs["pruned_reason"]
+        assert t.last_step in rungs and "ahead by > 1 SE" in t.user_attrs["pruned_reason"]

@@ -104,8 +104,7 @@ class ResolutionPruner(BasePruner):
         if prune:
             study._storage.set_trial_system_attr(
                 trial._trial_id, REASON_ATTR,
-                f"step {step}: {self.rule.keep} trial(s) lead by more than {self.rule.z:g} standard errors "
-                f"({evidence} evidence)")
+                f"step {step}: {self.rule.keep}+ trial(s) ahead by > {self.rule.z:g} SE ({evidence})")
         return prune
 
     def _labels(self, study) -> np.ndarray | None:
