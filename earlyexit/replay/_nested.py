@@ -15,6 +15,9 @@ Policies (regrets in points of each sweep's metric; compute saved against traini
 ``default_sync``
     the same rule synchronously (every trial to each rung, judged together: synchronous successive halving,
     for a study whose trials are all known up front).
+``progress_match``
+    the live rule with a warming-up trial judged at comparable learning-rate progress instead of passing
+    (an option, ``[pruner] progress_match = true``, designed after the clean test).
 ``crude_rule``
     the rule at one fixed setting (rungs 5/10/25/50%, keep 1, z 1, pace), with no choice made: the safe
     baseline of the evidence notes. It is also the shipped default (:data:`earlyexit.pruning.DEFAULT_RULE`),
@@ -64,20 +67,17 @@ CRUDE = ResolutionRule((0.05, 0.1, 0.25, 0.5), keep=1, z=1.0)
 """The crude rule of the pruner's evidence notes (the setting the shipped default, frozen by a nested run on the
 twelve older sweeps, turned out to be: :data:`earlyexit.pruning.DEFAULT_RULE`)."""
 
-POLICIES = ("default", "default_sync", "crude_rule", "halving_rungs", "prefix_accuracy", "median", "patient_median", "percentile",
+POLICIES = ("default", "default_sync", "progress_match", "crude_rule", "halving_rungs", "prefix_accuracy", "median", "patient_median", "percentile",
             "successive_halving", "hyperband", "wilcoxon")
-LIVE = ("default", "median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
+LIVE = ("default", "progress_match", "median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
 """Policies whose figures depend on the arrival order and the number of workers."""
 
 
-PROGRESS_MATCH = (False, True)
-"""Whether a warming-up trial passes a rung unjudged (False, the frozen default's pace) or is judged at comparable
-progress (True: added on 2026-12-04 after the clean test, so its figures have no clean test yet)."""
-
-
-def rule_candidates() -> list[ResolutionRule]:
-    return [ResolutionRule(r, k, z, e, True, m)
-            for m, r, k, z, e in itertools.product(PROGRESS_MATCH, RUNG_SETS, KEEPS, ZS, ETAS)]
+def rule_candidates(progress_match: bool = False) -> list[ResolutionRule]:
+    """The rule's candidate settings (108); ``progress_match``: the family that judges a warming-up trial at
+    comparable progress (added on 2026-12-04 after the clean test, so its figures have no clean test yet)."""
+    return [ResolutionRule(r, k, z, e, True, progress_match)
+            for r, k, z, e in itertools.product(RUNG_SETS, KEEPS, ZS, ETAS)]
 
 
 def halving_candidates() -> list[ResolutionRule]:
@@ -120,6 +120,8 @@ def _optuna_candidates(budget: int) -> dict[str, list[tuple[str, Callable[[], op
 def candidate_labels(policy: str, budget: int = 1000) -> list[str]:
     if policy in ("default", "default_sync"):
         return [r.label for r in rule_candidates()]
+    if policy == "progress_match":
+        return [r.label for r in rule_candidates(True)]
     if policy == "crude_rule":
         return [CRUDE.label]
     if policy == "halving_rungs":
@@ -143,8 +145,8 @@ def measure_set(held: HeldSet, policy: str, *, orders: int, workers: int) -> lis
         for f, k in itertools.product((0.05, 0.1, 0.25, 0.5), KEEPS):
             out.append(_mean([prefix_rule(held, f, k, o) for o in range(orders)]))
         return out
-    if policy == "default":
-        for rule in rule_candidates():
+    if policy in ("default", "progress_match"):
+        for rule in rule_candidates(policy == "progress_match"):
             out.append(_mean([live(held, RuleJudge(held, rule), o, workers) for o in range(orders)]))
         return out
     optuna.logging.set_verbosity(optuna.logging.WARNING)
