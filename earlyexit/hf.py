@@ -269,7 +269,7 @@ class ProbeCallback(TrainerCallback):
             frozen = trial.study._storage.get_trial(trial._trial_id)
             reason = frozen.system_attrs.get("earlyexit:pruned_reason", f"resolution rule at step {step}")
             trial.set_user_attr(PRUNED_REASON, reason)
-            raise optuna.TrialPruned(f"pruned at step {step}: {reason}")
+            raise optuna.TrialPruned(reason)
 
 
 def _dev_size(trainer) -> int | None:
