@@ -128,7 +128,7 @@ def candidate_labels(policy: str, budget: int = 1000) -> list[str]:
         return [r.label for r in halving_candidates()]
     if policy == "prefix_accuracy":
         return [f"at {f:.0%}, keep {k}" for f, k in itertools.product((0.05, 0.1, 0.25, 0.5), KEEPS)]
-    return [label for label, _ in _optuna_candidates(budget)[policy]]
+    return [label for label, _ in _optuna_candidates(budget).get(policy, [])]
 
 
 def measure_set(held: HeldSet, policy: str, *, orders: int, workers: int) -> list[tuple[float, float, float]]:
