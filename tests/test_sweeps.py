@@ -77,6 +77,18 @@ def test_resume_drops_a_cut_off_run_and_reruns_it(logged, tmp_path):
     assert (copy / "manifest.json").read_text() == manifest  # ... and a sitting that trains nothing is not
 
 
+def test_a_prediction_record_of_the_wrong_length_names_its_line(logged, tmp_path):
+    _, folder = logged
+    copy = tmp_path / "short"
+    shutil.copytree(folder, copy)
+    lines = (copy / "dev_predictions.csv").read_text().splitlines()
+    run_id, step, predictions = lines[2].split(",")
+    lines[2] = f"{run_id},{step},{predictions[:-1]}"
+    (copy / "dev_predictions.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SweepFormatError, match=r"dev_predictions.csv: line 3, field predictions: \d+ classes for"):
+        load_dev_records(load(copy))
+
+
 def _mutate(folder, tmp_path, name, edit):
     copy = tmp_path / "bad"
     shutil.copytree(folder, copy)
