@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE
-from earlyexit.replay._halving import held_sets, result
+from earlyexit.replay._halving import held_sets, stopped_result
 from earlyexit.replay._nested import choose
 from earlyexit.replay._simulate import Compute
 from earlyexit.sweeps import find_sweeps, load
@@ -68,16 +68,7 @@ def replay(held, cand):
         for rid in pruned:
             stopped[rid] = step
         alive = [r for r in alive if r.run_id not in stopped]
-    used, completed = 0.0, []
-    for r in held.runs:
-        if r.run_id in stopped:
-            used += compute.until(r, stopped[r.run_id])
-        elif r.diverged:
-            used += compute.until(r, r.steps)
-        else:
-            used += compute.whole(r)
-            completed.append(r)
-    res = result(held, used, completed)
+    res = stopped_result(held, compute, stopped)
     return 1 - res.compute_used, res.regret, res.test_regret
 
 

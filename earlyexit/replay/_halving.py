@@ -172,6 +172,11 @@ def synchronous(held: HeldSet, rule: ResolutionRule, *, paired: bool = True) -> 
         for r in pruned:
             stopped[r.run_id] = step
         alive = [r for r in alive if r.run_id not in stopped]
+    return stopped_result(held, compute, stopped)
+
+
+def stopped_result(held: HeldSet, compute: Compute, stopped: dict[str, int]) -> Result:
+    """The study in which each run of ``stopped`` ended at its step and every other run trained to its end."""
     used, completed = 0.0, []
     for r in held.runs:
         if r.run_id in stopped:
