@@ -42,9 +42,11 @@ def test_a_held_out_task_is_replayed_at_the_setting_its_training_folds_chose():
 
 def test_the_nested_command_prints_every_policy_nested_and_its_best_case(three_tasks, capsys, tmp_path):
     assert main(["replay", "--leave-one-task-out", *three_tasks, "--nested", "--orders", "2",
-                 "--policies", "default", "prefix_accuracy", "median", "--json"]) == 0
+                 "--policies", "default", "prefix_accuracy", "median", "hyperparameters", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for policy in ("default", "prefix_accuracy", "median"):
+    # the surrogate is fitted and its K chosen inside the training folds (two levels), then replayed held out
+    assert out["held_out"]["alpha-sweep"]["hyperparameters"]["nested"]["choice"].startswith("keep ")
+    for policy in ("default", "prefix_accuracy", "median", "hyperparameters"):
         figures = out["aggregate"][policy]["nested"]
         assert set(figures) >= {"mean_compute_saved", "mean_regret", "worst_regret", "mean_test_regret"}
         assert figures["worst_regret"] >= figures["mean_regret"] >= 0 and figures["mean_test_regret"] is None

@@ -27,6 +27,9 @@ Policies (regrets in points of each sweep's metric; compute saved against traini
     rung go on, no resolution (any lead counts), no pace; the like-for-like "successive halving" of our rungs.
 ``prefix_accuracy``
     every config to a fraction of the budget, the top K by dev metric there to the end.
+``hyperparameters``
+    a surrogate from hyperparameters to the final metric ranks the configs before any trains; the top K train
+    (fitted and set inside the training folds, two levels deep: :mod:`earlyexit.replay._nested_surrogate`).
 ``median``, ``patient_median``, ``percentile``, ``successive_halving``, ``hyperband``, ``wilcoxon``
     Optuna's pruners on the dev-metric curve reported at every logged step, live, through their own ``prune()``.
 """
@@ -67,7 +70,8 @@ CRUDE = ResolutionRule((0.05, 0.1, 0.25, 0.5), keep=1, z=1.0)
 """The crude rule of the pruner's evidence notes (the setting the shipped default, frozen by a nested run on the
 twelve older sweeps, turned out to be: :data:`earlyexit.pruning.DEFAULT_RULE`)."""
 
-POLICIES = ("default", "default_sync", "progress_match", "crude_rule", "halving_rungs", "prefix_accuracy", "median", "patient_median", "percentile",
+POLICIES = ("default", "default_sync", "progress_match", "crude_rule", "halving_rungs", "prefix_accuracy",
+            "hyperparameters", "median", "patient_median", "percentile",
             "successive_halving", "hyperband", "wilcoxon")
 LIVE = ("default", "progress_match", "median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
 """Policies whose figures depend on the arrival order and the number of workers."""
@@ -128,6 +132,10 @@ def candidate_labels(policy: str, budget: int = 1000) -> list[str]:
         return [r.label for r in halving_candidates()]
     if policy == "prefix_accuracy":
         return [f"at {f:.0%}, keep {k}" for f, k in itertools.product((0.05, 0.1, 0.25, 0.5), KEEPS)]
+    if policy == "hyperparameters":
+        from ._nested_surrogate import KEEPS as SURROGATE_KEEPS
+
+        return [f"keep {k}" for k in SURROGATE_KEEPS]
     return [label for label, _ in _optuna_candidates(budget).get(policy, [])]
 
 
@@ -291,9 +299,21 @@ def compare(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
         raise ValueError(f"the nested comparison needs sweeps of at least three tasks (two to choose on, one held "
                          f"out), but got {sorted(set(tasks.values()))}.")
     started = time.perf_counter()
-    figures = measure(sweeps, policies, orders=orders, workers=workers, trials=trials, draws=draws, jobs=jobs,
+    per_set = [p for p in policies if p != "hyperparameters"]
+    figures = measure(sweeps, per_set, orders=orders, workers=workers, trials=trials, draws=draws, jobs=jobs,
                       progress=progress)
-    out = nested(figures, {s: tasks[s] for s in figures}, policies)
+    out = nested(figures, {s: tasks[s] for s in figures}, per_set)
+    if "hyperparameters" in policies and trials is None:
+        from ._nested_surrogate import nested_surrogate, surrogate_figures
+
+        held = nested_surrogate(surrogate_figures(sweeps, jobs=jobs, progress=progress), choose)
+        for s, figs in held.items():
+            out["held_out"].setdefault(s, {})["hyperparameters"] = figs
+        rows = [held[s] for s in held]
+        out["aggregate"]["hyperparameters"] = {
+            "nested": _summary([r["nested"] for r in rows]),
+            "best_case": {"mean_compute_saved": float(np.mean([r["best_case"]["compute_saved"] for r in rows])),
+                          "mean_regret": float(np.mean([r["best_case"]["regret"] for r in rows]))}}
     out["protocol"] = {"orders": orders, "wilcoxon_orders": min(orders, WILCOXON_ORDERS), "workers": workers,
                        "trials": trials, "draws": draws if trials else None, "sweeps": sorted(figures),
                        "tasks": {s: tasks[s] for s in sorted(figures)},

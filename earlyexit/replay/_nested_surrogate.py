@@ -1,0 +1,103 @@
+"""The hyperparameter surrogate in the fair comparison: fitted and set inside the training folds.
+
+The surrogate (:mod:`earlyexit.replay._surrogate`) ranks a study's configs by their hyperparameters alone,
+before any trains, and trains only the top K. Unlike the rules, what it does on a sweep depends on what it
+was fitted on, so its nesting is two levels deep: for each held-out task T, K is chosen by a leave-one-task-
+out over the other tasks (for each training task U, a surrogate fitted on the tasks other than T and U is
+replayed on U's sweeps at every K; :func:`~earlyexit.replay._nested.choose` picks K from those figures), then
+a surrogate fitted on every task but T is replayed on T's sweeps at that K.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from ._fit import study_groups
+from ._halving import HeldSet, held_sets, result
+from ._simulate import Run, runs_of, scorer_at, screen
+from ._surrogate import SURROGATE_STEP, as_param_runs, feature_names, fit_surrogate
+
+KEEPS = (1, 2, 3, 4, 6)
+"""The configs the surrogate lets train, the candidates of its one setting."""
+
+
+def _figures(job) -> dict:
+    """Fit on ``train`` runs, replay on the ``test`` held sets at every K: ``{sweep: [(saved, regret, test)]}``."""
+    with warnings.catch_warnings():  # the model search's convergence notes; sweeps without a test metric
+        warnings.simplefilter("ignore")
+        return _fit_and_replay(*job)
+
+
+def _fit_and_replay(train_runs, test_sets, orders) -> dict:
+    replayed = [r for h in test_sets for r in h.runs]
+    names = feature_names(train_runs, replayed)
+    done = as_param_runs([r for r in train_runs if not r.diverged and math.isfinite(r.final)], names)
+    groups, cv_groups = study_groups(done)
+    fitted = fit_surrogate(done, names, groups, cv_groups)
+    by_sweep: dict[str, list] = {}
+    for held in test_sets:
+        runs = as_param_runs(list(held.runs), names)
+        figs = []
+        for k in KEEPS:
+            outs = []
+            for o in range(orders):
+                out = screen(SURROGATE_STEP, k, scorer_at(fitted))(runs, o)
+                full = float(sum(r.steps for r in held.runs)) or 1.0
+                outs.append(result(held, out.compute_used * full, [r for r in held.runs if r.run_id in set(out.kept)]))
+            tests = [x.test_regret for x in outs if math.isfinite(x.test_regret)]
+            figs.append((1 - float(np.mean([x.compute_used for x in outs])), float(np.mean([x.regret for x in outs])),
+                         float(np.mean(tests)) if tests else math.nan))
+        by_sweep.setdefault(held.sweep, []).append(figs)
+    return {s: [tuple(np.nanmean(np.array(v, float), axis=0)[i]) for i in range(len(KEEPS))]
+            for s, v in by_sweep.items()}
+
+
+def surrogate_figures(sweeps, *, orders: int = 3, jobs: int = 1,
+                      progress: Callable[[str], None] = lambda m: None) -> dict:
+    """``{held-out task: {"inner": {sweep: figures}, "outer": {sweep: figures}}}`` (figures: one per K)."""
+    tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
+    runs: dict[str, list[Run]] = {sw.name: runs_of(sw) for sw in sweeps}
+    sets: dict[str, list[HeldSet]] = {sw.name: held_sets(sw) for sw in sweeps}
+    names = sorted(set(tasks.values()))
+    jobs_list, keys = [], []
+    for t in names:
+        outer_train = [r for s in runs if tasks[s] != t for r in runs[s]]
+        jobs_list.append((outer_train, [h for s in sets if tasks[s] == t for h in sets[s]], orders))
+        keys.append((t, "outer"))
+        for u in names:
+            if u == t:
+                continue
+            inner_train = [r for s in runs if tasks[s] not in (t, u) for r in runs[s]]
+            jobs_list.append((inner_train, [h for s in sets if tasks[s] == u for h in sets[s]], orders))
+            keys.append((t, "inner"))
+    progress(f"hyperparameter surrogate: {len(jobs_list)} fits")
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            results = list(pool.map(_figures, jobs_list, chunksize=1))
+    else:
+        results = [_figures(j) for j in jobs_list]
+    out: dict = {t: {"inner": {}, "outer": {}} for t in names}
+    for (t, level), figs in zip(keys, results):
+        out[t][level].update(figs)
+    return out
+
+
+def nested_surrogate(figures: dict, choose: Callable) -> dict:
+    """``{sweep: {"nested": {...}, "best_case": {...}}}``: each held-out task at the K its inner folds chose."""
+    held_out = {}
+    for t, levels in figures.items():
+        k = choose(list(levels["inner"].values()))
+        for s, figs in levels["outer"].items():
+            saved, regret, test = figs[k]
+            within = [f for f in figs if f[1] <= 0.5 + 1e-9]
+            best = max(within, key=lambda f: f[0]) if within else min(figs, key=lambda f: f[1])
+            held_out[s] = {"nested": {"compute_saved": saved, "regret": regret,
+                                      "test_regret": None if not math.isfinite(test) else test,
+                                      "choice": f"keep {KEEPS[k]}"},
+                           "best_case": {"compute_saved": best[0], "regret": best[1]}}
+    return held_out
