@@ -401,3 +401,60 @@ def test_a_rule_in_fractions_of_the_budget_is_placed_in_the_studys_budget(tmp_pa
     assert study.pruner.decision_steps == (4, 8)
     first = study.trials[0]
     assert set(first.intermediate_values) == {4, 8} and 0 <= first.intermediate_values[4] <= 1
+
+
+EASY_SPEC = """
+[study]
+name = "easy"
+n_trials = 4
+seed = {seed}
+sampler = "grid"
+[model]
+name = "earlyexit:tiny-bert"
+[data]
+train = "{train}"
+dev = "{dev}"
+max_length = 16
+[train]
+batch_size = 8
+max_steps = 24
+[search.grid]
+learning_rate = [3e-3, 1e-7, 2e-3, 2e-7]
+"""
+
+
+def test_a_study_with_the_default_pruner_prunes_only_on_leads_the_dev_set_resolves(tmp_path):
+    """`earlyexit run`'s default: per-example records stored, rungs on the budget, pruned only behind a resolved lead."""
+    from earlyexit.pruning import DEFAULT_RULE, lead_resolved, Reading
+    from earlyexit.sweeps._format import decode_classes
+
+    rows = [(f"{w} {n}", int(w == "good")) for n in ("film", "plot", "cast", "score") for w in ("good", "bad")] * 8
+    for split in ("train", "dev"):
+        (tmp_path / f"{split}.csv").write_text("sentence,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    spec_path = tmp_path / "easy.toml"
+    spec_path.write_text(EASY_SPEC.format(seed=0, train=tmp_path / "train.csv", dev=tmp_path / "dev.csv"))
+    study = run_study(load_spec(spec_path), storage=f"sqlite:///{tmp_path}/e.db", show_progress=False)
+    labels = decode_classes(study.user_attrs["earlyexit:dev_labels"])
+    assert len(labels) == len(rows)
+    rungs = DEFAULT_RULE.rung_steps(24)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "a learner and a non-learner of the same study: the non-learner is pruned once a learner leads"
+    for t in study.trials:
+        assert set(t.intermediate_values) <= set(rungs)  # a dev evaluation at the rungs only
+    for t in pruned:
+        step = t.last_step
+        assert t.params["learning_rate"] < 1e-6 and "SE (paired)" in t.user_attrs["pruned_reason"]
+        mine = Reading(t.intermediate_values[step], np_array(t.user_attrs[f"dev_predictions@{step}"]))
+        leaders = [o for o in study.trials if o.number < t.number and step in o.intermediate_values
+                   and lead_resolved(Reading(o.intermediate_values[step],
+                                             np_array(o.user_attrs[f"dev_predictions@{step}"])),
+                                     mine, n=len(labels), z=DEFAULT_RULE.z, labels=np_array(labels))[0]]
+        assert len(leaders) >= DEFAULT_RULE.keep
+
+
+def np_array(values):
+    import numpy as np
+
+    from earlyexit.sweeps._format import decode_classes
+
+    return np.asarray(decode_classes(values) if isinstance(values, str) else values, dtype=np.int16)
