@@ -87,7 +87,8 @@ class ReplayCommand:
     def _nested(args) -> int:
         from pathlib import Path
 
-        from ..replay._nested import compare, format_nested, plot_nested
+        from ..replay._nested import compare
+        from ..replay._nested_report import format_nested, plot_nested
         from ..sweeps import find_sweeps, load
 
         if args.workers < 1 or args.jobs < 1 or args.draws < 1:
@@ -113,7 +114,8 @@ class ReplayCommand:
     def _study_size(args) -> int:
         from pathlib import Path
 
-        from ..replay._nested import format_study_size, plot_study_size, study_size
+        from ..replay._nested import study_size
+        from ..replay._nested_report import format_study_size, plot_study_size
         from ..sweeps import load
 
         if len(args.sweep) != 1 or not args.choices:

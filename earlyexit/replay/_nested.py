@@ -1,6 +1,6 @@
 """The fair comparison: every policy's setting chosen inside the training folds, then replayed held out.
 
-For each task, each policy's candidate settings (:func:`candidates`) are measured on the sweeps of the
+For each task, each policy's candidate settings (:func:`candidate_labels` names them) are measured on the sweeps of the
 *other* tasks, one is chosen there by the selection rule of the default (:func:`choose`: among the
 settings within :data:`MEAN_BOUND` mean and :data:`WORST_BOUND` worst regret, the one saving most compute;
 where none is, the one with the lowest mean regret), and only then is that setting replayed on the
@@ -19,9 +19,9 @@ Policies (regrets in points of each sweep's metric; compute saved against traini
     the live rule with a warming-up trial judged at comparable learning-rate progress instead of passing
     (an option, ``[pruner] progress_match = true``, designed after the clean test).
 ``crude_rule``
-    the rule at one fixed setting (rungs 5/10/25/50%, keep 1, z 1, pace), with no choice made: the safe
-    baseline of the evidence notes. It is also the shipped default (:data:`earlyexit.pruning.DEFAULT_RULE`),
-    frozen from the nested run on the twelve older sweeps.
+    the rule at one fixed setting (rungs 5/10/25/50%, keep 1, z 1, pace), synchronously, with no choice made:
+    the safe baseline of the evidence notes. Its setting is the shipped default's
+    (:data:`earlyexit.pruning.DEFAULT_RULE`, frozen from the nested run on the twelve older sweeps).
 ``halving_rungs``
     plain synchronous successive halving on the same rungs as ours: the top ``1/eta`` of the trials at each
     rung go on, no resolution (any lead counts), no pace; the like-for-like "successive halving" of our rungs.
@@ -355,116 +355,3 @@ def study_size(sweep: Sweep, sizes: Sequence[int], chosen_from: dict, policies: 
     return {"sweep": sweep.name, "choices": {p: candidate_labels(p)[k] for p, k in choices.items()},
             "chosen_on": sorted(train), "by_size": by_size,
             "protocol": {"orders": orders, "workers": workers, "draws": draws, "sizes": list(sizes)}}
-
-
-def format_study_size(result: dict) -> str:
-    sizes = list(result["by_size"])
-    policies = list(result["choices"])
-    head = ["policy (setting chosen on other tasks)"] + [f"N={n}: saved / regret / test" for n in sizes]
-    rows = []
-    for p in policies:
-        cells = [f"{p} ({result['choices'][p]})"]
-        for n in sizes:
-            f = result["by_size"][n][p]
-            t = "-" if f["test_regret"] is None else f"{f['test_regret']:.2f}"
-            cells.append(f"{f['compute_saved']:.1%} / {f['regret']:.2f} / {t}")
-        rows.append(cells)
-    p = result["protocol"]
-    return "\n".join([f"{result['sweep']}: studies of N configs drawn from it ({p['draws']} draws a seed, "
-                      f"{p['orders']} arrival orders, W={p['workers']})", ""] + _table(head, rows, False))
-
-
-def plot_study_size(results: Sequence[dict], path, policies: Sequence[str] = ("default", "default_sync",
-                                                                               "prefix_accuracy", "median",
-                                                                               "successive_halving", "hyperband")) -> None:
-    """Compute saved and regret against the study size N, one panel pair per sweep."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, len(results), figsize=(5 * len(results), 6), squeeze=False)
-    for j, res in enumerate(results):
-        sizes = [int(n) for n in res["by_size"]]
-        for p in policies:
-            if p not in res["choices"]:
-                continue
-            saved = [100 * res["by_size"][str(n)][p]["compute_saved"] for n in sizes]
-            regret = [res["by_size"][str(n)][p]["regret"] for n in sizes]
-            axes[0, j].plot(sizes, saved, marker="o", label=p)
-            axes[1, j].plot(sizes, regret, marker="o", label=p)
-        axes[0, j].set_title(res["sweep"], fontsize=10)
-        axes[0, j].set_ylabel("compute saved (%)")
-        axes[1, j].set_ylabel("dev regret (points)")
-        axes[1, j].set_xlabel("configs in the study (N)")
-        for ax in axes[:, j]:
-            ax.set_xticks(sizes)
-            ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_nested(result: dict, path) -> None:
-    """Compute saved against mean regret, one point per policy (nested), with the best case as open markers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for policy, a in result["aggregate"].items():
-        n, b = a["nested"], a["best_case"]
-        ax.scatter(n["mean_regret"], 100 * n["mean_compute_saved"], s=40)
-        ax.annotate(policy, (n["mean_regret"], 100 * n["mean_compute_saved"]), fontsize=8,
-                    xytext=(4, 3), textcoords="offset points")
-        ax.scatter(b["mean_regret"], 100 * b["mean_compute_saved"], s=25, facecolors="none", edgecolors="grey")
-    p = result["protocol"]
-    ax.set_xlabel("mean held-out regret (points of each sweep's metric)")
-    ax.set_ylabel("mean compute saved (%)")
-    ax.set_title(f"leave-one-task-out, settings chosen on the other tasks ({len(p['sweeps'])} sweeps, "
-                 f"W={p['workers']}" + (f", {p['trials']} trials" if p["trials"] else "") + ")\n"
-                 "filled: nested; open: each policy's best case on the held-out sweep itself", fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def format_nested(result: dict, *, markdown: bool = False) -> str:
-    """The nested table first (every policy's setting chosen on the other tasks), then the best case."""
-    agg = result["aggregate"]
-    head = ["policy", "saved (nested)", "mean regret", "worst regret", "test regret", "best case: saved / regret"]
-    rows = []
-    for p, a in sorted(agg.items(), key=lambda kv: POLICIES.index(kv[0]) if kv[0] in POLICIES else 99):
-        n, b = a["nested"], a["best_case"]
-        test = "-" if n["mean_test_regret"] is None else f"{n['mean_test_regret']:.2f}"
-        rows.append([p, f"{n['mean_compute_saved']:.1%}", f"{n['mean_regret']:.2f}", f"{n['worst_regret']:.2f}",
-                     test, f"{b['mean_compute_saved']:.1%} / {b['mean_regret']:.2f}"])
-    p = result.get("protocol", {})
-    lines = [f"nested leave-one-task-out over {len(p.get('sweeps', []))} sweeps; W={p.get('workers')} workers"
-             + (f", studies of {p['trials']} configs ({p['draws']} draws a seed)" if p.get("trials") else "")
-             + f"; {p.get('orders')} arrival orders; {p.get('seconds')} s", ""]
-    lines += _table(head, rows, markdown)
-    lines.append("")
-    sweeps = sorted(result["held_out"])
-    policies = [p for p in POLICIES if p in agg]
-    head2 = ["held out"] + policies
-    rows2 = []
-    for s in sweeps:
-        cells = [s]
-        for p in policies:
-            f = result["held_out"][s].get(p, {}).get("nested")
-            cells.append("-" if f is None else f"{f['compute_saved']:.0%} / {f['regret']:.2f}")
-        rows2.append(cells)
-    lines += _table(head2, rows2, markdown)
-    return "\n".join(lines)
-
-
-def _table(head, rows, markdown):
-    if markdown:
-        return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    fmt = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
-    return [fmt(head)] + [fmt(r) for r in rows]
