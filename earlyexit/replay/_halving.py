@@ -35,7 +35,7 @@ from ..names import (DEV_METRIC_AT, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, STUDY_DE
 from ..pruning._resolution import Reading, ResolutionRule, warming_up
 from ..sweeps import Sweep, load_dev_records
 from ..sweeps._format import encode_classes
-from ._simulate import Compute, Run, dev_metric_at, runs_of, screen, sweep_context
+from ._simulate import Compute, Outcome, Run, dev_metric_at, runs_of, screen, sweep_context
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,6 @@ class HeldSet:
     costs: object
     warmup: dict
     logged_steps: tuple[int, ...]
-
-    @property
-    def evidence(self) -> str:
-        """``paired`` where per-example records exist, else ``approximate``."""
-        return "paired" if self.labels is not None else "approximate"
 
     def reading(self, run: Run, step: int, *, paired: bool = True) -> Reading:
         value = run.signature[step].get("dev_metric", math.nan)
@@ -199,10 +194,16 @@ def prefix_rule(held: HeldSet, fraction: float, keep_top: int, order_seed: int) 
     if not steps:
         return result(held, float(sum(r.steps for r in held.runs)), held.runs)
     step = steps[0]
-    out = screen(step, keep_top, dev_metric_at, compute=Compute(("dev_metric",), held.costs, steps=(step,)))(
-        list(held.runs), order_seed)
+    return screened_result(held, screen(step, keep_top, dev_metric_at,
+                                        compute=Compute(("dev_metric",), held.costs, steps=(step,)))(
+        list(held.runs), order_seed))
+
+
+def screened_result(held: HeldSet, outcome: Outcome) -> Result:
+    """A screening policy's :class:`~earlyexit.replay._simulate.Outcome` (compute as a fraction) as a Result."""
     full = float(sum(r.steps for r in held.runs)) or 1.0
-    return result(held, out.compute_used * full, [r for r in held.runs if r.run_id in set(out.kept)])
+    kept = set(outcome.kept)
+    return result(held, outcome.compute_used * full, [r for r in held.runs if r.run_id in kept])
 
 
 # -- live, W workers -------------------------------------------------------------------------------------------
@@ -317,9 +318,7 @@ def live(held: HeldSet, judge: Judge, order_seed: int, workers: int = 1) -> Resu
         heapq.heappush(events, (now + (compute.until(run, run.steps) if run.diverged else compute.whole(run)),
                                 sequence, i, -1))
         sequence += 1
-        starts[i] = now
 
-    starts: dict[int, float] = {}
     finished: set[int] = set()
     for _ in range(workers):
         start(0.0)

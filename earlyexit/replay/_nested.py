@@ -3,7 +3,7 @@
 For each task, each policy's candidate settings (:func:`candidate_labels` names them) are measured on the sweeps of the
 *other* tasks, one is chosen there by the selection rule of the default (:func:`choose`: among the
 settings within :data:`MEAN_BOUND` mean and :data:`WORST_BOUND` worst regret, the one saving most compute;
-where none is, the one with the lowest mean regret), and only then is that setting replayed on the
+where none is, the one with the lowest mean regret; :mod:`earlyexit.replay._selection`), and only then is that setting replayed on the
 held-out task's sweeps. No setting sees the task it is measured on. The post-hoc "best case" (each
 policy's best setting chosen on the held-out sweep itself) is reported beside it, labelled as such.
 
@@ -50,10 +50,8 @@ import optuna
 from ..pruning._resolution import ResolutionRule
 from ..sweeps import Sweep
 from ._halving import HeldSet, OptunaJudge, RuleJudge, held_sets, live, prefix_rule, synchronous
+from ._selection import MEAN_BOUND, WORST_BOUND, aggregate_rows, best_case, choose, finite_or_none  # noqa: F401
 
-MEAN_BOUND = 0.5
-WORST_BOUND = 1.0
-"""The selection's bounds in points, the same for every policy (those the default's design was chosen by)."""
 
 RUNG_SETS = ((0.05, 0.1, 0.25, 0.5), (0.1, 0.25, 0.5), (0.25, 0.5), (0.1, 0.25))
 KEEPS = (1, 2, 3)
@@ -220,23 +218,7 @@ def measure(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
     return out
 
 
-def choose(figures: Sequence[Sequence[tuple[float, float, float]]]) -> int:
-    """The selection rule: index of the candidate chosen from its per-sweep figures (sweeps x candidates).
-
-    Among candidates within the bounds (mean regret <= :data:`MEAN_BOUND`, worst <= :data:`WORST_BOUND`),
-    the one saving most compute on average; where none is, the one with the lowest mean regret. Ties go to
-    the earlier candidate (the candidate lists put the safer settings first where it matters).
-    """
-    arr = np.array(figures, dtype=float)  # sweeps x candidates x 3
-    saved, regret = arr[..., 0].mean(axis=0), arr[..., 1]
-    mean, worst = regret.mean(axis=0), regret.max(axis=0)
-    ok = (mean <= MEAN_BOUND + 1e-9) & (worst <= WORST_BOUND + 1e-9)
-    if ok.any():
-        return int(np.argmax(np.where(ok, np.round(saved, 9), -np.inf)))
-    return int(np.argmin(np.round(mean, 9)))
-
-
-def nested(figures: dict, tasks: dict[str, str], policies: Sequence[str] = POLICIES, budget_for=None) -> dict:
+def nested(figures: dict, tasks: dict[str, str], policies: Sequence[str] = POLICIES) -> dict:
     """Leave-one-task-out with each policy's setting chosen on the other tasks (see the module).
 
     ``figures`` from :func:`measure`, ``tasks`` sweep -> task. Returns ``{"held_out": {sweep: {policy:
@@ -253,41 +235,13 @@ def nested(figures: dict, tasks: dict[str, str], policies: Sequence[str] = POLIC
             labels = candidate_labels(policy)
             for s in test:
                 saved, regret, test_regret = figures[s][policy][k]
-                best = _best_case(figures[s][policy])
                 held_out[s][policy] = {
-                    "nested": {"compute_saved": saved, "regret": regret, "test_regret": _none(test_regret),
+                    "nested": {"compute_saved": saved, "regret": regret, "test_regret": finite_or_none(test_regret),
                                "choice": labels[k] if k < len(labels) else str(k)},
-                    "best_case": best}
-    aggregate = {}
-    for policy in policies:
-        rows = [held_out[s][policy] for s in held_out if policy in held_out[s]]
-        if not rows:
-            continue
-        aggregate[policy] = {"nested": _summary([r["nested"] for r in rows])}
-        bc = [r["best_case"] for r in rows]
-        aggregate[policy]["best_case"] = {"mean_compute_saved": float(np.mean([b["compute_saved"] for b in bc])),
-                                          "mean_regret": float(np.mean([b["regret"] for b in bc]))}
+                    "best_case": best_case(figures[s][policy])}
+    aggregate = {p: aggregate_rows(rows) for p in policies
+                 if (rows := [held_out[s][p] for s in held_out if p in held_out[s]])}
     return {"held_out": dict(held_out), "aggregate": aggregate}
-
-
-def _best_case(cands) -> dict:
-    """The most compute saved within 0.5 points of regret on this very sweep (a figure no user could reach)."""
-    within = [c for c in cands if c[1] <= 0.5 + 1e-9]
-    c = max(within, key=lambda c: c[0]) if within else min(cands, key=lambda c: c[1])
-    return {"compute_saved": c[0], "regret": c[1]}
-
-
-def _summary(rows) -> dict:
-    tests = [r["test_regret"] for r in rows if r["test_regret"] is not None]
-    return {"mean_compute_saved": float(np.mean([r["compute_saved"] for r in rows])),
-            "mean_regret": float(np.mean([r["regret"] for r in rows])),
-            "worst_regret": float(np.max([r["regret"] for r in rows])),
-            "mean_test_regret": float(np.mean(tests)) if tests else None,
-            "sweeps": len(rows)}
-
-
-def _none(x):
-    return None if x is None or not math.isfinite(x) else x
 
 
 def compare(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orders: int = 20, workers: int = 1,
@@ -306,14 +260,10 @@ def compare(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
     if "hyperparameters" in policies and trials is None:
         from ._nested_surrogate import nested_surrogate, surrogate_figures
 
-        held = nested_surrogate(surrogate_figures(sweeps, jobs=jobs, progress=progress), choose)
+        held = nested_surrogate(surrogate_figures(sweeps, jobs=jobs, progress=progress))
         for s, figs in held.items():
             out["held_out"].setdefault(s, {})["hyperparameters"] = figs
-        rows = [held[s] for s in held]
-        out["aggregate"]["hyperparameters"] = {
-            "nested": _summary([r["nested"] for r in rows]),
-            "best_case": {"mean_compute_saved": float(np.mean([r["best_case"]["compute_saved"] for r in rows])),
-                          "mean_regret": float(np.mean([r["best_case"]["regret"] for r in rows]))}}
+        out["aggregate"]["hyperparameters"] = aggregate_rows(list(held.values()))
     out["protocol"] = {"orders": orders, "wilcoxon_orders": min(orders, WILCOXON_ORDERS), "workers": workers,
                        "trials": trials, "draws": draws if trials else None, "sweeps": sorted(figures),
                        "tasks": {s: tasks[s] for s in sorted(figures)},
@@ -351,7 +301,7 @@ def study_size(sweep: Sweep, sizes: Sequence[int], chosen_from: dict, policies: 
         figs = measure([sweep], policies, orders=orders, workers=workers, trials=None if n == per_seed else n,
                        draws=draws, jobs=jobs)[sweep.name]
         by_size[str(n)] = {p: dict(zip(("compute_saved", "regret", "test_regret"),
-                                       (_none(x) for x in figs[p][choices[p]]))) for p in policies}
+                                       (finite_or_none(x) for x in figs[p][choices[p]]))) for p in policies}
     return {"sweep": sweep.name, "choices": {p: candidate_labels(p)[k] for p, k in choices.items()},
             "chosen_on": sorted(train), "by_size": by_size,
             "protocol": {"orders": orders, "workers": workers, "draws": draws, "sizes": list(sizes)}}

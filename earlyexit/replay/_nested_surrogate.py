@@ -4,7 +4,7 @@ The surrogate (:mod:`earlyexit.replay._surrogate`) ranks a study's configs by th
 before any trains, and trains only the top K. Unlike the rules, what it does on a sweep depends on what it
 was fitted on, so its nesting is two levels deep: for each held-out task T, K is chosen by a leave-one-task-
 out over the other tasks (for each training task U, a surrogate fitted on the tasks other than T and U is
-replayed on U's sweeps at every K; :func:`~earlyexit.replay._nested.choose` picks K from those figures), then
+replayed on U's sweeps at every K; :func:`~earlyexit.replay._selection.choose` picks K from those figures), then
 a surrogate fitted on every task but T is replayed on T's sweeps at that K.
 """
 
@@ -18,7 +18,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from ._fit import study_groups
-from ._halving import HeldSet, held_sets, result
+from ._halving import HeldSet, held_sets, screened_result
+from ._selection import best_case, choose, finite_or_none
 from ._simulate import Run, runs_of, scorer_at, screen
 from ._surrogate import SURROGATE_STEP, as_param_runs, feature_names, fit_surrogate
 
@@ -46,9 +47,7 @@ def _fit_and_replay(train_runs, test_sets, orders) -> dict:
         for k in KEEPS:
             outs = []
             for o in range(orders):
-                out = screen(SURROGATE_STEP, k, scorer_at(fitted))(runs, o)
-                full = float(sum(r.steps for r in held.runs)) or 1.0
-                outs.append(result(held, out.compute_used * full, [r for r in held.runs if r.run_id in set(out.kept)]))
+                outs.append(screened_result(held, screen(SURROGATE_STEP, k, scorer_at(fitted))(runs, o)))
             tests = [x.test_regret for x in outs if math.isfinite(x.test_regret)]
             figs.append((1 - float(np.mean([x.compute_used for x in outs])), float(np.mean([x.regret for x in outs])),
                          float(np.mean(tests)) if tests else math.nan))
@@ -87,17 +86,14 @@ def surrogate_figures(sweeps, *, orders: int = 3, jobs: int = 1,
     return out
 
 
-def nested_surrogate(figures: dict, choose: Callable) -> dict:
+def nested_surrogate(figures: dict) -> dict:
     """``{sweep: {"nested": {...}, "best_case": {...}}}``: each held-out task at the K its inner folds chose."""
     held_out = {}
     for t, levels in figures.items():
         k = choose(list(levels["inner"].values()))
         for s, figs in levels["outer"].items():
             saved, regret, test = figs[k]
-            within = [f for f in figs if f[1] <= 0.5 + 1e-9]
-            best = max(within, key=lambda f: f[0]) if within else min(figs, key=lambda f: f[1])
-            held_out[s] = {"nested": {"compute_saved": saved, "regret": regret,
-                                      "test_regret": None if not math.isfinite(test) else test,
+            held_out[s] = {"nested": {"compute_saved": saved, "regret": regret, "test_regret": finite_or_none(test),
                                       "choice": f"keep {KEEPS[k]}"},
-                           "best_case": {"compute_saved": best[0], "regret": best[1]}}
+                           "best_case": best_case(figs)}
     return held_out
