@@ -83,9 +83,10 @@ class ResolutionPruner(BasePruner):
             return False
         metric = self._metric or str(study.user_attrs.get(STUDY_METRIC, "accuracy"))
         labels = self._labels(study)
-        rivals = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+        others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                                        TrialState.RUNNING))
-                  if t.number != trial.number and step in t.intermediate_values]
+                  if t.number != trial.number]
+        rivals = [t for t in others if step in t.intermediate_values]
         n = len(labels) if labels is not None else (self._dev_size or trial.user_attrs.get(DEV_SIZE))
         if n is None:
             raise ValueError("ResolutionPruner needs the dev size: pass dev_size=, or set the study's "
@@ -94,11 +95,9 @@ class ResolutionPruner(BasePruner):
         mine = _reading(trial, step, labels)
         histories = None
         if self.rule.progress_match and mine.warming_up:  # each rival's readings at the rungs it has reached
-            done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                            TrialState.RUNNING))
             histories = [[_reading(t, s, labels) for s in sorted(t.intermediate_values)
                           if s <= step and (self._steps is None or s in self._steps)]
-                         for t in done if t.number != trial.number]
+                         for t in others]
         prune, evidence = self.rule.prune(mine, [_reading(t, step, labels) for t in rivals], n=n, metric=metric,
                                           labels=labels, histories=histories)
         if prune:
