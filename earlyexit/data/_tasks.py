@@ -212,9 +212,18 @@ def _from_files(source: DataSource, info: TaskInfo | None):
         folder = resolve_folder(source.path)
         paths = {"train": _find(folder, ("train",)), "dev": _find(folder, ("dev", "validation"))}
         test = _find(folder, ("test",), required=False)
-        if test is not None and _has_labels(test, info, source.label_column):  # GLUE's test files have none
+        if test is not None:
             paths["test"] = test
-    frames = {split: _read_file(p, info, source.label_column) for split, p in paths.items()}
+    frames = {split: _read_file(p, info, source.label_column) for split, p in paths.items() if split != "test"}
+    if "test" in paths:
+        try:
+            frame = _read_file(paths["test"], info, source.label_column)
+        except DataError:
+            frame = None
+        if frame is not None and _has_labels(frame, source.label_column):
+            frames["test"] = frame
+        else:  # GLUE's test files have no labels: no test split
+            del paths["test"]
     return frames, {split: str(p) for split, p in paths.items()}
 
 
@@ -252,12 +261,8 @@ def _read_file(path: Path, info: TaskInfo | None, label_column: str):
         raise DataError(f"{path}: not a readable {ext[1:].upper()} file ({str(exc).splitlines()[0]}).") from None
 
 
-def _has_labels(path: Path, info: TaskInfo | None, label_column: str) -> bool:
-    """Whether an optional split's file carries labels (GLUE's unlabelled test files do not)."""
-    try:
-        frame = _read_file(path, info, label_column)
-    except DataError:
-        return False
+def _has_labels(frame, label_column: str) -> bool:
+    """Whether an optional split's table carries labels (GLUE's unlabelled test files do not)."""
     return label_column in frame.columns and len(frame) > 0 and (frame[label_column] != "").all()
 
 
