@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..training._schedule import warmup_steps
+
 EVIDENCE = ("paired", "approximate")
 BOOTSTRAP_DRAWS = 200
 
@@ -206,4 +208,4 @@ def matched(history: Sequence[Reading], progress: float) -> Reading | None:
 
 def warming_up(step: int, budget: int, warmup_ratio: float) -> bool:
     """Whether a run with linear warmup over ``warmup_ratio`` of ``budget`` steps is still before its peak at ``step``."""
-    return step < round(float(warmup_ratio) * budget)
+    return step < warmup_steps(budget, float(warmup_ratio))

@@ -21,6 +21,7 @@ from ..names import (DEV_ACCURACY_AT, DEV_METRIC_AT, DEV_METRICS, DEV_PREDICTION
                      STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMING_UP_AT, WORKER, DEVICE,
                      Plan, Scorer, at)
 from ..pruning import GeometricPruner, ResolutionPruner
+from ..pruning._resolution import warming_up
 from ..pruning._geometric import REASON_ATTR
 from ..scoring import ProbeRankScorer
 from ..sweeps._format import encode_classes
@@ -106,7 +107,7 @@ def measurement_plan(spec: StudySpec, scorer: Scorer, max_steps: int | None = No
     if spec.measure == "all" or spec.pruner.kind == "none":
         return None
     if spec.pruner.kind == "resolution":  # a dev evaluation at each rung, nothing else
-        return {s: DEV_METRICS for s in make_pruner(spec, max_steps).decision_steps}
+        return {s: DEV_METRICS for s in spec.pruner.resolution_rule().rung_steps(max_steps or spec.train.max_steps)}
     if spec.pruner.kind != "geometric":  # Optuna's pruners read the dev metric at every probe step
         return {s: DEV_METRICS for s in spec.train.probe_steps}
     return scorer.reads(spec.pruner.decision_steps)
@@ -201,7 +202,7 @@ class Objective:
             trial.set_user_attr(at(DEV_ACCURACY_AT, cp.step), _finite(cp.dev_accuracy))
             trial.set_user_attr(at(DEV_METRIC_AT, cp.step), _finite(cp.dev_metric))
             if self.spec.pruner.kind == "resolution" and cp.dev_predictions:
-                trial.set_user_attr(at(WARMING_UP_AT, cp.step), cp.step < round(config.warmup_ratio * config.max_steps))
+                trial.set_user_attr(at(WARMING_UP_AT, cp.step), warming_up(cp.step, config.max_steps, config.warmup_ratio))
                 trial.set_user_attr(at(DEV_PREDICTIONS_AT, cp.step), encode_classes(cp.dev_predictions))
             if config.metric != "accuracy":
                 trial.set_user_attr(f"dev_{config.metric}@{cp.step}", _finite(cp.dev_metric))
