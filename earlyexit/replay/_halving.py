@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import optuna
@@ -51,6 +51,10 @@ class HeldSet:
         test: ``run_id -> final test metric`` (format 3 sweeps of data with a test split; empty otherwise).
         costs: the sweep's probe costs (prices a dev evaluation), or None.
         warmup: ``run_id -> warmup ratio``.
+        logged_steps: the sweep's probe steps.
+        peak_lr: ``run_id -> peak learning rate``.
+        classes: the task's number of classes.
+        constant: the constant classifier's dev metric (the majority class's share for accuracy, 0 for MCC).
     """
 
     sweep: str
@@ -66,6 +70,9 @@ class HeldSet:
     costs: object
     warmup: dict
     logged_steps: tuple[int, ...]
+    peak_lr: dict = field(default_factory=dict)
+    classes: int = 2
+    constant: float = math.nan
 
     def reading(self, run: Run, step: int, *, paired: bool = True) -> Reading:
         value = run.signature[step].get("dev_metric", math.nan)
@@ -83,7 +90,7 @@ class HeldSet:
 
 def held_sets(sweep: Sweep) -> list[HeldSet]:
     """The sweep's seeds as held-out sets, with its per-example records and test metrics where logged."""
-    budget, _, fixed = sweep_context(sweep)
+    budget, classes, fixed = sweep_context(sweep)
     records = load_dev_records(sweep)
     runs = runs_of(sweep)
     frame = sweep.runs.set_index("run_id")
@@ -91,6 +98,9 @@ def held_sets(sweep: Sweep) -> list[HeldSet]:
     if "final_test_metric" in frame.columns:
         test = {rid: float(v) for rid, v in frame["final_test_metric"].items() if math.isfinite(float(v))}
     warm = {r.run_id: float(r.params.get("warmup_ratio", fixed["warmup_ratio"])) for r in runs}
+    peak = {r.run_id: float(r.params.get("learning_rate", fixed["learning_rate"])) for r in runs}
+    constant = {"mcc": 0.0, "accuracy": constant_accuracy(sweep, None if records is None else records.labels)}.get(
+        sweep.metric, math.nan)
     n_dev = int(sweep.manifest.get("dev_examples") or 0) or _dev_size_guess(sweep)
     steps = tuple(sorted(set(int(s) for s in sweep.probe_steps)))
     out = []
@@ -98,8 +108,21 @@ def held_sets(sweep: Sweep) -> list[HeldSet]:
         out.append(HeldSet(sweep.name, str(sweep.manifest.get("task")), sweep.metric, seed,
                            tuple(r for r in runs if r.seed == seed), budget, n_dev,
                            None if records is None else records.labels,
-                           {} if records is None else records.predictions, test, sweep.probe_costs, warm, steps))
+                           {} if records is None else records.predictions, test, sweep.probe_costs, warm, steps,
+                           peak, classes, constant))
     return out
+
+
+def constant_accuracy(sweep: Sweep, labels: np.ndarray | None) -> float:
+    """The majority class's share of the dev set: from the labels, the manifest's class fractions, or else
+    (version-1 sweeps) the largest step-0 dev accuracy or its complement (an untrained head predicts one class)."""
+    if labels is not None and len(labels):
+        return float(np.bincount(np.asarray(labels, dtype=int)).max() / len(labels))
+    fractions = sweep.manifest.get("dev_class_fractions")
+    if fractions:
+        return float(max(fractions))
+    at0 = sweep.checkpoints.loc[sweep.checkpoints["step"] == 0, "dev_accuracy"].dropna()
+    return float(np.maximum(at0, 1 - at0).max()) if len(at0) else math.nan
 
 
 _DEV_SIZES = {"sst2": 872, "cola": 1043}

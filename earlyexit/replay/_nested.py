@@ -30,6 +30,11 @@ Policies (regrets in points of each sweep's metric; compute saved against traini
 ``hyperparameters``
     a surrogate from hyperparameters to the final metric ranks the configs before any trains; the top K train
     (fitted and set inside the training folds, two levels deep: :mod:`earlyexit.replay._nested_surrogate`).
+``interval``, ``interval_tasks``
+    the shipped rule live, and a trial also pruned where an optimistic bound on its final (its rung reading plus a
+    gain predicted by a model fitted on other tasks, plus a margin calibrated on the study's own completed trials,
+    or on other tasks) falls below the K-th best completed final (:mod:`earlyexit.replay._interval`; fitted and
+    set two levels deep, :mod:`earlyexit.replay._nested_interval`).
 ``median``, ``patient_median``, ``percentile``, ``successive_halving``, ``hyperband``, ``wilcoxon``
     Optuna's pruners on the dev-metric curve reported at every logged step, live, through their own ``prune()``.
 """
@@ -50,7 +55,8 @@ import optuna
 from ..pruning._resolution import ResolutionRule
 from ..sweeps import Sweep
 from ._halving import HeldSet, OptunaJudge, RuleJudge, held_sets, live, prefix_rule, synchronous
-from ._selection import MEAN_BOUND, WORST_BOUND, aggregate_rows, best_case, choose, finite_or_none  # noqa: F401
+from ._selection import (MEAN_BOUND, WORST_BOUND, aggregate_rows, best_case, choose, finite_or_none,  # noqa: F401
+                         nested_two_level)
 
 
 RUNG_SETS = ((0.05, 0.1, 0.25, 0.5), (0.1, 0.25, 0.5), (0.25, 0.5), (0.1, 0.25))
@@ -69,9 +75,11 @@ CRUDE = ResolutionRule((0.05, 0.1, 0.25, 0.5), keep=1, z=1.0)
 twelve older sweeps, turned out to be: :data:`earlyexit.pruning.DEFAULT_RULE`)."""
 
 POLICIES = ("default", "default_sync", "progress_match", "crude_rule", "halving_rungs", "prefix_accuracy",
-            "hyperparameters", "median", "patient_median", "percentile",
+            "hyperparameters", "interval", "interval_tasks", "median", "patient_median", "percentile",
             "successive_halving", "hyperband", "wilcoxon")
-LIVE = ("default", "progress_match", "median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
+FITTED = ("hyperparameters", "interval", "interval_tasks")
+"""Policies fitted on other tasks' sweeps: nested two levels deep, and only on whole sweeps (not with ``trials``)."""
+LIVE = ("default", "progress_match", "interval", "interval_tasks", "median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
 """Policies whose figures depend on the arrival order and the number of workers."""
 
 
@@ -134,6 +142,10 @@ def candidate_labels(policy: str, budget: int = 1000) -> list[str]:
         from ._nested_surrogate import KEEPS as SURROGATE_KEEPS
 
         return [f"keep {k}" for k in SURROGATE_KEEPS]
+    if policy in ("interval", "interval_tasks"):
+        from ._nested_interval import candidate_labels as interval_labels
+
+        return interval_labels(policy)
     return [label for label, _ in _optuna_candidates(budget).get(policy, [])]
 
 
@@ -253,7 +265,7 @@ def compare(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
         raise ValueError(f"the nested comparison needs sweeps of at least three tasks (two to choose on, one held "
                          f"out), but got {sorted(set(tasks.values()))}.")
     started = time.perf_counter()
-    per_set = [p for p in policies if p != "hyperparameters"]
+    per_set = [p for p in policies if p not in FITTED]
     figures = measure(sweeps, per_set, orders=orders, workers=workers, trials=trials, draws=draws, jobs=jobs,
                       progress=progress)
     out = nested(figures, {s: tasks[s] for s in figures}, per_set)
@@ -264,6 +276,17 @@ def compare(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
         for s, figs in held.items():
             out["held_out"].setdefault(s, {})["hyperparameters"] = figs
         out["aggregate"]["hyperparameters"] = aggregate_rows(list(held.values()))
+    fitted_bounds = [p for p in policies if p in ("interval", "interval_tasks")]
+    if fitted_bounds and trials is None:
+        from ._nested_interval import candidate_labels as interval_labels, interval_figures
+
+        per_policy = interval_figures(sweeps, fitted_bounds, orders=orders, workers=workers, jobs=jobs,
+                                      progress=progress)
+        for p, figs_p in per_policy.items():
+            held = nested_two_level(figs_p, interval_labels(p))
+            for s, figs in held.items():
+                out["held_out"].setdefault(s, {})[p] = figs
+            out["aggregate"][p] = aggregate_rows(list(held.values()))
     out["protocol"] = {"orders": orders, "wilcoxon_orders": min(orders, WILCOXON_ORDERS), "workers": workers,
                        "trials": trials, "draws": draws if trials else None, "sweeps": sorted(figures),
                        "tasks": {s: tasks[s] for s in sorted(figures)},

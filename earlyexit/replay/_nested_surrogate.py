@@ -19,7 +19,7 @@ import numpy as np
 
 from ._fit import study_groups
 from ._halving import HeldSet, held_sets, screened_result
-from ._selection import best_case, choose, finite_or_none
+from ._selection import nested_two_level
 from ._simulate import Run, runs_of, scorer_at, screen
 from ._surrogate import SURROGATE_STEP, as_param_runs, feature_names, fit_surrogate
 
@@ -88,12 +88,4 @@ def surrogate_figures(sweeps, *, orders: int = 3, jobs: int = 1,
 
 def nested_surrogate(figures: dict) -> dict:
     """``{sweep: {"nested": {...}, "best_case": {...}}}``: each held-out task at the K its inner folds chose."""
-    held_out = {}
-    for t, levels in figures.items():
-        k = choose(list(levels["inner"].values()))
-        for s, figs in levels["outer"].items():
-            saved, regret, test = figs[k]
-            held_out[s] = {"nested": {"compute_saved": saved, "regret": regret, "test_regret": finite_or_none(test),
-                                      "choice": f"keep {KEEPS[k]}"},
-                           "best_case": best_case(figs)}
-    return held_out
+    return nested_two_level(figures, [f"keep {k}" for k in KEEPS])

@@ -58,3 +58,21 @@ def aggregate_rows(rows: Sequence[dict]) -> dict:
 def finite_or_none(x):
     """JSON-ready: None for a missing or non-finite figure."""
     return None if x is None or not math.isfinite(x) else x
+
+
+def nested_two_level(figures: dict, labels: Sequence[str]) -> dict:
+    """A fitted policy's held-out figures: ``{sweep: {"nested": {...}, "best_case": {...}}}``.
+
+    ``figures`` is ``{held-out task: {"inner": {sweep: figures}, "outer": {sweep: figures}}}`` (figures: one
+    triple per candidate, ``labels`` naming them): each held-out task's sweeps at the candidate that
+    :func:`choose` picks from its inner figures (other tasks, replayed with a model fitted without them either).
+    """
+    held_out = {}
+    for levels in figures.values():
+        k = choose(list(levels["inner"].values()))
+        for s, figs in levels["outer"].items():
+            saved, regret, test = figs[k]
+            held_out[s] = {"nested": {"compute_saved": saved, "regret": regret, "test_regret": finite_or_none(test),
+                                      "choice": labels[k]},
+                           "best_case": best_case(figs)}
+    return held_out

@@ -1,0 +1,102 @@
+"""The ``interval`` policies in the fair comparison: their bound fitted, and their setting chosen, inside the
+training folds.
+
+Like the hyperparameter surrogate (:mod:`earlyexit.replay._nested_surrogate`), what these policies do on a sweep
+depends on what their :class:`~earlyexit.scoring.FinalInterval` was fitted on, so the nesting is two levels deep:
+for a held-out task T, the setting (calibration, coverage, keep) is chosen from figures on each other task U
+replayed with a model fitted on the tasks other than T and U (whose own calibration leaves each of those out in
+turn); then a model fitted on every task but T is replayed on T's sweeps at that setting. A model fitted on a
+task set S serves both folds that leave out the two tasks outside it, so 15 + 6 fits cover six tasks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from ..pruning._default import DEFAULT_RULE
+from ._halving import HeldSet, held_sets, live
+from ._interval import IntervalJudge, fit_interval, gains
+
+CANDIDATES = {
+    "interval": tuple(("study", c, k) for c, k in itertools.product((0.9, 0.8), (2, 1))),
+    "interval_tasks": tuple(("tasks", c, 1) for c in (0.95, 0.9, 0.8)),
+}
+"""Each policy's (calibration, coverage, keep) settings, safest first (the selection's ties go to the earlier one).
+``interval`` calibrates on the study's own completed trials, ``interval_tasks`` on other tasks' sweeps. Frozen on
+2026-12-04 before the sweep sst2-8k-wide32 (their clean test) was complete."""
+POLICIES = tuple(CANDIDATES)
+
+
+def candidate_labels(policy: str = "interval") -> list[str]:
+    return [f"{c:.0%} on the {'study' if cal == 'study' else 'other tasks'}, keep {k}"
+            for cal, c, k in CANDIDATES[policy]]
+
+
+def _replay(held: HeldSet, model, policies, orders: int, workers: int) -> dict[str, list]:
+    gain = gains(model, held)
+    out = {}
+    for policy in policies:
+        figs = []
+        for calibration, coverage, keep in CANDIDATES[policy]:
+            model.set_params(coverage=coverage)
+            outs = [live(held, IntervalJudge(held, DEFAULT_RULE, gain, keep=keep, calibration=calibration,
+                                             coverage=coverage, margin=model.margin_), o, workers)
+                    for o in range(orders)]
+            tests = [x.test_regret for x in outs if math.isfinite(x.test_regret)]
+            figs.append((1 - float(np.mean([x.compute_used for x in outs])),
+                         float(np.mean([x.regret for x in outs])), float(np.mean(tests)) if tests else math.nan))
+        out[policy] = figs
+    return out
+
+
+def _job(args) -> dict[str, dict[str, list]]:
+    """Fit on ``train`` held sets; replay each of ``test``: ``{policy: {sweep: figures per candidate}}`` (means
+    over the sweep's seeds)."""
+    train, test, policies, orders, workers = args
+    with warnings.catch_warnings():  # sweeps without a test metric: means of nothing
+        warnings.simplefilter("ignore")
+        model = fit_interval(train)
+        by: dict[str, dict[str, list]] = {p: {} for p in policies}
+        for held in test:
+            for p, figs in _replay(held, model, policies, orders, workers).items():
+                by[p].setdefault(held.sweep, []).append(figs)
+        return {p: {s: [tuple(float(x) for x in row) for row in np.nanmean(np.array(v, float), axis=0)]
+                    for s, v in per.items()} for p, per in by.items()}
+
+
+def interval_figures(sweeps: Sequence, policies: Sequence[str] = POLICIES, *, orders: int = 20, workers: int = 1,
+                     jobs: int = 1, progress: Callable[[str], None] = lambda m: None) -> dict:
+    """``{policy: {held-out task: {"inner": {sweep: figures}, "outer": {sweep: figures}}}}`` (figures: one
+    ``(saved, regret, test regret)`` per candidate)."""
+    sets = {sw.name: held_sets(sw) for sw in sweeps}
+    tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
+    names = sorted(set(tasks.values()))
+
+    def of(ts):
+        return [h for s in sets if tasks[s] in ts for h in sets[s]]
+
+    jobs_list, keys = [], []
+    for t in names:  # outer: fitted on every task but t, replayed on t
+        jobs_list.append((of(set(names) - {t}), of({t}), tuple(policies), orders, workers))
+        keys.append([(t, "outer", t)])
+    for t, u in itertools.combinations(names, 2):  # inner: fitted without t and u, replayed on both
+        jobs_list.append((of(set(names) - {t, u}), of({t, u}), tuple(policies), orders, workers))
+        keys.append([(t, "inner", u), (u, "inner", t)])
+    progress(f"interval bounds: {len(jobs_list)} fits")
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            results = list(pool.map(_job, jobs_list, chunksize=1))
+    else:
+        results = [_job(j) for j in jobs_list]
+    out: dict = {p: {t: {"inner": {}, "outer": {}} for t in names} for p in policies}
+    for job_keys, per_policy in zip(keys, results):
+        for p, figs in per_policy.items():
+            for held_out, level, replayed in job_keys:
+                out[p][held_out][level].update({s: f for s, f in figs.items() if tasks[s] == replayed})
+    return out

@@ -1,0 +1,169 @@
+"""A trial's final dev metric predicted from one rung reading, with an optimistic bound calibrated on held-out tasks.
+
+:class:`FinalInterval` follows scikit-learn's estimator contract (``fit(X, y, groups)`` then
+``predict_upper(X)``; settings in ``__init__``, fitted state in attributes ending in ``_``). One row of ``X`` is
+one trial at one rung, its columns :data:`INTERVAL_FEATURES` then :data:`RANGE_ONLY` (what
+:func:`interval_row` builds); ``y`` is that trial's final dev metric; ``groups`` names the task of each row.
+
+The model predicts the trial's remaining gain as a share of its headroom, ``(final - v) / (1 - v)`` (``v`` the
+dev metric at the rung; metrics are at most 1), at a quantile (``quantile``) with gradient-boosted trees. The
+bound is then widened by split-conformal calibration across tasks: each task is left out in turn, the model
+fitted on the others scores it (score = true share minus predicted share), and the ``coverage`` quantile of
+those held-out scores is added to every prediction. So a bound holds on a task none of the fits saw about as
+often as ``coverage`` says, as far as the tasks it was calibrated on are like the new one.
+
+Out of range, it says nothing: where a row's features (or the task's number of classes and budget,
+:data:`RANGE_ONLY`) fall outside what the fit saw by more than ``range_margin`` of the seen range, the bound is
+``+inf`` (no trial can be pruned by it). A task with more classes than any seen, or a budget far from every
+sweep's, is a new regime rather than a point to extrapolate to.
+"""
+
+from __future__ import annotations
+
+import math
+import numpy as np
+
+INTERVAL_FEATURES = ("dev_metric", "lift", "lr_progress", "budget_share", "log10_learning_rate", "warmup_done",
+                     "relative_dev_loss")
+"""What the prediction reads at a rung: the dev metric there; its lift over the constant classifier (the
+majority class's accuracy; 0 for MCC); the fraction (0..1) of the learning-rate schedule's area spent; the
+step as a fraction of the budget; log10 of the peak learning rate; the fraction (0..1) of the warmup done; the
+dev loss over the loss of a uniform prediction (ln of the number of classes)."""
+RANGE_ONLY = ("log_classes", "log10_budget")
+"""Checked against the fit's range but not read by the model: ln(number of classes), log10(budget in steps)."""
+COLUMNS = INTERVAL_FEATURES + RANGE_ONLY
+MIN_HEADROOM = 0.02
+"""The headroom ``1 - v`` is floored here (2 points) so that a trial near a perfect score has a finite share."""
+
+
+def interval_row(*, dev_metric: float, constant: float, lr_progress: float, step: int, budget: int,
+                 learning_rate: float, warmup_ratio: float, dev_loss: float, classes: int) -> list[float]:
+    """One row of :class:`FinalInterval`'s features for a trial at ``step`` of a ``budget``-step run.
+
+    ``constant`` is the constant classifier's score on the dev set (the majority class's share for accuracy,
+    0 for MCC); ``dev_loss`` in nats.
+    """
+    share = step / budget
+    warm = min(1.0, share / warmup_ratio) if warmup_ratio > 0 else 1.0
+    log_c = math.log(max(classes, 2))
+    lr = math.log10(learning_rate) if learning_rate > 0 else math.nan
+    return [dev_metric, dev_metric - constant, lr_progress, share, lr, warm, dev_loss / log_c, log_c,
+            math.log10(budget)]
+
+
+def _headroom(v: np.ndarray) -> np.ndarray:
+    return np.maximum(1.0 - v, MIN_HEADROOM)
+
+
+class FinalInterval:
+    """Optimistic bound of a trial's final dev metric from one rung reading (see the module).
+
+    Parameters:
+        coverage: the share (0..1) of held-out tasks' rows whose final the bound should cover.
+        quantile: the quantile (0..1) the trees predict before calibration.
+        range_margin: how far outside the fit's range, as a fraction of that range, a feature may fall
+            before the bound becomes ``+inf``.
+        max_iter, learning_rate, random_state: the trees' (scikit-learn's HistGradientBoostingRegressor).
+
+    Attributes (after ``fit``):
+        model_: the trees, fitted on every row.
+        scores_: the held-out tasks' calibration scores (true minus predicted share of headroom), sorted.
+        margin_: the calibration's addition to the predicted share at ``coverage`` (headroom units). It is read
+            off ``scores_`` when asked, so ``set_params(coverage=...)`` on a fitted model needs no refit.
+        low_, high_: each column's range in the fit's rows.
+        groups_: the tasks it was fitted on.
+    """
+
+    def __init__(self, coverage: float = 0.9, quantile: float = 0.9, range_margin: float = 0.1,
+                 max_iter: int = 150, learning_rate: float = 0.05, random_state: int = 0):
+        self.coverage = coverage
+        self.quantile = quantile
+        self.range_margin = range_margin
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in ("coverage", "quantile", "range_margin", "max_iter", "learning_rate",
+                                              "random_state")}
+
+    def set_params(self, **params) -> FinalInterval:
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"FinalInterval has no parameter {k!r}.")
+            setattr(self, k, v)
+        return self
+
+    def _trees(self):
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(loss="quantile", quantile=self.quantile, max_iter=self.max_iter,
+                                             learning_rate=self.learning_rate, max_leaf_nodes=15,
+                                             min_samples_leaf=20, random_state=self.random_state)
+
+    def _check(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != len(COLUMNS):
+            raise ValueError(f"FinalInterval expects rows of {len(COLUMNS)} columns {COLUMNS}, but got shape "
+                             f"{X.shape}.")
+        return X
+
+    def fit(self, X, y, groups) -> FinalInterval:
+        """Fit on rows ``X`` (see :data:`COLUMNS`), finals ``y``, tasks ``groups``; at least two tasks."""
+        X, y, groups = self._check(X), np.asarray(y, dtype=float), np.asarray(groups)
+        if not 0 < self.coverage < 1 or not 0 < self.quantile < 1:
+            raise ValueError(f"coverage and quantile must be in (0, 1), but got {self.coverage}, {self.quantile}.")
+        if len(y) != len(X) or len(groups) != len(X):
+            raise ValueError(f"X, y and groups must have one entry per row, but got {len(X)}, {len(y)}, "
+                             f"{len(groups)}.")
+        ok = np.isfinite(y) & np.isfinite(X[:, : len(INTERVAL_FEATURES)]).all(axis=1)
+        X, y, groups = X[ok], y[ok], groups[ok]
+        tasks = sorted(set(groups.tolist()))
+        if len(tasks) < 2:
+            raise ValueError(f"FinalInterval calibrates across tasks and needs rows of two or more, got {tasks}.")
+        features = X[:, : len(INTERVAL_FEATURES)]
+        share = (y - X[:, 0]) / _headroom(X[:, 0])
+        scores = []
+        for t in tasks:
+            held = groups == t
+            trees = self._trees().fit(features[~held], share[~held])
+            scores.append(share[held] - trees.predict(features[held]))
+        self.scores_ = np.sort(np.concatenate(scores))
+        self.model_ = self._trees().fit(features, share)
+        self.low_, self.high_ = X.min(axis=0), X.max(axis=0)
+        self.groups_ = tuple(tasks)
+        return self
+
+    @property
+    def margin_(self) -> float:
+        n = len(self.scores_)
+        rank = math.ceil((n + 1) * self.coverage)  # split conformal's finite-sample rank
+        return math.inf if rank > n else float(self.scores_[rank - 1])
+
+    def predict_gain(self, X) -> np.ndarray:
+        """Each row's predicted gain from its dev metric to its final, in the metric's units, before calibration
+        (NaN out of range or where a feature is missing)."""
+        if not hasattr(self, "model_"):
+            raise RuntimeError("FinalInterval is not fitted: call fit(X, y, groups) first.")
+        X = self._check(X)
+        features = X[:, : len(INTERVAL_FEATURES)]
+        gain = np.full(len(X), np.nan)
+        usable = np.isfinite(features).all(axis=1) & ~self.out_of_range(X)
+        if usable.any():
+            gain[usable] = self.model_.predict(features[usable]) * _headroom(features[usable, 0])
+        return gain
+
+    def out_of_range(self, X) -> np.ndarray:
+        """Whether each row has a column outside the fit's range by more than ``range_margin`` of that range."""
+        X = self._check(X)
+        span = np.maximum(self.high_ - self.low_, 1e-12)
+        return ((X < self.low_ - self.range_margin * span) | (X > self.high_ + self.range_margin * span)).any(axis=1)
+
+    def predict_upper(self, X) -> np.ndarray:
+        """The optimistic bound of each row's final dev metric (``+inf`` out of range or where a feature is missing)."""
+        X = self._check(X)
+        gain = self.predict_gain(X)
+        v = X[:, 0]
+        with np.errstate(invalid="ignore"):
+            upper = v + gain + self.margin_ * _headroom(v)
+        return np.where(np.isfinite(upper), upper, np.inf)
