@@ -11,7 +11,11 @@ from synthetic_sweep import write_synthetic_sweep
 
 @pytest.fixture(scope="module")
 def three_tasks(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nested")
+    return _three_task_folders(tmp_path_factory.mktemp("nested"))
+
+
+def _three_task_folders(root):
+    """Three small synthetic sweeps, one per task (alpha, beta, gamma)."""
     folders = []
     for i, task in enumerate(("alpha", "beta", "gamma")):
         folder = write_synthetic_sweep(root / f"{task}-sweep", configs=6, seeds=(0,), seed=i)

@@ -39,14 +39,15 @@ def candidate_labels(policy: str = "interval") -> list[str]:
 
 
 def _replay(held: HeldSet, model, policies, orders: int, workers: int) -> dict[str, list]:
-    gain = gains(model, held)
+    """Every candidate of ``policies`` on ``held``; ``model`` None (fewer than two tasks to fit on): no bound."""
+    gain = gains(model, held) if model is not None else {}
     out = {}
     for policy in policies:
         figs = []
         for calibration, coverage, keep in CANDIDATES[policy]:
-            model.set_params(coverage=coverage)
+            margin = model.set_params(coverage=coverage).margin_ if model is not None else math.inf
             outs = [live(held, IntervalJudge(held, DEFAULT_RULE, gain, keep=keep, calibration=calibration,
-                                             coverage=coverage, margin=model.margin_), o, workers)
+                                             coverage=coverage, margin=margin), o, workers)
                     for o in range(orders)]
             tests = [x.test_regret for x in outs if math.isfinite(x.test_regret)]
             figs.append((1 - float(np.mean([x.compute_used for x in outs])),
@@ -61,7 +62,7 @@ def _job(args) -> dict[str, dict[str, list]]:
     train, test, policies, orders, workers = args
     with warnings.catch_warnings():  # sweeps without a test metric: means of nothing
         warnings.simplefilter("ignore")
-        model = fit_interval(train)
+        model = fit_interval(train) if len({h.task for h in train}) >= 2 else None
         by: dict[str, dict[str, list]] = {p: {} for p in policies}
         for held in test:
             for p, figs in _replay(held, model, policies, orders, workers).items():

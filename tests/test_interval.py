@@ -1,0 +1,137 @@
+"""The bound on a trial's final: calibrated coverage across groups, no bound out of range, and the judge built on it."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from earlyexit.cli import main
+from earlyexit.pruning._default import DEFAULT_RULE
+from earlyexit.replay._halving import live
+from earlyexit.replay._interval import IntervalJudge
+from earlyexit.scoring._interval import COLUMNS, FinalInterval, interval_row
+from test_resolution import _held
+
+
+def _rows(n, group_shift=0.0, seed=0):
+    """Rows whose share of headroom gained is a function of the features plus noise; finals from it."""
+    rng = np.random.default_rng(seed)
+    rows, finals = [], []
+    for _ in range(n):
+        v, p, lr = rng.uniform(0.5, 0.9), rng.uniform(0.0, 0.6), rng.uniform(3e-6, 1e-3)
+        row = interval_row(dev_metric=v, constant=0.5, lr_progress=p, step=int(p * 800) + 1, budget=800,
+                           learning_rate=lr, warmup_ratio=0.1, dev_loss=0.5, classes=2)
+        share = np.clip(0.8 * (1 - p) * (np.log10(lr) + 6) / 3 + group_shift + rng.normal(0, 0.1), -0.5, 1.0)
+        rows.append(row)
+        finals.append(v + share * (1 - v))
+    return np.array(rows), np.array(finals)
+
+
+def _grouped(groups=4, n=150):
+    X, y, g = [], [], []
+    for k in range(groups):
+        x, f = _rows(n, group_shift=0.03 * (k - groups / 2), seed=k)
+        X.append(x)
+        y.append(f)
+        g += [f"task{k}"] * n
+    return np.vstack(X), np.concatenate(y), np.array(g)
+
+
+def test_the_bound_covers_a_new_group_about_as_often_as_asked_and_more_when_asked_more():
+    X, y, groups = _grouped()
+    model = FinalInterval(coverage=0.9, max_iter=60).fit(X, y, groups)
+    Xn, yn = _rows(300, seed=99)
+    covered = {}
+    for coverage in (0.6, 0.9):
+        model.set_params(coverage=coverage)  # calibration scores are kept: no refit
+        covered[coverage] = float(np.mean(yn <= model.predict_upper(Xn)))
+    assert 0.8 <= covered[0.9] <= 1.0
+    assert covered[0.6] < covered[0.9]
+    assert model.groups_ == ("task0", "task1", "task2", "task3")
+
+
+def test_out_of_range_or_missing_features_give_no_bound_and_too_few_scores_give_none_either():
+    X, y, groups = _grouped(groups=3, n=60)
+    model = FinalInterval(max_iter=30).fit(X, y, groups)
+    six_classes = interval_row(dev_metric=0.7, constant=0.2, lr_progress=0.2, step=100, budget=800,
+                               learning_rate=1e-4, warmup_ratio=0.1, dev_loss=1.0, classes=6)
+    long_budget = interval_row(dev_metric=0.7, constant=0.5, lr_progress=0.2, step=400, budget=8000,
+                               learning_rate=1e-4, warmup_ratio=0.1, dev_loss=0.5, classes=2)
+    unknown_rate = interval_row(dev_metric=0.7, constant=0.5, lr_progress=0.2, step=100, budget=800,
+                                learning_rate=math.nan, warmup_ratio=0.1, dev_loss=0.5, classes=2)
+    upper = model.predict_upper(np.array([six_classes, long_budget, unknown_rate, X[0]]))
+    assert np.isinf(upper[:3]).all() and np.isfinite(upper[3]) and upper[3] > X[0, 0] - 1
+    model.set_params(coverage=1 - 1 / (len(y) + 5))  # a rank past the last score: no finite margin
+    assert math.isinf(model.margin_) and np.isinf(model.predict_upper(X[:5])).all()
+
+
+def test_bad_input_is_refused_with_a_message():
+    X, y, groups = _grouped(groups=2, n=40)
+    with pytest.raises(ValueError, match="columns"):
+        FinalInterval().fit(X[:, :3], y, groups)
+    with pytest.raises(ValueError, match="two or more"):
+        FinalInterval().fit(X, y, np.array(["one"] * len(y)))
+    with pytest.raises(ValueError, match="one entry per row"):
+        FinalInterval().fit(X, y[:-1], groups)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        FinalInterval(coverage=1.5).fit(X, y, groups)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        FinalInterval().predict_upper(X)
+    with pytest.raises(ValueError, match="no parameter"):
+        FinalInterval().set_params(colour="red")
+    assert len(COLUMNS) == X.shape[1]
+
+
+def _exact_gains(held):
+    """A perfect predictor: each reading's gain is exactly its final minus its dev metric."""
+    return {(r.run_id, s): (sig["dev_metric"], r.final - sig["dev_metric"])
+            for r in held.runs for s, sig in r.signature.items() if 0 < s < held.budget}
+
+
+def test_the_judge_prunes_a_warming_up_trial_below_the_best_completed_final_and_never_before_calibration():
+    held = _held(n_runs=12)
+    gain = _exact_gains(held)
+    slow = next(r for r in held.runs if held.warmup[r.run_id] == 0.3)
+    best = max(held.runs, key=lambda r: r.final)
+    step = min(s for s in DEFAULT_RULE.rung_steps(held.budget, held.logged_steps) if held.reading(slow, s).warming_up)
+    judge = IntervalJudge(held, DEFAULT_RULE, gain, keep=1, calibration="study", coverage=0.8)
+    assert not judge.at(0, slow, step)  # nothing completed yet: no bound
+    judge.end(1, best, True)
+    assert not judge.at(2, slow, step)  # one completed trial: the 80% rank does not exist yet
+    others = [r for r in held.runs if r not in (slow, best)][:4]
+    for i, r in enumerate(others, 3):
+        judge.end(i, r, True)
+    assert judge.at(10, slow, step) == (slow.final < best.final)  # exact gains: errors 0, bound = own final
+    by_tasks = IntervalJudge(held, DEFAULT_RULE, gain, keep=1, calibration="tasks", margin=math.inf)
+    by_tasks.end(1, best, True)
+    assert not by_tasks.at(2, slow, step)  # an infinite margin: the rule alone decides
+    with pytest.raises(ValueError, match="calibration"):
+        IntervalJudge(held, DEFAULT_RULE, gain, calibration="vibes")
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_with_exact_gains_the_bound_saves_more_than_the_rule_and_loses_nothing(workers):
+    for seed in range(3):
+        held = _held(n_runs=16, seed=seed)
+        gain = _exact_gains(held)
+        for order in range(4):
+            rule = live(held, IntervalJudge(held, DEFAULT_RULE, {}, calibration="study"), order, workers)
+            bound = live(held, IntervalJudge(held, DEFAULT_RULE, gain, calibration="study", coverage=0.8), order,
+                         workers)
+            assert bound.compute_used <= rule.compute_used + 1e-12
+            assert bound.regret <= rule.regret + 1e-9  # a pruned trial was below a completed final
+
+
+def test_the_nested_command_fits_the_bound_inside_the_training_folds(tmp_path, capsys):
+    from test_nested import _three_task_folders
+
+    folders = _three_task_folders(tmp_path)
+    assert main(["replay", "--leave-one-task-out", *folders, "--nested", "--orders", "2",
+                 "--policies", "default", "interval", "interval_tasks", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for policy in ("interval", "interval_tasks"):
+        figures = out["aggregate"][policy]["nested"]
+        assert figures["sweeps"] == 3 and figures["worst_regret"] >= figures["mean_regret"] >= 0
+    assert "on the study" in out["held_out"]["alpha-sweep"]["interval"]["nested"]["choice"]
+    assert "other tasks" in out["held_out"]["alpha-sweep"]["interval_tasks"]["nested"]["choice"]
