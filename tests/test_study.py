@@ -458,3 +458,43 @@ def np_array(values):
     from earlyexit.sweeps._format import decode_classes
 
     return np.asarray(decode_classes(values) if isinstance(values, str) else values, dtype=np.int16)
+
+
+def test_a_synchronous_study_judges_each_rung_with_its_whole_cohort(tmp_path):
+    """`mode = "synchronous"`: every trial at once, each judged at a rung against all the cohort's readings there."""
+    from earlyexit.pruning import DEFAULT_RULE, lead_resolved, Reading
+    from earlyexit.sweeps._format import decode_classes
+
+    rows = [(f"{w} {n}", int(w == "good")) for n in ("film", "plot", "cast", "score") for w in ("good", "bad")] * 8
+    for split in ("train", "dev"):
+        (tmp_path / f"{split}.csv").write_text("sentence,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    spec_path = tmp_path / "sync.toml"
+    spec_path.write_text(EASY_SPEC.format(seed=0, train=tmp_path / "train.csv", dev=tmp_path / "dev.csv")
+                         + '[pruner]\nmode = "synchronous"\n')
+    study = run_study(load_spec(spec_path), storage=f"sqlite:///{tmp_path}/s.db", show_progress=False)
+    labels = np_array(decode_classes(study.user_attrs["earlyexit:dev_labels"]))
+    assert len(study.trials) == 4 and len({t.user_attrs["earlyexit:cohort"] for t in study.trials}) == 1
+    assert sorted(t.params["learning_rate"] for t in study.trials) == [1e-7, 2e-7, 2e-3, 3e-3]
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    # Judged together, both non-learners are pruned whatever order the trials started in (live, a non-learner
+    # that reports before any learner has nothing to be judged against).
+    assert sorted(t.params["learning_rate"] for t in pruned) == [1e-7, 2e-7]
+    for t in pruned:
+        step = t.last_step
+        assert "judged together" in t.user_attrs["pruned_reason"]
+        alive = [o for o in study.trials if o.number != t.number
+                 and (o.state == optuna.trial.TrialState.COMPLETE or o.last_step >= step)]
+        assert all(step in o.intermediate_values for o in alive)  # the whole cohort had reported there
+        mine = Reading(t.intermediate_values[step], np_array(t.user_attrs[f"dev_predictions@{step}"]))
+        leaders = [o for o in alive if lead_resolved(Reading(o.intermediate_values[step],
+                                                             np_array(o.user_attrs[f"dev_predictions@{step}"])),
+                                                     mine, n=len(labels), z=DEFAULT_RULE.z, labels=labels)[0]]
+        assert len(leaders) >= DEFAULT_RULE.keep
+
+
+def test_synchronous_mode_needs_the_resolution_pruner(tmp_path):
+    spec_path = tmp_path / "bad.toml"
+    spec_path.write_text(EASY_SPEC.format(seed=0, train=tmp_path / "t.csv", dev=tmp_path / "d.csv")
+                         + '[pruner]\nkind = "median"\nmode = "synchronous"\n')
+    with pytest.raises(SpecError, match="synchronous"):
+        load_spec(spec_path)

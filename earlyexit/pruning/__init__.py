@@ -5,5 +5,6 @@ from ._default import DEFAULT_RULE
 from ._geometric import GeometricPruner
 from ._resolution import Reading, ResolutionRule, lead_resolved
 from ._resolution_pruner import ResolutionPruner
+from ._synchronous import SynchronousResolutionPruner
 
-__all__ = ["DEFAULT_RULE", "Decision", "GeometricPruner", "Reading", "ResolutionPruner", "ResolutionRule", "decide", "lead_resolved"]
+__all__ = ["DEFAULT_RULE", "Decision", "GeometricPruner", "Reading", "ResolutionPruner", "ResolutionRule", "SynchronousResolutionPruner", "decide", "lead_resolved"]

@@ -16,11 +16,11 @@ from optuna.trial import TrialState
 
 from ..data import load_task
 from ..metrics import METRIC_RANGES, check_metric
-from ..names import (DEV_ACCURACY_AT, DEV_METRIC_AT, DEV_METRICS, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, OUT_OF_RANGE_AT,
+from ..names import (COHORT, DEV_ACCURACY_AT, DEV_METRIC_AT, DEV_METRICS, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, OUT_OF_RANGE_AT,
                      PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_BUDGET, STUDY_DEV_LABELS,
                      STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMING_UP_AT, WORKER, DEVICE,
                      Plan, Scorer, at)
-from ..pruning import GeometricPruner, ResolutionPruner
+from ..pruning import GeometricPruner, ResolutionPruner, SynchronousResolutionPruner
 from ..pruning._resolution import warming_up
 from ..pruning._geometric import REASON_ATTR
 from ..scoring import ProbeRankScorer
@@ -155,6 +155,10 @@ class Objective:
         self.show_progress = show_progress
         self.geometric = spec.pruner.kind == "geometric"
         self.plan = measurement_plan(spec, self.scorer, spec.train.with_budget(len(self.task.train)).max_steps)
+        self.cohort: str | None = None  # set by the runner in synchronous mode: the cohort this process runs
+        # transformers resolves its names lazily, and not thread-safely: trials in threads (n_jobs > 1, a
+        # synchronous cohort) would race on the first import, so it happens here, once.
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, get_scheduler  # noqa: F401
 
     def _outside(self, signature, step: int, number: int) -> list[str]:
         """The scorer's features at ``step`` outside its training range (a scorer that can tell), warned once
@@ -170,6 +174,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.spec)
         trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
+        if self.cohort is not None:
+            trial.set_user_attr(COHORT, self.cohort)
         screen = self.spec.pruner.mode == "screen"
         phase = trial.user_attrs.get(PHASE_ATTR, "screen" if screen else None)
         if phase is not None:
@@ -408,6 +414,12 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     remaining = target - finished(study)
     if remaining <= 0:
         return study
+    if spec.pruner.mode == "synchronous":
+        # One cohort: every remaining trial at once, judged together at each rung (SynchronousResolutionPruner).
+        study.pruner = SynchronousResolutionPruner.for_budget(
+            spec.pruner.resolution_rule(), spec.train.with_budget(len(task.train)).max_steps, cohort_size=remaining)
+        objective.cohort = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
+        n_jobs = remaining
     callbacks = [optuna.study.MaxTrialsCallback(target, states=(TrialState.COMPLETE, TrialState.PRUNED))]
     bar = None
     if show_progress:

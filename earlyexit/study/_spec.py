@@ -87,7 +87,10 @@ class PrunerSpec:
         mode: ``sequential`` (the live pruner decides as each trial reaches
             a decision step) or ``screen`` (every trial trains to the first
             decision step and stops; then the top ``keep_top`` configs train
-            to the end: the compute of the replay's ``earlyexit`` policy).
+            to the end: the compute of the replay's ``earlyexit`` policy) or
+            ``synchronous`` (kind ``resolution`` only: the study's trials run at once as one cohort and are
+            judged together at each rung, synchronous successive halving; what the replay's ``default_sync``
+            measures; memory holds every trial of the cohort).
     """
 
     kind: str = "resolution"
@@ -307,8 +310,11 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
                                 "hyperband"):
         raise SpecError(f"{where}: pruner.kind must be one of resolution, geometric, none, median, percentile, "
                         f"successive_halving, hyperband; got {pruner_spec.kind!r}.")
-    if pruner_spec.mode not in ("sequential", "screen"):
-        raise SpecError(f"{where}: pruner.mode must be 'sequential' or 'screen', but got {pruner_spec.mode!r}.")
+    if pruner_spec.mode not in ("sequential", "screen", "synchronous"):
+        raise SpecError(f"{where}: pruner.mode must be 'sequential', 'screen' or 'synchronous', but got "
+                        f"{pruner_spec.mode!r}.")
+    if pruner_spec.mode == "synchronous" and pruner_spec.kind != "resolution":
+        raise SpecError(f"{where}: pruner.mode = 'synchronous' needs pruner.kind = 'resolution'.")
     if pruner_spec.mode == "screen" and pruner_spec.kind != "geometric":
         raise SpecError(f"{where}: pruner.mode = 'screen' needs pruner.kind = 'geometric'.")
     if pruner_spec.rank_probe not in PROBE_NAMES:
