@@ -46,12 +46,15 @@ class RunCommand:
         spec = with_device(load_spec(args.spec), args.device)
         if args.devices is not None:
             return self._workers(args, spec)
-        threads = args.threads or default_threads(args.n_jobs)
+        synchronous = spec.pruner.mode == "synchronous"  # every trial of the study at once (its cohort)
+        at_once = (args.n_trials or spec.n_trials) if synchronous else args.n_jobs
+        threads = args.threads or default_threads(at_once)
         import torch
 
         torch.set_num_threads(threads)
         if not args.json:
-            print(f"{threads} torch thread(s) per trial, {args.n_jobs} trial(s) at a time", file=sys.stderr)
+            print(f"{threads} torch thread(s) per trial, {at_once} trial(s) at a time"
+                  + (" (synchronous: judged together at each rung)" if synchronous else ""), file=sys.stderr)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = run_study(spec, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,
                           n_jobs=args.n_jobs, show_progress=not args.no_progress)
