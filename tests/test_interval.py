@@ -138,3 +138,45 @@ def test_the_nested_command_fits_the_bound_inside_the_training_folds(tmp_path, c
         assert figures["sweeps"] == 3 and figures["worst_regret"] >= figures["mean_regret"] >= 0
     assert "on the study" in out["held_out"]["alpha-sweep"]["interval"]["nested"]["choice"]
     assert "other tasks" in out["held_out"]["alpha-sweep"]["interval_tasks"]["nested"]["choice"]
+
+
+def _with_bound_features(held, task):
+    """A synthetic seed with what the bound reads: a dev loss per reading, peak learning rates, the constant score."""
+    import dataclasses
+
+    rng = np.random.default_rng(len(task))
+    peak = {}
+    for r in held.runs:
+        peak[r.run_id] = float(10 ** rng.uniform(-5, -3))
+        for s, sig in r.signature.items():
+            sig["dev_loss"] = 0.69 * (1.2 - sig["dev_metric"])
+    constant = float(np.bincount(held.labels.astype(int)).max() / len(held.labels))
+    return dataclasses.replace(held, task=task, sweep=f"{task}-sweep", peak_lr=peak, classes=2, constant=constant)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_pruner_with_the_bound_decides_as_the_replayed_interval_policy(workers):
+    """ResolutionPruner(bound=...) in a real Optuna study against the replay's IntervalJudge, trial for trial."""
+    import optuna
+
+    from earlyexit.pruning import ResolutionPruner
+    from earlyexit.replay._halving import OptunaJudge
+    from earlyexit.replay._interval import fit_interval, gains
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    train = [_with_bound_features(_held(n_runs=14, seed=s), t) for s, t in ((1, "a"), (2, "b"), (3, "c"))]
+    model = fit_interval(train, max_iter=30)
+    held = _with_bound_features(_held(n_runs=16, seed=7), "d")
+    gain = gains(model, held)
+    assert gain, "the bound speaks for the held-out set's readings"
+    bound_pruned = 0.0
+    for order in range(3):
+        replayed = live(held, IntervalJudge(held, DEFAULT_RULE, gain, calibration="study", coverage=0.8), order,
+                        workers)
+        rule_only = live(held, IntervalJudge(held, DEFAULT_RULE, {}), order, workers)
+        bound_pruned += rule_only.compute_used - replayed.compute_used
+        pruner = ResolutionPruner.for_budget(DEFAULT_RULE, held.budget, eval_steps=held.logged_steps, bound=model,
+                                             coverage=0.8)
+        real = live(held, OptunaJudge(held, lambda: pruner, order, attrs=True), order, workers)
+        assert real.kept == replayed.kept and real.compute_used == pytest.approx(replayed.compute_used)
+    assert bound_pruned > 0  # the bound decided something the rule alone would not have

@@ -441,6 +441,10 @@ def test_a_study_with_the_default_pruner_prunes_only_on_leads_the_dev_set_resolv
     assert pruned, "a learner and a non-learner of the same study: the non-learner is pruned once a learner leads"
     for t in study.trials:
         assert set(t.intermediate_values) <= set(rungs)  # a dev evaluation at the rungs only
+        # what the bound on a trial's final reads ([pruner] bound = true): dev loss, peak rate, warmup
+        assert all(f"dev_loss@{s}" in t.user_attrs for s in t.intermediate_values)
+        assert t.user_attrs["earlyexit:learning_rate"] == t.params["learning_rate"]
+        assert t.user_attrs["earlyexit:warmup_ratio"] == 0.0
     for t in pruned:
         step = t.last_step
         assert t.params["learning_rate"] < 1e-6 and "SE (paired)" in t.user_attrs["pruned_reason"]
@@ -477,8 +481,10 @@ def test_a_synchronous_study_judges_each_rung_with_its_whole_cohort(tmp_path):
     assert sorted(t.params["learning_rate"] for t in study.trials) == [1e-7, 2e-7, 2e-3, 3e-3]
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     # Judged together, both non-learners are pruned whatever order the trials started in (live, a non-learner
-    # that reports before any learner has nothing to be judged against).
-    assert sorted(t.params["learning_rate"] for t in pruned) == [1e-7, 2e-7]
+    # that reports before any learner has nothing to be judged against); a learner may be too, where the other
+    # leads it by more than one standard error (trials in threads share torch's random state: not bit-reproducible).
+    assert {1e-7, 2e-7} <= {t.params["learning_rate"] for t in pruned}
+    assert any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     for t in pruned:
         step = t.last_step
         assert "judged together" in t.user_attrs["pruned_reason"]
@@ -498,3 +504,21 @@ def test_synchronous_mode_needs_the_resolution_pruner(tmp_path):
                          + '[pruner]\nkind = "median"\nmode = "synchronous"\n')
     with pytest.raises(SpecError, match="synchronous"):
         load_spec(spec_path)
+
+
+def test_the_bound_option_loads_the_package_bound_and_goes_with_the_live_rule_only(tmp_path):
+    from earlyexit.scoring import FinalInterval, ScorerFileError, load_bound
+    from earlyexit.study._runner import make_pruner
+
+    base = EASY_SPEC.format(seed=0, train=tmp_path / "t.csv", dev=tmp_path / "d.csv")
+    (tmp_path / "ok.toml").write_text(base + "[pruner]\nbound = true\n")
+    pruner = make_pruner(load_spec(tmp_path / "ok.toml"), 24)
+    assert isinstance(pruner.bound, FinalInterval) and pruner.coverage == 0.8
+    (tmp_path / "bad.toml").write_text(base + '[pruner]\nbound = true\nmode = "synchronous"\n')
+    with pytest.raises(SpecError, match="bound"):
+        load_spec(tmp_path / "bad.toml")
+    with pytest.raises(ScorerFileError, match="no such bound file"):
+        load_bound(tmp_path / "missing.joblib")
+    (tmp_path / "foreign.joblib").write_text("not a bound")
+    with pytest.raises(ScorerFileError, match="not a bound file"):
+        load_bound(tmp_path / "foreign.joblib")

@@ -41,13 +41,36 @@ class FitCommand:
                        help="the package's default scorer: --transfer, written into the package "
                             "(earlyexit/assets/default_scorer.json) with a card holding the nested "
                             "leave-one-task-out figures (needs sweeps of three tasks)")
+        p.add_argument("--bound", action="store_true",
+                       help="instead of a scorer: the bound on a trial's final that `[pruner] bound = true` reads "
+                            "(earlyexit.scoring.FinalInterval, fitted on the sweeps grouped by task; at least two "
+                            "tasks), written to -o or into the package (earlyexit/assets/final_interval.joblib)")
         p.add_argument("--json", action="store_true", help="print the cross-validation report as JSON")
+
+    def _bound(self, args) -> int:
+        from ..replay._halving import held_sets
+        from ..replay._interval import fit_interval
+        from ..scoring import BOUND_FILE, save_bound
+        from ..sweeps import find_sweeps, load
+
+        sweeps = [load(p) for p in find_sweeps(args.sweeps)]
+        tasks = sorted({str(sw.manifest.get("task")) for sw in sweeps})
+        if len(tasks) < 2:
+            raise CLIUsageError(f"fit --bound calibrates across tasks and needs sweeps of two or more; got {tasks}.")
+        model = fit_interval([h for sw in sweeps for h in held_sets(sw)], coverage=0.8)
+        out = args.output or str(BOUND_FILE)
+        save_bound(model, out, sweeps=tuple(sorted(sw.name for sw in sweeps)))
+        print(f"bound fitted on {len(sweeps)} sweeps of {len(tasks)} tasks ({', '.join(tasks)}): margin at 80% "
+              f"coverage {model.margin_:+.3f} of the headroom -> {out}")
+        return 0
 
     def take_action(self, args) -> int:
         from ..replay import fit_sweeps
         from ..scoring import DEFAULT_SCORER, save_scorer
         from ..sweeps import find_sweeps, load
 
+        if args.bound:
+            return self._bound(args)
         if args.default:
             args.transfer, args.output = True, args.output or str(DEFAULT_SCORER)
         if args.output is None:

@@ -10,9 +10,10 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 
-from ..names import (DEV_METRIC_AT, DEV_PREDICTIONS_AT, DEV_SIZE, LR_PROGRESS_AT, STUDY_DEV_LABELS, STUDY_METRIC,
-                     WARMING_UP_AT, at)
+from ..names import (DEV_LOSS_AT, DEV_METRIC_AT, DEV_PREDICTIONS_AT, DEV_SIZE, LR_PROGRESS_AT, PEAK_LEARNING_RATE,
+                     STUDY_BUDGET, STUDY_DEV_LABELS, STUDY_LABEL_NAMES, STUDY_METRIC, WARMING_UP_AT, WARMUP_RATIO, at)
 from ..sweeps._format import decode_classes
+from ._bound import bound_prunes
 from ._default import DEFAULT_RULE
 from ._resolution import Reading, ResolutionRule
 
@@ -46,10 +47,19 @@ class ResolutionPruner(BasePruner):
         dev_size: dev examples, for the approximation where a trial has no per-example record.
         metric: the study's metric (``accuracy``, ``mcc``, ...); default: the study's ``earlyexit:metric``
             attribute, else accuracy.
+        bound: a fitted :class:`~earlyexit.scoring.FinalInterval` (``earlyexit.scoring.load_bound()`` loads the
+            package's): a trial the rule lets pass is also pruned where its optimistic final (its dev metric,
+            plus the gain the model predicts, plus a margin calibrated on this study's completed trials at
+            ``coverage``) falls below the ``bound_keep``-th best completed final (:mod:`earlyexit.pruning._bound`;
+            the replay's ``interval`` policy). It reads what ``earlyexit run`` stores: ``dev_loss@{step}``,
+            ``lr_progress@{step}``, the trial's ``earlyexit:learning_rate`` and ``earlyexit:warmup_ratio``, the
+            study's budget, label names and dev labels. A trial missing any of them is judged by the rule alone.
+        coverage, bound_keep: the bound's settings (the nested comparison's choice: 0.8 and 1).
     """
 
     def __init__(self, rule: ResolutionRule | None = None, *, decision_steps: Iterable[int] | None = None,
-                 dev_size: int | None = None, metric: str | None = None):
+                 dev_size: int | None = None, metric: str | None = None, bound=None, coverage: float = 0.8,
+                 bound_keep: int = 1):
         steps = None if decision_steps is None else tuple(sorted(set(int(s) for s in decision_steps)))
         if steps is not None and (not steps or steps[0] < 1):
             raise ValueError(f"decision_steps must be positive integers, but got {tuple(decision_steps)}.")
@@ -60,17 +70,20 @@ class ResolutionPruner(BasePruner):
         self._dev_size = dev_size
         self._metric = metric
         self._labels_cache: tuple[str, np.ndarray] | None = None
+        if not 0 < coverage < 1 or bound_keep < 1:
+            raise ValueError(f"coverage must be in (0, 1) and bound_keep at least 1, but got {coverage}, {bound_keep}.")
+        self.bound, self.coverage, self.bound_keep = bound, coverage, bound_keep
 
     @classmethod
     def for_budget(cls, rule: ResolutionRule, max_steps: int, *, eval_steps: Iterable[int] | None = None,
-                   dev_size: int | None = None, metric: str | None = None) -> ResolutionPruner:
+                   dev_size: int | None = None, metric: str | None = None, **bound) -> ResolutionPruner:
         """The pruner for a study of ``max_steps`` steps: each rung at the first of ``eval_steps`` at or past its
         fraction of the budget (every step where None)."""
         steps = rule.rung_steps(max_steps, None if eval_steps is None else tuple(eval_steps))
         if not steps:
             raise ValueError(f"no rung of {rule.rungs} falls on an evaluation step before the budget "
                              f"({max_steps} steps); evaluate more often.")
-        return cls(rule, decision_steps=steps, dev_size=dev_size, metric=metric)
+        return cls(rule, decision_steps=steps, dev_size=dev_size, metric=metric, **bound)
 
     @property
     def decision_steps(self) -> tuple[int, ...] | None:
@@ -104,7 +117,29 @@ class ResolutionPruner(BasePruner):
             study._storage.set_trial_system_attr(
                 trial._trial_id, REASON_ATTR,
                 f"step {step}: {self.rule.keep}+ trial(s) ahead by > {self.rule.z:g} SE ({evidence})")
+        elif self.bound is not None and self._bound_prunes(study, trial, step, others, labels, metric):
+            study._storage.set_trial_system_attr(
+                trial._trial_id, REASON_ATTR,
+                f"step {step}: its optimistic final is below the {self.bound_keep}-th best completed final "
+                f"({self.coverage:.0%} bound calibrated on this study)")
+            return True
         return prune
+
+    def _bound_prunes(self, study, trial, step, others, labels, metric) -> bool:
+        completed = [t for t in others if t.state == TrialState.COMPLETE and t.value is not None]
+        if len(completed) < self.bound_keep:
+            return False
+        context = _bound_context(study, labels, metric)
+        if context is None:
+            return False
+        mine = _bound_row(trial, step, context)
+        if mine is None:
+            return False
+        theirs = [(t, row) for t in completed if (row := _bound_row(t, step, context)) is not None]
+        gains = self.bound.predict_gain(np.array([mine] + [row for _, row in theirs], dtype=float))
+        errors = [t.value - row[0] - g for (t, row), g in zip(theirs, gains[1:])]
+        return bound_prunes(mine[0], float(gains[0]), errors, [t.value for t in completed], keep=self.bound_keep,
+                            coverage=self.coverage)
 
     def _labels(self, study) -> np.ndarray | None:
         text = study.user_attrs.get(STUDY_DEV_LABELS)
@@ -125,3 +160,32 @@ def _reading(trial: optuna.trial.FrozenTrial, step: int, labels) -> Reading:
     progress = trial.user_attrs.get(at(LR_PROGRESS_AT, step))
     return Reading(value, preds, bool(trial.user_attrs.get(at(WARMING_UP_AT, step), False)),
                    float(progress) if isinstance(progress, (int, float)) else math.nan)
+
+
+def _bound_context(study, labels, metric: str) -> dict | None:
+    """What the bound's rows need from the study: its budget, number of classes and constant classifier's score."""
+    budget, names = study.user_attrs.get(STUDY_BUDGET), study.user_attrs.get(STUDY_LABEL_NAMES)
+    if not budget or not names:
+        return None
+    if metric == "mcc":
+        constant = 0.0
+    elif metric == "accuracy" and labels is not None and len(labels):
+        constant = float(np.bincount(labels.astype(int)).max() / len(labels))
+    else:
+        return None
+    return {"budget": int(budget), "classes": len(names), "constant": constant}
+
+
+def _bound_row(trial: optuna.trial.FrozenTrial, step: int, context: dict) -> list[float] | None:
+    """The trial's :func:`~earlyexit.scoring._interval.interval_row` at ``step``, or None where an attribute is missing."""
+    from ..scoring._interval import interval_row
+
+    a = trial.user_attrs
+    values = [a.get(at(DEV_METRIC_AT, step)), a.get(at(LR_PROGRESS_AT, step)), a.get(at(DEV_LOSS_AT, step)),
+              a.get(PEAK_LEARNING_RATE), a.get(WARMUP_RATIO)]
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        return None
+    v, progress, loss, lr, warmup = (float(x) for x in values)
+    return interval_row(dev_metric=v, constant=context["constant"], lr_progress=progress, step=step,
+                        budget=context["budget"], learning_rate=lr, warmup_ratio=warmup, dev_loss=loss,
+                        classes=context["classes"])

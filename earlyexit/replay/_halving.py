@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import optuna
 
-from ..names import (DEV_METRIC_AT, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, STUDY_DEV_LABELS, STUDY_METRIC,
-                     WARMING_UP_AT, at)
+from ..names import (DEV_LOSS_AT, DEV_METRIC_AT, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, PEAK_LEARNING_RATE, STUDY_BUDGET,
+                     STUDY_DEV_LABELS, STUDY_LABEL_NAMES, STUDY_METRIC, WARMING_UP_AT, WARMUP_RATIO, at)
 from ..pruning._resolution import Reading, ResolutionRule, warming_up
 from ..sweeps import Sweep, load_dev_records
 from ..sweeps._format import encode_classes
@@ -280,8 +280,10 @@ class OptunaJudge(Judge):
                                          pruner=self.pruner, sampler=optuna.samplers.RandomSampler(seed=0))
         self.trials: dict[int, optuna.trial.Trial] = {}
         self.held, self.attrs = held, attrs
-        if attrs:  # what the study runner writes: the metric, and the dev labels where the sweep logged them
+        if attrs:  # what the study runner writes: the metric, budget, classes, dev labels where the sweep logged them
             self.study.set_user_attr(STUDY_METRIC, held.metric)
+            self.study.set_user_attr(STUDY_BUDGET, held.budget)
+            self.study.set_user_attr(STUDY_LABEL_NAMES, list(range(held.classes)))
             if held.labels is not None:
                 self.study.set_user_attr(STUDY_DEV_LABELS, encode_classes(held.labels))
 
@@ -292,7 +294,10 @@ class OptunaJudge(Judge):
         return tuple(s for s in held.logged_steps if s < held.budget)
 
     def start(self, index, run):
-        self.trials[index] = self.study.ask()
+        self.trials[index] = trial = self.study.ask()
+        if self.attrs:
+            trial.set_user_attr(PEAK_LEARNING_RATE, self.held.peak_lr.get(run.run_id, math.nan))
+            trial.set_user_attr(WARMUP_RATIO, self.held.warmup.get(run.run_id, 0.0))
 
     def at(self, index, run, step):
         trial = self.trials[index]
@@ -302,6 +307,7 @@ class OptunaJudge(Judge):
             trial.set_user_attr(at(WARMING_UP_AT, step), reading.warming_up)
             trial.set_user_attr(at(LR_PROGRESS_AT, step), reading.progress)
             trial.set_user_attr(at(DEV_METRIC_AT, step), value)
+            trial.set_user_attr(at(DEV_LOSS_AT, step), run.signature[step].get("dev_loss", math.nan))
             if reading.predictions is not None:
                 trial.set_user_attr(at(DEV_PREDICTIONS_AT, step), encode_classes(reading.predictions))
         trial.report(value if math.isfinite(value) else float("nan"), step)

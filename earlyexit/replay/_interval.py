@@ -11,11 +11,11 @@ with more classes, a budget far from every sweep's) there is no bound and the ru
 
 from __future__ import annotations
 
-import bisect
 import math
 
 import numpy as np
 
+from ..pruning._bound import bound_prunes
 from ..pruning._resolution import ResolutionRule
 from ..scoring._interval import COLUMNS, MIN_HEADROOM, FinalInterval, interval_row
 from ._halving import HeldSet, RuleJudge
@@ -83,8 +83,8 @@ class IntervalJudge(RuleJudge):
         if calibration not in ("tasks", "study"):
             raise ValueError(f"calibration must be 'tasks' or 'study', but got {calibration!r}.")
         self.gain, self.keep, self.calibration, self.coverage, self.margin = gain, keep, calibration, coverage, margin
-        self.finals: list[float] = []  # completed trials' finals, ascending
-        self.errors: dict[int, list[float]] = {}  # step -> completed trials' errors there, ascending
+        self.finals: list[float] = []  # completed trials' finals
+        self.errors: dict[int, list[float]] = {}  # step -> completed trials' errors there
 
     def at(self, index, run, step):
         if super().at(index, run, step):
@@ -93,19 +93,13 @@ class IntervalJudge(RuleJudge):
             return False
         v, g = self.gain[(run.run_id, step)]
         if self.calibration == "tasks":
-            upper = v + g + self.margin * max(1.0 - v, MIN_HEADROOM)
-        else:
-            errors = self.errors.get(step, [])
-            rank = math.ceil((len(errors) + 1) * self.coverage)
-            if rank > len(errors):
-                return False
-            upper = v + g + errors[rank - 1]
-        return upper < self.finals[-self.keep]
+            return v + g + self.margin * max(1.0 - v, MIN_HEADROOM) < sorted(self.finals)[-self.keep]
+        return bound_prunes(v, g, self.errors.get(step, ()), self.finals, keep=self.keep, coverage=self.coverage)
 
     def end(self, index, run, completed):
         if not (completed and math.isfinite(run.final)):
             return
-        bisect.insort(self.finals, run.final)
+        self.finals.append(run.final)
         for (rid, step), (v, g) in self.gain.items():
             if rid == run.run_id:
-                bisect.insort(self.errors.setdefault(step, []), run.final - v - g)
+                self.errors.setdefault(step, []).append(run.final - v - g)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import numpy as np
+from pathlib import Path
 
 INTERVAL_FEATURES = ("dev_metric", "lift", "lr_progress", "budget_share", "log10_learning_rate", "warmup_done",
                      "relative_dev_loss")
@@ -167,3 +168,44 @@ class FinalInterval:
         with np.errstate(invalid="ignore"):
             upper = v + gain + self.margin_ * _headroom(v)
         return np.where(np.isfinite(upper), upper, np.inf)
+
+
+BOUND_FILE = Path(__file__).resolve().parent.parent / "assets" / "final_interval.joblib"
+"""The package's fitted bound (``earlyexit fit --bound``), read by ``[pruner] bound = true``."""
+BOUND_FORMAT = 1
+
+
+def save_bound(model: FinalInterval, path: str | Path = BOUND_FILE, *, sweeps: tuple[str, ...] = ()) -> None:
+    """Write a fitted :class:`FinalInterval` with joblib, with the scikit-learn version and the sweeps it was fitted on."""
+    import joblib
+    import sklearn
+
+    if not hasattr(model, "model_"):
+        raise ValueError("save_bound needs a fitted FinalInterval.")
+    joblib.dump({"format": BOUND_FORMAT, "bound": model, "sklearn": sklearn.__version__, "sweeps": list(sweeps)},
+                path, compress=3)
+
+
+def load_bound(path: str | Path = BOUND_FILE) -> FinalInterval:
+    """Load a bound written by :func:`save_bound` (default: the package's); a missing file, another format or
+    another scikit-learn minor version (pickled estimators do not move across them) is a clear error (refit with
+    ``earlyexit fit SWEEPS --bound``)."""
+    import joblib
+    import sklearn
+
+    from ._common import ScorerFileError
+
+    path = Path(path)
+    if not path.exists():
+        raise ScorerFileError(f"{path}: no such bound file; write one with `earlyexit fit SWEEPS --bound`.")
+    try:
+        blob = joblib.load(path)
+    except Exception as exc:  # joblib raises many types on foreign files
+        raise ScorerFileError(f"{path}: not a bound file ({type(exc).__name__}).") from None
+    if not isinstance(blob, dict) or blob.get("format") != BOUND_FORMAT or not isinstance(blob.get("bound"),
+                                                                                             FinalInterval):
+        raise ScorerFileError(f"{path}: not a bound file of format {BOUND_FORMAT}.")
+    if str(blob.get("sklearn")).split(".")[:2] != sklearn.__version__.split(".")[:2]:
+        raise ScorerFileError(f"{path} was written with scikit-learn {blob.get('sklearn')}, this is "
+                              f"{sklearn.__version__}; refit it with `earlyexit fit SWEEPS --bound`.")
+    return blob["bound"]

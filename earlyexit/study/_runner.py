@@ -16,14 +16,14 @@ from optuna.trial import TrialState
 
 from ..data import load_task
 from ..metrics import METRIC_RANGES, check_metric
-from ..names import (COHORT, DEV_ACCURACY_AT, DEV_METRIC_AT, DEV_METRICS, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, OUT_OF_RANGE_AT,
+from ..names import (COHORT, DEV_LOSS_AT, PEAK_LEARNING_RATE, WARMUP_RATIO, DEV_ACCURACY_AT, DEV_METRIC_AT, DEV_METRICS, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, OUT_OF_RANGE_AT,
                      PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_BUDGET, STUDY_DEV_LABELS,
                      STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMING_UP_AT, WORKER, DEVICE,
                      Plan, Scorer, at)
 from ..pruning import GeometricPruner, ResolutionPruner, SynchronousResolutionPruner
 from ..pruning._resolution import warming_up
 from ..pruning._geometric import REASON_ATTR
-from ..scoring import ProbeRankScorer
+from ..scoring import ProbeRankScorer, load_bound
 from ..sweeps._format import encode_classes
 from ..training import Checkpoint, train
 from ..training._schedule import schedule_context
@@ -37,7 +37,8 @@ def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners
         budget = max_steps or spec.train.max_steps
         if budget is None:
             raise ValueError("the resolution pruner places its rungs on the study's budget: give max_steps.")
-        return ResolutionPruner.for_budget(p.resolution_rule(), budget)  # rungs at their fractions of the budget
+        bound = {"bound": load_bound()} if p.bound else {}  # the package's bound on a trial's final
+        return ResolutionPruner.for_budget(p.resolution_rule(), budget, **bound)  # rungs at fractions of the budget
     if p.kind == "geometric":
         return GeometricPruner(decision_steps=p.decision_steps, keep_top=p.keep_top, keep_fraction=p.keep_fraction,
                                n_startup_trials=p.n_startup_trials, margin=p.margin,
@@ -190,6 +191,8 @@ class Objective:
                 trial.set_user_attr("earlyexit:duplicate_of", earlier[0])
                 raise DuplicateTrial(f"trial {trial.number} duplicates trial {earlier[0]} ({params})")
         config = self.spec.config_for(params).with_budget(len(self.task.train))
+        trial.set_user_attr(PEAK_LEARNING_RATE, config.learning_rate)
+        trial.set_user_attr(WARMUP_RATIO, config.warmup_ratio)
         signature: dict[int, dict[str, float]] = {}
         bar = None
         if self.show_progress:
@@ -207,6 +210,8 @@ class Objective:
             trial.set_user_attr(at(PROBES_AT, cp.step), {k: _finite(v) for k, v in cp.probes.items()})
             trial.set_user_attr(at(DEV_ACCURACY_AT, cp.step), _finite(cp.dev_accuracy))
             trial.set_user_attr(at(DEV_METRIC_AT, cp.step), _finite(cp.dev_metric))
+            if self.spec.pruner.kind == "resolution":
+                trial.set_user_attr(at(DEV_LOSS_AT, cp.step), _finite(cp.dev_loss))
             if self.spec.pruner.kind == "resolution" and cp.dev_predictions:
                 trial.set_user_attr(at(WARMING_UP_AT, cp.step), warming_up(cp.step, config.max_steps, config.warmup_ratio))
                 trial.set_user_attr(at(DEV_PREDICTIONS_AT, cp.step), encode_classes(cp.dev_predictions))

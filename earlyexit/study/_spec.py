@@ -91,6 +91,9 @@ class PrunerSpec:
             ``synchronous`` (kind ``resolution`` only: the study's trials run at once as one cohort and are
             judged together at each rung, synchronous successive halving; what the replay's ``default_sync``
             measures; memory holds every trial of the cohort).
+        bound: also prune a trial whose optimistic final, by the package's bound
+            (``earlyexit fit --bound``) calibrated on this study's completed trials, falls below the best
+            completed final (the replay's ``interval`` policy; ``docs/pruner.md``).
     """
 
     kind: str = "resolution"
@@ -110,6 +113,7 @@ class PrunerSpec:
     z: float | None = None
     eta: float | None = None
     progress_match: bool | None = None
+    bound: bool = False
 
     def resolution_rule(self):
         """The :class:`~earlyexit.pruning.ResolutionRule` of a ``resolution`` pruner: the spec's settings over the
@@ -297,7 +301,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     for key, kind in (("kind", str), ("mode", str), ("scorer", str), ("rank_probe", str), ("higher_is_better", bool),
                       ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int), ("margin", float),
                       ("min_lr_progress", float), ("dev_ties", bool), ("z", float), ("eta", float),
-                      ("progress_match", bool)):
+                      ("progress_match", bool), ("bound", bool)):
         if key in pruner_cfg:
             pruner_cfg[key] = _get(pruner, key, kind, where, "pruner.")
     if "keep_fraction" in pruner_cfg and "keep_top" not in pruner_cfg:
@@ -315,6 +319,9 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
                         f"{pruner_spec.mode!r}.")
     if pruner_spec.mode == "synchronous" and pruner_spec.kind != "resolution":
         raise SpecError(f"{where}: pruner.mode = 'synchronous' needs pruner.kind = 'resolution'.")
+    if pruner_spec.bound and (pruner_spec.kind != "resolution" or pruner_spec.mode != "sequential"):
+        raise SpecError(f"{where}: pruner.bound = true goes with the live resolution pruner (kind = 'resolution', "
+                        "mode = 'sequential').")
     if pruner_spec.mode == "screen" and pruner_spec.kind != "geometric":
         raise SpecError(f"{where}: pruner.mode = 'screen' needs pruner.kind = 'geometric'.")
     if pruner_spec.rank_probe not in PROBE_NAMES:
