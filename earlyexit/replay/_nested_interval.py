@@ -15,13 +15,13 @@ import itertools
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from ..pruning._default import DEFAULT_RULE
 from ._halving import HeldSet, held_sets, live
 from ._interval import IntervalJudge, fit_interval, gains
+from ._selection import map_jobs
 
 CANDIDATES = {
     "interval": tuple(("study", c, k) for c, k in itertools.product((0.9, 0.8), (2, 1))),
@@ -90,11 +90,7 @@ def interval_figures(sweeps: Sequence, policies: Sequence[str] = POLICIES, *, or
         jobs_list.append((of(set(names) - {t, u}), of({t, u}), tuple(policies), orders, workers))
         keys.append([(t, "inner", u), (u, "inner", t)])
     progress(f"interval bounds: {len(jobs_list)} fits")
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(_job, jobs_list, chunksize=1))
-    else:
-        results = [_job(j) for j in jobs_list]
+    results = map_jobs(_job, jobs_list, jobs)
     out: dict = {p: {t: {"inner": {}, "outer": {}} for t in names} for p in policies}
     for job_keys, per_policy in zip(keys, results):
         for p, figs in per_policy.items():

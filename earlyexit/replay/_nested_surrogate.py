@@ -13,13 +13,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from ._fit import study_groups
 from ._halving import HeldSet, held_sets, screened_result
-from ._selection import nested_two_level
+from ._selection import map_jobs, nested_two_level
 from ._simulate import Run, runs_of, scorer_at, screen
 from ._surrogate import SURROGATE_STEP, as_param_runs, feature_names, fit_surrogate
 
@@ -75,11 +74,7 @@ def surrogate_figures(sweeps, *, orders: int = 3, jobs: int = 1,
             jobs_list.append((inner_train, [h for s in sets if tasks[s] == u for h in sets[s]], orders))
             keys.append((t, "inner"))
     progress(f"hyperparameter surrogate: {len(jobs_list)} fits")
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(_figures, jobs_list, chunksize=1))
-    else:
-        results = [_figures(j) for j in jobs_list]
+    results = map_jobs(_figures, jobs_list, jobs)
     out: dict = {t: {"inner": {}, "outer": {}} for t in names}
     for (t, level), figs in zip(keys, results):
         out[t][level].update(figs)

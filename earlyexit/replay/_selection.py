@@ -76,3 +76,13 @@ def nested_two_level(figures: dict, labels: Sequence[str]) -> dict:
                                       "choice": labels[k]},
                            "best_case": best_case(figs)}
     return held_out
+
+
+def map_jobs(fn, items: Sequence, jobs: int) -> list:
+    """``[fn(x) for x in items]``, in ``jobs`` processes where ``jobs`` > 1 (the nested comparisons' fits)."""
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as pool:
+            return list(pool.map(fn, items, chunksize=1))
+    return [fn(x) for x in items]

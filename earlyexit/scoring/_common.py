@@ -17,3 +17,26 @@ def versions() -> dict:
     from .. import __version__
 
     return {"format": SCORER_FORMAT, "earlyexit": __version__, "scikit-learn": sklearn.__version__}
+
+
+def read_joblib(path, what: str, remedy: str) -> object:
+    """A joblib file's object; ``what`` names the kind of file and ``remedy`` how to make one in the errors."""
+    from pathlib import Path
+
+    import joblib
+
+    if not Path(path).exists():
+        raise ScorerFileError(f"{path}: no such {what} file; make one with {remedy}.")
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # joblib raises many types on foreign files
+        raise ScorerFileError(f"{path}: not a {what} file ({type(exc).__name__}); make one with {remedy}.") from None
+
+
+def same_minor(saved, path, remedy: str) -> None:
+    """Refuse an estimator pickled under another scikit-learn minor version (they do not move across them)."""
+    import sklearn
+
+    if saved and str(saved).split(".")[:2] != sklearn.__version__.split(".")[:2]:
+        raise ScorerFileError(f"{path}: fitted with scikit-learn {saved}, this is {sklearn.__version__}; "
+                              f"refit it with {remedy} (pickled estimators do not move across versions).")

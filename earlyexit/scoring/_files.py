@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._common import SCORER_FORMAT, ScorerFileError
+from ._common import SCORER_FORMAT, ScorerFileError, read_joblib, same_minor
 from ._transfer import TransferScorer
 
 DEFAULT_SCORER = Path(__file__).resolve().parent.parent / "assets" / "default_scorer.json"
@@ -29,9 +29,6 @@ def save_scorer(scorer, path: str | Path) -> None:
 def load_scorer(path: str | Path):
     """Load a scorer saved by ``earlyexit fit`` (``"default"``: the package's default scorer); a foreign or
     outdated file is a clear error."""
-    import joblib
-    import sklearn
-
     if str(path) == "default":
         if not DEFAULT_SCORER.exists():
             raise ScorerFileError(f"the package has no default scorer ({DEFAULT_SCORER}); make it with "
@@ -40,19 +37,11 @@ def load_scorer(path: str | Path):
     path = Path(path)
     if path.exists() and path.read_bytes()[:1] == b"{":  # a transfer scorer is JSON, whatever its name
         return _load_transfer(path)
-    if not path.exists():
-        raise ScorerFileError(f"{path}: no such scorer file; make one with `earlyexit fit SWEEP... -o {path}`.")
-    try:
-        blob = joblib.load(path)
-    except Exception as exc:  # joblib raises many types on foreign files
-        raise ScorerFileError(f"{path}: not a scorer file ({type(exc).__name__}); make one with `earlyexit fit`.") from None
+    blob = read_joblib(path, "scorer", f"`earlyexit fit SWEEP... -o {path}`")
     if not isinstance(blob, dict) or blob.get("format") != SCORER_FORMAT or "scorer" not in blob:
         raise ScorerFileError(f"{path}: scorer format {blob.get('format') if isinstance(blob, dict) else '?'} "
                               f"is not {SCORER_FORMAT}; refit it with `earlyexit fit`.")
-    saved = blob.get("versions", {}).get("scikit-learn")
-    if saved and saved.split(".")[:2] != sklearn.__version__.split(".")[:2]:
-        raise ScorerFileError(f"{path}: fitted with scikit-learn {saved}, this is {sklearn.__version__}; "
-                              "refit it with `earlyexit fit` (pickled estimators do not move across versions).")
+    same_minor(blob.get("versions", {}).get("scikit-learn"), path, "`earlyexit fit`")
     return blob["scorer"]
 
 

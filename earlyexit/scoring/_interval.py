@@ -190,22 +190,12 @@ def load_bound(path: str | Path = BOUND_FILE) -> FinalInterval:
     """Load a bound written by :func:`save_bound` (default: the package's); a missing file, another format or
     another scikit-learn minor version (pickled estimators do not move across them) is a clear error (refit with
     ``earlyexit fit SWEEPS --bound``)."""
-    import joblib
-    import sklearn
+    from ._common import ScorerFileError, read_joblib, same_minor
 
-    from ._common import ScorerFileError
-
-    path = Path(path)
-    if not path.exists():
-        raise ScorerFileError(f"{path}: no such bound file; write one with `earlyexit fit SWEEPS --bound`.")
-    try:
-        blob = joblib.load(path)
-    except Exception as exc:  # joblib raises many types on foreign files
-        raise ScorerFileError(f"{path}: not a bound file ({type(exc).__name__}).") from None
+    remedy = "`earlyexit fit SWEEPS --bound`"
+    blob = read_joblib(path, "bound", remedy)
     if not isinstance(blob, dict) or blob.get("format") != BOUND_FORMAT or not isinstance(blob.get("bound"),
                                                                                              FinalInterval):
-        raise ScorerFileError(f"{path}: not a bound file of format {BOUND_FORMAT}.")
-    if str(blob.get("sklearn")).split(".")[:2] != sklearn.__version__.split(".")[:2]:
-        raise ScorerFileError(f"{path} was written with scikit-learn {blob.get('sklearn')}, this is "
-                              f"{sklearn.__version__}; refit it with `earlyexit fit SWEEPS --bound`.")
+        raise ScorerFileError(f"{path}: not a bound file of format {BOUND_FORMAT}; make one with {remedy}.")
+    same_minor(blob.get("sklearn"), path, remedy)
     return blob["bound"]
