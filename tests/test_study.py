@@ -487,7 +487,7 @@ def test_a_synchronous_study_judges_each_rung_with_its_whole_cohort(tmp_path):
     assert any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     for t in pruned:
         step = t.last_step
-        assert "judged together" in t.user_attrs["pruned_reason"]
+        assert "judged with its cohort" in t.user_attrs["pruned_reason"]
         alive = [o for o in study.trials if o.number != t.number
                  and (o.state == optuna.trial.TrialState.COMPLETE or o.last_step >= step)]
         assert all(step in o.intermediate_values for o in alive)  # the whole cohort had reported there
@@ -498,11 +498,13 @@ def test_a_synchronous_study_judges_each_rung_with_its_whole_cohort(tmp_path):
         assert len(leaders) >= DEFAULT_RULE.keep
 
 
-def test_synchronous_mode_needs_the_resolution_pruner(tmp_path):
+@pytest.mark.parametrize("pruner, message", [('kind = "median"', "needs pruner.kind"),
+                                             ("progress_match = true", "goes with the live rule")])
+def test_synchronous_mode_needs_the_resolution_pruner_without_progress_matching(tmp_path, pruner, message):
     spec_path = tmp_path / "bad.toml"
     spec_path.write_text(EASY_SPEC.format(seed=0, train=tmp_path / "t.csv", dev=tmp_path / "d.csv")
-                         + '[pruner]\nkind = "median"\nmode = "synchronous"\n')
-    with pytest.raises(SpecError, match="synchronous"):
+                         + f'[pruner]\n{pruner}\nmode = "synchronous"\n')
+    with pytest.raises(SpecError, match=message):
         load_spec(spec_path)
 
 

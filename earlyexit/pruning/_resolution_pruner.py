@@ -94,12 +94,16 @@ class ResolutionPruner(BasePruner):
         step = trial.last_step
         if step is None or (self._steps is not None and step not in self._steps):
             return False
-        metric = self._metric or str(study.user_attrs.get(STUDY_METRIC, "accuracy"))
-        labels = self._labels(study)
         others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                                        TrialState.RUNNING))
                   if t.number != trial.number]
-        rivals = [t for t in others if step in t.intermediate_values]
+        return self._decide(study, trial, step, others, [t for t in others if step in t.intermediate_values])
+
+    def _decide(self, study, trial, step: int, others, rivals, how: str = "") -> bool:
+        """The rule at ``step`` against ``rivals`` (the trials that reported there), then the bound; ``others``:
+        every other trial (their histories, the completed ones' finals); ``how`` ends the stored reason."""
+        metric = self._metric or str(study.user_attrs.get(STUDY_METRIC, "accuracy"))
+        labels = self._labels(study)
         n = len(labels) if labels is not None else (self._dev_size or trial.user_attrs.get(DEV_SIZE))
         if n is None:
             raise ValueError("ResolutionPruner needs the dev size: pass dev_size=, or set the study's "
@@ -116,7 +120,7 @@ class ResolutionPruner(BasePruner):
         if prune:
             study._storage.set_trial_system_attr(
                 trial._trial_id, REASON_ATTR,
-                f"step {step}: {self.rule.keep}+ trial(s) ahead by > {self.rule.z:g} SE ({evidence})")
+                f"step {step}: {self.rule.keep}+ trial(s) ahead by > {self.rule.z:g} SE ({evidence}){how}")
         elif self.bound is not None and self._bound_prunes(study, trial, step, others, labels, metric):
             study._storage.set_trial_system_attr(
                 trial._trial_id, REASON_ATTR,

@@ -20,9 +20,9 @@ from collections.abc import Iterable
 import optuna
 from optuna.trial import TrialState
 
-from ..names import COHORT, DEV_SIZE, STUDY_METRIC
+from ..names import COHORT
 from ._resolution import ResolutionRule
-from ._resolution_pruner import REASON_ATTR, ResolutionPruner, _reading
+from ._resolution_pruner import ResolutionPruner
 
 
 class SynchronousResolutionPruner(ResolutionPruner):
@@ -69,20 +69,4 @@ class SynchronousResolutionPruner(ResolutionPruner):
         rivals = [t for t in members if step in t.intermediate_values
                   and t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)]
         # A rival pruned at this very rung still counts: all were judged on the same readings.
-        return self._judge(study, trial, step, rivals)
-
-    def _judge(self, study, trial, step, rivals) -> bool:
-        metric = self._metric or str(study.user_attrs.get(STUDY_METRIC, "accuracy"))
-        labels = self._labels(study)
-        n = len(labels) if labels is not None else (self._dev_size or trial.user_attrs.get(DEV_SIZE))
-        if n is None:
-            raise ValueError("SynchronousResolutionPruner needs the dev size: pass dev_size= or set the study's "
-                             "dev labels (earlyexit run does).")
-        mine = _reading(trial, step, labels)
-        prune, evidence = self.rule.prune(mine, [_reading(t, step, labels) for t in rivals], n=n, metric=metric,
-                                          labels=labels)
-        if prune:
-            study._storage.set_trial_system_attr(
-                trial._trial_id, REASON_ATTR, f"step {step}: {self.rule.keep}+ of its cohort ahead by > "
-                                              f"{self.rule.z:g} SE ({evidence}), judged together")
-        return prune
+        return self._decide(study, trial, step, members, rivals, ", judged with its cohort")

@@ -319,6 +319,9 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
                         f"{pruner_spec.mode!r}.")
     if pruner_spec.mode == "synchronous" and pruner_spec.kind != "resolution":
         raise SpecError(f"{where}: pruner.mode = 'synchronous' needs pruner.kind = 'resolution'.")
+    if pruner_spec.mode == "synchronous" and pruner_spec.progress_match:
+        raise SpecError(f"{where}: pruner.progress_match goes with the live rule: a synchronous cohort judges every "
+                        "trial at the same rung.")
     if pruner_spec.bound and (pruner_spec.kind != "resolution" or pruner_spec.mode != "sequential"):
         raise SpecError(f"{where}: pruner.bound = true goes with the live resolution pruner (kind = 'resolution', "
                         "mode = 'sequential').")
