@@ -24,6 +24,14 @@ def check_metric(name: str, num_labels: int | None = None) -> None:
                          "classes; use 'macro_f1'.")
 
 
+def majority_share(labels: Sequence[int]) -> float:
+    """The accuracy of the constant classifier that predicts the most frequent of ``labels`` (0..1; NaN if none)."""
+    counts: dict[int, int] = {}
+    for y in labels:
+        counts[int(y)] = counts.get(int(y), 0) + 1
+    return max(counts.values()) / len(labels) if counts else float("nan")
+
+
 def metric_value(name: str, labels: Sequence[int], predictions: Sequence[int]) -> float:
     """The metric ``name`` of ``predictions`` against ``labels`` (class ids); see :data:`METRICS`."""
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef

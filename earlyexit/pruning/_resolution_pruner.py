@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from ..names import (DEV_LOSS_AT, DEV_METRIC_AT, DEV_PREDICTIONS_AT, DEV_SIZE, LR_PROGRESS_AT, PEAK_LEARNING_RATE,
                      STUDY_BUDGET, STUDY_DEV_LABELS, STUDY_LABEL_NAMES, STUDY_METRIC, WARMING_UP_AT, WARMUP_RATIO, at)
+from ..metrics import majority_share
 from ..sweeps._format import decode_classes
 from ._bound import bound_prunes
 from ._default import DEFAULT_RULE
@@ -76,14 +77,14 @@ class ResolutionPruner(BasePruner):
 
     @classmethod
     def for_budget(cls, rule: ResolutionRule, max_steps: int, *, eval_steps: Iterable[int] | None = None,
-                   dev_size: int | None = None, metric: str | None = None, **bound) -> ResolutionPruner:
+                   dev_size: int | None = None, metric: str | None = None, **settings) -> ResolutionPruner:
         """The pruner for a study of ``max_steps`` steps: each rung at the first of ``eval_steps`` at or past its
-        fraction of the budget (every step where None)."""
+        fraction of the budget (every step where None); ``settings``: the class's other arguments."""
         steps = rule.rung_steps(max_steps, None if eval_steps is None else tuple(eval_steps))
         if not steps:
             raise ValueError(f"no rung of {rule.rungs} falls on an evaluation step before the budget "
                              f"({max_steps} steps); evaluate more often.")
-        return cls(rule, decision_steps=steps, dev_size=dev_size, metric=metric, **bound)
+        return cls(rule, decision_steps=steps, dev_size=dev_size, metric=metric, **settings)
 
     @property
     def decision_steps(self) -> tuple[int, ...] | None:
@@ -174,7 +175,7 @@ def _bound_context(study, labels, metric: str) -> dict | None:
     if metric == "mcc":
         constant = 0.0
     elif metric == "accuracy" and labels is not None and len(labels):
-        constant = float(np.bincount(labels.astype(int)).max() / len(labels))
+        constant = majority_share(labels)
     else:
         return None
     return {"budget": int(budget), "classes": len(names), "constant": constant}

@@ -45,14 +45,6 @@ class SynchronousResolutionPruner(ResolutionPruner):
             raise ValueError("poll_seconds and timeout_seconds must be positive.")
         self.cohort_size, self.poll_seconds, self.timeout_seconds = cohort_size, poll_seconds, timeout_seconds
 
-    @classmethod
-    def for_budget(cls, rule: ResolutionRule, max_steps: int, *, cohort_size: int = 1,
-                   eval_steps: Iterable[int] | None = None, dev_size: int | None = None,
-                   metric: str | None = None) -> SynchronousResolutionPruner:
-        live = ResolutionPruner.for_budget(rule, max_steps, eval_steps=eval_steps, dev_size=dev_size, metric=metric)
-        return cls(rule, cohort_size=cohort_size, decision_steps=live.decision_steps, dev_size=dev_size,
-                   metric=metric)
-
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         step = trial.last_step
         cohort = trial.user_attrs.get(COHORT)

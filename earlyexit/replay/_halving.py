@@ -35,6 +35,7 @@ from ..names import (DEV_LOSS_AT, DEV_METRIC_AT, DEV_PREDICTIONS_AT, LR_PROGRESS
 from ..pruning._resolution import Reading, ResolutionRule, warming_up
 from ..sweeps import Sweep, load_dev_records
 from ..sweeps._format import encode_classes
+from ..sweeps._report import constant_accuracy
 from ._simulate import Compute, Outcome, Run, dev_metric_at, runs_of, screen, sweep_context
 
 
@@ -99,8 +100,8 @@ def held_sets(sweep: Sweep) -> list[HeldSet]:
         test = {rid: float(v) for rid, v in frame["final_test_metric"].items() if math.isfinite(float(v))}
     warm = {r.run_id: float(r.params.get("warmup_ratio", fixed["warmup_ratio"])) for r in runs}
     peak = {r.run_id: float(r.params.get("learning_rate", fixed["learning_rate"])) for r in runs}
-    constant = {"mcc": 0.0, "accuracy": constant_accuracy(sweep, None if records is None else records.labels)}.get(
-        sweep.metric, math.nan)
+    constant = (constant_accuracy(sweep, None if records is None else records.labels) if sweep.metric == "accuracy"
+                else 0.0 if sweep.metric == "mcc" else math.nan)
     n_dev = int(sweep.manifest.get("dev_examples") or 0) or _dev_size_guess(sweep)
     steps = tuple(sorted(set(int(s) for s in sweep.probe_steps)))
     out = []
@@ -111,18 +112,6 @@ def held_sets(sweep: Sweep) -> list[HeldSet]:
                            {} if records is None else records.predictions, test, sweep.probe_costs, warm, steps,
                            peak, classes, constant))
     return out
-
-
-def constant_accuracy(sweep: Sweep, labels: np.ndarray | None) -> float:
-    """The majority class's share of the dev set: from the labels, the manifest's class fractions, or else
-    (version-1 sweeps) the largest step-0 dev accuracy or its complement (an untrained head predicts one class)."""
-    if labels is not None and len(labels):
-        return float(np.bincount(np.asarray(labels, dtype=int)).max() / len(labels))
-    fractions = sweep.manifest.get("dev_class_fractions")
-    if fractions:
-        return float(max(fractions))
-    at0 = sweep.checkpoints.loc[sweep.checkpoints["step"] == 0, "dev_accuracy"].dropna()
-    return float(np.maximum(at0, 1 - at0).max()) if len(at0) else math.nan
 
 
 _DEV_SIZES = {"sst2": 872, "cola": 1043}

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from ..metrics import majority_share
 from ._ceiling import ceiling_summary, seed_ceiling
 from ._load import Sweep
 
@@ -93,25 +94,34 @@ def _accuracy_beside_metric(sweep: Sweep) -> list[str]:
             f"| best final dev accuracy (beside {sweep.metric}) | {finals.max():.3f} | - |"]
 
 
-def stuck_at_chance(sweep: Sweep, margin: float = 0.005) -> dict[int, tuple[int, int]]:
-    """Per probe step: (runs whose dev accuracy is no better than a constant classifier, runs measured).
+def constant_accuracy(sweep: Sweep, labels=None) -> float:
+    """The dev accuracy of a constant classifier (the majority class's share; NaN where it cannot be told).
 
-    A constant classifier's accuracy is the largest dev class fraction, from the manifest where it
-    records them (``dev_class_fractions``, format 2 sweeps logged from 2026-12-02); else it is read off
-    step 0, where an untrained head predicts one class: the larger of ``a`` and ``1 - a`` over the step-0
-    dev accuracies of a binary task, and for more classes the largest step-0 accuracy (a lower bound).
+    From the dev labels where given (format 3), else the manifest's class fractions (``dev_class_fractions``,
+    format 2 sweeps logged from 2026-12-02); else it is read off step 0, where an untrained head predicts one
+    class: the larger of ``a`` and ``1 - a`` over the step-0 dev accuracies of a binary task, and for more
+    classes the largest step-0 accuracy (a lower bound).
     """
-    cps = sweep.checkpoints
-    at0 = cps.loc[cps["step"] == 0, "dev_accuracy"].dropna()
+    if labels is not None and len(labels):
+        return majority_share(labels)
     fractions = sweep.manifest.get("dev_class_fractions")
     if fractions:
-        chance = float(max(fractions))
-    elif at0.empty:
+        return float(max(fractions))
+    at0 = sweep.checkpoints.loc[sweep.checkpoints["step"] == 0, "dev_accuracy"].dropna()
+    if at0.empty:
+        return math.nan
+    if int(sweep.manifest.get("num_labels", 2)) == 2:
+        return float(np.maximum(at0, 1 - at0).max())
+    return float(at0.max())
+
+
+def stuck_at_chance(sweep: Sweep, margin: float = 0.005) -> dict[int, tuple[int, int]]:
+    """Per probe step: (runs whose dev accuracy is no better than a constant classifier, runs measured);
+    the constant classifier's accuracy from :func:`constant_accuracy`."""
+    cps = sweep.checkpoints
+    chance = constant_accuracy(sweep)
+    if not math.isfinite(chance):
         return {}
-    elif int(sweep.manifest.get("num_labels", 2)) == 2:
-        chance = float(np.maximum(at0, 1 - at0).max())
-    else:
-        chance = float(at0.max())
     out = {}
     for step in sweep.probe_steps:
         acc = cps.loc[cps["step"] == step, "dev_accuracy"].dropna()
