@@ -55,6 +55,7 @@ import optuna
 from ..pruning._resolution import ResolutionRule
 from ..sweeps import Sweep
 from ._halving import HeldSet, OptunaJudge, RuleJudge, held_sets, live, prefix_rule, synchronous
+from ._nested_interval import POLICIES as BOUND_POLICIES, candidate_labels as interval_labels, interval_figures
 from ._selection import (MEAN_BOUND, WORST_BOUND, aggregate_rows, best_case, choose, finite_or_none,  # noqa: F401
                          nested_two_level)
 
@@ -77,7 +78,7 @@ twelve older sweeps, turned out to be: :data:`earlyexit.pruning.DEFAULT_RULE`)."
 POLICIES = ("default", "default_sync", "progress_match", "crude_rule", "halving_rungs", "prefix_accuracy",
             "hyperparameters", "interval", "interval_tasks", "median", "patient_median", "percentile",
             "successive_halving", "hyperband", "wilcoxon")
-FITTED = ("hyperparameters", "interval", "interval_tasks")
+FITTED = ("hyperparameters",) + BOUND_POLICIES
 """Policies fitted on other tasks' sweeps: nested two levels deep, and only on whole sweeps (not with ``trials``)."""
 LIVE = ("default", "progress_match", "interval", "interval_tasks", "median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
 """Policies whose figures depend on the arrival order and the number of workers."""
@@ -142,9 +143,7 @@ def candidate_labels(policy: str, budget: int = 1000) -> list[str]:
         from ._nested_surrogate import KEEPS as SURROGATE_KEEPS
 
         return [f"keep {k}" for k in SURROGATE_KEEPS]
-    if policy in ("interval", "interval_tasks"):
-        from ._nested_interval import candidate_labels as interval_labels
-
+    if policy in BOUND_POLICIES:
         return interval_labels(policy)
     return [label for label, _ in _optuna_candidates(budget).get(policy, [])]
 
@@ -276,10 +275,8 @@ def compare(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
         for s, figs in held.items():
             out["held_out"].setdefault(s, {})["hyperparameters"] = figs
         out["aggregate"]["hyperparameters"] = aggregate_rows(list(held.values()))
-    fitted_bounds = [p for p in policies if p in ("interval", "interval_tasks")]
+    fitted_bounds = [p for p in policies if p in BOUND_POLICIES]
     if fitted_bounds and trials is None:
-        from ._nested_interval import candidate_labels as interval_labels, interval_figures
-
         per_policy = interval_figures(sweeps, fitted_bounds, orders=orders, workers=workers, jobs=jobs,
                                       progress=progress)
         for p, figs_p in per_policy.items():

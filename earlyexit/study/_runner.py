@@ -16,10 +16,10 @@ from optuna.trial import TrialState
 
 from ..data import load_task
 from ..metrics import METRIC_RANGES, check_metric
-from ..names import (COHORT, DEV_LOSS_AT, PEAK_LEARNING_RATE, WARMUP_RATIO, DEV_ACCURACY_AT, DEV_METRIC_AT, DEV_METRICS, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, OUT_OF_RANGE_AT,
-                     PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_BUDGET, STUDY_DEV_LABELS,
-                     STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMING_UP_AT, WORKER, DEVICE,
-                     Plan, Scorer, at)
+from ..names import (COHORT, DEV_ACCURACY_AT, DEV_LOSS_AT, DEV_METRIC_AT, DEV_METRICS, DEV_PREDICTIONS_AT, DEVICE,
+                     LR_PROGRESS_AT, OUT_OF_RANGE_AT, PEAK_LEARNING_RATE, PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON,
+                     SCORE_AT, STUDY_BUDGET, STUDY_DEV_LABELS, STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC,
+                     STUDY_SPEC_PATH, WARMING_UP_AT, WARMUP_RATIO, WORKER, Plan, Scorer, at)
 from ..pruning import GeometricPruner, ResolutionPruner, SynchronousResolutionPruner
 from ..pruning._resolution import warming_up
 from ..pruning._geometric import REASON_ATTR
@@ -406,7 +406,8 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     resolve(spec.train.model)
     scorer = make_scorer(spec)
     task = load_task(spec.train.source)
-    spec = with_scorer_rule(spec, scorer, spec.train.with_budget(len(task.train)).max_steps)
+    budget = spec.train.with_budget(len(task.train)).max_steps
+    spec = with_scorer_rule(spec, scorer, budget)
     objective = Objective(spec, show_progress=show_progress, scorer=scorer, task=task)
     study = open_study(spec, storage=storage, study_name=study_name, task=objective.task)
     # Trials of a crashed process: failed and queued again with the same hyperparameters, at once where
@@ -422,7 +423,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     if spec.pruner.mode == "synchronous":
         # One cohort: every remaining trial at once, judged together at each rung (SynchronousResolutionPruner).
         study.pruner = SynchronousResolutionPruner.for_budget(
-            spec.pruner.resolution_rule(), spec.train.with_budget(len(task.train)).max_steps, cohort_size=remaining)
+            spec.pruner.resolution_rule(), budget, cohort_size=remaining)
         objective.cohort = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
         n_jobs = remaining
     callbacks = [optuna.study.MaxTrialsCallback(target, states=(TrialState.COMPLETE, TrialState.PRUNED))]
