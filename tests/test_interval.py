@@ -180,3 +180,19 @@ def test_the_pruner_with_the_bound_decides_as_the_replayed_interval_policy(worke
         real = live(held, OptunaJudge(held, lambda: pruner, order, attrs=True), order, workers)
         assert real.kept == replayed.kept and real.compute_used == pytest.approx(replayed.compute_used)
     assert bound_pruned > 0  # the bound decided something the rule alone would not have
+
+
+def test_the_constant_classifier_is_read_from_labels_fractions_or_step_0_by_the_number_of_classes():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from earlyexit.sweeps._report import constant_accuracy
+
+    at0 = pd.DataFrame({"step": [0, 0, 10], "dev_accuracy": [0.10, 0.23, 0.9]})
+    six = SimpleNamespace(manifest={"num_labels": 6}, checkpoints=at0)
+    assert constant_accuracy(six) == 0.23  # more classes: the largest step-0 accuracy, not 1 - 0.10
+    binary = SimpleNamespace(manifest={}, checkpoints=pd.DataFrame({"step": [0, 0], "dev_accuracy": [0.3, 0.45]}))
+    assert constant_accuracy(binary) == pytest.approx(0.7)  # an untrained head on one class: max(a, 1 - a)
+    assert constant_accuracy(SimpleNamespace(manifest={"dev_class_fractions": [0.2, 0.8]}, checkpoints=at0)) == 0.8
+    assert constant_accuracy(six, labels=[1, 1, 2, 0]) == 0.5
