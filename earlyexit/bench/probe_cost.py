@@ -156,20 +156,24 @@ def _accuracy(model, probe, optimizer, settings, warm_start, cfg, progress) -> d
     """Eigenvalue and trace accuracy of ours and of the seed-style estimates."""
     with probing(model, _loss_fn, probe) as objective:
         _, _, hvp = objective.gradients_and_hvp()
+        where = {"dtype": objective.theta.dtype, "device": objective.theta.device}
         gen = torch.Generator().manual_seed(123)
-        converged, used = power_iteration(hvp, objective.dim, gen, rtol=1e-4, max_iterations=300)
+        converged, used = power_iteration(hvp, objective.dim, gen, rtol=1e-4, max_iterations=300,
+                                          device=where["device"])
         progress(f"power iteration converged to {converged:.5g} in {used} products")
         # Many-vector trace: Hutch++ with a 30-vector Krylov basis and 100 vectors on its complement.
-        big = lanczos(hvp, torch.randn(objective.dim, generator=gen), max_iter=30, rtol=1e-8)
+        start = torch.randn(objective.dim, generator=gen, device=gen.device).to(**where)
+        big = lanczos(hvp, start, max_iter=30, rtol=1e-8)
         many = deflated_hutchinson(hvp, big.basis, float(torch.trace(big.tridiagonal)), dim=objective.dim,
-                                   vectors=100, generator=gen)
+                                   vectors=100, generator=gen, **where)
         progress(f"many-vector trace {many.value:.5g} +- {many.stderr:.2g}")
         seed_style = []
         for seed in range(cfg.trace_seeds):
             g = torch.Generator().manual_seed(1000 + seed)
-            plain = deflated_hutchinson(hvp, None, 0.0, dim=objective.dim, vectors=10, generator=g)
+            plain = deflated_hutchinson(hvp, None, 0.0, dim=objective.dim, vectors=10, generator=g, **where)
             seed_style.append(plain.value)
-        seed_eig = power_iteration(hvp, objective.dim, torch.Generator().manual_seed(7), iterations=20)[0]
+        seed_eig = power_iteration(hvp, objective.dim, torch.Generator().manual_seed(7), iterations=20,
+                                   device=where["device"])[0]
     ours = []
     ours_eig = []
     for seed in range(cfg.trace_seeds):

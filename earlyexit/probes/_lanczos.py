@@ -1,8 +1,11 @@
 """Lanczos iteration on a symmetric operator given only as a matrix-vector product.
 
 Pure linear algebra on flat vectors: nothing here knows about models. The
-operator is a callable ``hvp(v) -> H @ v``; everything runs in the dtype and on
-the device of the start vector.
+operator is a callable ``hvp(v) -> H @ v``; the Krylov basis and the Ritz
+vector live in the dtype and on the device of the start vector. Only the small
+``k x k`` tridiagonal matrix is solved on the host in float64 (exact, cheap,
+and available on every backend, MPS included); its eigenvector is moved to the
+basis' device before it touches the basis.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ def lanczos(
         basis.append(w / beta)
 
     Q = torch.stack(basis)
-    vec = (y_small.to(Q.dtype) @ Q)
+    vec = y_small.to(device=Q.device, dtype=Q.dtype) @ Q
     vec = vec / torch.linalg.vector_norm(vec)
     return LanczosResult(
         basis=Q,
@@ -113,9 +116,10 @@ def lanczos(
 
 
 def _tridiagonal(alphas: list[float], betas: list[float]) -> torch.Tensor:
+    """``T`` on the host in float64, whatever the basis' device (see the module docstring)."""
     k = len(alphas)
-    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    T = torch.diag(torch.tensor(alphas, dtype=torch.float64, device="cpu"))
     if k > 1:
-        off = torch.tensor(betas[: k - 1], dtype=torch.float64)
+        off = torch.tensor(betas[: k - 1], dtype=torch.float64, device="cpu")
         T = T + torch.diag(off, 1) + torch.diag(off, -1)
     return T

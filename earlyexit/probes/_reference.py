@@ -60,7 +60,8 @@ def measure_reference(
                 loss, _, g = gradient()
                 out[name] = objective.loss(theta + sam_rho * g / torch.linalg.vector_norm(g)) - loss
             elif name == "hessian_top_eigenvalue":
-                out[name] = power_iteration(fresh_hvp, objective.dim, generator, iterations=power_iterations)[0]
+                out[name] = power_iteration(fresh_hvp, objective.dim, generator, iterations=power_iterations,
+                                            device=theta.device)[0]
             elif name == "hessian_trace":
                 samples = []
                 for _ in range(hutchinson_vectors):
@@ -78,15 +79,20 @@ def measure_reference(
 
 
 def power_iteration(hvp, dim: int, generator: torch.Generator, *, iterations: int = 20,
-                    rtol: float | None = None, max_iterations: int = 1000) -> tuple[float, int]:
+                    rtol: float | None = None, max_iterations: int = 1000,
+                    device: torch.device | str | None = None) -> tuple[float, int]:
     """Power iteration from a Gaussian start: (Rayleigh quotient, products used).
 
     With ``rtol`` it runs until the relative change of the estimate is below
     ``rtol`` (at most ``max_iterations``), otherwise exactly ``iterations``.
-    Converges to the eigenvalue of largest magnitude.
+    Converges to the eigenvalue of largest magnitude. ``device`` is the operator's (default: the
+    generator's).
     """
-    v = torch.randn(dim, generator=generator, dtype=torch.float32)
+    # Drawn on the generator's device (the CPU for a seeded torch.Generator(), so a seed gives the same
+    # start everywhere), then moved to the operator's device on its first product.
+    v = torch.randn(dim, generator=generator, dtype=torch.float32, device=generator.device)
     v = v / torch.linalg.vector_norm(v)
+    v = v.to(device=device) if device is not None else v
     value, used = 0.0, 0
     limit = max_iterations if rtol is not None else iterations
     while used < limit:

@@ -75,6 +75,7 @@ def deflated_hutchinson(
         samples.append(float(torch.dot(z, hvp(z))))
     if not samples:
         return TraceEstimate(exact_part, math.nan, exact_part, 0)
-    s = torch.tensor(samples, dtype=torch.float64)
-    stderr = float(s.std(unbiased=True) / math.sqrt(len(samples))) if len(samples) > 1 else math.nan
-    return TraceEstimate(exact_part + float(s.mean()), stderr, exact_part, len(samples))
+    mean = math.fsum(samples) / len(samples)
+    stderr = (math.sqrt(math.fsum((s - mean) ** 2 for s in samples) / (len(samples) - 1) / len(samples))
+              if len(samples) > 1 else math.nan)
+    return TraceEstimate(exact_part + mean, stderr, exact_part, len(samples))
