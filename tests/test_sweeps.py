@@ -138,6 +138,52 @@ def test_truncated_file_and_wrong_version(logged, tmp_path, capsys):
     assert "format_version 99" in capsys.readouterr().err
 
 
+def _strip_probes(folder, error="RuntimeError: Expected all tensors to be on the same device"):
+    """The sweep as a GPU run with the device bug logged it: every probe empty, each row saying why."""
+    import pandas as pd
+
+    cps = pd.read_csv(folder / "checkpoints.csv", keep_default_na=False, dtype=str)
+    probes = json.loads((folder / "manifest.json").read_text())["probe_names"]
+    for p in probes:
+        cps[p] = ""
+    cps["probe_error"] = error
+    cps.to_csv(folder / "checkpoints.csv", index=False)
+    return probes
+
+
+def test_validate_fails_a_sweep_whose_promised_probes_were_not_logged(logged, tmp_path, capsys):
+    _, folder = logged
+    copy = tmp_path / "gpu"
+    shutil.copytree(folder, copy)
+    probes = _strip_probes(copy)
+    assert load(copy).probe_coverage()["loss"]["logged"] == 0  # still loads, for the replay
+    assert main(["sweeps", "validate", str(copy)]) == 2
+    err = capsys.readouterr().err
+    rows = len(load(copy).checkpoints)
+    assert f"{len(probes)} of {len(probes)} promised probes" in err and f"loss on 0 of {rows} rows" in err
+    assert "first probe_error: RuntimeError: Expected all tensors" in err
+    with pytest.raises(SweepFormatError, match="not complete"):
+        load(copy, require_complete=True)
+    assert main(["sweeps", "validate", str(copy), "--allow-missing-probes"]) == 0
+    # The logged one is complete, and says so per probe.
+    assert main(["sweeps", "validate", str(folder), "--json"]) == 0
+    coverage = json.loads(capsys.readouterr().out.splitlines()[-1])["probe_coverage"]
+    assert set(coverage) == set(probes) and all(share >= 0.95 for share in coverage.values())
+
+
+def test_catalogue_marks_a_sweep_with_missing_probes(logged, tmp_path):
+    from earlyexit.sweeps import catalogue, format_catalogue
+
+    _, folder = logged
+    copy = tmp_path / "gpu"
+    shutil.copytree(folder, copy)
+    _strip_probes(copy)
+    rows = {r["path"]: r for r in catalogue([str(folder), str(copy)])}
+    assert rows[str(copy)]["probe_coverage"] == 0 and rows[str(folder)]["probe_coverage"] >= 0.95
+    table = format_catalogue(list(rows.values()))
+    assert "4 at 0% MISSING" in table and "1 of 2 sweeps miss promised probes" in table
+
+
 def test_import_seed_results(tmp_path):
     entries = [{"lr": lr, "warmup_ratio": 0.0, "weight_decay": 0.01, "seed": s, "val_accuracy": 0.8 + lr * 100,
                 "gradient_norm": 1.0 + s, "step400_hutchinson_trace": 10.0 * s, "top_eigenvalue_step400": 3.0}
@@ -145,7 +191,10 @@ def test_import_seed_results(tmp_path):
     src = tmp_path / "results.json"
     src.write_text(json.dumps(entries))
     assert import_seed_results(src, tmp_path / "seed") == 4
-    sweep = load(tmp_path / "seed", require_complete=True)
+    # The seed code measured each probe at one step only: all runs are there, but not every probe row.
+    with pytest.raises(SweepFormatError, match=r"gradient_norm on 4 of 8 rows.*first probe_error: not logged by"):
+        load(tmp_path / "seed", require_complete=True)
+    sweep = load(tmp_path / "seed")
     s = sweep.summary()
     assert s["runs"] == 4 and s["configs"] == 2 and s["checkpoints"] == [0, 400]
     assert s["probes"] == ["gradient_norm", "hessian_top_eigenvalue", "hessian_trace"]

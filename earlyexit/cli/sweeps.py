@@ -16,6 +16,9 @@ class SweepsCommand:
         v.add_argument("path")
         v.add_argument("--json", action="store_true", help="print one JSON object")
         v.add_argument("--require-complete", action="store_true", help="fail if planned runs are missing")
+        v.add_argument("--allow-missing-probes", action="store_true",
+                       help="pass a sweep whose promised probes hold a value on fewer than 95%% of its checkpoint "
+                            "rows (by default that fails)")
         i = sub.add_parser("import-seed", help="convert the seed code's JSON results into a sweep folder")
         i.add_argument("file")
         i.add_argument("--out", required=True, help="new sweep folder")
@@ -50,7 +53,8 @@ class SweepsCommand:
             out = write_report(load(args.path), args.output)
             print(f"wrote {out} and {out.with_name('correlations.png')}")
             return 0
-        summary = load(args.path, require_complete=args.require_complete).summary()
+        summary = load(args.path, require_complete=args.require_complete,
+                       require_probes=not args.allow_missing_probes).summary()
         if args.json:
             print(json.dumps(summary))
             return 0
@@ -59,5 +63,8 @@ class SweepsCommand:
               f"configs {summary['configs']}, seeds {summary['seeds']}")
         print(f"  checkpoints {summary['checkpoints']}")
         print(f"  probes {', '.join(summary['probes'])}")
+        if summary["probe_coverage"]:
+            print("  probe values logged: " + ", ".join(f"{p} {share:.0%}"
+                                                       for p, share in summary["probe_coverage"].items()))
         print(f"  final dev accuracy: median {summary['median_final']:.4f}, best {summary['best_final']:.4f}")
         return 0

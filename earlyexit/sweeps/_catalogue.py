@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ._ceiling import ceiling_summary, seed_ceiling
 from ._format import MANIFEST, RUNS, SweepFormatError, read_manifest
-from ._load import Sweep, load
+from ._load import PROBE_COVERAGE_REQUIRED, Sweep, load
 
 
 def find_sweeps(paths: list[str] | tuple[str, ...]) -> list[Path]:
@@ -44,7 +44,8 @@ def catalogue_row(sweep: Sweep) -> dict:
     ``median_final``/``best_final`` are over completed runs; ``noise_ceiling``
     (where two seeds share configs and every planned run is logged) is the seed-to-seed ceiling's mean
     Spearman and regret in points (100 x the metric); ``probe_costs`` says
-    whether ``probe_costs.json`` is there.
+    whether ``probe_costs.json`` is there; ``probes`` counts the probes the manifest promises and
+    ``probe_coverage`` is the lowest share of checkpoint rows on which one of them holds a value.
     """
     s = sweep.summary()
     protocol = sweep.manifest.get("protocol", {})
@@ -61,6 +62,7 @@ def catalogue_row(sweep: Sweep) -> dict:
         "noise_ceiling": None if ceiling is None or not ceiling["seeds"] else
         {"spearman": _finite(ceiling["spearman"]), "regret_points": _finite(100 * ceiling["regret"])},
         "probe_costs": sweep.probe_costs is not None, "format_version": s["format_version"],
+        "probes": len(s["probes"]), "probe_coverage": min(s["probe_coverage"].values(), default=None),
     }
 
 
@@ -79,13 +81,14 @@ def _started_row(folder: Path) -> dict:
             "planned": int(manifest.get("runs", 0)), "budget_steps": manifest.get("budget_steps"),
             "max_epochs": protocol.get("max_epochs"), "train_examples": manifest.get("train_examples"),
             "median_final": None, "best_final": None, "noise_ceiling": None,
-            "probe_costs": (folder / "probe_costs.json").exists(), "format_version": manifest.get("format_version")}
+            "probe_costs": (folder / "probe_costs.json").exists(), "format_version": manifest.get("format_version"),
+            "probes": len(manifest.get("probe_names", [])), "probe_coverage": None}
 
 
 def format_catalogue(rows: list[dict], *, markdown: bool = False) -> str:
     """The catalogue as a plain-text (or Markdown) table, with a line of totals."""
     head = ["sweep", "task", "metric", "model", "configs x seeds", "runs", "budget (steps)", "median final",
-            "best final", "noise ceiling (rho / pts)", "probe costs"]
+            "best final", "noise ceiling (rho / pts)", "probes logged", "probe costs"]
     body = []
     for r in rows:
         ceiling = r["noise_ceiling"]
@@ -94,10 +97,15 @@ def format_catalogue(rows: list[dict], *, markdown: bool = False) -> str:
                      str(r["budget_steps"] or "?") + (f" ({r['max_epochs']:g} ep)" if r["max_epochs"] else ""),
                      _fmt(r["median_final"]), _fmt(r["best_final"]),
                      f"{ceiling['spearman']:.2f} / {ceiling['regret_points']:.2f}" if ceiling else "-",
-                     "yes" if r["probe_costs"] else "no"])
+                     _probes_logged(r), "yes" if r["probe_costs"] else "no"])
     tasks = sorted({r["task"] for r in rows})
     total = (f"{len(rows)} sweeps over {len(tasks)} tasks ({', '.join(tasks)}); "
              f"{sum(r['runs'] for r in rows)} of {sum(r['planned'] for r in rows)} planned runs logged")
+    short = [r["name"] for r in rows if r.get("probe_coverage") is not None
+             and r["probe_coverage"] < PROBE_COVERAGE_REQUIRED]
+    if short:
+        total += (f"; {len(short)} of {len(rows)} sweeps miss promised probes ({', '.join(short)}: "
+                  f"`earlyexit sweeps validate` says which and why)")
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
@@ -105,6 +113,18 @@ def format_catalogue(rows: list[dict], *, markdown: bool = False) -> str:
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in [head, *body]]
     return "\n".join(lines + [total])
+
+
+def _probes_logged(row: dict) -> str:
+    """``8 at 100%``: the promised probes and the lowest share of checkpoint rows any of them holds;
+    ``MISSING`` where that share is under what a complete sweep needs."""
+    if not row.get("probes"):
+        return "none"
+    share = row.get("probe_coverage")
+    if share is None:
+        return f"{row['probes']}, none yet"
+    flag = " MISSING" if share < PROBE_COVERAGE_REQUIRED else ""
+    return f"{row['probes']} at {share:.0%}{flag}"
 
 
 def _fmt(v) -> str:

@@ -14,6 +14,9 @@ from ._format import (CHECKPOINTS, RUN_STATUSES, RUNS, SweepFormatError, read_ma
 
 _CP_NUMERIC = ("dev_accuracy", "dev_metric", "dev_loss", "train_loss", "wall_seconds", "compute_steps",
                "probe_seconds")
+PROBE_COVERAGE_REQUIRED = 0.95
+"""The share of checkpoint rows on which each promised probe must hold a value for a sweep to be complete
+(a diverged run's probes may be missing, so not 100%)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,32 @@ class Sweep:
         """Runs the manifest plans that are not logged (yet)."""
         return int(self.manifest.get("runs", len(self.runs))) - len(self.runs)
 
+    def probe_coverage(self) -> dict[str, dict]:
+        """Per promised probe: ``{"logged": rows with a value, "rows": checkpoint rows, "share": logged/rows,
+        "first_error": the first probe_error of a row without it}`` (inf counts as a value, NaN does not)."""
+        errors = self.checkpoints["probe_error"]
+        out = {}
+        for p in self.probes:
+            values = self.checkpoints[p]
+            missing = values.isna()
+            first = errors[missing & errors.astype(str).str.len().gt(0)]
+            out[p] = {"logged": int((~missing).sum()), "rows": int(len(values)),
+                      "share": float((~missing).mean()) if len(values) else 1.0,
+                      "first_error": str(first.iloc[0]) if len(first) else None}
+        return out
+
+    def probe_shortfalls(self, required: float = PROBE_COVERAGE_REQUIRED) -> str | None:
+        """None where every promised probe holds a value on at least ``required`` of the checkpoint rows;
+        otherwise one sentence naming each probe short of it, its count, and the first ``probe_error``."""
+        short = {p: c for p, c in self.probe_coverage().items() if c["rows"] and c["share"] < required}
+        if not short:
+            return None
+        counts = ", ".join(f"{p} on {c['logged']} of {c['rows']} rows" for p, c in short.items())
+        errors = list(dict.fromkeys(c["first_error"] for c in short.values() if c["first_error"]))
+        return (f"{len(short)} of {len(self.probes)} promised probes hold a value on fewer than {required:.0%} of "
+                f"the checkpoint rows: {counts}"
+                + (f"; first probe_error: {errors[0]}" if errors else "; no probe_error says why"))
+
     def summary(self) -> dict:
         """The figures ``earlyexit sweeps validate --json`` prints."""
         finals = self.runs.loc[self.runs["status"] == "completed", "final_metric"]
@@ -73,22 +102,25 @@ class Sweep:
             "seeds": sorted(int(s) for s in self.runs["seed"].unique()),
             "checkpoints": list(self.probe_steps),
             "probes": list(self.probes),
+            "probe_coverage": {p: c["share"] for p, c in self.probe_coverage().items()},
             "diverged": int((self.runs["status"] == "diverged").sum()),
             "median_final": float(finals.median()) if len(finals) else math.nan,
             "best_final": float(finals.max()) if len(finals) else math.nan,
         }
 
 
-def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
+def load(path: str | Path, *, require_complete: bool = False, require_probes: bool = False) -> Sweep:
     """Read a sweep folder and check it; raises :class:`SweepFormatError` on the first problem.
 
     Checks: manifest version; required columns; types and ranges (accuracy
     in [0, 1], steps non-negative integers, status known); duplicate runs and
     duplicate (run, step) rows; checkpoints of unknown runs; each completed
     run has every probe step up to its length; with ``require_complete``,
-    every planned run is logged. Probe values may be NaN only where the row
-    records a ``probe_error``; +inf is allowed (critical sharpness of a step
-    that is not a descent direction).
+    every planned run is logged and every promised probe holds a value on at
+    least :data:`PROBE_COVERAGE_REQUIRED` of the checkpoint rows; with
+    ``require_probes``, the probes only. Probe values may be NaN only where
+    the row records a ``probe_error``; +inf is allowed (critical sharpness of
+    a step that is not a descent direction).
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -191,6 +223,10 @@ def load(path: str | Path, *, require_complete: bool = False) -> Sweep:
     if require_complete and sweep.missing_runs > 0:
         raise SweepFormatError(f"{run_file}: {sweep.missing_runs} of {manifest.get('runs')} planned runs are missing; "
                                "finish the sweep with `earlyexit sweep SPEC.toml`.")
+    shortfall = sweep.probe_shortfalls() if require_complete or require_probes else None
+    if shortfall:
+        raise SweepFormatError(f"{cp_file}: not complete: {shortfall}. Re-log it with `earlyexit sweep SPEC.toml "
+                               "--out NEW_FOLDER`.")
     return sweep
 
 
