@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from .names import (DEV_METRIC_AT, DEV_METRICS, DEV_SIZE, LR_PROGRESS_AT, PROBES_AT, PRUNED_REASON, SCORE_AT,
-                    WARMING_UP_AT, Scorer, at)
+from .names import DEV_METRIC_AT, DEV_METRICS, LR_PROGRESS_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, Scorer, at
 from .probes import ProbeSettings, WarmStart, measure
+from .protocol import pruned_reason, record
 from .pruning import DEFAULT_RULE, ResolutionRule
 from .scoring import ProbeRankScorer
 
@@ -156,6 +156,7 @@ class ProbeCallback(TrainerCallback):
                        **kwargs: Any) -> None:
         self.history = {}
         self._schedule = _Schedule.of(kwargs.get("lr_scheduler"), state.max_steps, model)
+        self._max_steps = int(state.max_steps) if state.max_steps else None
         if self.rule is not None:
             rungs = self.rule.rung_steps(int(state.max_steps))
             self.decision_steps = frozenset(rungs)
@@ -255,19 +256,13 @@ class ProbeCallback(TrainerCallback):
         import optuna
 
         dev = self.history.get(step, {}).get("dev_metric", self.history.get(step, {}).get("dev_accuracy", math.nan))
-        warming = self._schedule.warming_up(step) if self._schedule is not None else False
-        trial.set_user_attr(at(WARMING_UP_AT, step), warming)
-        if self._schedule is not None:
-            trial.set_user_attr(at(LR_PROGRESS_AT, step), self._schedule.at(step)["lr_progress"])
-        if math.isfinite(dev):
-            trial.set_user_attr(at(DEV_METRIC_AT, step), float(dev))
-        size = _dev_size(self.trainer)
-        if size is not None:
-            trial.set_user_attr(DEV_SIZE, size)
+        schedule = self._schedule
+        record(trial, step, dev, dev_size=_dev_size(self.trainer), max_steps=self._max_steps,
+               warmup_steps=schedule.peak if schedule is not None else None,
+               lr_progress=schedule.at(step)["lr_progress"] if schedule is not None else None)
         trial.report(float(dev) if math.isfinite(dev) else float("nan"), step)
         if trial.should_prune():
-            frozen = trial.study._storage.get_trial(trial._trial_id)
-            reason = frozen.system_attrs.get("earlyexit:pruned_reason", f"resolution rule at step {step}")
+            reason = pruned_reason(trial, f"resolution rule at step {step}")
             trial.set_user_attr(PRUNED_REASON, reason)
             raise optuna.TrialPruned(reason)
 
@@ -299,10 +294,14 @@ class _Schedule:
         num_labels = getattr(getattr(model, "config", None), "num_labels", None)
         return cls([float(lambdas[0](t)) for t in range(int(max_steps))], float(scheduler.base_lrs[0]), num_labels)
 
+    @property
+    def peak(self) -> int:
+        """The first step at the schedule's peak learning rate: the warmup's length in steps."""
+        return max(range(len(self.multipliers)), key=lambda t: self.multipliers[t])
+
     def warming_up(self, step: int) -> bool:
         """Whether the learning rate at ``step`` is still below its peak, before the peak."""
-        peak = max(range(len(self.multipliers)), key=lambda t: self.multipliers[t])
-        return int(step) < peak
+        return int(step) < self.peak
 
     def at(self, step: int) -> dict[str, float]:
         d = min(max(int(step), 0), len(self.multipliers))

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from ..names import DEV_METRIC_AT, LR_PROGRESS_AT, SCORE_AT, at
 from ._decide import decide
 
-REASON_ATTR = "earlyexit:pruned_reason"
+from ..protocol import REASON_ATTR, set_pruned_reason  # noqa: E402,F401
 
 
 class GeometricPruner(BasePruner):
@@ -112,7 +112,7 @@ class GeometricPruner(BasePruner):
                           margin=self.margin_at(step), min_lr_progress=self._min_lr_progress,
                           lr_progress=float(progress) if progress is not None else None, **ties)
         if decision.prune:
-            study._storage.set_trial_system_attr(trial._trial_id, REASON_ATTR, decision.reason)
+            set_pruned_reason(study, trial, decision.reason)
         return decision.prune
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..training._schedule import warmup_steps
+from ..protocol import Reading, warming_up  # noqa: F401  (warming_up: the rule's pace, named here too)
 
 EVIDENCE = ("paired", "approximate")
 BOOTSTRAP_DRAWS = 200
@@ -55,24 +55,6 @@ def paired_se(a_predictions: np.ndarray, b_predictions: np.ndarray, labels: np.n
     diffs = [metric_value(metric, labels[i], a_predictions[i]) - metric_value(metric, labels[i], b_predictions[i])
              for i in idx]
     return float(max(np.std(diffs, ddof=1), 1.0 / n))
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One trial's dev measurement at one rung.
-
-    Attributes:
-        value: the dev metric (accuracy in [0, 1], MCC in [-1, 1], ...).
-        predictions: predicted class id of each dev example (the per-example record), or None.
-        warming_up: the trial's learning rate has not yet reached its peak at this step.
-        progress: the fraction (0..1) of the trial's summed learning-rate schedule spent by this step (NaN if
-            unknown): what "comparable progress" compares with ``ResolutionRule(progress_match=True)``.
-    """
-
-    value: float
-    predictions: np.ndarray | None = None
-    warming_up: bool = False
-    progress: float = math.nan
 
 
 def lead_resolved(leader: Reading, trial: Reading, *, n: int, z: float, metric: str = "accuracy",
@@ -204,8 +186,3 @@ def matched(history: Sequence[Reading], progress: float) -> Reading | None:
         if math.isfinite(r.progress) and r.progress <= progress + 1e-12:
             found = r
     return found
-
-
-def warming_up(step: int, budget: int, warmup_ratio: float) -> bool:
-    """Whether a run with linear warmup over ``warmup_ratio`` of ``budget`` steps is still before its peak at ``step``."""
-    return step < warmup_steps(budget, float(warmup_ratio))

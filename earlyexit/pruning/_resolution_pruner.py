@@ -10,41 +10,48 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 
-from ..names import (DEV_LOSS_AT, DEV_METRIC_AT, DEV_PREDICTIONS_AT, DEV_SIZE, LR_PROGRESS_AT, PEAK_LEARNING_RATE,
-                     STUDY_BUDGET, STUDY_DEV_LABELS, STUDY_LABEL_NAMES, STUDY_METRIC, WARMING_UP_AT, WARMUP_RATIO, at)
+from .. import protocol
+from ..names import (DEV_LOSS_AT, DEV_METRIC_AT, LR_PROGRESS_AT, PEAK_LEARNING_RATE, STUDY_BUDGET, STUDY_DEV_LABELS,
+                     STUDY_LABEL_NAMES, STUDY_METRIC, WARMING_UP_AT, WARMUP_RATIO, at)
 from ..metrics import majority_share
-from ..sweeps._format import decode_classes
+from ..protocol import REASON_ATTR, decode_classes  # noqa: F401  (REASON_ATTR: named here too)
 from ._bound import bound_prunes
 from ._default import DEFAULT_RULE
-from ._resolution import Reading, ResolutionRule
+from ._resolution import ResolutionRule
 
-REASON_ATTR = "earlyexit:pruned_reason"
+JUDGE_AT = ("fraction", "step")
 
 
 class ResolutionPruner(BasePruner):
     """Prune a trial at a rung only when at least K other trials lead it by more than the dev set can resolve.
 
-    At each of ``decision_steps`` (the rule's rungs placed on the study's budget: :meth:`for_budget`) the
-    trial's dev metric is compared with every other trial that reported at that step (finished, pruned
-    or still running: what a live study knows then). It is pruned when it is past its warmup there and
+    At each rung the trial's dev metric is compared with every other trial that reached the same rung
+    (finished, pruned or still running: what a live study knows then). It is pruned when it is past its warmup there and
     at least ``rule.keep`` of them lead it by more than ``rule.z`` standard errors of the difference (see
     :mod:`earlyexit.pruning._resolution`). Nothing else prunes: at the constant classifier, where every
     trial has the same dev metric, no trial is ever pruned.
 
-    What it reads from each trial (the study runner and the Trainer callback write these): the dev metric
-    at the step (the user attribute ``dev_metric@{step}``, else the reported value), the per-example
-    predictions (``dev_predictions@{step}``, with the study's ``earlyexit:dev_labels``: a paired test;
-    without them the value-and-size approximation, with ``dev_size``), and whether its warmup is over
-    (``warming_up@{step}``; absent: judged). The reason is stored in the trial's system attributes under
-    ``earlyexit:pruned_reason``.
+    Where it decides. Each trial is judged at the rule's rungs placed on its own budget: at the first step it
+    reports at or past each rung (5%, 10%, 25% and 50% of the budget by default), and nowhere else. The budget
+    is the trial's own ``max_steps`` where it reported one (:func:`earlyexit.report`), else ``max_resource``,
+    else the study's ``earlyexit:budget_steps`` (``earlyexit run`` sets it). With no budget known it decides
+    nothing and says so once. It is compared there with every other trial at the same rung of *its* own
+    budget (``judge_at="fraction"``: trials of different lengths meet at the same share of their schedules),
+    or with the trials that reported at the same step number (``judge_at="step"``); with one budget and one
+    reporting cadence for all, the two are the same. ``decision_steps`` instead fixes the steps outright.
 
-    With no arguments it is the shipped default (:data:`earlyexit.pruning.DEFAULT_RULE`) deciding at every
-    step a trial reports: what ``earlyexit.hf.ProbeCallback`` reports on its default path are the rule's rungs,
-    placed on the Trainer's own budget.
+    What it reads from each trial (:mod:`earlyexit.protocol`, written by :func:`earlyexit.report`, the study
+    runner, the Trainer callback and the replay): the dev metric at the step (``dev_metric@{step}``, else the
+    reported value), the per-example predictions (``dev_predictions@{step}``, with the study's
+    ``earlyexit:dev_labels``: a paired test; without them the value-and-size approximation, with the dev
+    size), and whether its warmup is over (``warming_up@{step}``; absent: judged, with a warning). The reason
+    is stored in the trial's system attributes under ``earlyexit:pruned_reason``.
 
     Args:
         rule: the rule (rungs, keep, z, eta, pace); default the shipped one.
-        decision_steps: the rungs in steps; None decides at every reported step.
+        max_resource: the budget in steps of a trial that does not report its own (Optuna's name).
+        decision_steps: the steps at which to decide, for every trial (instead of rungs on budgets).
+        judge_at: ``"fraction"`` (default) or ``"step"``: which readings of the other trials a trial meets.
         dev_size: dev examples, for the approximation where a trial has no per-example record.
         metric: the study's metric (``accuracy``, ``mcc``, ...); default: the study's ``earlyexit:metric``
             attribute, else accuracy.
@@ -58,12 +65,19 @@ class ResolutionPruner(BasePruner):
         coverage, bound_keep: the bound's settings (the nested comparison's choice: 0.8 and 1).
     """
 
-    def __init__(self, rule: ResolutionRule | None = None, *, decision_steps: Iterable[int] | None = None,
+    def __init__(self, rule: ResolutionRule | None = None, *, max_resource: int | None = None,
+                 decision_steps: Iterable[int] | None = None, judge_at: str = "fraction",
                  dev_size: int | None = None, metric: str | None = None, bound=None, coverage: float = 0.8,
                  bound_keep: int = 1):
         steps = None if decision_steps is None else tuple(sorted(set(int(s) for s in decision_steps)))
         if steps is not None and (not steps or steps[0] < 1):
             raise ValueError(f"decision_steps must be positive integers, but got {tuple(decision_steps)}.")
+        if max_resource is not None and (isinstance(max_resource, bool) or not isinstance(max_resource, int)
+                                         or max_resource < 2):
+            raise ValueError(f"max_resource must be an integer number of steps >= 2, but got {max_resource!r}.")
+        if judge_at not in JUDGE_AT:
+            raise ValueError(f"judge_at must be one of {JUDGE_AT}, but got {judge_at!r}.")
+        self.max_resource, self.judge_at = max_resource, judge_at
         if dev_size is not None and dev_size < 3:
             raise ValueError(f"dev_size must be at least 3, but got {dev_size}.")
         self.rule = rule or DEFAULT_RULE
@@ -93,42 +107,88 @@ class ResolutionPruner(BasePruner):
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         step = trial.last_step
-        if step is None or (self._steps is not None and step not in self._steps):
+        if step is None:
             return False
         others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                                        TrialState.RUNNING))
                   if t.number != trial.number]
-        return self._decide(study, trial, step, others, [t for t in others if step in t.intermediate_values])
+        if self._steps is not None:
+            if step not in self._steps:
+                return False
+            return self._decide(study, trial, step, others, [(t, step) for t in others if step in t.intermediate_values])
+        default = self.max_resource or protocol.study_budget(study)
+        own = protocol.budget(trial, default)
+        if own is None:
+            protocol.warn_once(f"no-budget:{study.study_name}", "ResolutionPruner knows no budget, so it decides "
+                               "nothing: pass max_resource= (the steps of a full trial), or report max_steps= with "
+                               "earlyexit.report().")
+            return False
+        fraction = self._rung_of(trial, step, own)
+        if fraction is None:
+            return False
+        rivals = []
+        for t in others:
+            if self.judge_at == "step":
+                if step in t.intermediate_values:
+                    rivals.append((t, step))
+                continue
+            theirs = protocol.budget(t, default)
+            s = protocol.rung_step(t.intermediate_values, fraction, theirs) if theirs else None
+            if s is not None:
+                rivals.append((t, s))
+        where = f" at {fraction:.0%} of its {own}-step budget"
+        return self._decide(study, trial, step, others, rivals, where=where, budget=(own, default))
 
-    def _decide(self, study, trial, step: int, others, rivals, how: str = "") -> bool:
-        """The rule at ``step`` against ``rivals`` (the trials that reported there), then the bound; ``others``:
-        every other trial (their histories, the completed ones' finals); ``how`` ends the stored reason."""
+    def _rung_of(self, trial, step: int, own: int) -> float | None:
+        """The rung whose first reported step at or past it is ``step`` (None: not a rung step of this trial)."""
+        earlier = [s for s in trial.intermediate_values if s < step]
+        before = max(earlier) if earlier else -1
+        for f in self.rule.rungs:
+            target = f * own
+            if before < target <= step < own:
+                return f
+        return None
+
+    def _decide(self, study, trial, step: int, others, rivals, how: str = "", where: str = "", budget=None) -> bool:
+        """The rule at ``step`` against ``rivals`` (``(trial, its step)`` pairs: what each reported at the same
+        rung), then the bound; ``others``: every other trial (their histories, the completed ones' finals);
+        ``how`` ends the stored reason, ``where`` says where on the trial's budget it was judged."""
         metric = self._metric or str(study.user_attrs.get(STUDY_METRIC, "accuracy"))
         labels = self._labels(study)
-        n = len(labels) if labels is not None else (self._dev_size or trial.user_attrs.get(DEV_SIZE))
+        n = protocol.dev_size(trial, labels) or self._dev_size
         if n is None:
-            raise ValueError("ResolutionPruner needs the dev size: pass dev_size=, or set the study's "
-                             f"{STUDY_DEV_LABELS!r} attribute (earlyexit run does) or the trial's {DEV_SIZE!r} "
-                             "(ProbeCallback does).")
-        mine = _reading(trial, step, labels)
+            protocol.warn_once(f"no-dev-size:{study.study_name}", "ResolutionPruner does not know the dev size, "
+                               "so it prunes nothing: pass dev_size=, or report predictions= or labels= with "
+                               "earlyexit.report().")
+            return False
+        mine = protocol.reading(trial, step, labels)
+        if self.rule.pace and not any(at(WARMING_UP_AT, step) == k for k in trial.user_attrs):
+            protocol.warn_once(f"no-pace:{study.study_name}", "ResolutionPruner does not know whether trials still "
+                               "warm up, so it judges them all: report warmup_steps= with earlyexit.report().")
         histories = None
         if self.rule.progress_match and mine.warming_up:  # each rival's readings at the rungs it has reached
-            histories = [[_reading(t, s, labels) for s in sorted(t.intermediate_values)
-                          if s <= step and (self._steps is None or s in self._steps)]
-                         for t in others]
-        prune, evidence = self.rule.prune(mine, [_reading(t, step, labels) for t in rivals], n=n, metric=metric,
-                                          labels=labels, histories=histories)
+            histories = [[protocol.reading(t, s, labels) for s in self._rung_steps_of(t, step, budget)] for t in others]
+        prune, evidence = self.rule.prune(mine, [protocol.reading(t, s, labels) for t, s in rivals], n=n,
+                                          metric=metric, labels=labels, histories=histories)
         if prune:
-            study._storage.set_trial_system_attr(
-                trial._trial_id, REASON_ATTR,
-                f"step {step}: {self.rule.keep}+ trial(s) ahead by > {self.rule.z:g} SE ({evidence}){how}")
+            protocol.set_pruned_reason(
+                study, trial,
+                f"step {step}{where}: {self.rule.keep}+ trial(s) ahead by > {self.rule.z:g} SE ({evidence}){how}")
         elif self.bound is not None and self._bound_prunes(study, trial, step, others, labels, metric):
-            study._storage.set_trial_system_attr(
-                trial._trial_id, REASON_ATTR,
-                f"step {step}: its optimistic final is below the {self.bound_keep}-th best completed final "
+            protocol.set_pruned_reason(
+                study, trial,
+                f"step {step}{where}: its optimistic final is below the {self.bound_keep}-th best completed final "
                 f"({self.coverage:.0%} bound calibrated on this study)")
             return True
         return prune
+
+    def _rung_steps_of(self, t, step: int, budget) -> list[int]:
+        """The steps of ``t``'s readings at the rungs it has reached by ``step`` (progress matching)."""
+        if budget is None:  # fixed decision steps
+            return [s for s in sorted(t.intermediate_values) if s <= step and (self._steps is None or s in self._steps)]
+        theirs = protocol.budget(t, budget[1])
+        found = [protocol.rung_step(t.intermediate_values, f, theirs) for f in self.rule.rungs] if theirs else []
+        return [s for s in found if s is not None and s <= step]
 
     def _bound_prunes(self, study, trial, step, others, labels, metric) -> bool:
         completed = [t for t in others if t.state == TrialState.COMPLETE and t.value is not None]
@@ -153,18 +213,6 @@ class ResolutionPruner(BasePruner):
         if self._labels_cache is None or self._labels_cache[0] != text:
             self._labels_cache = (text, np.asarray(decode_classes(text), dtype=np.int16))
         return self._labels_cache[1]
-
-
-def _reading(trial: optuna.trial.FrozenTrial, step: int, labels) -> Reading:
-    value = trial.user_attrs.get(at(DEV_METRIC_AT, step), trial.intermediate_values.get(step))
-    value = float(value) if isinstance(value, (int, float)) else math.nan
-    preds = trial.user_attrs.get(at(DEV_PREDICTIONS_AT, step)) if labels is not None else None
-    preds = np.asarray(decode_classes(preds), dtype=np.int16) if preds else None
-    if preds is not None and len(preds) != len(labels):
-        preds = None
-    progress = trial.user_attrs.get(at(LR_PROGRESS_AT, step))
-    return Reading(value, preds, bool(trial.user_attrs.get(at(WARMING_UP_AT, step), False)),
-                   float(progress) if isinstance(progress, (int, float)) else math.nan)
 
 
 def _bound_context(study, labels, metric: str) -> dict | None:

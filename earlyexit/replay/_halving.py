@@ -30,11 +30,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import optuna
 
-from ..names import (DEV_LOSS_AT, DEV_METRIC_AT, DEV_PREDICTIONS_AT, LR_PROGRESS_AT, PEAK_LEARNING_RATE, STUDY_BUDGET,
-                     STUDY_DEV_LABELS, STUDY_LABEL_NAMES, STUDY_METRIC, WARMING_UP_AT, WARMUP_RATIO, at)
+from ..names import PEAK_LEARNING_RATE, STUDY_BUDGET, STUDY_DEV_LABELS, STUDY_LABEL_NAMES, STUDY_METRIC, WARMUP_RATIO
 from ..pruning._resolution import Reading, ResolutionRule, warming_up
 from ..sweeps import Sweep, load_dev_records
-from ..sweeps._format import encode_classes
+from ..protocol import encode_classes, record, warmup_steps
 from ..sweeps._report import constant_accuracy
 from ._simulate import Compute, Outcome, Run, dev_metric_at, runs_of, screen, sweep_context
 
@@ -291,14 +290,11 @@ class OptunaJudge(Judge):
     def at(self, index, run, step):
         trial = self.trials[index]
         value = run.signature[step].get("dev_metric", math.nan)
-        if self.attrs:
+        if self.attrs:  # what the study runner records (earlyexit.protocol), from the sweep's log
             reading = self.held.reading(run, step)
-            trial.set_user_attr(at(WARMING_UP_AT, step), reading.warming_up)
-            trial.set_user_attr(at(LR_PROGRESS_AT, step), reading.progress)
-            trial.set_user_attr(at(DEV_METRIC_AT, step), value)
-            trial.set_user_attr(at(DEV_LOSS_AT, step), run.signature[step].get("dev_loss", math.nan))
-            if reading.predictions is not None:
-                trial.set_user_attr(at(DEV_PREDICTIONS_AT, step), encode_classes(reading.predictions))
+            record(trial, step, value, predictions=reading.predictions, dev_loss=run.signature[step].get("dev_loss"),
+                   lr_progress=reading.progress, max_steps=self.held.budget,
+                   warmup_steps=warmup_steps(self.held.budget, self.held.warmup.get(run.run_id, 0.0)))
         trial.report(value if math.isfinite(value) else float("nan"), step)
         return trial.should_prune()
 
@@ -310,11 +306,16 @@ class OptunaJudge(Judge):
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 
-def live(held: HeldSet, judge: Judge, order_seed: int, workers: int = 1) -> Result:
-    """Replay a live study: trials in the order drawn from ``order_seed``, ``workers`` at a time."""
+def live(held: HeldSet, judge: Judge, order_seed: int, workers: int = 1, *,
+         order: Sequence[int] | None = None) -> Result:
+    """Replay a live study: trials in the order drawn from ``order_seed`` (or in ``order``: indices into
+    ``held.runs``, the arrival order of a study that really ran), ``workers`` at a time."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, but got {workers}.")
-    order = [held.runs[i] for i in np.random.default_rng(order_seed).permutation(len(held.runs))]
+    if order is not None and sorted(order) != list(range(len(held.runs))):
+        raise ValueError(f"order must be a permutation of the {len(held.runs)} runs' indices.")
+    arrival = order if order is not None else np.random.default_rng(order_seed).permutation(len(held.runs))
+    order = [held.runs[i] for i in arrival]
     steps = judge.steps(held)
     compute = Compute(("dev_metric",), held.costs, steps=steps)
     events: list[tuple[float, int, int, int]] = []  # (time, sequence, trial index, position in its steps; -1 = end)

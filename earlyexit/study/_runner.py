@@ -16,15 +16,13 @@ from optuna.trial import TrialState
 
 from ..data import load_task
 from ..metrics import METRIC_RANGES, check_metric
-from ..names import (COHORT, DEV_ACCURACY_AT, DEV_LOSS_AT, DEV_METRIC_AT, DEV_METRICS, DEV_PREDICTIONS_AT, DEVICE,
-                     LR_PROGRESS_AT, OUT_OF_RANGE_AT, PEAK_LEARNING_RATE, PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON,
-                     SCORE_AT, STUDY_BUDGET, STUDY_DEV_LABELS, STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC,
-                     STUDY_SPEC_PATH, WARMING_UP_AT, WARMUP_RATIO, WORKER, Plan, Scorer, at)
+from ..names import (COHORT, DEV_ACCURACY_AT, DEV_METRICS, DEVICE, OUT_OF_RANGE_AT, PEAK_LEARNING_RATE,
+                     PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_BUDGET, STUDY_DEV_LABELS,
+                     STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMUP_RATIO, WORKER, Plan, Scorer,
+                     at)
 from ..pruning import GeometricPruner, ResolutionPruner, SynchronousResolutionPruner
-from ..pruning._resolution import warming_up
-from ..pruning._geometric import REASON_ATTR
+from ..protocol import encode_classes, pruned_reason, record, warmup_steps
 from ..scoring import ProbeRankScorer, load_bound
-from ..sweeps._format import encode_classes
 from ..training import Checkpoint, train
 from ..training._schedule import schedule_context
 from ._spec import SpecError, StudySpec
@@ -206,15 +204,14 @@ class Objective:
                                        config.schedule, self.task.num_labels)
             signature[cp.step] = {**cp.probes, "dev_accuracy": cp.dev_accuracy, "dev_loss": cp.dev_loss,
                                   "dev_metric": cp.dev_metric, **context}
-            trial.set_user_attr(at(LR_PROGRESS_AT, cp.step), context["lr_progress"])
             trial.set_user_attr(at(PROBES_AT, cp.step), {k: _finite(v) for k, v in cp.probes.items()})
             trial.set_user_attr(at(DEV_ACCURACY_AT, cp.step), _finite(cp.dev_accuracy))
-            trial.set_user_attr(at(DEV_METRIC_AT, cp.step), _finite(cp.dev_metric))
-            if self.spec.pruner.kind == "resolution":
-                trial.set_user_attr(at(DEV_LOSS_AT, cp.step), _finite(cp.dev_loss))
-            if self.spec.pruner.kind == "resolution" and cp.dev_predictions:
-                trial.set_user_attr(at(WARMING_UP_AT, cp.step), warming_up(cp.step, config.max_steps, config.warmup_ratio))
-                trial.set_user_attr(at(DEV_PREDICTIONS_AT, cp.step), encode_classes(cp.dev_predictions))
+            resolution = self.spec.pruner.kind == "resolution"
+            # The protocol's keys (earlyexit.protocol): the metric, and for the resolution pruner its readings.
+            record(trial, cp.step, cp.dev_metric, lr_progress=context["lr_progress"],
+                   predictions=cp.dev_predictions or None if resolution else None,
+                   dev_loss=cp.dev_loss if resolution else None, max_steps=config.max_steps,
+                   warmup_steps=warmup_steps(config.max_steps, config.warmup_ratio) if resolution else None)
             if config.metric != "accuracy":
                 trial.set_user_attr(f"dev_{config.metric}@{cp.step}", _finite(cp.dev_metric))
             if cp.probe_error:
@@ -264,9 +261,7 @@ class Objective:
             trial.set_user_attr(PRUNED_REASON, reason)
             raise optuna.TrialPruned(reason)
         if result.status == "stopped":
-            frozen = trial.study._storage.get_trial(trial._trial_id)
-            reason = frozen.system_attrs.get(REASON_ATTR, f"pruned by {type(trial.study.pruner).__name__} "
-                                                          f"at step {result.steps}")
+            reason = pruned_reason(trial, f"pruned by {type(trial.study.pruner).__name__} at step {result.steps}")
             trial.set_user_attr(PRUNED_REASON, reason)
             raise optuna.TrialPruned(reason)
         trial.set_user_attr("final_accuracy", result.final_accuracy)

@@ -51,6 +51,8 @@ import math
 import os
 from pathlib import Path
 
+from ..protocol import CLASS_CHARS, decode_classes, encode_classes  # noqa: F401  (the class records' one codec)
+
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
@@ -62,7 +64,6 @@ V2_RUN_FIELDS = ("run_id", "config_id", "seed", "status", "final_accuracy", "fin
                  "compute_steps", "train_step_seconds", "wall_seconds")
 RUN_FIELDS = (*V2_RUN_FIELDS, "final_test_accuracy", "final_test_metric")
 PREDICTION_FIELDS = ("run_id", "step", "predictions")
-CLASS_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
 CHECKPOINT_FIELDS = ("run_id", "step", "dev_accuracy", "dev_metric", "dev_loss", "train_loss", "wall_seconds",
                      "compute_steps", "probe_seconds", "probe_error")
 V1_RUN_FIELDS = tuple(f for f in V2_RUN_FIELDS if f != "final_metric")
@@ -73,25 +74,6 @@ def run_fields(version: int) -> tuple[str, ...]:
     return V1_RUN_FIELDS if version < 2 else V2_RUN_FIELDS if version == 2 else RUN_FIELDS
 
 
-def encode_classes(class_ids) -> str:
-    """Class ids as one character each (``0``-``9``, ``a``-``z``): a dev split's labels or one model's predictions.
-
-    Up to 36 classes; more are written as ``.``-separated integers.
-    """
-    ids = [int(c) for c in class_ids]
-    if ids and (min(ids) < 0 or max(ids) >= len(CLASS_CHARS)):
-        return ".".join(str(c) for c in ids)
-    return "".join(CLASS_CHARS[c] for c in ids)
-
-
-def decode_classes(text: str) -> list[int]:
-    """The class ids :func:`encode_classes` wrote."""
-    if "." in text:
-        return [int(c) for c in text.split(".")]
-    try:
-        return [CLASS_CHARS.index(c) for c in text]
-    except ValueError:
-        raise ValueError(f"not a class record: {text[:40]!r}") from None
 V1_CHECKPOINT_FIELDS = tuple(f for f in CHECKPOINT_FIELDS if f != "dev_metric")
 
 

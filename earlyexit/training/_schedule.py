@@ -19,12 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..protocol import warmup_steps  # one rounding for the loop, the pruner and the replay
 from ._config import SCHEDULES
-
-
-def warmup_steps(max_steps: int, warmup_ratio: float) -> int:
-    """The warmup length in steps, as the training loop rounds it."""
-    return int(round(warmup_ratio * max_steps))
 
 
 def lr_multiplier(step: int, max_steps: int, warmup_ratio: float = 0.0, schedule: str = "linear") -> float:
