@@ -170,9 +170,9 @@ def test_fit_on_chosen_probes_only(costed, tmp_path, capsys):
     out = tmp_path / "cheap.joblib"
     assert main(["fit", str(costed), "-o", str(out), "--prefixes", "50", "--no-hessian", "--all-features", "--json"]) == 0
     capsys.readouterr()
-    assert load_scorer(out).names == ("loss", "gradient_norm", "dev_accuracy")
+    assert load_scorer(out, allow_pickle=True).names == ("loss", "gradient_norm", "dev_accuracy")
     assert main(["fit", str(costed), "-o", str(out), "--prefixes", "50", "--probes", "loss", "--all-features"]) == 0
-    assert load_scorer(out).names == ("loss", "dev_accuracy")
+    assert load_scorer(out, allow_pickle=True).names == ("loss", "dev_accuracy")
     assert main(["fit", str(costed), "-o", str(out), "--probes", "hessian_top_eigenvalue"]) == 2
     assert "not measured by every sweep" in capsys.readouterr().err
 
@@ -196,7 +196,7 @@ def test_fit_on_the_decision_step_alone(costed, tmp_path, capsys):
 
     out = tmp_path / "last.joblib"
     assert main(["fit", str(costed), "-o", str(out), "--prefixes", "50", "100", "--decision-step-only"]) == 0
-    scorer = load_scorer(out)
+    scorer = load_scorer(out, allow_pickle=True)
     assert {p: s.steps for p, s in scorer.schemas.items()} == {50: (50,), 100: (100,)}
     # Only the decision step's values matter: changing an earlier checkpoint changes nothing.
     sig = {0: {"loss": 0.7, "gradient_norm": 1.0, "hessian_trace": 5.0, "dev_accuracy": 0.5},

@@ -60,9 +60,9 @@ def test_fit_and_replay_commands(sweep_path, tmp_path, capsys):
     assert main(["fit", str(sweep_path), "-o", str(scorer_file), "--prefixes", "50", "100", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)["report"]
     assert set(report) == {"50", "100"} and report["50"]["heldout_spearman"] > 0.8
-    scorer = load_scorer(scorer_file)
+    scorer = load_scorer(scorer_file, allow_pickle=True)
     assert scorer.names[-1] == "dev_accuracy"
-    assert main(["replay", str(sweep_path), "--scorer", str(scorer_file), "--prefix", "50", "--orders", "2",
+    assert main(["replay", str(sweep_path), "--scorer", str(scorer_file), "--allow-pickle", "--prefix", "50", "--orders", "2",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["protocol"]["held_out"] == "given scorer" and POLICIES <= set(out["policies"])
@@ -93,12 +93,12 @@ def test_scorer_file_errors(tmp_path, sweep_path):
     bad = tmp_path / "bad.joblib"
     bad.write_bytes(b"not a pickle")
     with pytest.raises(ScorerFileError, match="not a scorer file"):
-        load_scorer(bad)
+        load_scorer(bad, allow_pickle=True)
     import joblib
 
     joblib.dump({"format": 0, "scorer": None}, tmp_path / "old.joblib")
     with pytest.raises(ScorerFileError, match="refit"):
-        load_scorer(tmp_path / "old.joblib")
+        load_scorer(tmp_path / "old.joblib", allow_pickle=True)
 
 
 def test_leave_one_seed_out_needs_two_seeds(tmp_path, capsys):

@@ -163,7 +163,7 @@ def test_study_with_a_fitted_scorer_reports_predicted_accuracy(tmp_path):
     text = TINY.format(n_trials=2, grid="[1e-3, 3e-4]").replace('scorer = "rank"\n', "").replace(
         'steps = [0, 4, 8]\nnames = ["loss", "gradient_norm", "critical_sharpness"]',
         'steps = [0, 10]\nnames = ["loss", "gradient_norm", "hessian_trace"]').replace(
-        "decision_steps = [4]", f"decision_steps = [10]\nscorer = \"{tmp_path / 's.joblib'}\"").replace(
+        "decision_steps = [4]", f"decision_steps = [10]\nscorer = \"{tmp_path / 's.joblib'}\"\nallow_pickle = true").replace(
         "max_steps = 10", "max_steps = 12")
     path = tmp_path / "fitted.toml"
     path.write_text(text)
@@ -191,7 +191,7 @@ def test_study_with_a_transfer_scorer_reports_a_predicted_metric_and_its_lr_prog
     save_scorer(scorer, tmp_path / "t.joblib")
     text = TINY.format(n_trials=3, grid="[1e-3, 3e-4, 1e-4]").replace('scorer = "rank"\n', "").replace(
         'steps = [0, 4, 8]', 'steps = [0, 10]').replace(
-        "decision_steps = [4]", f"decision_steps = [10]\nscorer = \"{tmp_path / 't.joblib'}\"\n"
+        "decision_steps = [4]", f"decision_steps = [10]\nscorer = \"{tmp_path / 't.joblib'}\"\nallow_pickle = true\n"
                                 "min_lr_progress = 0.02").replace("max_steps = 10", "max_steps = 12").replace(
         "n_startup_trials = 1", "n_startup_trials = 0")
     path = tmp_path / "transfer.toml"
@@ -523,4 +523,4 @@ def test_the_bound_option_loads_the_package_bound_and_goes_with_the_live_rule_on
         load_bound(tmp_path / "missing.joblib")
     (tmp_path / "foreign.joblib").write_text("not a bound")
     with pytest.raises(ScorerFileError, match="not a bound file"):
-        load_bound(tmp_path / "foreign.joblib")
+        load_bound(tmp_path / "foreign.joblib", allow_pickle=True)

@@ -22,6 +22,9 @@ class ExportCommand:
         p.add_argument("-o", "--output", default=None, help="write to this file (default: stdout)")
         g = p.add_mutually_exclusive_group()
         g.add_argument("--scorer", default=None, help="sweep folder only: a fitted scorer file, or `default`")
+        g.add_argument("--allow-pickle", action="store_true",
+                        help="load a scorer saved as a pickle (.joblib): this runs any code in the file, so only "
+                             "for a file you made or trust")
         g.add_argument("--fit-on", nargs="+", default=None, help="sweep folder only: fit the scorer on these sweeps")
         p.add_argument("--prefix", type=int, default=100, help="sweep folder only: the decision step (default 100)")
 
@@ -33,7 +36,7 @@ class ExportCommand:
         if args.top > 1 and args.format in ("hf", "script"):
             raise CLIUsageError(f"--format {args.format} exports one config; drop --top or use json, yaml or args.")
         chosen = chosen_configs(args.study, storage=args.storage, top=args.top,
-                                scorer=load_scorer(args.scorer) if args.scorer else None,
+                                scorer=load_scorer(args.scorer, allow_pickle=args.allow_pickle) if args.scorer else None,
                                 fit_on=[load(p) for p in find_sweeps(args.fit_on)] if args.fit_on else (),
                                 prefix=args.prefix, progress=lambda m: print(m, file=sys.stderr))
         return self._write(args, render(chosen, args.format))

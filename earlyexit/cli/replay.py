@@ -20,6 +20,9 @@ class ReplayCommand:
                        help="for each task, fit on the other tasks' sweeps and replay its sweeps; one table "
                             "per held-out sweep and aggregated (mean and worst), and a Pareto plot (--plot)")
         g.add_argument("--scorer", default=None, help="a fitted scorer file, or `default` (the package's)")
+        g.add_argument("--allow-pickle", action="store_true",
+                        help="load a scorer saved as a pickle (.joblib): this runs any code in the file, so only "
+                             "for a file you made or trust")
         g.add_argument("--fit-on", nargs="+", default=None, help="fit the scorer on these other sweeps")
         g.add_argument("--baselines-only", action="store_true",
                        help="no scorer: replay only prefix_accuracy, loss_only, Optuna's pruners, oracle and no "
@@ -69,7 +72,7 @@ class ReplayCommand:
             raise CLIUsageError("give one sweep folder to replay (several only with --leave-one-task-out).")
         args.sweep = args.sweep[0]
         sweep = load(args.sweep)
-        scorer = load_scorer(args.scorer) if args.scorer else None
+        scorer = load_scorer(args.scorer, allow_pickle=args.allow_pickle) if args.scorer else None
         fit_on = [load(p) for p in find_sweeps(args.fit_on)] if args.fit_on else []
         log = (lambda m: print(m, file=sys.stderr))
         result = replay(sweep, scorer=scorer, fit_on=fit_on, orders=args.orders, prefix=args.prefix,

@@ -13,12 +13,15 @@ class ScorerCommand:
         sub = p.add_subparsers(dest="action", required=True)
         i = sub.add_parser("info", help="what a scorer reads, its rule, what it learnt from, and its figures")
         i.add_argument("file", nargs="?", default="default", help="a scorer file, or `default` (the default)")
+        i.add_argument("--allow-pickle", action="store_true",
+                        help="load a scorer saved as a pickle (.joblib): this runs any code in the file, so only "
+                             "for a file you made or trust")
         i.add_argument("--json", action="store_true", help="print the card as JSON")
 
     def take_action(self, args) -> int:
         from ..scoring import DEFAULT_SCORER, TransferScorer, load_scorer
 
-        scorer = load_scorer(args.file)
+        scorer = load_scorer(args.file, allow_pickle=args.allow_pickle)
         where = DEFAULT_SCORER if args.file == "default" else args.file
         if not isinstance(scorer, TransferScorer):
             info = {"file": str(where), "kind": type(scorer).__name__, "reads": list(scorer.names),

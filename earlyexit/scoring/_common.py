@@ -19,14 +19,27 @@ def versions() -> dict:
     return {"format": SCORER_FORMAT, "earlyexit": __version__, "scikit-learn": sklearn.__version__}
 
 
-def read_joblib(path, what: str, remedy: str) -> object:
-    """A joblib file's object; ``what`` names the kind of file and ``remedy`` how to make one in the errors."""
+class PickleRefused(ScorerFileError):
+    """A pickle (joblib) file given without the explicit permission to run the code it may hold."""
+
+
+def read_joblib(path, what: str, remedy: str, *, allow_pickle: bool = False) -> object:
+    """A joblib file's object; ``what`` names the kind of file and ``remedy`` how to make one in the errors.
+
+    A joblib file is a pickle: loading it runs whatever code it holds. Without ``allow_pickle`` it is refused
+    (:class:`PickleRefused`) before a byte of it is unpickled; pass it only for a file you made or trust
+    (``--allow-pickle`` on the command line, ``allow_pickle = true`` in a spec's ``[pruner]``).
+    """
     from pathlib import Path
 
     import joblib
 
     if not Path(path).exists():
         raise ScorerFileError(f"{path}: no such {what} file; make one with {remedy}.")
+    if not allow_pickle:
+        raise PickleRefused(f"{path}: a {what} saved as a pickle (joblib): loading it would run any code inside it, "
+                            "so it is refused. If you made this file or trust whoever did, pass --allow-pickle "
+                            "(allow_pickle=True in Python, allow_pickle = true in a spec's [pruner]).")
     try:
         return joblib.load(path)
     except Exception as exc:  # joblib raises many types on foreign files

@@ -26,9 +26,10 @@ def save_scorer(scorer, path: str | Path) -> None:
     joblib.dump({"format": SCORER_FORMAT, "scorer": scorer, "versions": scorer.versions}, path)
 
 
-def load_scorer(path: str | Path):
+def load_scorer(path: str | Path, *, allow_pickle: bool = False):
     """Load a scorer saved by ``earlyexit fit`` (``"default"``: the package's default scorer); a foreign or
-    outdated file is a clear error."""
+    outdated file is a clear error. A transfer scorer is JSON (plain data); a fitted scorer is a pickle,
+    refused unless ``allow_pickle`` (loading a pickle runs the code it holds)."""
     if str(path) == "default":
         if not DEFAULT_SCORER.exists():
             raise ScorerFileError(f"the package has no default scorer ({DEFAULT_SCORER}); make it with "
@@ -37,7 +38,7 @@ def load_scorer(path: str | Path):
     path = Path(path)
     if path.exists() and path.read_bytes()[:1] == b"{":  # a transfer scorer is JSON, whatever its name
         return _load_transfer(path)
-    blob = read_joblib(path, "scorer", f"`earlyexit fit SWEEP... -o {path}`")
+    blob = read_joblib(path, "scorer", f"`earlyexit fit SWEEP... -o {path}`", allow_pickle=allow_pickle)
     if not isinstance(blob, dict) or blob.get("format") != SCORER_FORMAT or "scorer" not in blob:
         raise ScorerFileError(f"{path}: scorer format {blob.get('format') if isinstance(blob, dict) else '?'} "
                               f"is not {SCORER_FORMAT}; refit it with `earlyexit fit`.")

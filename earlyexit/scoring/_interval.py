@@ -186,14 +186,16 @@ def save_bound(model: FinalInterval, path: str | Path = BOUND_FILE, *, sweeps: t
                 path, compress=3)
 
 
-def load_bound(path: str | Path = BOUND_FILE) -> FinalInterval:
+def load_bound(path: str | Path = BOUND_FILE, *, allow_pickle: bool = False) -> FinalInterval:
     """Load a bound written by :func:`save_bound` (default: the package's); a missing file, another format or
     another scikit-learn minor version (pickled estimators do not move across them) is a clear error (refit with
-    ``earlyexit fit SWEEPS --bound``)."""
+    ``earlyexit fit SWEEPS --bound``). The file is a pickle: another file than the package's own is refused
+    unless ``allow_pickle`` (loading a pickle runs the code it holds); the package's own ships with its code."""
     from ._common import ScorerFileError, read_joblib, same_minor
 
     remedy = "`earlyexit fit SWEEPS --bound`"
-    blob = read_joblib(path, "bound", remedy)
+    own = Path(path).resolve() == Path(BOUND_FILE).resolve()
+    blob = read_joblib(path, "bound", remedy, allow_pickle=allow_pickle or own)
     if not isinstance(blob, dict) or blob.get("format") != BOUND_FORMAT or not isinstance(blob.get("bound"),
                                                                                              FinalInterval):
         raise ScorerFileError(f"{path}: not a bound file of format {BOUND_FORMAT}; make one with {remedy}.")

@@ -21,6 +21,7 @@ from ..names import (COHORT, DEV_ACCURACY_AT, DEV_METRICS, DEVICE, OUT_OF_RANGE_
                      STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMUP_RATIO, WORKER, Plan, Scorer,
                      at)
 from ..pruning import GeometricPruner, ResolutionPruner, SynchronousResolutionPruner
+from ._sampler import TrialSeededRandomSampler
 from ..protocol import encode_classes, pruned_reason, record, warmup_steps
 from ..scoring import ProbeRankScorer, load_bound
 from ..training import Checkpoint, train
@@ -64,7 +65,7 @@ def make_scorer(spec: StudySpec) -> Scorer:
     name = p.scorer if p.scorer is not None else ("default" if DEFAULT_SCORER.exists() else "rank")
     if name == "rank":
         return ProbeRankScorer(p.rank_probe, higher_is_better=p.higher_is_better)
-    scorer = load_scorer(name)
+    scorer = load_scorer(name, allow_pickle=p.allow_pickle)
     scorer.check_probes(spec.train.probe_names, f"spec {spec.path}")
     return scorer
 
@@ -116,7 +117,7 @@ def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     if spec.sampler == "grid":
         return optuna.samplers.GridSampler({k: list(v) for k, v in spec.grid.items()}, seed=spec.seed)
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return TrialSeededRandomSampler(seed=spec.seed)  # workers of one study never draw the same config
     return optuna.samplers.TPESampler(seed=spec.seed)
 
 

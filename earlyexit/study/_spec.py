@@ -94,6 +94,8 @@ class PrunerSpec:
         bound: also prune a trial whose optimistic final, by the package's bound
             (``earlyexit fit --bound``) calibrated on this study's completed trials, falls below the best
             completed final (the replay's ``interval`` policy; ``docs/pruner.md``).
+        allow_pickle: load a ``scorer`` file saved as a pickle (``.joblib``), which runs any code in it;
+            refused without it.
     """
 
     kind: str = "resolution"
@@ -114,6 +116,7 @@ class PrunerSpec:
     eta: float | None = None
     progress_match: bool | None = None
     bound: bool = False
+    allow_pickle: bool = False
 
     def resolution_rule(self):
         """The :class:`~earlyexit.pruning.ResolutionRule` of a ``resolution`` pruner: the spec's settings over the
@@ -301,7 +304,7 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     for key, kind in (("kind", str), ("mode", str), ("scorer", str), ("rank_probe", str), ("higher_is_better", bool),
                       ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int), ("margin", float),
                       ("min_lr_progress", float), ("dev_ties", bool), ("z", float), ("eta", float),
-                      ("progress_match", bool), ("bound", bool)):
+                      ("progress_match", bool), ("bound", bool), ("allow_pickle", bool)):
         if key in pruner_cfg:
             pruner_cfg[key] = _get(pruner, key, kind, where, "pruner.")
     if "keep_fraction" in pruner_cfg and "keep_top" not in pruner_cfg:
