@@ -22,7 +22,7 @@ class ExportCommand:
         p.add_argument("-o", "--output", default=None, help="write to this file (default: stdout)")
         g = p.add_mutually_exclusive_group()
         g.add_argument("--scorer", default=None, help="sweep folder only: a fitted scorer file, or `default`")
-        g.add_argument("--allow-pickle", action="store_true",
+        p.add_argument("--allow-pickle", action="store_true",
                         help="load a scorer saved as a pickle (.joblib): this runs any code in the file, so only "
                              "for a file you made or trust")
         g.add_argument("--fit-on", nargs="+", default=None, help="sweep folder only: fit the scorer on these sweeps")

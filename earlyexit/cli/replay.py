@@ -20,7 +20,7 @@ class ReplayCommand:
                        help="for each task, fit on the other tasks' sweeps and replay its sweeps; one table "
                             "per held-out sweep and aggregated (mean and worst), and a Pareto plot (--plot)")
         g.add_argument("--scorer", default=None, help="a fitted scorer file, or `default` (the package's)")
-        g.add_argument("--allow-pickle", action="store_true",
+        p.add_argument("--allow-pickle", action="store_true",
                         help="load a scorer saved as a pickle (.joblib): this runs any code in the file, so only "
                              "for a file you made or trust")
         g.add_argument("--fit-on", nargs="+", default=None, help="fit the scorer on these other sweeps")

@@ -35,6 +35,12 @@ Policies (regrets in points of each sweep's metric; compute saved against traini
     gain predicted by a model fitted on other tasks, plus a margin calibrated on the study's own completed trials,
     or on other tasks) falls below the K-th best completed final (:mod:`earlyexit.replay._interval`; fitted and
     set two levels deep, :mod:`earlyexit.replay._nested_interval`).
+``lookahead``
+    the shipped rule live, and a trial also pruned, at the rungs and at the end of its own warmup, where its
+    optimistic final (a prediction in headroom units from a nearest-neighbour model fitted on other tasks, with
+    margins calibrated on the study's completed trials, or on the other tasks until the study has enough) falls
+    below the K-th best pessimistic final of the study's other trials, completed or running, by more than the
+    dev set's noise (:mod:`earlyexit.replay._lookahead`; fitted and set two levels deep like ``interval``).
 ``median``, ``patient_median``, ``percentile``, ``successive_halving``, ``hyperband``, ``wilcoxon``
     Optuna's pruners on the dev-metric curve reported at every logged step, live, through their own ``prune()``.
 """
@@ -76,11 +82,11 @@ CRUDE = ResolutionRule((0.05, 0.1, 0.25, 0.5), keep=1, z=1.0)
 twelve older sweeps, turned out to be: :data:`earlyexit.pruning.DEFAULT_RULE`)."""
 
 POLICIES = ("default", "default_sync", "progress_match", "crude_rule", "halving_rungs", "prefix_accuracy",
-            "hyperparameters", "interval", "interval_tasks", "median", "patient_median", "percentile",
+            "hyperparameters", "interval", "interval_tasks", "lookahead", "median", "patient_median", "percentile",
             "successive_halving", "hyperband", "wilcoxon")
 FITTED = ("hyperparameters",) + BOUND_POLICIES
 """Policies fitted on other tasks' sweeps: nested two levels deep, and only on whole sweeps (not with ``trials``)."""
-LIVE = ("default", "progress_match", "interval", "interval_tasks", "median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
+LIVE = ("default", "progress_match", "interval", "interval_tasks", "lookahead", "median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
 """Policies whose figures depend on the arrival order and the number of workers."""
 
 

@@ -21,34 +21,50 @@ import numpy as np
 from ..pruning._default import DEFAULT_RULE
 from ._halving import HeldSet, held_sets, live
 from ._interval import IntervalJudge, fit_interval, gains
+from ._lookahead import LookaheadJudge, fit_predictor, predictions
 from ._selection import map_jobs
 
 CANDIDATES = {
     "interval": tuple(("study", c, k) for c, k in itertools.product((0.9, 0.8), (2, 1))),
     "interval_tasks": tuple(("tasks", c, 1) for c in (0.95, 0.9, 0.8)),
+    "lookahead": tuple(("lookahead", c, k) for c, k in itertools.product((0.9, 0.8, 0.7), (2, 1))),
 }
 """Each policy's (calibration, coverage, keep) settings, safest first (the selection's ties go to the earlier one).
 ``interval`` calibrates on the study's own completed trials, ``interval_tasks`` on other tasks' sweeps. Frozen on
-2026-12-04 before the sweep sst2-8k-wide32 (their clean test) was complete."""
+2026-12-04 before the sweep sst2-8k-wide32 (their clean test) was complete. ``lookahead`` (its predictor on other
+tasks, its margins on the study once it has enough completed trials at a step, on the other tasks until then;
+:mod:`earlyexit.replay._lookahead`) at coverage 90/80/70% each side and keep 2 or 1, z = 1."""
 POLICIES = tuple(CANDIDATES)
 
 
 def candidate_labels(policy: str = "interval") -> list[str]:
+    if policy == "lookahead":
+        return [f"{c:.0%} each side, keep {k}" for _, c, k in CANDIDATES[policy]]
     return [f"{c:.0%} on the {'study' if cal == 'study' else 'other tasks'}, keep {k}"
             for cal, c, k in CANDIDATES[policy]]
 
 
-def _replay(held: HeldSet, model, policies, orders: int, workers: int) -> dict[str, list]:
-    """Every candidate of ``policies`` on ``held``; ``model`` None (fewer than two tasks to fit on): no bound."""
+def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) -> dict[str, list]:
+    """Every candidate of ``policies`` on ``held``; a model None (fewer than two tasks to fit on): no bound."""
+    model, predictor = models.get("interval"), models.get("lookahead")
     gain = gains(model, held) if model is not None else {}
+    ahead = predictions(predictor, held) if predictor is not None else {}
     out = {}
     for policy in policies:
         figs = []
         for calibration, coverage, keep in CANDIDATES[policy]:
-            margin = model.set_params(coverage=coverage).margin_ if model is not None else math.inf
-            outs = [live(held, IntervalJudge(held, DEFAULT_RULE, gain, keep=keep, calibration=calibration,
-                                             coverage=coverage, margin=margin), o, workers)
-                    for o in range(orders)]
+            if policy == "lookahead":
+                fallback = predictor.margins(coverage) if predictor is not None else (-math.inf, math.inf)
+
+                def judge(o):
+                    return LookaheadJudge(held, DEFAULT_RULE, ahead, fallback=fallback, coverage=coverage, keep=keep)
+            else:
+                margin = model.set_params(coverage=coverage).margin_ if model is not None else math.inf
+
+                def judge(o):
+                    return IntervalJudge(held, DEFAULT_RULE, gain, keep=keep, calibration=calibration,
+                                         coverage=coverage, margin=margin)
+            outs = [live(held, judge(o), o, workers) for o in range(orders)]
             tests = [x.test_regret for x in outs if math.isfinite(x.test_regret)]
             figs.append((1 - float(np.mean([x.compute_used for x in outs])),
                          float(np.mean([x.regret for x in outs])), float(np.mean(tests)) if tests else math.nan))
@@ -62,10 +78,15 @@ def _job(args) -> dict[str, dict[str, list]]:
     train, test, policies, orders, workers = args
     with warnings.catch_warnings():  # sweeps without a test metric: means of nothing
         warnings.simplefilter("ignore")
-        model = fit_interval(train) if len({h.task for h in train}) >= 2 else None
+        two = len({h.task for h in train}) >= 2
+        models = {}
+        if two and {"interval", "interval_tasks"} & set(policies):
+            models["interval"] = fit_interval(train)
+        if two and "lookahead" in policies:
+            models["lookahead"] = fit_predictor(train)
         by: dict[str, dict[str, list]] = {p: {} for p in policies}
         for held in test:
-            for p, figs in _replay(held, model, policies, orders, workers).items():
+            for p, figs in _replay(held, models, policies, orders, workers).items():
                 by[p].setdefault(held.sweep, []).append(figs)
         return {p: {s: [tuple(float(x) for x in row) for row in np.nanmean(np.array(v, float), axis=0)]
                     for s, v in per.items()} for p, per in by.items()}

@@ -1,0 +1,41 @@
+"""The look-ahead rule: prune a trial whose optimistic final falls below the K-th best pessimistic final.
+
+Pure arithmetic on numbers the caller gathers (the replay's ``LookaheadJudge``; numpy-free). Finals are
+predicted in headroom units (``earlyexit.scoring.FinalPredictor``) and put back in metric units here: a
+reading ``value`` with predicted gain ``gain`` (headroom units) on a task of headroom ``H`` ends, at
+``coverage`` each side, between ``value + (gain + lower) * H`` and ``value + (gain + upper) * H``. The margins
+come from the study's own completed trials where it has enough of them at the step (split conformal), else from
+the other tasks the predictor was fitted on. The comparison also carries the dev set's noise: a trial is pruned
+only where the K-th best pessimistic final leads its optimistic one by more than ``z`` standard errors of the
+difference of two dev metrics, so no gap the dev set cannot resolve is a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ._resolution import approximate_se
+
+
+def margins(errors: Sequence[float], coverage: float, fallback: tuple[float, float]) -> tuple[float, float]:
+    """``(lower, upper)`` at ``coverage`` from this study's ``errors`` (true minus predicted gain at the step),
+    at split conformal's finite-sample rank, where there are enough of them; else ``fallback``."""
+    ordered = sorted(e for e in errors if math.isfinite(e))
+    rank = math.ceil((len(ordered) + 1) * coverage)
+    if rank > len(ordered):
+        return fallback
+    return ordered[len(ordered) - rank], ordered[rank - 1]
+
+
+def lookahead_prunes(value: float, gain: float, upper: float, references: Sequence[float], *, headroom: float,
+                     keep: int, z: float, n: int, metric: str = "accuracy") -> bool:
+    """Whether a reading's optimistic final is below the ``keep``-th best of ``references`` (completed trials'
+    finals, running trials' pessimistic finals) by more than ``z`` standard errors (dev size ``n``)."""
+    best = sorted((r for r in references if math.isfinite(r)), reverse=True)
+    if len(best) < keep or not (math.isfinite(value) and math.isfinite(gain) and math.isfinite(upper)):
+        return False
+    optimistic = value + (gain + upper) * headroom
+    target = best[keep - 1]
+    se = math.hypot(approximate_se(min(max(optimistic, -1.0), 1.0), n, metric), approximate_se(target, n, metric))
+    return target - optimistic > z * se

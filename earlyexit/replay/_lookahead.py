@@ -1,0 +1,118 @@
+"""The ``lookahead`` policy: the shipped rule, plus a prediction of each trial's final with calibrated intervals.
+
+At each of the rule's rungs, and at the end of each trial's own warmup (the first logged step past it), a trial
+is pruned when :class:`~earlyexit.pruning.ResolutionRule` prunes it (at the rungs), or when its optimistic final
+is below the K-th best pessimistic final among the study's other trials: a completed trial's final, or a running
+trial's pessimistic predicted final at its latest reading (so that with several workers the running trials count
+too). Finals are predicted by :class:`~earlyexit.scoring.FinalPredictor` (fitted on other tasks' sweeps) and the
+margins are calibrated on the study's own completed trials once it has enough at the step, on the other tasks
+until then (:mod:`earlyexit.pruning._lookahead`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..protocol import warmup_steps
+from ..pruning._lookahead import lookahead_prunes, margins
+from ..pruning._resolution import ResolutionRule
+from ..scoring._lookahead import FinalPredictor, headroom, lookahead_row
+from ._halving import HeldSet, RuleJudge
+
+
+def lookahead_rows(held: HeldSet, *, fitting: bool = False) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:
+    """Every reading of ``held`` inside the budget: ``(keys, X, final headroom shares)`` (``fitting``: only runs
+    with a final)."""
+    keys, rows, finals = [], [], []
+    H = headroom(held.constant)
+    for run in held.runs:
+        if fitting and (run.diverged or not math.isfinite(run.final)):
+            continue
+        for step, sig in sorted(run.signature.items()):
+            if not 0 < step < held.budget:
+                continue
+            keys.append((run.run_id, step))
+            rows.append(lookahead_row(dev_metric=sig.get("dev_metric", math.nan), constant=held.constant,
+                                      lr_progress=sig.get("lr_progress", math.nan), step=step, budget=held.budget,
+                                      learning_rate=held.peak_lr.get(run.run_id, math.nan),
+                                      warmup_ratio=held.warmup.get(run.run_id, 0.0),
+                                      dev_loss=sig.get("dev_loss", math.nan), classes=held.classes))
+            finals.append((run.final - held.constant) / H)
+    return keys, np.array(rows, dtype=float).reshape(-1, 6), np.array(finals, dtype=float)
+
+
+def fit_predictor(sets: list[HeldSet], **settings) -> FinalPredictor:
+    """A :class:`FinalPredictor` fitted on the held sets' readings, grouped by task."""
+    X, y, groups = [], [], []
+    for held in sets:
+        _, x, f = lookahead_rows(held, fitting=True)
+        X.append(x)
+        y.append(f)
+        groups += [held.task] * len(f)
+    return FinalPredictor(**settings).fit(np.vstack(X), np.concatenate(y), groups)
+
+
+def predictions(model: FinalPredictor, held: HeldSet) -> dict[tuple[str, int], tuple[float, float]]:
+    """``(run_id, step) -> (dev metric, predicted gain in headroom units)`` for every reading with its features."""
+    keys, X, _ = lookahead_rows(held)
+    if not keys:
+        return {}
+    gain = model.predict(X)
+    H = headroom(held.constant)
+    return {k: (float(X[i, 0] * H + held.constant), float(g)) for i, (k, g) in enumerate(zip(keys, gain))
+            if math.isfinite(g)}
+
+
+class LookaheadJudge(RuleJudge):
+    """``rule`` live at its rungs, and the look-ahead bound at the rungs and at each trial's own warmup end."""
+
+    def __init__(self, held: HeldSet, rule: ResolutionRule, gain: dict, *, fallback: tuple[float, float],
+                 coverage: float = 0.8, keep: int = 1, z: float = 1.0):
+        super().__init__(held, rule)
+        self.gain, self.fallback, self.coverage, self.keep, self.z = gain, fallback, coverage, keep, z
+        self.H = headroom(held.constant)
+        self.rungs = set(rule.rung_steps(held.budget, held.logged_steps))
+        self.finals: dict[str, float] = {}  # completed trials
+        self.errors: dict[int, list[float]] = {}  # step -> completed trials' errors there (headroom units)
+        self.latest: dict[str, tuple[int, float, float]] = {}  # running trials: (step, value, gain)
+
+    def steps(self, held):
+        return tuple(s for s in held.logged_steps if 0 < s < held.budget)
+
+    def _decides_at(self, run, step) -> bool:
+        if step in self.rungs:
+            return True
+        end = warmup_steps(self.held.budget, self.held.warmup.get(run.run_id, 0.0))
+        earlier = [s for s in self.held.logged_steps if 0 < s < step]
+        return end > 0 and step >= end and not any(s >= end for s in earlier)
+
+    def _bounds(self, step) -> tuple[float, float]:
+        return margins(self.errors.get(step, ()), self.coverage, self.fallback)
+
+    def at(self, index, run, step):
+        if step in self.rungs and super().at(index, run, step):
+            return True
+        reading = self.gain.get((run.run_id, step))
+        if reading is not None:
+            self.latest[run.run_id] = (step, *reading)
+        if reading is None or not self._decides_at(run, step):
+            return False
+        references = list(self.finals.values())
+        for rid, (s, v, g) in self.latest.items():  # running trials: their pessimistic finals
+            if rid != run.run_id:
+                low = self._bounds(s)[0]
+                references.append(v + (g + low) * self.H)
+        v, g = reading
+        return lookahead_prunes(v, g, self._bounds(step)[1], references, headroom=self.H, keep=self.keep, z=self.z,
+                                n=self.held.n_dev, metric=self.held.metric)
+
+    def end(self, index, run, completed):
+        self.latest.pop(run.run_id, None)
+        if not (completed and math.isfinite(run.final)):
+            return
+        self.finals[run.run_id] = run.final
+        for (rid, step), (v, g) in self.gain.items():
+            if rid == run.run_id:
+                self.errors.setdefault(step, []).append((run.final - v) / self.H - g)

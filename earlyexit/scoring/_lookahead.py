@@ -1,0 +1,193 @@
+"""A trial's final predicted from one reading, in units every task shares, with calibrated intervals.
+
+:class:`FinalPredictor` follows scikit-learn's estimator contract (settings in ``__init__``, ``fit(X, y, groups)``,
+fitted state in attributes ending in ``_``) and is plain data: :meth:`FinalPredictor.to_dict` and
+:meth:`FinalPredictor.from_dict` write and read it as JSON (numbers and names only), so it loads under any
+scikit-learn version and cannot run code.
+
+Scale-free by construction. A reading is put in the task's own units before anything is compared:
+
+- the dev metric as a share of the headroom over the constant classifier, ``h = (v - c) / (1 - c)`` (``c`` the
+  majority class's accuracy, or 0 for MCC), so a 6-class task and a 2-class one, accuracy and MCC, share a scale;
+- the step as a share of the trial's budget, the share of the learning-rate schedule spent, the share of the
+  warmup done, so a 300-step study and a 2,000-step one share a clock;
+- the dev loss over the loss of a uniform prediction (ln of the number of classes), and log10 of the peak
+  learning rate.
+
+No raw budget and no number of classes is read, so no task is out of range. The target is the trial's gain from
+the reading to its final, in the same headroom units. The prediction is the median gain of the ``k`` nearest
+readings of the sweeps it was fitted on (standardized features): a nearest-neighbour quantile, whose whole
+state is those readings. Its intervals are split-conformal: each task is left out in turn, the readings of the
+others predict its gains, and the errors (true minus predicted gain) are kept, sorted, so that a bound at any
+coverage is read off them without a refit. A study calibrates its own intervals once it has completed enough
+trials (:mod:`earlyexit.pruning._lookahead`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = ("headroom_share", "budget_share", "lr_progress", "warmup_done", "log10_learning_rate",
+            "relative_dev_loss")
+"""What one reading is, for the predictor (see the module docstring)."""
+FORMAT = "earlyexit.final_predictor/1"
+MIN_HEADROOM = 0.02
+"""The headroom ``1 - c`` is floored here, so that a task whose constant classifier is nearly perfect has a scale."""
+
+
+def headroom(constant: float) -> float:
+    """The task's headroom over its constant classifier, in metric units (metrics are at most 1)."""
+    return max(1.0 - constant, MIN_HEADROOM)
+
+
+def lookahead_row(*, dev_metric: float, constant: float, lr_progress: float, step: int, budget: int,
+                  learning_rate: float, warmup_ratio: float, dev_loss: float, classes: int) -> list[float]:
+    """One reading as :data:`FEATURES`; NaN where a part is unknown."""
+    share = step / budget if budget else math.nan
+    warm = min(1.0, share / warmup_ratio) if warmup_ratio > 0 else 1.0
+    lr = math.log10(learning_rate) if learning_rate and learning_rate > 0 else math.nan
+    return [(dev_metric - constant) / headroom(constant), share, lr_progress, warm, lr,
+            dev_loss / math.log(max(classes, 2))]
+
+
+def conformal(scores: np.ndarray, coverage: float, *, upper: bool = True) -> float:
+    """The ``coverage`` quantile of ``scores`` at split conformal's finite-sample rank (``upper``), or the
+    ``1 - coverage`` one from below; +-inf where there are too few scores for that rank."""
+    ordered = np.sort(np.asarray(scores, dtype=float)[np.isfinite(scores)])
+    n = len(ordered)
+    rank = math.ceil((n + 1) * coverage)
+    if rank > n:
+        return math.inf if upper else -math.inf
+    return float(ordered[rank - 1]) if upper else float(ordered[n - rank])
+
+
+class FinalPredictor:
+    """A trial's gain to its final, in headroom units, from one reading (see the module docstring).
+
+    Parameters:
+        k: neighbours the median is taken over.
+
+    Attributes (after ``fit``):
+        X_: the fitted readings (standardized), y_: their gains, center_/scale_: the standardization,
+        scores_: the leave-one-task-out errors (true minus predicted gain), sorted; groups_: the tasks.
+    """
+
+    def __init__(self, k: int = 40):
+        self.k = k
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"k": self.k}
+
+    def set_params(self, **params) -> FinalPredictor:
+        for key, value in params.items():
+            if key not in self.get_params():
+                raise ValueError(f"FinalPredictor has no parameter {key!r}.")
+            setattr(self, key, value)
+        return self
+
+    @staticmethod
+    def _check(X) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != len(FEATURES):
+            raise ValueError(f"FinalPredictor expects rows of {len(FEATURES)} columns {FEATURES}, but got shape "
+                             f"{X.shape}.")
+        return X
+
+    def fit(self, X, y, groups) -> FinalPredictor:
+        """Fit on readings ``X`` (:data:`FEATURES`), their trials' final headroom shares ``y``, tasks ``groups``."""
+        X, y, groups = self._check(X), np.asarray(y, dtype=float), np.asarray(groups)
+        if not (isinstance(self.k, int) and self.k >= 1):
+            raise ValueError(f"k must be a positive integer, but got {self.k!r}.")
+        if len(y) != len(X) or len(groups) != len(X):
+            raise ValueError(f"X, y and groups must have one entry per row, but got {len(X)}, {len(y)}, {len(groups)}.")
+        ok = np.isfinite(X).all(axis=1) & np.isfinite(y)
+        X, gain, groups = X[ok], y[ok] - X[ok, 0], groups[ok]
+        if len(X) < self.k:
+            raise ValueError(f"FinalPredictor needs at least k = {self.k} complete readings, but got {len(X)}.")
+        self.center_ = X.mean(axis=0)
+        self.scale_ = np.where(X.std(axis=0) > 1e-12, X.std(axis=0), 1.0)
+        Z = (X - self.center_) / self.scale_
+        tasks = sorted(set(groups.tolist()))
+        scores = []
+        for t in tasks if len(tasks) >= 2 else []:
+            held = groups == t
+            if (~held).sum() >= self.k:
+                scores.append(gain[held] - self._median(Z[held], Z[~held], gain[~held]))
+        self.scores_ = np.sort(np.concatenate(scores)) if scores else np.array([])
+        self.X_, self.y_, self.groups_ = Z, gain, tuple(tasks)
+        return self
+
+    def _median(self, Q: np.ndarray, Z: np.ndarray, gain: np.ndarray) -> np.ndarray:
+        out = np.empty(len(Q))
+        k = min(self.k, len(Z))
+        for start in range(0, len(Q), 512):
+            d = ((Q[start:start + 512, None, :] - Z[None, :, :]) ** 2).sum(axis=2)
+            nearest = np.argpartition(d, k - 1, axis=1)[:, :k]
+            out[start:start + 512] = np.median(gain[nearest], axis=1)
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        """Each reading's predicted gain to its final, in headroom units (NaN where a feature is unknown)."""
+        if not hasattr(self, "X_"):
+            raise RuntimeError("FinalPredictor is not fitted: call fit(X, y, groups) first.")
+        X = self._check(X)
+        out = np.full(len(X), np.nan)
+        ok = np.isfinite(X).all(axis=1)
+        if ok.any():
+            out[ok] = self._median((X[ok] - self.center_) / self.scale_, self.X_, self.y_)
+        return out
+
+    def margins(self, coverage: float) -> tuple[float, float]:
+        """``(lower, upper)``: what to add to a predicted gain for a pessimistic and an optimistic final at
+        ``coverage`` each side, from the other tasks' errors (+-inf with too few)."""
+        return conformal(self.scores_, coverage, upper=False), conformal(self.scores_, coverage)
+
+    # -- plain data ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        if not hasattr(self, "X_"):
+            raise RuntimeError("FinalPredictor is not fitted.")
+        return {"format": FORMAT, "features": list(FEATURES), "params": self.get_params(),
+                "center": self.center_.tolist(), "scale": self.scale_.tolist(),
+                "X": np.round(self.X_, 6).tolist(), "y": np.round(self.y_, 6).tolist(),
+                "scores": np.round(self.scores_, 6).tolist(), "groups": list(self.groups_)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FinalPredictor:
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(f"not a final predictor of format {FORMAT!r}")
+        if list(d.get("features", [])) != list(FEATURES):
+            raise ValueError(f"its features {d.get('features')} are not {list(FEATURES)}")
+        model = cls(**{k: int(v) for k, v in d["params"].items() if k == "k"})
+        model.center_, model.scale_ = np.asarray(d["center"], float), np.asarray(d["scale"], float)
+        model.X_, model.y_ = np.asarray(d["X"], float).reshape(-1, len(FEATURES)), np.asarray(d["y"], float)
+        model.scores_, model.groups_ = np.asarray(d["scores"], float), tuple(d["groups"])
+        if len(model.X_) != len(model.y_) or len(model.center_) != len(FEATURES):
+            raise ValueError("its arrays do not agree in length")
+        return model
+
+
+PREDICTOR_FILE = Path(__file__).resolve().parent.parent / "assets" / "final_predictor.json"
+
+
+def save_predictor(model: FinalPredictor, path: str | Path) -> None:
+    import json
+
+    Path(path).write_text(json.dumps(model.to_dict(), separators=(",", ":")) + "\n")
+
+
+def load_predictor(path: str | Path = PREDICTOR_FILE) -> FinalPredictor:
+    """Read a predictor written by :func:`save_predictor` (JSON: it cannot run code); a bad file is a clear error."""
+    import json
+
+    from ._common import ScorerFileError
+
+    remedy = "`earlyexit fit SWEEPS --predictor`"
+    try:
+        return FinalPredictor.from_dict(json.loads(Path(path).read_text()))
+    except FileNotFoundError:
+        raise ScorerFileError(f"{path}: no such final predictor file; make one with {remedy}.") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ScorerFileError(f"{path}: not a final predictor file ({exc}); make one with {remedy}.") from None
