@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One worker of the prior-sweeps base (issue 17): measures a sweep's probe costs where the folder has
+# One worker of the prior-sweeps base: measures a sweep's probe costs where the folder has
 # none, then logs its runs, sweep by sweep in the order below (the six tasks of the leave-one-task-out targets first, then the cheapest whole sweeps). Start it
 # twice (two 1-thread workers use 2 cores best); each run is claimed, so none is trained twice, and a
 # killed worker loses only the run in progress. Run from the repository root:

@@ -1,7 +1,7 @@
 """Every probe against an exact computation on a model small enough to form its Hessian.
 
 Tolerances: the top eigenvalue within 2% (Lanczos on a 67-dimensional
-problem converges far tighter; 2% is the issue's bar); the trace within 3
+problem converges far tighter; 2% is the bar the probes are held to); the trace within 3
 of the estimator's own standard errors (a 3-sigma bound: with a fixed seed
 the test is deterministic, and the bound is what the estimator promises);
 critical sharpness within 7% of a dense line search (the search stops at a

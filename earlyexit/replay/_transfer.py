@@ -154,7 +154,7 @@ def _aggregate(held_out: dict, points: dict) -> dict:
 
 TARGETS = {"mean_regret": 0.5, "worst_regret": 1.0, "mean_compute_saved": 0.8,
            "compute_vs_prefix_accuracy": 1 / 2, "compute_vs_best_optuna": 1 / 3}
-"""Issue 18's targets for ``earlyexit_transfer``: at its own setting, mean and worst regret (points) and
+"""The transfer scorer's targets for ``earlyexit_transfer``: at its own setting, mean and worst regret (points) and
 mean compute saved; within a mean regret budget, its compute (1 - saved) as a fraction of
 ``prefix_accuracy``'s and of the best Optuna pruner's most-saving setting within the same budget."""
 

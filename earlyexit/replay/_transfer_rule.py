@@ -53,7 +53,7 @@ the Fisher trace)."""
 
 TARGET_MEAN_REGRET = 0.5
 TARGET_WORST_REGRET = 1.0
-"""The selection's bounds, in points (issue 18's targets at the default setting)."""
+"""The selection's bounds, in points (the transfer scorer's targets at the default setting)."""
 
 
 @dataclass(frozen=True)
