@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-BUNDLED_PREFIX = "earlyexit:"
+from .names import BUNDLED_PREFIX
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
+BUNDLED_PREFIX = "earlyexit:"
+"""Names an asset bundled with the package: ``earlyexit:tiny-bert`` (a model), ``earlyexit:sst2-2k`` (data)."""
+
 PROBE_NAMES: tuple[str, ...] = (
     "loss",
     "gradient_norm",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-BUNDLED_PREFIX = "earlyexit:"
+from ..names import BUNDLED_PREFIX  # noqa: E402
 FILE_TYPES = (".tsv", ".csv", ".jsonl", ".json", ".parquet")
 """File types a split may be stored in (``.json`` is read as JSON Lines)."""
 
@@ -198,8 +198,6 @@ def resolve_folder(data: str) -> Path:
                         f"files ({', '.join(FILE_TYPES)}), or leave data unset to load from the hub.")
     return folder
 
-
-_resolve_folder = resolve_folder  # the name export used before it was public
 
 
 def _from_files(source: DataSource, info: TaskInfo | None):

@@ -86,8 +86,6 @@ POLICIES = ("default", "default_sync", "progress_match", "crude_rule", "halving_
             "successive_halving", "hyperband", "wilcoxon")
 FITTED = ("hyperparameters",) + BOUND_POLICIES
 """Policies fitted on other tasks' sweeps: nested two levels deep, and only on whole sweeps (not with ``trials``)."""
-LIVE = ("default", "progress_match", "interval", "interval_tasks", "lookahead", "median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
-"""Policies whose figures depend on the arrival order and the number of workers."""
 
 
 def rule_candidates(progress_match: bool = False) -> list[ResolutionRule]:

@@ -7,10 +7,6 @@ import platform
 
 import torch
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-"""``auto`` (CUDA, then MPS, then the CPU), ``cpu``, ``cuda`` or ``cuda:N``, ``mps``."""
-PRECISIONS = ("fp32", "bf16", "fp16")
-"""The training step's precision: float32, or autocast to bfloat16 / float16 (fp16 with a gradient scaler)."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
