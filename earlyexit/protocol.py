@@ -18,6 +18,7 @@ key                             on         what
 ``lr_progress@{step}``          trial      the share (0..1) of the learning-rate schedule spent by the step
 ``earlyexit:max_steps``         trial      the trial's own budget in optimizer steps
 ``earlyexit:warmup_steps``      trial      its warmup in steps
+``earlyexit:learning_rate``     trial      its peak learning rate
 ``earlyexit:dev_size``          trial      examples in the dev set (from the predictions, labels or given)
 ``earlyexit:dev_labels``        study      the dev labels, one character each (written once, by the first
                                            trial that reports them)
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from .names import (DEV_LOSS_AT, DEV_METRIC_AT, DEV_PREDICTIONS_AT, DEV_SIZE, LR_PROGRESS_AT, MAX_STEPS,
-                    STUDY_BUDGET, STUDY_DEV_LABELS, WARMING_UP_AT, WARMUP_STEPS, at)
+                    PEAK_LEARNING_RATE, STUDY_BUDGET, STUDY_DEV_LABELS, WARMING_UP_AT, WARMUP_RATIO, WARMUP_STEPS, at)
 
 CLASS_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
 """One character per class id in a class record (more classes: ``.``-separated integers)."""
@@ -120,7 +121,8 @@ def _class_ids(x: Any) -> list[int] | None:
 
 def record(trial, step: int, value: float | None = None, *, predictions=None, labels=None,
            dev_loss: float | None = None, warmup_steps: int | None = None, max_steps: int | None = None,
-           lr_progress: float | None = None, dev_size: int | None = None) -> bool:
+           lr_progress: float | None = None, dev_size: int | None = None,
+           learning_rate: float | None = None) -> bool:
     """Write what a pruner reads about ``trial`` at ``step`` (see the module docstring), without reporting.
 
     Returns False where the step cannot be recorded (a step that is not a non-negative integer, or that
@@ -186,6 +188,9 @@ def record(trial, step: int, value: float | None = None, *, predictions=None, la
     p = _number(lr_progress)
     if p is not None and math.isfinite(p):
         attrs[at(LR_PROGRESS_AT, step)] = p
+    lr = _number(learning_rate)
+    if lr is not None and lr > 0:
+        attrs[PEAK_LEARNING_RATE] = lr
     for key, val in attrs.items():
         trial.set_user_attr(key, val)
     if truth is not None:
@@ -307,6 +312,49 @@ def warmup_steps(max_steps: int, warmup_ratio: float) -> int:
 def warming_up(step: int, max_steps: int, warmup_ratio: float) -> bool:
     """Whether a run with linear warmup over ``warmup_ratio`` of ``max_steps`` is still before its peak at ``step``."""
     return step < warmup_steps(max_steps, warmup_ratio)
+
+
+# -- a reading in the task's own units (what the look-ahead predictor reads) ---------------------------------
+
+FEATURES = ("headroom_share", "budget_share", "lr_progress", "warmup_done", "log10_learning_rate",
+            "relative_dev_loss")
+"""What one reading is, for the predictor (see the module docstring)."""
+MIN_HEADROOM = 0.02
+"""The headroom ``1 - c`` is floored here, so that a task whose constant classifier is nearly perfect has a scale."""
+
+
+def headroom(constant: float) -> float:
+    """The task's headroom over its constant classifier, in metric units (metrics are at most 1)."""
+    return max(1.0 - constant, MIN_HEADROOM)
+
+
+def lookahead_row(*, dev_metric: float, constant: float, lr_progress: float, step: int, budget: int,
+                  learning_rate: float, warmup_ratio: float, dev_loss: float, classes: int) -> list[float]:
+    """One reading as :data:`FEATURES`; NaN where a part is unknown."""
+    share = step / budget if budget else math.nan
+    warm = min(1.0, share / warmup_ratio) if warmup_ratio > 0 else 1.0
+    lr = math.log10(learning_rate) if learning_rate and learning_rate > 0 else math.nan
+    return [(dev_metric - constant) / headroom(constant), share, lr_progress, warm, lr,
+            dev_loss / math.log(max(classes, 2))]
+
+
+def features(trial, step: int, *, constant: float, classes: int, default_budget: int | None) -> list[float] | None:
+    """The look-ahead's :data:`FEATURES` of ``trial`` (a ``FrozenTrial``) at ``step``, from what it recorded; None
+    where something is missing (its budget, peak learning rate, warmup, schedule progress or dev loss)."""
+    a = trial.user_attrs
+    own = budget(trial, default_budget)
+    lr, progress = _number(a.get(PEAK_LEARNING_RATE)), _number(a.get(at(LR_PROGRESS_AT, step)))
+    loss = _number(a.get(at(DEV_LOSS_AT, step)))
+    value = reading(trial, step, None).value
+    warm_steps, ratio = _number(a.get(WARMUP_STEPS)), _number(a.get(WARMUP_RATIO))
+    if own is None or lr is None or progress is None or loss is None or not math.isfinite(value):
+        return None
+    warmup_ratio = ratio if ratio is not None else warm_steps / own if warm_steps is not None else None
+    if warmup_ratio is None:
+        return None
+    row = lookahead_row(dev_metric=value, constant=constant, lr_progress=progress, step=step, budget=own,
+                        learning_rate=lr, warmup_ratio=warmup_ratio, dev_loss=loss, classes=classes)
+    return row if all(math.isfinite(x) for x in row) else None
 
 
 def rung_step(steps: Iterable[int], fraction: float, budget_steps: int) -> int | None:

@@ -3,8 +3,9 @@
 from ._decide import Decision, decide
 from ._default import DEFAULT_RULE
 from ._geometric import GeometricPruner
+from ._lookahead_pruner import LookaheadPruner
 from ._resolution import Reading, ResolutionRule, lead_resolved
 from ._resolution_pruner import ResolutionPruner
 from ._synchronous import SynchronousResolutionPruner
 
-__all__ = ["DEFAULT_RULE", "Decision", "GeometricPruner", "Reading", "ResolutionPruner", "ResolutionRule", "SynchronousResolutionPruner", "decide", "lead_resolved"]
+__all__ = ["DEFAULT_RULE", "Decision", "GeometricPruner", "LookaheadPruner", "Reading", "ResolutionPruner", "ResolutionRule", "SynchronousResolutionPruner", "decide", "lead_resolved"]

@@ -13,7 +13,7 @@ difference of two dev metrics, so no gap the dev set cannot resolve is a reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ._resolution import approximate_se
 
@@ -39,3 +39,17 @@ def lookahead_prunes(value: float, gain: float, upper: float, references: Sequen
     target = best[keep - 1]
     se = math.hypot(approximate_se(min(max(optimistic, -1.0), 1.0), n, metric), approximate_se(target, n, metric))
     return target - optimistic > z * se
+
+
+def judge(value: float, gain: float, step: int, *, finals: Sequence[float], errors: Mapping[int, Sequence[float]],
+          running: Sequence[tuple[int, float, float]], fallback: tuple[float, float], coverage: float, keep: int,
+          z: float, headroom: float, n: int, metric: str = "accuracy") -> bool:
+    """The look-ahead's decision on a reading (``value``, predicted ``gain``) at ``step``, from what the study
+    knows: the completed trials' ``finals``; their ``errors`` by step (true minus predicted gain, headroom
+    units); the other ``running`` trials' latest readings ``(step, value, gain)``, whose pessimistic finals count
+    as references too. The replay's judge and the Optuna pruner both call this."""
+    upper = margins(errors.get(step, ()), coverage, fallback)[1]
+    references = list(finals)
+    for s, v, g in running:
+        references.append(v + (g + margins(errors.get(s, ()), coverage, fallback)[0]) * headroom)
+    return lookahead_prunes(value, gain, upper, references, headroom=headroom, keep=keep, z=z, n=n, metric=metric)

@@ -15,10 +15,10 @@ import math
 
 import numpy as np
 
-from ..protocol import warmup_steps
-from ..pruning._lookahead import lookahead_prunes, margins
+from ..protocol import headroom, lookahead_row, warmup_steps
+from ..pruning._lookahead import judge
 from ..pruning._resolution import ResolutionRule
-from ..scoring._lookahead import FinalPredictor, headroom, lookahead_row
+from ..scoring._lookahead import FinalPredictor
 from ._halving import HeldSet, RuleJudge
 
 
@@ -88,9 +88,6 @@ class LookaheadJudge(RuleJudge):
         earlier = [s for s in self.held.logged_steps if 0 < s < step]
         return end > 0 and step >= end and not any(s >= end for s in earlier)
 
-    def _bounds(self, step) -> tuple[float, float]:
-        return margins(self.errors.get(step, ()), self.coverage, self.fallback)
-
     def at(self, index, run, step):
         if step in self.rungs and super().at(index, run, step):
             return True
@@ -99,14 +96,11 @@ class LookaheadJudge(RuleJudge):
             self.latest[run.run_id] = (step, *reading)
         if reading is None or not self._decides_at(run, step):
             return False
-        references = list(self.finals.values())
-        for rid, (s, v, g) in self.latest.items():  # running trials: their pessimistic finals
-            if rid != run.run_id:
-                low = self._bounds(s)[0]
-                references.append(v + (g + low) * self.H)
         v, g = reading
-        return lookahead_prunes(v, g, self._bounds(step)[1], references, headroom=self.H, keep=self.keep, z=self.z,
-                                n=self.held.n_dev, metric=self.held.metric)
+        running = [(s, rv, rg) for rid, (s, rv, rg) in self.latest.items() if rid != run.run_id]
+        return judge(v, g, step, finals=list(self.finals.values()), errors=self.errors, running=running,
+                     fallback=self.fallback, coverage=self.coverage, keep=self.keep, z=self.z, headroom=self.H,
+                     n=self.held.n_dev, metric=self.held.metric)
 
     def end(self, index, run, completed):
         self.latest.pop(run.run_id, None)

@@ -30,27 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES = ("headroom_share", "budget_share", "lr_progress", "warmup_done", "log10_learning_rate",
-            "relative_dev_loss")
-"""What one reading is, for the predictor (see the module docstring)."""
+from ..protocol import FEATURES, MIN_HEADROOM, headroom, lookahead_row  # noqa: F401  (what a reading is)
+
 FORMAT = "earlyexit.final_predictor/1"
-MIN_HEADROOM = 0.02
-"""The headroom ``1 - c`` is floored here, so that a task whose constant classifier is nearly perfect has a scale."""
-
-
-def headroom(constant: float) -> float:
-    """The task's headroom over its constant classifier, in metric units (metrics are at most 1)."""
-    return max(1.0 - constant, MIN_HEADROOM)
-
-
-def lookahead_row(*, dev_metric: float, constant: float, lr_progress: float, step: int, budget: int,
-                  learning_rate: float, warmup_ratio: float, dev_loss: float, classes: int) -> list[float]:
-    """One reading as :data:`FEATURES`; NaN where a part is unknown."""
-    share = step / budget if budget else math.nan
-    warm = min(1.0, share / warmup_ratio) if warmup_ratio > 0 else 1.0
-    lr = math.log10(learning_rate) if learning_rate and learning_rate > 0 else math.nan
-    return [(dev_metric - constant) / headroom(constant), share, lr_progress, warm, lr,
-            dev_loss / math.log(max(classes, 2))]
 
 
 def conformal(scores: np.ndarray, coverage: float, *, upper: bool = True) -> float:

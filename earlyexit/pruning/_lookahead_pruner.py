@@ -1,0 +1,138 @@
+"""``LookaheadPruner``: the shipped rule, plus a prediction of each trial's final with calibrated intervals.
+
+It decides as the replay's ``lookahead`` policy (:mod:`earlyexit.replay._lookahead`) through the same function,
+:func:`earlyexit.pruning._lookahead.judge`, on what the study's trials recorded (:mod:`earlyexit.protocol`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from .. import protocol
+from ..metrics import majority_share
+from ..names import STUDY_LABEL_NAMES, STUDY_METRIC, WARMUP_RATIO, WARMUP_STEPS
+from ._lookahead import judge
+from ._resolution import ResolutionRule
+from ._resolution_pruner import ResolutionPruner
+
+
+class LookaheadPruner(ResolutionPruner):
+    """:class:`ResolutionPruner`, and at its rungs and at the end of each trial's own warmup, also prune a trial
+    whose optimistic final is below the ``keep``-th best pessimistic final of the study's other trials (completed,
+    or running at their latest reading) by more than ``z`` standard errors of the dev set.
+
+    A final is the reading plus a gain predicted by ``predictor`` (a fitted
+    :class:`~earlyexit.scoring.FinalPredictor`, ``earlyexit.scoring.load_predictor()`` for the package's), in
+    headroom units over the constant classifier, with margins at ``coverage`` each side: split-conformal on this
+    study's completed trials at the same step once there are enough, else the predictor's own (other tasks).
+    A trial missing what the prediction reads (its peak learning rate, warmup, schedule progress, dev loss) is
+    judged by the rule alone, and one warning says so.
+
+    Args:
+        predictor: the fitted predictor.
+        coverage, keep, z: the look-ahead's settings (the nested comparison's choice).
+        rule, max_resource, decision_steps, judge_at, dev_size, metric: as :class:`ResolutionPruner`.
+    """
+
+    def __init__(self, predictor, *, coverage: float = 0.8, keep: int = 1, z: float = 1.0,
+                 rule: ResolutionRule | None = None, **settings):
+        super().__init__(rule, **settings)
+        if not 0 < coverage < 1 or keep < 1 or not z >= 0:
+            raise ValueError(f"coverage must be in (0, 1), keep at least 1 and z at least 0, but got {coverage}, "
+                             f"{keep}, {z}.")
+        self.predictor, self.coverage, self.keep, self.z = predictor, coverage, keep, z
+        self._fallback = predictor.margins(coverage)
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if super().prune(study, trial):
+            return True
+        step = trial.last_step
+        if step is None:
+            return False
+        default = self.max_resource or protocol.study_budget(study)
+        own = protocol.budget(trial, default)
+        if own is None or not self._decides_at(trial, step, own):
+            return False
+        context = self._context(study)
+        if context is None:
+            return False
+        constant, classes, metric, labels = context
+        mine = protocol.features(trial, step, constant=constant, classes=classes, default_budget=default)
+        if mine is None:
+            protocol.warn_once(f"no-lookahead:{study.study_name}", "LookaheadPruner cannot predict a trial's final "
+                               "without its peak learning rate, warmup, schedule progress and dev loss: report "
+                               "learning_rate=, warmup_steps=, lr_progress= and dev_loss=; judged by the rule alone.")
+            return False
+        n = protocol.dev_size(trial, labels) or self._dev_size
+        if n is None:
+            return False
+        H = protocol.headroom(constant)
+        others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+                  if t.number != trial.number]
+        keys, rows = [("mine", step)], [mine]
+        for t in others:
+            steps = sorted(t.intermediate_values) if t.state == TrialState.COMPLETE else \
+                [max(t.intermediate_values)] if t.intermediate_values else []
+            for s in steps:
+                row = protocol.features(t, s, constant=constant, classes=classes, default_budget=default)
+                if row is not None:
+                    keys.append((t.number, s))
+                    rows.append(row)
+        gains = dict(zip(keys, self.predictor.predict(np.array(rows, dtype=float))))
+        finals, errors, running = [], {}, []
+        for t in others:
+            if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value):
+                finals.append(float(t.value))
+                for s in t.intermediate_values:
+                    g = gains.get((t.number, s))
+                    if g is not None and math.isfinite(g):
+                        v = protocol.reading(t, s, None).value
+                        errors.setdefault(s, []).append((float(t.value) - v) / H - float(g))
+            elif t.state == TrialState.RUNNING and t.intermediate_values:
+                s = max(t.intermediate_values)
+                g = gains.get((t.number, s))
+                if g is not None and math.isfinite(g):
+                    running.append((s, protocol.reading(t, s, None).value, float(g)))
+        gain = float(gains[("mine", step)])
+        value = protocol.reading(trial, step, None).value
+        if not math.isfinite(gain):
+            return False
+        prune = judge(value, gain, step, finals=finals, errors=errors, running=running, fallback=self._fallback,
+                      coverage=self.coverage, keep=self.keep, z=self.z, headroom=H, n=n, metric=metric)
+        if prune:
+            protocol.set_pruned_reason(
+                study, trial, f"step {step} of {own}: its optimistic final is below the {self.keep}-th best "
+                              f"pessimistic final of the study ({self.coverage:.0%} intervals, look-ahead)")
+        return prune
+
+    def _decides_at(self, trial, step: int, own: int) -> bool:
+        """At the rule's rungs on the trial's budget, and at the first reported step past its own warmup."""
+        if self._rung_of(trial, step, own) is not None:
+            return True
+        a = trial.user_attrs
+        end = a.get(WARMUP_STEPS)
+        if a.get(WARMUP_RATIO) is not None:  # as the replay rounds it
+            end = protocol.warmup_steps(own, float(a[WARMUP_RATIO]))
+        if not end or end <= 0:
+            return False
+        earlier = [s for s in trial.intermediate_values if s < step]
+        return step >= end and not any(s >= end for s in earlier)
+
+    def _context(self, study):
+        """``(constant, classes, metric, labels)`` of the study, or None where its labels are unknown."""
+        metric = self._metric or str(study.user_attrs.get(STUDY_METRIC, "accuracy"))
+        labels = self._labels(study)
+        names = study.user_attrs.get(STUDY_LABEL_NAMES)
+        if labels is None:
+            protocol.warn_once(f"no-labels:{study.study_name}", "LookaheadPruner needs the dev labels (report "
+                               "labels=) to place a reading over the constant classifier; judged by the rule alone.")
+            return None
+        classes = len(names) if names else int(labels.max()) + 1
+        constant = 0.0 if metric == "mcc" else majority_share(labels) if metric == "accuracy" else None
+        if constant is None:
+            return None
+        return constant, max(classes, 2), metric, labels
