@@ -11,6 +11,7 @@ import pytest
 
 from earlyexit.protocol import lookahead_row
 from earlyexit.pruning import DEFAULT_RULE, LookaheadPruner
+from earlyexit.pruning._lookahead import fallback_margins
 from earlyexit.replay._halving import HeldSet, OptunaJudge, live
 from earlyexit.replay._lookahead import LookaheadJudge, fit_predictor, lookahead_rows, predictions
 from earlyexit.replay._simulate import Run
@@ -72,6 +73,8 @@ def test_intervals_cover_a_new_task_about_as_often_as_promised(model):
     inside = ((truth >= gain + low) & (truth <= gain + high)).mean()
     assert 0.6 <= inside <= 1.0
     assert high > 0 > low
+    early, late = model.margins(0.8, 0.05), model.margins(0.8, 0.6)
+    assert early[1] - early[0] > late[1] - late[0]  # less sure early in training than late
 
 
 def test_the_predictor_is_plain_json_and_refuses_what_is_not(model, tmp_path):
@@ -98,7 +101,7 @@ def test_the_predictor_is_plain_json_and_refuses_what_is_not(model, tmp_path):
 def test_the_pruner_decides_as_the_replayed_lookahead_in_a_real_optuna_study(model, workers):
     held = _held("live", 21, n_runs=14)
     gain = predictions(model, held)
-    fallback = model.margins(0.8)
+    fallback = fallback_margins(model, "study+tasks", 0.8, BUDGET)
     pruned_any = False
     for order in range(3):
         replayed = live(held, LookaheadJudge(held, DEFAULT_RULE, gain, fallback=fallback, coverage=0.8, keep=1),
@@ -116,7 +119,8 @@ def test_it_saves_more_than_the_rule_alone_and_loses_nothing_more(model):
 
     held = _held("more", 31, n_runs=24)
     gain = predictions(model, held)
-    ahead = [live(held, LookaheadJudge(held, DEFAULT_RULE, gain, fallback=model.margins(0.8)), o) for o in range(4)]
+    fallback = fallback_margins(model, "study+tasks", 0.8, BUDGET)
+    ahead = [live(held, LookaheadJudge(held, DEFAULT_RULE, gain, fallback=fallback), o) for o in range(4)]
     rule = [live(held, RuleJudge(held, DEFAULT_RULE), o) for o in range(4)]
     assert np.mean([r.compute_used for r in ahead]) < np.mean([r.compute_used for r in rule])
     # What it loses here the rule loses too (a synthetic winner the rule itself prunes in some orders).

@@ -13,14 +13,15 @@ difference of two dev metrics, so no gap the dev set cannot resolve is a reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ._resolution import approximate_se
 
 
 def margins(errors: Sequence[float], coverage: float, fallback: tuple[float, float]) -> tuple[float, float]:
     """``(lower, upper)`` at ``coverage`` from this study's ``errors`` (true minus predicted gain at the step),
-    at split conformal's finite-sample rank, where there are enough of them; else ``fallback``."""
+    at split conformal's finite-sample rank, where there are enough of them; else ``fallback`` (the other
+    tasks' margins, or ``(-inf, inf)``: no bound until the study has enough)."""
     ordered = sorted(e for e in errors if math.isfinite(e))
     rank = math.ceil((len(ordered) + 1) * coverage)
     if rank > len(ordered):
@@ -42,14 +43,34 @@ def lookahead_prunes(value: float, gain: float, upper: float, references: Sequen
 
 
 def judge(value: float, gain: float, step: int, *, finals: Sequence[float], errors: Mapping[int, Sequence[float]],
-          running: Sequence[tuple[int, float, float]], fallback: tuple[float, float], coverage: float, keep: int,
-          z: float, headroom: float, n: int, metric: str = "accuracy") -> bool:
+          running: Sequence[tuple[int, float, float]], fallback: Callable[[int], tuple[float, float]],
+          coverage: float, keep: int, z: float, headroom: float, n: int, metric: str = "accuracy") -> bool:
     """The look-ahead's decision on a reading (``value``, predicted ``gain``) at ``step``, from what the study
     knows: the completed trials' ``finals``; their ``errors`` by step (true minus predicted gain, headroom
     units); the other ``running`` trials' latest readings ``(step, value, gain)``, whose pessimistic finals count
-    as references too. The replay's judge and the Optuna pruner both call this."""
-    upper = margins(errors.get(step, ()), coverage, fallback)[1]
+    as references too; ``fallback(step)``: the margins where the study has too few errors at a step. The
+    replay's judge and the Optuna pruner both call this."""
+    upper = margins(errors.get(step, ()), coverage, fallback(step))[1]
     references = list(finals)
     for s, v, g in running:
-        references.append(v + (g + margins(errors.get(s, ()), coverage, fallback)[0]) * headroom)
+        references.append(v + (g + margins(errors.get(s, ()), coverage, fallback(s))[0]) * headroom)
     return lookahead_prunes(value, gain, upper, references, headroom=headroom, keep=keep, z=z, n=n, metric=metric)
+
+
+CALIBRATIONS = ("study+tasks", "study")
+"""Where the margins come from before the study has enough completed trials at a step: the predictor's own
+(other tasks, by the part of training), or nowhere (no look-ahead bound yet)."""
+
+
+def fallback_margins(predictor, calibration: str, coverage: float, budget: int) -> Callable[[int], tuple[float, float]]:
+    """``step -> (lower, upper)`` before the study has enough errors at ``step`` (see :data:`CALIBRATIONS`)."""
+    if calibration == "study" or predictor is None:
+        return lambda step: (-math.inf, math.inf)
+    cache: dict[int, tuple[float, float]] = {}
+
+    def at(step: int) -> tuple[float, float]:
+        if step not in cache:
+            cache[step] = predictor.margins(coverage, step / budget)
+        return cache[step]
+
+    return at

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from .. import protocol
 from ..metrics import majority_share
 from ..names import STUDY_LABEL_NAMES, STUDY_METRIC, WARMUP_RATIO, WARMUP_STEPS
-from ._lookahead import judge
+from ._lookahead import CALIBRATIONS, fallback_margins, judge
 from ._resolution import ResolutionRule
 from ._resolution_pruner import ResolutionPruner
 
@@ -35,17 +35,20 @@ class LookaheadPruner(ResolutionPruner):
     Args:
         predictor: the fitted predictor.
         coverage, keep, z: the look-ahead's settings (the nested comparison's choice).
+        calibration: ``"study+tasks"`` (the predictor's margins until the study has enough completed trials at
+            a step) or ``"study"`` (no look-ahead bound until then).
         rule, max_resource, decision_steps, judge_at, dev_size, metric: as :class:`ResolutionPruner`.
     """
 
     def __init__(self, predictor, *, coverage: float = 0.8, keep: int = 1, z: float = 1.0,
-                 rule: ResolutionRule | None = None, **settings):
+                 calibration: str = "study+tasks", rule: ResolutionRule | None = None, **settings):
         super().__init__(rule, **settings)
         if not 0 < coverage < 1 or keep < 1 or not z >= 0:
             raise ValueError(f"coverage must be in (0, 1), keep at least 1 and z at least 0, but got {coverage}, "
                              f"{keep}, {z}.")
-        self.predictor, self.coverage, self.keep, self.z = predictor, coverage, keep, z
-        self._fallback = predictor.margins(coverage)
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, but got {calibration!r}.")
+        self.predictor, self.coverage, self.keep, self.z, self.calibration = predictor, coverage, keep, z, calibration
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         if super().prune(study, trial):
@@ -101,7 +104,8 @@ class LookaheadPruner(ResolutionPruner):
         value = protocol.reading(trial, step, None).value
         if not math.isfinite(gain):
             return False
-        prune = judge(value, gain, step, finals=finals, errors=errors, running=running, fallback=self._fallback,
+        prune = judge(value, gain, step, finals=finals, errors=errors, running=running,
+                      fallback=fallback_margins(self.predictor, self.calibration, self.coverage, own),
                       coverage=self.coverage, keep=self.keep, z=self.z, headroom=H, n=n, metric=metric)
         if prune:
             protocol.set_pruned_reason(

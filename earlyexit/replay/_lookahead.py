@@ -66,10 +66,13 @@ def predictions(model: FinalPredictor, held: HeldSet) -> dict[tuple[str, int], t
 
 
 class LookaheadJudge(RuleJudge):
-    """``rule`` live at its rungs, and the look-ahead bound at the rungs and at each trial's own warmup end."""
+    """``rule`` live at its rungs, and the look-ahead bound at the rungs and at each trial's own warmup end.
 
-    def __init__(self, held: HeldSet, rule: ResolutionRule, gain: dict, *, fallback: tuple[float, float],
-                 coverage: float = 0.8, keep: int = 1, z: float = 1.0):
+    ``fallback(step)``: the margins before the study has enough completed trials at a step (the predictor's
+    ``margins(coverage, step / budget)``, or ``(-inf, inf)`` for none)."""
+
+    def __init__(self, held: HeldSet, rule: ResolutionRule, gain: dict, *, fallback, coverage: float = 0.8,
+                 keep: int = 1, z: float = 1.0):
         super().__init__(held, rule)
         self.gain, self.fallback, self.coverage, self.keep, self.z = gain, fallback, coverage, keep, z
         self.H = headroom(held.constant)

@@ -32,7 +32,9 @@ import numpy as np
 
 from ..protocol import FEATURES, MIN_HEADROOM, headroom, lookahead_row  # noqa: F401  (what a reading is)
 
-FORMAT = "earlyexit.final_predictor/1"
+FORMAT = "earlyexit.final_predictor/2"
+SHARE_BINS = (0.1, 0.25, 0.5)
+"""Where the errors are split by the reading's share of the budget: before 10%, 10-25%, 25-50%, after 50%."""
 
 
 def conformal(scores: np.ndarray, coverage: float, *, upper: bool = True) -> float:
@@ -93,12 +95,15 @@ class FinalPredictor:
         self.scale_ = np.where(X.std(axis=0) > 1e-12, X.std(axis=0), 1.0)
         Z = (X - self.center_) / self.scale_
         tasks = sorted(set(groups.tolist()))
-        scores = []
+        scores, shares = [], []
         for t in tasks if len(tasks) >= 2 else []:
             held = groups == t
             if (~held).sum() >= self.k:
                 scores.append(gain[held] - self._median(Z[held], Z[~held], gain[~held]))
-        self.scores_ = np.sort(np.concatenate(scores)) if scores else np.array([])
+                shares.append(X[held, 1])
+        order = np.argsort(np.concatenate(scores)) if scores else np.array([], dtype=int)
+        self.scores_ = np.concatenate(scores)[order] if scores else np.array([])
+        self.score_shares_ = np.concatenate(shares)[order] if scores else np.array([])
         self.X_, self.y_, self.groups_ = Z, gain, tuple(tasks)
         return self
 
@@ -122,10 +127,18 @@ class FinalPredictor:
             out[ok] = self._median((X[ok] - self.center_) / self.scale_, self.X_, self.y_)
         return out
 
-    def margins(self, coverage: float) -> tuple[float, float]:
+    def margins(self, coverage: float, share: float | None = None) -> tuple[float, float]:
         """``(lower, upper)``: what to add to a predicted gain for a pessimistic and an optimistic final at
-        ``coverage`` each side, from the other tasks' errors (+-inf with too few)."""
-        return conformal(self.scores_, coverage, upper=False), conformal(self.scores_, coverage)
+        ``coverage`` each side, from the other tasks' errors (+-inf with too few); with ``share`` (the reading's
+        step as a share of its budget), from the errors of readings in the same part of training only
+        (:data:`SHARE_BINS`): a prediction early in training is less sure than one late."""
+        scores = self.scores_
+        if share is not None and len(self.score_shares_):
+            edges = np.asarray(SHARE_BINS)
+            same = np.searchsorted(edges, self.score_shares_, side="right") == np.searchsorted(edges, share,
+                                                                                                side="right")
+            scores = scores[same]
+        return conformal(scores, coverage, upper=False), conformal(scores, coverage)
 
     # -- plain data ------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -134,7 +147,8 @@ class FinalPredictor:
         return {"format": FORMAT, "features": list(FEATURES), "params": self.get_params(),
                 "center": self.center_.tolist(), "scale": self.scale_.tolist(),
                 "X": np.round(self.X_, 6).tolist(), "y": np.round(self.y_, 6).tolist(),
-                "scores": np.round(self.scores_, 6).tolist(), "groups": list(self.groups_)}
+                "scores": np.round(self.scores_, 6).tolist(), "score_shares": np.round(self.score_shares_, 6).tolist(),
+                "groups": list(self.groups_)}
 
     @classmethod
     def from_dict(cls, d: dict) -> FinalPredictor:
@@ -146,7 +160,9 @@ class FinalPredictor:
         model.center_, model.scale_ = np.asarray(d["center"], float), np.asarray(d["scale"], float)
         model.X_, model.y_ = np.asarray(d["X"], float).reshape(-1, len(FEATURES)), np.asarray(d["y"], float)
         model.scores_, model.groups_ = np.asarray(d["scores"], float), tuple(d["groups"])
-        if len(model.X_) != len(model.y_) or len(model.center_) != len(FEATURES):
+        model.score_shares_ = np.asarray(d["score_shares"], float)
+        if len(model.X_) != len(model.y_) or len(model.center_) != len(FEATURES) or \
+                len(model.scores_) != len(model.score_shares_):
             raise ValueError("its arrays do not agree in length")
         return model
 
