@@ -45,7 +45,30 @@ class FitCommand:
                        help="instead of a scorer: the bound on a trial's final that `[pruner] bound = true` reads "
                             "(earlyexit.scoring.FinalInterval, fitted on the sweeps grouped by task; at least two "
                             "tasks), written to -o or into the package (earlyexit/assets/final_interval.joblib)")
+        p.add_argument("--predictor", action="store_true",
+                       help="instead of a scorer: the look-ahead's predictor of a trial's final that `[pruner] "
+                            "lookahead = true` reads (earlyexit.scoring.FinalPredictor, plain JSON, fitted on the "
+                            "sweeps grouped by task; at least two tasks), written to -o or into the package "
+                            "(earlyexit/assets/final_predictor.json)")
         p.add_argument("--json", action="store_true", help="print the cross-validation report as JSON")
+
+    def _predictor(self, args) -> int:
+        from ..replay._halving import held_sets
+        from ..replay._lookahead import fit_predictor
+        from ..scoring._lookahead import PREDICTOR_FILE, save_predictor
+        from ..sweeps import find_sweeps, load
+
+        sweeps = [load(p) for p in find_sweeps(args.sweeps)]
+        tasks = sorted({str(sw.manifest.get("task")) for sw in sweeps})
+        if len(tasks) < 2:
+            raise CLIUsageError(f"fit --predictor calibrates across tasks and needs sweeps of two or more; got {tasks}.")
+        model = fit_predictor([h for sw in sweeps for h in held_sets(sw)])
+        out = args.output or str(PREDICTOR_FILE)
+        save_predictor(model, out)
+        low, high = model.margins(0.8)
+        print(f"predictor fitted on {len(sweeps)} sweeps of {len(tasks)} tasks ({', '.join(tasks)}), "
+              f"{len(model.y_)} readings: margins at 80% each side {low:+.3f} / {high:+.3f} of the headroom -> {out}")
+        return 0
 
     def _bound(self, args) -> int:
         from ..replay._halving import held_sets
@@ -71,6 +94,8 @@ class FitCommand:
 
         if args.bound:
             return self._bound(args)
+        if args.predictor:
+            return self._predictor(args)
         if args.default:
             args.transfer, args.output = True, args.output or str(DEFAULT_SCORER)
         if args.output is None:
