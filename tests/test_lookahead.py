@@ -125,3 +125,23 @@ def test_it_saves_more_than_the_rule_alone_and_loses_nothing_more(model):
     assert np.mean([r.compute_used for r in ahead]) < np.mean([r.compute_used for r in rule])
     # What it loses here the rule loses too (a synthetic winner the rule itself prunes in some orders).
     assert all(a.regret <= r.regret + 1e-9 for a, r in zip(ahead, rule))
+
+
+def test_a_study_with_lookahead_runs_and_judges_at_warmup_ends(tmp_path):
+    from conftest import tiny_spec
+    from earlyexit.study import SpecError, load_spec, run_study
+    from earlyexit.study._runner import make_pruner
+
+    text = tiny_spec("la", grid={"learning_rate": [3e-3, 1e-5, 1e-3], "warmup_ratio": [0.25]}, max_steps=24,
+                     steps=[0, 4], pruner={"kind": "resolution", "lookahead": True})
+    text = text.replace('decision_steps = [4]\n', '')
+    (tmp_path / "la.toml").write_text(text)
+    spec = load_spec(tmp_path / "la.toml")
+    assert isinstance(make_pruner(spec, 24), LookaheadPruner)
+    study = run_study(spec, storage=f"sqlite:///{tmp_path}/la.db", show_progress=False)
+    assert len(study.trials) == 3
+    for t in study.trials:  # evaluated at the rungs and at its warmup's end (step 6 of 24)
+        assert 6 in t.intermediate_values or t.state.name == "PRUNED"
+    (tmp_path / "bad.toml").write_text(text.replace("lookahead = true", "lookahead = true\nbound = true"))
+    with pytest.raises(SpecError, match="lookahead"):
+        load_spec(tmp_path / "bad.toml")

@@ -20,13 +20,19 @@ from ..names import (COHORT, DEV_ACCURACY_AT, DEV_METRICS, DEVICE, OUT_OF_RANGE_
                      PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_BUDGET, STUDY_DEV_LABELS,
                      STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMUP_RATIO, WORKER, Plan, Scorer,
                      at)
-from ..pruning import GeometricPruner, ResolutionPruner, SynchronousResolutionPruner
+from ..pruning import GeometricPruner, LookaheadPruner, ResolutionPruner, SynchronousResolutionPruner
 from ._sampler import TrialSeededRandomSampler
 from ..protocol import encode_classes, pruned_reason, record, warmup_steps
 from ..scoring import ProbeRankScorer, load_bound
 from ..training import Checkpoint, train
 from ..training._schedule import schedule_context
 from ._spec import SpecError, StudySpec
+
+
+LOOKAHEAD = {"coverage": 0.8, "keep": 1, "calibration": "study"}
+"""The look-ahead's setting in a study: 80% intervals each side, keep 1, and no look-ahead bound before the study
+has its own errors at a step (the choice of the held-out MPQA, MR and SUBJ folds on the sixteen sweeps, and the
+more careful of the two calibrations; docs/lookahead.md)."""
 
 
 def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners.BasePruner:
@@ -36,6 +42,10 @@ def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners
         budget = max_steps or spec.train.max_steps
         if budget is None:
             raise ValueError("the resolution pruner places its rungs on the study's budget: give max_steps.")
+        if p.lookahead:  # rungs on each trial's budget, and the look-ahead at them and at each warmup's end
+            from ..scoring import load_predictor
+
+            return LookaheadPruner(load_predictor(), rule=p.resolution_rule(), max_resource=budget, **LOOKAHEAD)
         bound = {"bound": load_bound()} if p.bound else {}  # the package's bound on a trial's final
         return ResolutionPruner.for_budget(p.resolution_rule(), budget, **bound)  # rungs at fractions of the budget
     if p.kind == "geometric":
@@ -246,7 +256,12 @@ class Objective:
             return trial.should_prune()
 
         try:
-            result = train(config, on_checkpoint=on_checkpoint, task=self.task, plan=self.plan,
+            plan = self.plan
+            if plan is not None and self.spec.pruner.lookahead:  # the look-ahead also judges at the warmup's end
+                end = warmup_steps(config.max_steps, config.warmup_ratio)
+                if 0 < end < config.max_steps:
+                    plan = {**plan, end: tuple(DEV_METRICS)}
+            result = train(config, on_checkpoint=on_checkpoint, task=self.task, plan=plan,
                            progress=(lambda s, n: bar.update(1)) if bar is not None else None)
         finally:
             if bar is not None:

@@ -96,6 +96,9 @@ class PrunerSpec:
             completed final (the replay's ``interval`` policy; ``docs/pruner.md``).
         allow_pickle: load a ``scorer`` file saved as a pickle (``.joblib``), which runs any code in it;
             refused without it.
+        lookahead: also prune a trial whose optimistic final, predicted by the package's look-ahead predictor
+            (``earlyexit fit --predictor``), is below the best pessimistic final of the study's other trials
+            (``LookaheadPruner`` at its frozen setting; ``docs/lookahead.md``: measured, not the default).
     """
 
     kind: str = "resolution"
@@ -117,6 +120,7 @@ class PrunerSpec:
     progress_match: bool | None = None
     bound: bool = False
     allow_pickle: bool = False
+    lookahead: bool = False
 
     def resolution_rule(self):
         """The :class:`~earlyexit.pruning.ResolutionRule` of a ``resolution`` pruner: the spec's settings over the
@@ -304,7 +308,8 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     for key, kind in (("kind", str), ("mode", str), ("scorer", str), ("rank_probe", str), ("higher_is_better", bool),
                       ("keep_top", int), ("keep_fraction", float), ("n_startup_trials", int), ("margin", float),
                       ("min_lr_progress", float), ("dev_ties", bool), ("z", float), ("eta", float),
-                      ("progress_match", bool), ("bound", bool), ("allow_pickle", bool)):
+                      ("progress_match", bool), ("bound", bool), ("allow_pickle", bool),
+                      ("lookahead", bool)):
         if key in pruner_cfg:
             pruner_cfg[key] = _get(pruner, key, kind, where, "pruner.")
     if "keep_fraction" in pruner_cfg and "keep_top" not in pruner_cfg:
@@ -325,6 +330,10 @@ def parse_spec(raw: dict, where: str = "<spec>") -> StudySpec:
     if pruner_spec.mode == "synchronous" and pruner_spec.progress_match:
         raise SpecError(f"{where}: pruner.progress_match goes with the live rule: a synchronous cohort judges every "
                         "trial at the same rung.")
+    if pruner_spec.lookahead and (pruner_spec.kind != "resolution" or pruner_spec.mode != "sequential"
+                                  or pruner_spec.bound):
+        raise SpecError(f"{where}: pruner.lookahead = true goes with the live resolution pruner (kind = 'resolution', "
+                        "mode = 'sequential') and without pruner.bound.")
     if pruner_spec.bound and (pruner_spec.kind != "resolution" or pruner_spec.mode != "sequential"):
         raise SpecError(f"{where}: pruner.bound = true goes with the live resolution pruner (kind = 'resolution', "
                         "mode = 'sequential').")
