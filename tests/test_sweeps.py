@@ -351,3 +351,34 @@ def test_report_does_not_say_lower_when_a_level_is_higher():
     assert "ends lower" in _level_sentence({"best_final": 0.851, "median_final": 0.813})
     higher_best = _level_sentence({"best_final": 0.868, "median_final": 0.824})  # sst2-wide's figures
     assert "ends lower" not in higher_best and "best 0.868 against the seed's 0.858" in higher_best
+
+
+def test_a_full_disk_stops_with_one_line_keeps_the_log_valid_and_resumes(logged, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from earlyexit.sweeps import _format
+
+    spec, folder = logged
+    copy = tmp_path / "full"
+    shutil.copytree(folder, copy)
+    lines = (copy / "runs.csv").read_text().splitlines()
+    (copy / "runs.csv").write_text("\n".join(l for l in lines if not l.startswith("r003,")) + "\n")
+    # r003's checkpoint rows are dropped on resume; then the disk fills while its run row is written.
+    real = _format._append_csv
+
+    def full(path, fields, rows):
+        if path.name == "runs.csv":
+            with open(path, "a") as f:
+                f.write("r003,c01,1,")  # a half-written row, as a full disk leaves it
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, fields, rows)
+
+    monkeypatch.setattr(_format, "_append_csv", full)
+    (tmp_path / "tiny.toml").write_text(SPEC)
+    assert main(["sweep", str(tmp_path / "tiny.toml"), "--out", str(copy)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "run the same command again" in err[0]
+    assert len(load(copy).runs) == 3  # what was logged before stays valid: no half row, no orphan checkpoints
+    monkeypatch.setattr(_format, "_append_csv", real)
+    assert main(["sweep", str(tmp_path / "tiny.toml"), "--out", str(copy)]) == 0
+    assert len(load(copy, require_complete=True).runs) == 4

@@ -77,6 +77,13 @@ def run_fields(version: int) -> tuple[str, ...]:
 V1_CHECKPOINT_FIELDS = tuple(f for f in CHECKPOINT_FIELDS if f != "dev_metric")
 
 
+class SweepWriteError(OSError):
+    """A sweep folder that could not be written (a full disk, a read-only folder); the log is left as it was."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 class SweepFormatError(ValueError):
     """A sweep folder that does not follow the format; the message names file, row and field."""
 
@@ -117,10 +124,27 @@ def append_run(folder: Path, run_row: dict, checkpoint_rows: list[dict], *, para
     run_columns = ["run_id", "config_id", "seed", *[p for p in param_names if p != "seed"], *run_base[3:]]
     checkpoint_rows = [{k: v for k, v in r.items() if k in cp_fields} for r in checkpoint_rows]
     run_row = {k: v for k, v in run_row.items() if k in run_columns}
-    if version >= 3 and prediction_rows:
-        _append_csv(folder / DEV_PREDICTIONS, list(PREDICTION_FIELDS), prediction_rows)
-    _append_csv(folder / CHECKPOINTS, cp_fields, checkpoint_rows)
-    _append_csv(folder / RUNS, run_columns, [run_row])
+    files = (folder / DEV_PREDICTIONS, folder / CHECKPOINTS, folder / RUNS)
+    sizes = {p: p.stat().st_size if p.exists() else None for p in files}
+    try:
+        if version >= 3 and prediction_rows:
+            _append_csv(folder / DEV_PREDICTIONS, list(PREDICTION_FIELDS), prediction_rows)
+        _append_csv(folder / CHECKPOINTS, cp_fields, checkpoint_rows)
+        _append_csv(folder / RUNS, run_columns, [run_row])
+    except OSError as exc:
+        # A full disk or a folder gone read-only: put every file back as it was, so the log stays valid and the
+        # same command resumes (this run is trained again) once the folder is writable.
+        for p, size in sizes.items():
+            try:
+                if size is None:
+                    p.unlink(missing_ok=True)
+                else:
+                    os.truncate(p, size)
+            except OSError:
+                pass
+        raise SweepWriteError(exc.errno, f"{folder}: cannot write run {run_row.get('run_id')!r} ({exc.strerror or exc}); "
+                                         "the runs logged before it stay valid; run the same command again once the "
+                                         "folder is writable") from None
 
 
 def drop_unfinished(folder: Path) -> int:
