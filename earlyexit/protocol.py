@@ -104,10 +104,16 @@ def _class_ids(x: Any) -> list[int] | None:
     if x is None:
         return None
     if isinstance(x, str):
-        return decode_classes(x)
+        try:
+            return decode_classes(x)
+        except ValueError:
+            return None
     if hasattr(x, "detach"):  # a torch tensor, without importing torch
         x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError):  # ragged lists
+        return None
     if arr.ndim == 2:
         arr = arr.argmax(axis=1)
     if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.bool_)):

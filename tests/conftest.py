@@ -26,3 +26,12 @@ def tiny_spec(name: str, *, grid: dict, max_steps: int, steps: list, probes=("lo
     }
     return "\n".join(f"[{table}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
                      for table, values in tables.items())
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The number of generated bad-input cases the property tests ran (they must be at least 1,000 a run)."""
+    import sys
+
+    props = sys.modules.get("test_properties")
+    if props is not None and props.CASES["tried"]:
+        terminalreporter.write_line(f"property tests: {props.CASES['tried']} generated cases tried")

@@ -12,6 +12,13 @@ from earlyexit.sweeps import SweepFormatError, load
 
 from synthetic_sweep import write_synthetic_sweep
 
+CASES = {"tried": 0}
+"""Generated cases run in this session (conftest prints the count at the end of the run)."""
+
+
+def _count():
+    CASES["tried"] += 1
+
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
                     st.text(max_size=12), st.lists(st.integers(-5, 500), max_size=4))
 keys = st.sampled_from(["name", "storage", "n_trials", "seed", "sampler", "learning_rate", "max_steps",
@@ -25,6 +32,7 @@ specs = st.dictionaries(st.sampled_from(["study", "model", "data", "train", "pro
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs)
 def test_parse_spec_accepts_or_raises_spec_error(raw):
+    _count()
     try:
         parse_spec(raw, "prop.toml")
     except SpecError as exc:
@@ -34,6 +42,7 @@ def test_parse_spec_accepts_or_raises_spec_error(raw):
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=300))
 def test_load_spec_on_arbitrary_bytes(tmp_path_factory, data):
+    _count()
     path = tmp_path_factory.mktemp("spec") / "s.toml"
     path.write_bytes(data)
     try:
@@ -56,6 +65,7 @@ cells = st.one_of(st.sampled_from(["", "nan", "inf", "-inf", "abc", "1e400", "-1
        edits=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 20), cells), min_size=1, max_size=4),
        truncate=st.one_of(st.none(), st.integers(0, 2000)))
 def test_sweep_loader_rejects_corruption_with_its_own_error(good_sweep, tmp_path_factory, which, edits, truncate):
+    _count()
     folder = tmp_path_factory.mktemp("bad") / "syn"
     shutil.copytree(good_sweep, folder)
     path = folder / which
@@ -73,3 +83,56 @@ def test_sweep_loader_rejects_corruption_with_its_own_error(good_sweep, tmp_path
         load(folder)
     except SweepFormatError as exc:
         assert str(folder) in str(exc)
+
+
+# -- what a user's own objective reports (earlyexit.report), and the files a user hands over -------------------
+
+_ANY_VALUE = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5), st.text(max_size=5),
+                       st.none(), st.lists(st.floats(0, 1), max_size=3), st.booleans())
+_PREDS = st.one_of(st.none(), st.lists(st.integers(-2, 40), max_size=12), st.text(max_size=12),
+                   st.lists(st.lists(st.floats(allow_nan=True), min_size=2, max_size=2), max_size=12))
+
+
+@settings(max_examples=400, deadline=None)
+@given(reports=st.lists(st.tuples(st.one_of(st.integers(-3, 200), st.floats(allow_nan=True), st.text(max_size=3)),
+                                   _ANY_VALUE, _PREDS, _ANY_VALUE, _ANY_VALUE), min_size=1, max_size=6))
+def test_any_report_from_a_users_objective_is_recorded_or_skipped_never_raised(reports):
+    _count()
+    import warnings
+
+    import numpy as np
+    import optuna
+
+    import earlyexit
+    from earlyexit.pruning import ResolutionPruner
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize", pruner=ResolutionPruner(max_resource=100))
+    labels = np.arange(8) % 3
+
+    def objective(trial):
+        for step, value, preds, warmup, budget in reports:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                earlyexit.report(trial, step, value, predictions=preds, labels=labels, warmup_steps=warmup,
+                                 max_steps=budget)
+                trial.should_prune()
+        return 0.5
+
+    study.optimize(objective, n_trials=2)  # an exception would fail a trial; none may
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blob=st.binary(max_size=400), name=st.sampled_from(["p.json", "p.joblib", "s.joblib", "s.json"]))
+def test_scorer_bound_and_predictor_files_load_or_fail_with_their_own_error(tmp_path_factory, blob, name):
+    _count()
+    from earlyexit.scoring import ScorerFileError, load_bound, load_predictor, load_scorer
+
+    path = tmp_path_factory.mktemp("files") / name
+    path.write_bytes(blob)
+    for load in (load_scorer, load_bound, load_predictor):
+        try:
+            load(path)
+        except ScorerFileError:
+            pass
