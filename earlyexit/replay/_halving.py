@@ -307,9 +307,10 @@ class OptunaJudge(Judge):
 
 
 def live(held: HeldSet, judge: Judge, order_seed: int, workers: int = 1, *,
-         order: Sequence[int] | None = None) -> Result:
+         order: Sequence[int] | None = None, trace: list | None = None) -> Result:
     """Replay a live study: trials in the order drawn from ``order_seed`` (or in ``order``: indices into
-    ``held.runs``, the arrival order of a study that really ran), ``workers`` at a time."""
+    ``held.runs``, the arrival order of a study that really ran), ``workers`` at a time. ``trace``, where given,
+    receives ``(compute used so far, run)`` each time a trial is trained to the end (the fixed-budget view)."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, but got {workers}.")
     if order is not None and sorted(order) != list(range(len(held.runs))):
@@ -360,6 +361,8 @@ def live(held: HeldSet, judge: Judge, order_seed: int, workers: int = 1, *,
         else:
             used += compute.whole(run)
             completed.append(run)
+            if trace is not None:
+                trace.append((used, run))
             judge.end(i, run, True)
         start(now)
     return result(held, used, completed)
