@@ -80,6 +80,16 @@ class HeldSet:
         return Reading(value, preds, warming_up(step, self.budget, self.warmup.get(run.run_id, 0.0)),
                        float(run.signature[step].get("lr_progress", math.nan)))
 
+    def readings(self, *, fitting: bool = False):
+        """``(run, step, signature there)`` for every reading inside the budget, in run and step order
+        (``fitting``: only runs trained to a final)."""
+        for run in self.runs:
+            if fitting and (run.diverged or not math.isfinite(run.final)):
+                continue
+            for step, sig in sorted(run.signature.items()):
+                if 0 < step < self.budget:
+                    yield run, step, sig
+
     def subsample(self, n: int, draw: int) -> HeldSet:
         """``n`` of the runs drawn without replacement (draw number ``draw``): a smaller study of the same task."""
         if n > len(self.runs):

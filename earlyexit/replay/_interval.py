@@ -28,31 +28,31 @@ def interval_rows(held: HeldSet, *, fitting: bool = False) -> tuple[list[tuple[s
     row's run's final. ``fitting`` leaves out runs that diverged or have no final.
     """
     keys, rows, finals = [], [], []
-    for run in held.runs:
-        if fitting and (run.diverged or not math.isfinite(run.final)):
-            continue
-        for step, sig in sorted(run.signature.items()):
-            if not 0 < step < held.budget:
-                continue
-            keys.append((run.run_id, step))
-            rows.append(interval_row(dev_metric=sig.get("dev_metric", math.nan), constant=held.constant,
-                                     lr_progress=sig.get("lr_progress", math.nan), step=step, budget=held.budget,
-                                     learning_rate=held.peak_lr.get(run.run_id, math.nan),
-                                     warmup_ratio=held.warmup.get(run.run_id, 0.0),
-                                     dev_loss=sig.get("dev_loss", math.nan), classes=held.classes))
-            finals.append(run.final)
+    for run, step, sig in held.readings(fitting=fitting):
+        keys.append((run.run_id, step))
+        rows.append(interval_row(dev_metric=sig.get("dev_metric", math.nan), constant=held.constant,
+                                 lr_progress=sig.get("lr_progress", math.nan), step=step, budget=held.budget,
+                                 learning_rate=held.peak_lr.get(run.run_id, math.nan),
+                                 warmup_ratio=held.warmup.get(run.run_id, 0.0),
+                                 dev_loss=sig.get("dev_loss", math.nan), classes=held.classes))
+        finals.append(run.final)
     return keys, np.array(rows, dtype=float).reshape(-1, len(COLUMNS)), np.array(finals, dtype=float)
+
+
+def grouped_rows(sets: list[HeldSet], rows) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(X, y, groups)``: ``rows(held, fitting=True)`` of every held set stacked, each row grouped by its task."""
+    X, y, groups = [], [], []
+    for held in sets:
+        _, x, f = rows(held, fitting=True)
+        X.append(x)
+        y.append(f)
+        groups += [held.task] * len(f)
+    return np.vstack(X), np.concatenate(y), groups
 
 
 def fit_interval(sets: list[HeldSet], **settings) -> FinalInterval:
     """A :class:`FinalInterval` fitted on the held sets' rows, grouped by task."""
-    X, y, groups = [], [], []
-    for held in sets:
-        _, x, f = interval_rows(held, fitting=True)
-        X.append(x)
-        y.append(f)
-        groups += [held.task] * len(f)
-    return FinalInterval(**settings).fit(np.vstack(X), np.concatenate(y), groups)
+    return FinalInterval(**settings).fit(*grouped_rows(sets, interval_rows))
 
 
 def gains(model: FinalInterval, held: HeldSet) -> dict[tuple[str, int], tuple[float, float]]:

@@ -20,6 +20,7 @@ from ..pruning._lookahead import judge
 from ..pruning._resolution import ResolutionRule
 from ..scoring._lookahead import FinalPredictor
 from ._halving import HeldSet, RuleJudge
+from ._interval import grouped_rows
 
 
 def lookahead_rows(held: HeldSet, *, fitting: bool = False) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:
@@ -27,31 +28,20 @@ def lookahead_rows(held: HeldSet, *, fitting: bool = False) -> tuple[list[tuple[
     with a final)."""
     keys, rows, finals = [], [], []
     H = headroom(held.constant)
-    for run in held.runs:
-        if fitting and (run.diverged or not math.isfinite(run.final)):
-            continue
-        for step, sig in sorted(run.signature.items()):
-            if not 0 < step < held.budget:
-                continue
-            keys.append((run.run_id, step))
-            rows.append(lookahead_row(dev_metric=sig.get("dev_metric", math.nan), constant=held.constant,
-                                      lr_progress=sig.get("lr_progress", math.nan), step=step, budget=held.budget,
-                                      learning_rate=held.peak_lr.get(run.run_id, math.nan),
-                                      warmup_ratio=held.warmup.get(run.run_id, 0.0),
-                                      dev_loss=sig.get("dev_loss", math.nan), classes=held.classes))
-            finals.append((run.final - held.constant) / H)
+    for run, step, sig in held.readings(fitting=fitting):
+        keys.append((run.run_id, step))
+        rows.append(lookahead_row(dev_metric=sig.get("dev_metric", math.nan), constant=held.constant,
+                                  lr_progress=sig.get("lr_progress", math.nan), step=step, budget=held.budget,
+                                  learning_rate=held.peak_lr.get(run.run_id, math.nan),
+                                  warmup_ratio=held.warmup.get(run.run_id, 0.0),
+                                  dev_loss=sig.get("dev_loss", math.nan), classes=held.classes))
+        finals.append((run.final - held.constant) / H)
     return keys, np.array(rows, dtype=float).reshape(-1, 6), np.array(finals, dtype=float)
 
 
 def fit_predictor(sets: list[HeldSet], **settings) -> FinalPredictor:
     """A :class:`FinalPredictor` fitted on the held sets' readings, grouped by task."""
-    X, y, groups = [], [], []
-    for held in sets:
-        _, x, f = lookahead_rows(held, fitting=True)
-        X.append(x)
-        y.append(f)
-        groups += [held.task] * len(f)
-    return FinalPredictor(**settings).fit(np.vstack(X), np.concatenate(y), groups)
+    return FinalPredictor(**settings).fit(*grouped_rows(sets, lookahead_rows))
 
 
 def predictions(model: FinalPredictor, held: HeldSet) -> dict[tuple[str, int], tuple[float, float]]:
