@@ -32,3 +32,19 @@ def test_two_workers_with_one_seed_draw_what_one_worker_would_and_never_the_same
         assert p["schedule"] in SPACE["schedule"].choices
     other = optuna.create_study()
     assert dict(_draw(other, TrialSeededRandomSampler(8)) for _ in range(3)) != {k: draws[k] for k in range(3)}
+
+
+def test_tpe_with_two_threads_runs_a_study_to_its_count_with_the_shipped_pruner(tmp_path):
+    from conftest import tiny_spec
+    from earlyexit.study import load_spec, run_study
+    from optuna.trial import TrialState
+
+    text = tiny_spec("tpe", grid={}, max_steps=20, steps=[0, 5], study={"sampler": "tpe", "n_trials": 6, "seed": 1},
+                     pruner={"kind": "resolution"}).replace("[search.grid]\n", "").replace("decision_steps = [5]\n", "")
+    text += '[search]\nlearning_rate = { type = "float", low = 1e-5, high = 3e-3, log = true }\n'
+    (tmp_path / "tpe.toml").write_text(text)
+    study = run_study(load_spec(tmp_path / "tpe.toml"), storage=f"sqlite:///{tmp_path}/t.db", n_jobs=2,
+                      show_progress=False)
+    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) >= 6 and not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert isinstance(study.sampler, optuna.samplers.TPESampler)

@@ -29,6 +29,7 @@ CANDIDATES = {
     "interval": tuple(("study", c, k) for c, k in itertools.product((0.9, 0.8), (2, 1))),
     "interval_tasks": tuple(("tasks", c, 1) for c in (0.95, 0.9, 0.8)),
     "lookahead": tuple((cal, c, k) for cal, c, k in itertools.product(("study", "study+tasks"), (0.9, 0.8), (2, 1))),
+    "lookahead_study": tuple(("study", c, k) for c, k in itertools.product((0.9, 0.8), (2, 1))),
 }
 """Each policy's (calibration, coverage, keep) settings, safest first (the selection's ties go to the earlier one).
 ``interval`` calibrates on the study's own completed trials, ``interval_tasks`` on other tasks' sweeps. Frozen on
@@ -42,7 +43,7 @@ POLICIES = tuple(CANDIDATES)
 
 
 def candidate_labels(policy: str = "interval") -> list[str]:
-    if policy == "lookahead":
+    if policy.startswith("lookahead"):
         return [f"{c:.0%} each side, keep {k}, " + ("study only" if cal == "study" else "tasks until the study")
                 for cal, c, k in CANDIDATES[policy]]
     return [f"{c:.0%} on the {'study' if cal == 'study' else 'other tasks'}, keep {k}"
@@ -58,7 +59,7 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) ->
     for policy in policies:
         figs = []
         for calibration, coverage, keep in CANDIDATES[policy]:
-            if policy == "lookahead":
+            if policy.startswith("lookahead"):
                 fallback = fallback_margins(predictor, calibration, coverage, held.budget)
 
                 def judge(o):
@@ -87,7 +88,7 @@ def _job(args) -> dict[str, dict[str, list]]:
         models = {}
         if two and {"interval", "interval_tasks"} & set(policies):
             models["interval"] = fit_interval(train)
-        if two and "lookahead" in policies:
+        if two and {"lookahead", "lookahead_study"} & set(policies):
             models["lookahead"] = fit_predictor(train)
         by: dict[str, dict[str, list]] = {p: {} for p in policies}
         for held in test:
