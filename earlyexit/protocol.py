@@ -363,6 +363,22 @@ def features(trial, step: int, *, constant: float, classes: int, default_budget:
     return row if all(math.isfinite(x) for x in row) else None
 
 
+def interval_row(*, dev_metric: float, constant: float, lr_progress: float, step: int, budget: int,
+                 learning_rate: float, warmup_ratio: float, dev_loss: float, classes: int) -> list[float]:
+    """One row of ``earlyexit.scoring.FinalInterval``'s features (the opt-in bound) for a trial at ``step`` of a
+    ``budget``-step run.
+
+    ``constant`` is the constant classifier's score on the dev set (the majority class's share for accuracy,
+    0 for MCC); ``dev_loss`` in nats.
+    """
+    share = step / budget
+    warm = min(1.0, share / warmup_ratio) if warmup_ratio > 0 else 1.0
+    log_c = math.log(max(classes, 2))
+    lr = math.log10(learning_rate) if learning_rate > 0 else math.nan
+    return [dev_metric, dev_metric - constant, lr_progress, share, lr, warm, dev_loss / log_c, log_c,
+            math.log10(budget)]
+
+
 def rung_step(steps: Iterable[int], fraction: float, budget_steps: int) -> int | None:
     """The first of ``steps`` at or past ``fraction`` of ``budget_steps`` (and before the budget's end)."""
     target = fraction * budget_steps

@@ -230,8 +230,8 @@ def _bound_context(study, labels, metric: str) -> dict | None:
 
 
 def _bound_row(trial: optuna.trial.FrozenTrial, step: int, context: dict) -> list[float] | None:
-    """The trial's :func:`~earlyexit.scoring._interval.interval_row` at ``step``, or None where an attribute is missing."""
-    from ..scoring._interval import interval_row
+    """The trial's :func:`~earlyexit.protocol.interval_row` at ``step``, or None where an attribute is missing."""
+    from ..protocol import interval_row
 
     a = trial.user_attrs
     values = [a.get(at(DEV_METRIC_AT, step)), a.get(at(LR_PROGRESS_AT, step)), a.get(at(DEV_LOSS_AT, step)),

@@ -33,23 +33,10 @@ dev loss over the loss of a uniform prediction (ln of the number of classes)."""
 RANGE_ONLY = ("log_classes", "log10_budget")
 """Checked against the fit's range but not read by the model: ln(number of classes), log10(budget in steps)."""
 COLUMNS = INTERVAL_FEATURES + RANGE_ONLY
+
+from ..protocol import interval_row  # noqa: E402,F401  (the bound's row: where the pruner builds it too)
 MIN_HEADROOM = 0.02
 """The headroom ``1 - v`` is floored here (2 points) so that a trial near a perfect score has a finite share."""
-
-
-def interval_row(*, dev_metric: float, constant: float, lr_progress: float, step: int, budget: int,
-                 learning_rate: float, warmup_ratio: float, dev_loss: float, classes: int) -> list[float]:
-    """One row of :class:`FinalInterval`'s features for a trial at ``step`` of a ``budget``-step run.
-
-    ``constant`` is the constant classifier's score on the dev set (the majority class's share for accuracy,
-    0 for MCC); ``dev_loss`` in nats.
-    """
-    share = step / budget
-    warm = min(1.0, share / warmup_ratio) if warmup_ratio > 0 else 1.0
-    log_c = math.log(max(classes, 2))
-    lr = math.log10(learning_rate) if learning_rate > 0 else math.nan
-    return [dev_metric, dev_metric - constant, lr_progress, share, lr, warm, dev_loss / log_c, log_c,
-            math.log10(budget)]
 
 
 def _headroom(v: np.ndarray) -> np.ndarray:
