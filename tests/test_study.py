@@ -244,7 +244,8 @@ def test_keep_fraction_replaces_keep_top(tmp_path):
         load_spec(path)
 
 
-def test_storage_that_does_not_connect_exits_2(tmp_path, capsys):
+def test_storage_that_does_not_connect_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EARLYEXIT_STORAGE_PATIENCE", "0")  # a server that is down is waited for; not here
     path = _spec(tmp_path)
     rc = main(["run", str(path), "--storage", "postgresql://nobody@127.0.0.1:1/none", "--no-progress"])
     assert rc == 2

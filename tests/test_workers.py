@@ -27,7 +27,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory):
+def postgres_server(tmp_path_factory):
+    """``(url, restart)``: a real PostgreSQL server for this module, and a function that stops it for a given
+    number of seconds and starts it again."""
     initdb = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
     if initdb is None:
         pytest.skip("PostgreSQL server binaries are not installed (Debian: apt-get install postgresql)")
@@ -52,10 +54,25 @@ def postgres_url(tmp_path_factory):
         with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
                              autocommit=True) as conn:
             conn.execute("CREATE DATABASE earlyexit")
-        yield f"postgresql://postgres@127.0.0.1:{port}/earlyexit"
+            conn.execute("CREATE DATABASE chaos")
+
+        def restart(down_seconds: float) -> None:
+            subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "stop"], check=True,
+                           capture_output=True)
+            time.sleep(down_seconds)
+            subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                            f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"], check=True,
+                           capture_output=True)
+
+        yield f"postgresql://postgres@127.0.0.1:{port}/earlyexit", restart
     finally:
         subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres_server):
+    return postgres_server[0]
 
 
 def _two_workers(tmp_path, storage):
@@ -96,3 +113,82 @@ def test_two_workers_on_a_journal_file(tmp_path):
     _two_workers(tmp_path, url)
     _check(optuna.load_study(study_name="workers",
                              storage=JournalStorage(JournalFileBackend(f"{tmp_path}/study.log"))))
+
+
+def test_four_workers_survive_kills_and_a_database_restart(tmp_path, postgres_server):
+    """Four `earlyexit run` workers on PostgreSQL: four kill -9 (each followed by a restart of that worker) and
+    the server stopped for 4 s and started again mid-study. No worker dies of the outage (each waits, saying so
+    in one line), every planned trial finishes, none stays RUNNING, no configuration trains to the end twice."""
+    import random
+
+    from test_chaos import SPEC as CHAOS
+
+    url = postgres_server[0].rsplit("/", 1)[0] + "/chaos"
+    spec = tmp_path / "chaos.toml"
+    spec.write_text(CHAOS.replace('seed = 3\n', 'seed = 3\nheartbeat_seconds = 2\n'))
+    logs = [open(tmp_path / f"w{i}.log", "w") for i in range(4)]
+
+    def start(i):
+        return subprocess.Popen([sys.executable, "-m", "earlyexit", "run", str(spec), "--storage", url,
+                                 "--no-progress", "--threads", "1"], cwd=tmp_path, stdout=logs[i],
+                                stderr=subprocess.STDOUT, text=True)
+
+    rng = random.Random(1)
+    workers = [start(0)]
+    time.sleep(4.0)
+    workers += [start(i) for i in range(1, 4)]
+    kills = 0
+    for event in range(5):
+        time.sleep(rng.uniform(3.0, 6.0))
+        if event == 2:
+            postgres_server[1](8.0)  # the database goes away and comes back
+            continue
+        i = rng.randrange(4)
+        if workers[i].poll() is None:
+            workers[i].kill()
+            workers[i].wait()
+            kills += 1
+        workers[i] = start(i)
+    codes = [w.wait(timeout=500) for w in workers]
+    for f in logs:
+        f.close()
+    text = "".join((tmp_path / f"w{i}.log").read_text() for i in range(4))
+    assert codes == [0, 0, 0, 0], text[-3000:]
+    time.sleep(5)  # past the heartbeat's grace period: a killed worker's trial is stale now
+    again = subprocess.run([sys.executable, "-m", "earlyexit", "run", str(spec), "--storage", url, "--no-progress",
+                            "--threads", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=500)
+    assert again.returncode == 0, again.stderr[-2000:]
+    trials = optuna.load_study(study_name="chaos", storage=url).trials
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) >= 12
+    trained = [tuple(sorted(t.params.items())) for t in trials if t.state == TrialState.COMPLETE]
+    assert len(trained) == len(set(trained))
+    assert len([t for t in trials if t.state == TrialState.FAIL]) <= kills
+    assert text.count("unreachable") >= 1  # a worker met the outage, waited, and said so in one line
+    print(f"postgres chaos: {kills} kills, 1 restart; outage lines: "
+          f"{text.count('unreachable')} waited, {text.count('storage back')} back")
+
+
+def test_a_storage_call_waits_for_the_database_and_says_so_once():
+    from sqlalchemy.exc import OperationalError
+
+    from earlyexit.study._storage import with_retries
+
+    class Flaky:
+        calls = 0
+
+        def get_trial(self, trial_id):
+            Flaky.calls += 1
+            if Flaky.calls <= 3:
+                raise OperationalError("SELECT", {}, Exception("connection refused"))
+            return trial_id
+
+        def set_trial_user_attr(self, *args):
+            raise ValueError("a bad request is not retried")
+
+    said = []
+    storage = with_retries(Flaky(), say=said.append)
+    assert storage.get_trial(7) == 7 and Flaky.calls == 4
+    assert len(said) == 2 and said[0].startswith("storage unreachable") and said[1].startswith("storage back")
+    with pytest.raises(ValueError):
+        storage.set_trial_user_attr(1, "k", "v")

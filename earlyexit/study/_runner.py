@@ -22,6 +22,7 @@ from ..names import (COHORT, DEV_ACCURACY_AT, DEV_METRICS, DEVICE, OUT_OF_RANGE_
                      at)
 from ..pruning import GeometricPruner, LookaheadPruner, ResolutionPruner, SynchronousResolutionPruner
 from ._sampler import TrialSeededRandomSampler
+from ._storage import storage_patience, unreachable, with_retries
 from ..protocol import encode_classes, pruned_reason, record, warmup_steps
 from ..scoring import ProbeRankScorer, load_bound
 from ..training import Checkpoint, train
@@ -314,19 +315,33 @@ def make_storage(url: str, *, heartbeat_seconds: int = 30):
         Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # Workers started together on a fresh database race to create its tables; the loser sees a
     # unique-constraint error from the catalog (PostgreSQL) and simply tries again.
-    for attempt in range(5):
+    started, pause, waiting = time.monotonic(), 0.5, False
+    patience = storage_patience()
+    attempt = 0
+    while True:
+        attempt += 1
         try:
-            return RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
-                              heartbeat_stale_trial_callback=Retry(max_retry=3))
+            storage = RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
+                                 heartbeat_stale_trial_callback=Retry(max_retry=3),
+                                 engine_kwargs={"pool_pre_ping": True})
+            return with_retries(storage, patience=max(patience, 120.0))  # a restart mid-study: wait, say so, go on
         except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or a server that is down
             text = str(exc)
-            if attempt < 4 and ("duplicate key" in text or "already exists" in text or "UniqueViolation" in text):
+            if attempt < 5 and ("duplicate key" in text or "already exists" in text or "UniqueViolation" in text):
                 time.sleep(0.5 + attempt)
+                continue
+            if unreachable(exc) and time.monotonic() - started < patience:  # a server restarting: wait for it
+                if not waiting:
+                    first = text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__
+                    print(f"storage {url!r} unreachable ({first}); retrying with backoff for up to {patience:.0f} s "
+                          "(EARLYEXIT_STORAGE_PATIENCE)", file=sys.stderr, flush=True)
+                    waiting = True
+                time.sleep(pause)
+                pause = min(2 * pause, 8.0)
                 continue
             first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
             raise ValueError(f"storage {url!r} does not connect ({first}); check the URL, that the server runs, "
                              "and the credentials.") from None
-    raise AssertionError("unreachable")
 
 
 def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
