@@ -23,7 +23,7 @@ def chosen_configs(target: str, *, storage: str | None = None, top: int = 1, sco
     import optuna
 
     from ..study import load_spec
-    from ..study._runner import make_storage
+    from ..study._storage import make_storage
 
     name = target
     if target.endswith(".toml"):

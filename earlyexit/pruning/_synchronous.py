@@ -61,4 +61,4 @@ class SynchronousResolutionPruner(ResolutionPruner):
         rivals = [t for t in members if step in t.intermediate_values
                   and t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)]
         # A rival pruned at this very rung still counts: all were judged on the same readings.
-        return self._decide(study, trial, step, members, rivals, ", judged with its cohort")
+        return self._decide(study, trial, step, members, [(t, step) for t in rivals], ", judged with its cohort")

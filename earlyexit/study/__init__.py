@@ -7,8 +7,8 @@ The spec (:func:`load_spec`) is torch-free; the runners import the training stac
 from .._lazy import lazy_attributes
 from ._spec import Distribution, PrunerSpec, SpecError, StudySpec, load_spec, parse_spec, with_device
 
-_LAZY = {"Objective": "_runner", "default_threads": "_runner", "fail_orphaned_trials": "_runner", "open_study": "_runner", "run_study": "_runner", "summary": "_runner",
-         "trial_table": "_runner", "PlannedRun": "_sweep", "plan": "_sweep", "run_sweep": "_sweep"}
+_LAZY = {"Objective": "_runner", "default_threads": "_runner", "fail_orphaned_trials": "_storage", "open_study": "_runner", "run_study": "_runner", "summary": "_table",
+         "trial_table": "_table", "PlannedRun": "_sweep", "plan": "_sweep", "run_sweep": "_sweep"}
 
 __all__ = ["Distribution", "Objective", "default_threads", "fail_orphaned_trials", "PlannedRun", "PrunerSpec", "SpecError", "StudySpec", "load_spec",
            "open_study", "parse_spec", "plan", "run_study", "run_sweep", "summary", "trial_table", "with_device"]

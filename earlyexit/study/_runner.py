@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import os
 import socket
@@ -18,118 +16,14 @@ from ..data import load_task
 from ..metrics import METRIC_RANGES, check_metric
 from ..names import (COHORT, DEV_ACCURACY_AT, DEV_METRICS, DEVICE, OUT_OF_RANGE_AT, PEAK_LEARNING_RATE,
                      PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_BUDGET, STUDY_DEV_LABELS,
-                     STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMUP_RATIO, WORKER, Plan, Scorer,
-                     at)
-from ..pruning import GeometricPruner, LookaheadPruner, ResolutionPruner, SynchronousResolutionPruner
-from ._sampler import TrialSeededRandomSampler
-from ._storage import storage_patience, unreachable, with_retries
+                     STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMUP_RATIO, WORKER, PHASE_ATTR, Scorer, at)
+from ..pruning import SynchronousResolutionPruner
+from ._storage import fail_orphaned_trials, make_storage
 from ..protocol import encode_classes, pruned_reason, record, warmup_steps
-from ..scoring import ProbeRankScorer, load_bound
 from ..training import Checkpoint, train
 from ..training._schedule import schedule_context
-from ._spec import SpecError, StudySpec
-
-
-LOOKAHEAD = {"coverage": 0.8, "keep": 1, "calibration": "study"}
-"""The look-ahead's setting in a study: 80% intervals each side, keep 1, and no look-ahead bound before the study
-has its own errors at a step (the choice of the held-out MPQA, MR and SUBJ folds on the sixteen sweeps, and the
-more careful of the two calibrations; docs/lookahead.md)."""
-
-
-def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners.BasePruner:
-    """The Optuna pruner named by ``spec.pruner.kind`` (``max_steps``: the budget resolved from epochs)."""
-    p = spec.pruner
-    if p.kind == "resolution":
-        budget = max_steps or spec.train.max_steps
-        if budget is None:
-            raise ValueError("the resolution pruner places its rungs on the study's budget: give max_steps.")
-        if p.lookahead:  # rungs on each trial's budget, and the look-ahead at them and at each warmup's end
-            from ..scoring import load_predictor
-
-            return LookaheadPruner(load_predictor(), rule=p.resolution_rule(), max_resource=budget, **LOOKAHEAD)
-        bound = {"bound": load_bound()} if p.bound else {}  # the package's bound on a trial's final
-        return ResolutionPruner.for_budget(p.resolution_rule(), budget, **bound)  # rungs at fractions of the budget
-    if p.kind == "geometric":
-        return GeometricPruner(decision_steps=p.decision_steps, keep_top=p.keep_top, keep_fraction=p.keep_fraction,
-                               n_startup_trials=p.n_startup_trials, margin=p.margin,
-                               min_lr_progress=p.min_lr_progress, dev_ties=p.dev_ties)
-    if p.kind == "none":
-        return optuna.pruners.NopPruner()
-    if p.kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials)
-    if p.kind == "percentile":
-        return optuna.pruners.PercentilePruner(50.0 if p.keep_fraction is None else 100 * p.keep_fraction,
-                                               n_startup_trials=p.n_startup_trials)
-    if p.kind == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
-    return optuna.pruners.HyperbandPruner(max_resource=max_steps or spec.train.max_steps)
-
-
-def make_scorer(spec: StudySpec) -> Scorer:
-    """The scorer ``spec.pruner.scorer`` names: a fitted scorer file (its score is the predicted final
-    metric), ``"default"`` (the package's default scorer, also what no scorer means where the package has
-    one), or ``"rank"`` (the rank rule on ``rank_probe``). Raises ScorerFileError (a ValueError) on a bad
-    file."""
-    from ..scoring import DEFAULT_SCORER, load_scorer
-
-    p = spec.pruner
-    name = p.scorer if p.scorer is not None else ("default" if DEFAULT_SCORER.exists() else "rank")
-    if name == "rank":
-        return ProbeRankScorer(p.rank_probe, higher_is_better=p.higher_is_better)
-    scorer = load_scorer(name, allow_pickle=p.allow_pickle)
-    scorer.check_probes(spec.train.probe_names, f"spec {spec.path}")
-    return scorer
-
-
-def with_scorer_rule(spec: StudySpec, scorer: Scorer, max_steps: int | None = None) -> StudySpec:
-    """``spec`` with the pruner settings it leaves out taken from the scorer's own rule (a transfer
-    scorer's rungs, on the spec's probe steps in a budget of ``max_steps`` training steps; its keep-top,
-    its margin at each decision step and its learning-rate guard)."""
-    rule = getattr(scorer, "rule", None)
-    p = spec.pruner
-    changes = {}
-    if rule is not None and p.kind == "geometric":
-        if rule.unit == "budget" and max_steps is None:
-            raise ValueError("a scorer whose rungs are fractions of the budget needs the study's budget "
-                             "(max_steps) to place them.")
-        rungs = rule.steps_for(max_steps, spec.train.probe_steps)
-        if "decision_steps" not in p.explicit and rungs:
-            changes["decision_steps"] = rungs
-        if "keep_top" not in p.explicit and "keep_fraction" not in p.explicit:
-            changes["keep_top"] = rule.keep_top
-        if "min_lr_progress" not in p.explicit:
-            changes["min_lr_progress"] = rule.min_lr_progress
-        if "dev_ties" not in p.explicit:
-            changes["dev_ties"] = rule.dev_ties
-        margin_at = getattr(scorer, "margin_at", None)
-        if "margin" not in p.explicit and margin_at is not None and getattr(scorer, "margins_", None):
-            steps = changes.get("decision_steps", p.decision_steps)
-            changes["margin"] = {int(d): float(margin_at(d, max_steps)) for d in steps}
-    resolved = dataclasses.replace(spec, pruner=dataclasses.replace(p, **changes)) if changes else spec
-    missing = [s for s in resolved.pruner.decision_steps if s not in spec.train.probe_steps]
-    if missing and p.kind == "geometric":
-        raise SpecError(f"{spec.path}: pruner.decision_steps {missing} are not probe steps "
-                        f"{list(spec.train.probe_steps)} (set pruner.decision_steps).")
-    return resolved
-
-
-def measurement_plan(spec: StudySpec, scorer: Scorer, max_steps: int | None = None) -> Plan | None:
-    """Step -> names a trial measures (see ``probes.measure``); None measures everything everywhere."""
-    if spec.measure == "all" or spec.pruner.kind == "none":
-        return None
-    if spec.pruner.kind == "resolution":  # a dev evaluation at each rung, nothing else
-        return {s: DEV_METRICS for s in spec.pruner.resolution_rule().rung_steps(max_steps or spec.train.max_steps)}
-    if spec.pruner.kind != "geometric":  # Optuna's pruners read the dev metric at every probe step
-        return {s: DEV_METRICS for s in spec.train.probe_steps}
-    return scorer.reads(spec.pruner.decision_steps)
-
-
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    if spec.sampler == "grid":
-        return optuna.samplers.GridSampler({k: list(v) for k, v in spec.grid.items()}, seed=spec.seed)
-    if spec.sampler == "random":
-        return TrialSeededRandomSampler(seed=spec.seed)  # workers of one study never draw the same config
-    return optuna.samplers.TPESampler(seed=spec.seed)
+from ._factories import make_pruner, make_sampler, make_scorer, measurement_plan, with_scorer_rule
+from ._spec import StudySpec
 
 
 def suggest(trial: optuna.Trial, spec: StudySpec) -> dict:
@@ -142,9 +36,6 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> dict:
 def _finite(x: float):
     """JSON-safe float for user attributes (inf and NaN as strings)."""
     return x if math.isfinite(x) else str(x)
-
-
-PHASE_ATTR = "earlyexit:phase"
 
 
 class DuplicateTrial(Exception):
@@ -288,62 +179,6 @@ class Objective:
         return result.final_metric
 
 
-def make_storage(url: str, *, heartbeat_seconds: int = 30):
-    """An Optuna storage for ``url``, crash-safe where Optuna allows it.
-
-    SQL URLs (``sqlite:///...``, ``postgresql://...``) get a heartbeat: a
-    trial whose process died (``kill -9``, a lost machine) is failed after
-    ``2 * heartbeat_seconds`` without a beat and retried with the same
-    hyperparameters by the next worker that starts a trial. ``journal:PATH``
-    is Optuna's journal file storage (several processes on one file system;
-    no heartbeat, so a crashed trial stays RUNNING). Raises ValueError naming
-    the URL when it does not connect.
-    """
-    from optuna.storages import JournalStorage, RDBStorage
-
-    try:  # Optuna >= 4.9 renamed the callback; the old name warns and goes in 6.0
-        from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
-    except ImportError:  # pragma: no cover - older Optuna
-        from optuna.storages import RetryFailedTrialCallback as Retry
-    from optuna.storages.journal import JournalFileBackend
-
-    if url.startswith("journal:"):
-        path = Path(url[len("journal:"):].removeprefix("//")).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    # Workers started together on a fresh database race to create its tables; the loser sees a
-    # unique-constraint error from the catalog (PostgreSQL) and simply tries again.
-    started, pause, waiting = time.monotonic(), 0.5, False
-    patience = storage_patience()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            storage = RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
-                                 heartbeat_stale_trial_callback=Retry(max_retry=3),
-                                 engine_kwargs={"pool_pre_ping": True})
-            return with_retries(storage, patience=max(patience, 120.0))  # a restart mid-study: wait, say so, go on
-        except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or a server that is down
-            text = str(exc)
-            if attempt < 5 and ("duplicate key" in text or "already exists" in text or "UniqueViolation" in text):
-                time.sleep(0.5 + attempt)
-                continue
-            if unreachable(exc) and time.monotonic() - started < patience:  # a server restarting: wait for it
-                if not waiting:
-                    first = text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__
-                    print(f"storage {url!r} unreachable ({first}); retrying with backoff for up to {patience:.0f} s "
-                          "(EARLYEXIT_STORAGE_PATIENCE)", file=sys.stderr, flush=True)
-                    waiting = True
-                time.sleep(pause)
-                pause = min(2 * pause, 8.0)
-                continue
-            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-            raise ValueError(f"storage {url!r} does not connect ({first}); check the URL, that the server runs, "
-                             "and the credentials.") from None
-
-
 def open_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
                task=None) -> optuna.Study:
     """Create the spec's study, or load it to continue (same name and storage).
@@ -376,44 +211,6 @@ def default_threads(n_jobs: int = 1) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
     return max(1, (cores - min(busy, cores - 1)) // max(1, n_jobs))
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (signal 0 checks without sending anything)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
-
-
-def fail_orphaned_trials(study: optuna.Study, *, max_retry: int = 3) -> list[int]:
-    """Fail the RUNNING trials that a process of this host started and that process is gone (``kill -9``),
-    and queue each again at once with the same hyperparameters (as Optuna's heartbeat retry does, up to
-    ``max_retry`` times per config). Trials of other hosts are left to the storage's heartbeat.
-
-    Returns the numbers of the trials failed. Called when a worker starts and again before it exits.
-    """
-    host, failed = socket.gethostname(), []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(t.user_attrs.get(WORKER, "")).rpartition(":")
-        if worker_host != host or not pid.isdigit() or _alive(int(pid)):
-            continue
-        try:
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-            continue  # another worker got there first
-        failed.append(t.number)
-        history = [*t.system_attrs.get("retry_history", []), t.number]
-        if len(history) > max_retry:
-            continue
-        study.add_trial(optuna.trial.create_trial(
-            state=TrialState.WAITING, params=t.params, distributions=t.distributions,
-            user_attrs={k: v for k, v in t.user_attrs.items() if k == PHASE_ATTR},
-            system_attrs={**t.system_attrs, "failed_trial": t.number, "retry_history": history}))
-    return failed
 
 
 def finished(study: optuna.Study) -> int:
@@ -507,49 +304,3 @@ def _run_screen(study, spec, objective, target, n_jobs, show_progress) -> optuna
         study.optimize(objective, n_trials=len(waiting), n_jobs=min(n_jobs, len(waiting)), catch=(DuplicateTrial,),
                        show_progress_bar=show_progress)
     return study
-
-
-def trial_table(study: optuna.Study) -> str:
-    """One line per trial: state, steps trained, final metric, why pruned, parameters."""
-    rows = [f"{'#':>4} {'state':<9} {'steps':>6} {'final acc':>9}  {'why pruned':<64} params"]
-    for t in study.get_trials(deepcopy=False):
-        acc = t.user_attrs.get("final_accuracy")
-        acc_s = f"{acc:.4f}" if isinstance(acc, float) else "-"
-        reason = t.user_attrs.get(PRUNED_REASON, "") if t.state == TrialState.PRUNED else ""
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
-        rows.append(f"{t.number:>4} {t.state.name.lower():<9} {t.user_attrs.get('steps', '-')!s:>6} {acc_s:>9}  "
-                    f"{reason[:64]:<64} {params}")
-    return "\n".join(rows)
-
-
-def _fmt(v):
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
-def summary(study: optuna.Study) -> dict:
-    """Best trial and compute figures as a JSON-ready dict."""
-    trials = study.get_trials(deepcopy=False)
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    out = {
-        "study": study.study_name,
-        "trials": len(trials),
-        "complete": len(done),
-        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-        "failed": sum(t.state == TrialState.FAIL for t in trials),
-        "compute_steps": sum(t.user_attrs.get("compute_steps", 0.0) for t in trials),
-    }
-    budget = study.user_attrs.get(STUDY_BUDGET)
-    judged = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    if budget and judged:
-        # What pruning saved: training-step equivalents spent (probes included) against training every
-        # finished trial to the end of the budget, without probes.
-        full = budget * len(judged)
-        spent = sum(t.user_attrs.get("compute_steps", 0.0) for t in judged)
-        out["full_training_steps"] = full
-        out["compute_saved"] = 1 - spent / full
-    if done:
-        best = max(done, key=lambda t: t.value)
-        metric = study.user_attrs.get(STUDY_METRIC, "accuracy")
-        out["best"] = {"trial": best.number, "metric": metric, "value": best.value,
-                       "final_accuracy": best.user_attrs.get("final_accuracy", best.value), "params": best.params}
-    return json.loads(json.dumps(out, default=str))

@@ -15,8 +15,16 @@ where a lost reply can leave one extra WAITING-free RUNNING trial for the heartb
 from __future__ import annotations
 
 import functools
+import os
+import socket
 import sys
 import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from ..names import PHASE_ATTR, WORKER
 
 RETRIED = ("check_trial_is_updatable", "create_new_study", "create_new_trial", "get_all_studies", "get_all_trials",
            "get_best_trial", "get_n_trials", "get_study_directions", "get_study_id_from_name",
@@ -81,3 +89,97 @@ def with_retries(storage, *, patience: float = 120.0, say=lambda m: print(m, fil
         if method is not None:
             setattr(storage, name, wrap(method))
     return storage
+
+
+def make_storage(url: str, *, heartbeat_seconds: int = 30):
+    """An Optuna storage for ``url``, crash-safe where Optuna allows it.
+
+    SQL URLs (``sqlite:///...``, ``postgresql://...``) get a heartbeat: a
+    trial whose process died (``kill -9``, a lost machine) is failed after
+    ``2 * heartbeat_seconds`` without a beat and retried with the same
+    hyperparameters by the next worker that starts a trial. ``journal:PATH``
+    is Optuna's journal file storage (several processes on one file system;
+    no heartbeat, so a crashed trial stays RUNNING). Raises ValueError naming
+    the URL when it does not connect.
+    """
+    from optuna.storages import JournalStorage, RDBStorage
+
+    try:  # Optuna >= 4.9 renamed the callback; the old name warns and goes in 6.0
+        from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
+    except ImportError:  # pragma: no cover - older Optuna
+        from optuna.storages import RetryFailedTrialCallback as Retry
+    from optuna.storages.journal import JournalFileBackend
+
+    if url.startswith("journal:"):
+        path = Path(url[len("journal:"):].removeprefix("//")).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # Workers started together on a fresh database race to create its tables; the loser sees a
+    # unique-constraint error from the catalog (PostgreSQL) and simply tries again.
+    started, pause, waiting = time.monotonic(), 0.5, False
+    patience = storage_patience()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            storage = RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
+                                 heartbeat_stale_trial_callback=Retry(max_retry=3),
+                                 engine_kwargs={"pool_pre_ping": True})
+            return with_retries(storage, patience=max(patience, 120.0))  # a restart mid-study: wait, say so, go on
+        except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or a server that is down
+            text = str(exc)
+            if attempt < 5 and ("duplicate key" in text or "already exists" in text or "UniqueViolation" in text):
+                time.sleep(0.5 + attempt)
+                continue
+            if unreachable(exc) and time.monotonic() - started < patience:  # a server restarting: wait for it
+                if not waiting:
+                    first = text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__
+                    print(f"storage {url!r} unreachable ({first}); retrying with backoff for up to {patience:.0f} s "
+                          "(EARLYEXIT_STORAGE_PATIENCE)", file=sys.stderr, flush=True)
+                    waiting = True
+                time.sleep(pause)
+                pause = min(2 * pause, 8.0)
+                continue
+            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+            raise ValueError(f"storage {url!r} does not connect ({first}); check the URL, that the server runs, "
+                             "and the credentials.") from None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def fail_orphaned_trials(study: optuna.Study, *, max_retry: int = 3) -> list[int]:
+    """Fail the RUNNING trials that a process of this host started and that process is gone (``kill -9``),
+    and queue each again at once with the same hyperparameters (as Optuna's heartbeat retry does, up to
+    ``max_retry`` times per config). Trials of other hosts are left to the storage's heartbeat.
+
+    Returns the numbers of the trials failed. Called when a worker starts and again before it exits.
+    """
+    host, failed = socket.gethostname(), []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(t.user_attrs.get(WORKER, "")).rpartition(":")
+        if worker_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another worker got there first
+        failed.append(t.number)
+        history = [*t.system_attrs.get("retry_history", []), t.number]
+        if len(history) > max_retry:
+            continue
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params=t.params, distributions=t.distributions,
+            user_attrs={k: v for k, v in t.user_attrs.items() if k == PHASE_ATTR},
+            system_attrs={**t.system_attrs, "failed_trial": t.number, "retry_history": history}))
+    return failed
