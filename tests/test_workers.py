@@ -153,7 +153,7 @@ def test_four_workers_survive_kills_and_a_database_restart(tmp_path, postgres_se
     for f in logs:
         f.close()
     text = "".join((tmp_path / f"w{i}.log").read_text() for i in range(4))
-    assert codes == [0, 0, 0, 0], text[-3000:]
+    assert codes == [0, 0, 0, 0], text[-6000:]
     time.sleep(5)  # past the heartbeat's grace period: a killed worker's trial is stale now
     again = subprocess.run([sys.executable, "-m", "earlyexit", "run", str(spec), "--storage", url, "--no-progress",
                             "--threads", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=500)
@@ -163,7 +163,9 @@ def test_four_workers_survive_kills_and_a_database_restart(tmp_path, postgres_se
     assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) >= 12
     trained = [tuple(sorted(t.params.items())) for t in trials if t.state == TrialState.COMPLETE]
     assert len(trained) == len(set(trained))
-    assert len([t for t in trials if t.state == TrialState.FAIL]) <= kills
+    # Each kill costs at most its trial in progress, and an outage longer than the heartbeat's grace period (8 s
+    # against 4 here) at most the four trials in progress, which other workers fail as stale and queue again.
+    assert len([t for t in trials if t.state == TrialState.FAIL]) <= kills + 4
     assert text.count("unreachable") >= 1  # a worker met the outage, waited, and said so in one line
     print(f"postgres chaos: {kills} kills, 1 restart; outage lines: "
           f"{text.count('unreachable')} waited, {text.count('storage back')} back")
@@ -186,9 +188,19 @@ def test_a_storage_call_waits_for_the_database_and_says_so_once():
         def set_trial_user_attr(self, *args):
             raise ValueError("a bad request is not retried")
 
+        def get_all_trials(self, *args):
+            if Flaky.calls < 6:
+                Flaky.calls += 1
+                try:  # as Optuna's RDBStorage wraps it
+                    raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+                except OperationalError as exc:
+                    raise optuna.exceptions.StorageInternalError("an exception during the commit") from exc
+            return []
+
     said = []
     storage = with_retries(Flaky(), say=said.append)
     assert storage.get_trial(7) == 7 and Flaky.calls == 4
     assert len(said) == 2 and said[0].startswith("storage unreachable") and said[1].startswith("storage back")
     with pytest.raises(ValueError):
         storage.set_trial_user_attr(1, "k", "v")
+    assert storage.get_all_trials(0) == [] and Flaky.calls == 6  # through Optuna's wrapping too

@@ -43,6 +43,12 @@ class DuplicateTrial(Exception):
     grid point to two workers at once); the later trial is failed without training."""
 
 
+CAUGHT = (DuplicateTrial, optuna.exceptions.UpdateFinishedTrialError)
+"""What ends a trial without ending the worker: a duplicate grid point; and a trial another worker already failed
+as stale (its heartbeat could not be written while the database was down longer than the grace period; the
+heartbeat's callback has queued it again with the same hyperparameters)."""
+
+
 class Objective:
     """Optuna objective for one spec: train, probe, report the score, obey the pruner."""
 
@@ -213,6 +219,11 @@ def default_threads(n_jobs: int = 1) -> int:
     return max(1, (cores - min(busy, cores - 1)) // max(1, n_jobs))
 
 
+def _lost_while_away(exc: BaseException) -> bool:
+    """Whether ``exc`` is Optuna refusing to write on a trial another worker already failed (a stale heartbeat)."""
+    return isinstance(exc, optuna.exceptions.UpdateFinishedTrialError) or "Cannot tell a FAIL trial" in str(exc)
+
+
 def finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
@@ -258,11 +269,22 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
                    position=0)
         callbacks.append(lambda s, t: bar.update(1) if t.state in (TrialState.COMPLETE, TrialState.PRUNED) else None)
     try:
-        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, callbacks=callbacks, catch=(DuplicateTrial,))
+        while True:
+            try:
+                study.optimize(objective, n_trials=target - finished(study), n_jobs=n_jobs, callbacks=callbacks,
+                               catch=CAUGHT)
+                break
+            except Exception as exc:  # noqa: BLE001 - only a trial lost to a stale heartbeat is survived
+                if not _lost_while_away(exc) or finished(study) >= target:
+                    if _lost_while_away(exc):
+                        break
+                    raise
+                print("a trial of this worker was failed by another while the database was away (its heartbeat went "
+                      "stale) and is queued again; going on", file=sys.stderr, flush=True)
         # Before exiting: a worker of this host killed meanwhile leaves a RUNNING trial; retry it now.
         while fail_orphaned_trials(study) and finished(study) < target:
             study.optimize(objective, n_trials=target - finished(study), n_jobs=n_jobs, callbacks=callbacks,
-                           catch=(DuplicateTrial,))
+                           catch=CAUGHT)
     finally:
         if bar is not None:
             bar.close()
@@ -279,7 +301,7 @@ def _run_screen(study, spec, objective, target, n_jobs, show_progress) -> optuna
     step = spec.pruner.decision_steps[0]
     remaining = target - len(phase_trials("screen"))
     if remaining > 0:
-        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, catch=(DuplicateTrial,),
+        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, catch=CAUGHT,
                        show_progress_bar=show_progress)
     screened = phase_trials("screen")
     scored = []
@@ -301,6 +323,6 @@ def _run_screen(study, spec, objective, target, n_jobs, show_progress) -> optuna
                    if t.user_attrs.get(PHASE_ATTR) == "final"]
         if not waiting:
             break
-        study.optimize(objective, n_trials=len(waiting), n_jobs=min(n_jobs, len(waiting)), catch=(DuplicateTrial,),
+        study.optimize(objective, n_trials=len(waiting), n_jobs=min(n_jobs, len(waiting)), catch=CAUGHT,
                        show_progress_bar=show_progress)
     return study

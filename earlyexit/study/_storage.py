@@ -47,14 +47,20 @@ def storage_patience() -> float:
 
 
 def unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database cannot be reached now (not that the request was wrong)."""
+    """Whether ``exc`` (or what caused it: Optuna wraps SQLAlchemy's errors in ``StorageInternalError``) says the
+    database cannot be reached now, rather than that the request was wrong."""
     try:
         from sqlalchemy import exc as sa
     except ImportError:  # pragma: no cover - SQL storages need SQLAlchemy
         return False
-    if isinstance(exc, sa.DBAPIError) and getattr(exc, "connection_invalidated", False):
-        return True
-    return isinstance(exc, (sa.OperationalError, sa.InterfaceError))
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, sa.DBAPIError) and getattr(exc, "connection_invalidated", False):
+            return True
+        if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.PendingRollbackError)):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def with_retries(storage, *, patience: float = 120.0, say=lambda m: print(m, file=sys.stderr, flush=True)):
