@@ -57,7 +57,7 @@ class BenchCommand:
         from pathlib import Path
 
         from ..study import load_spec
-        from ..study._probe_costs import measure_probe_costs
+        from ..study import measure_probe_costs
         from ..sweeps import format_costs, write_probe_costs
 
         spec = load_spec(args.spec)

@@ -53,9 +53,8 @@ class FitCommand:
         p.add_argument("--json", action="store_true", help="print the cross-validation report as JSON")
 
     def _predictor(self, args) -> int:
-        from ..replay._halving import held_sets
-        from ..replay._lookahead import fit_predictor
-        from ..scoring._lookahead import PREDICTOR_FILE, save_predictor
+        from ..replay import fit_predictor, held_sets
+        from ..scoring import PREDICTOR_FILE, save_predictor
         from ..sweeps import find_sweeps, load
 
         sweeps = [load(p) for p in find_sweeps(args.sweeps)]
@@ -71,8 +70,7 @@ class FitCommand:
         return 0
 
     def _bound(self, args) -> int:
-        from ..replay._halving import held_sets
-        from ..replay._interval import fit_interval
+        from ..replay import fit_interval, held_sets
         from ..scoring import BOUND_FILE, save_bound
         from ..sweeps import find_sweeps, load
 
@@ -117,7 +115,7 @@ class FitCommand:
 
     @staticmethod
     def _transfer(sweeps, args, log) -> int:
-        from ..replay._transfer_rule import fit_transfer
+        from ..replay import fit_transfer
         from ..scoring import save_scorer
 
         scorer = fit_transfer(sweeps, progress=log, nested=args.default)

@@ -33,7 +33,7 @@ class ProbeCommand:
 
         from ..data import load_task
         from ..training import collate
-        from ..training._device import device_name, resolve_device, to_device
+        from ..training import device_name, resolve_device, to_device
         from ..models import load_model, load_tokenizer
         from ..probes import measure
 

@@ -90,15 +90,15 @@ class ReplayCommand:
     def _nested(args) -> int:
         from pathlib import Path
 
-        from ..replay._nested import compare
-        from ..replay._nested_report import format_nested, plot_nested
+        from ..replay import compare
+        from ..replay import format_nested, plot_nested
         from ..sweeps import find_sweeps, load
 
         if args.workers < 1 or args.jobs < 1 or args.draws < 1:
             raise CLIUsageError("--workers, --jobs and --draws must be at least 1.")
         if args.trials is not None and (len(args.trials) != 1 or args.trials[0] < 2):
             raise CLIUsageError("with --nested, --trials takes one study size of at least 2.")
-        from ..replay._nested import POLICIES
+        from ..replay import NESTED_POLICIES as POLICIES
 
         unknown = sorted(set(args.policies or ()) - set(POLICIES))
         if unknown:
@@ -117,8 +117,8 @@ class ReplayCommand:
     def _study_size(args) -> int:
         from pathlib import Path
 
-        from ..replay._nested import study_size
-        from ..replay._nested_report import format_study_size, plot_study_size
+        from ..replay import study_size
+        from ..replay import format_study_size, plot_study_size
         from ..sweeps import load
 
         if len(args.sweep) != 1 or not args.choices:
@@ -132,7 +132,7 @@ class ReplayCommand:
             raise CLIUsageError(f"--choices {args.choices}: not a readable JSON file ({exc}).") from None
         if "candidates" not in chosen_from:
             raise CLIUsageError(f"--choices {args.choices}: no 'candidates'; give the JSON of a --nested run.")
-        from ..replay._nested import POLICIES
+        from ..replay import NESTED_POLICIES as POLICIES
 
         result = study_size(load(args.sweep[0]), args.trials, chosen_from, tuple(args.policies or POLICIES),
                             orders=args.orders, workers=args.workers,

@@ -80,8 +80,8 @@ class RunCommand:
     @staticmethod
     def _workers(args, spec) -> int:
         from ..study import default_threads
-        from ..study._workers import check_shared_storage, device_list, run_workers
-        from ..training._device import resolve_device
+        from ..study import check_shared_storage, device_list, run_workers
+        from ..training import resolve_device
 
         devices = device_list(args.devices)
         for d in devices:

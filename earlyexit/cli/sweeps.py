@@ -48,7 +48,7 @@ class SweepsCommand:
             print(json.dumps(rows) if args.json else format_catalogue(rows, markdown=args.markdown))
             return 0
         if args.action == "report":
-            from ..sweeps._report import write_report
+            from ..sweeps import write_report
 
             out = write_report(load(args.path), args.output)
             print(f"wrote {out} and {out.with_name('correlations.png')}")

@@ -11,7 +11,14 @@ from ._replay import frontier, plot, replay, save_figures
 from ._simulate import Run, evaluate, runs_of
 from ._tables import format_replay
 from ._transfer import format_transfer, leave_one_task_out, plot_transfer
+from .._lazy import lazy_attributes
+
+_LAZY = {"held_sets": "_halving", "fit_interval": "_interval", "fit_predictor": "_lookahead", "fit_transfer":
+         "_transfer_rule", "compare": "_nested", "study_size": "_nested", "NESTED_POLICIES": "_nested",
+         "format_nested": "_nested_report", "plot_nested": "_nested_report", "format_study_size": "_nested_report",
+         "plot_study_size": "_nested_report"}
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = ["CHEAP_PROBES", "HeldOut", "Policy", "Run", "chosen_config", "evaluate", "fit_on_runs", "fit_sweeps", "frontier",
            "format_replay", "format_transfer", "leave_one_task_out", "plot", "plot_transfer", "policy_table", "pooled_runs", "replay", "runs_of", "save_figures",
-           "scorers_for", "study_groups", "surrogates_for"]
+           "scorers_for", "study_groups", "surrogates_for", *_LAZY]

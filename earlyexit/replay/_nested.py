@@ -84,6 +84,8 @@ twelve older sweeps, turned out to be: :data:`earlyexit.pruning.DEFAULT_RULE`)."
 POLICIES = ("default", "default_sync", "progress_match", "crude_rule", "halving_rungs", "prefix_accuracy",
             "hyperparameters", "interval", "interval_tasks", "lookahead", "lookahead_study", "median", "patient_median", "percentile",
             "successive_halving", "hyperband", "wilcoxon")
+NESTED_POLICIES = POLICIES
+"""The nested comparison's policies (``earlyexit replay --nested --policies``), by the name the package exports."""
 FITTED = ("hyperparameters",) + BOUND_POLICIES
 """Policies fitted on other tasks' sweeps: nested two levels deep, and only on whole sweeps (not with ``trials``)."""
 

@@ -8,7 +8,10 @@ from ._evidence import DevRecords, load_dev_records
 from ._format import FORMAT_VERSION, SweepFormatError, read_manifest
 from ._load import Sweep, load
 from ._seed_import import import_seed_results
+from .._lazy import lazy_attributes
+
+__getattr__ = lazy_attributes(__name__, {"write_report": "_report"})  # matplotlib only when a report is written
 
 __all__ = ["DevRecords", "FORMAT_VERSION", "PARTS", "PROBE_COSTS", "ProbeCosts", "Sweep", "SweepFormatError", "catalogue",
            "catalogue_row", "ceiling_summary", "find_sweeps", "format_catalogue", "format_costs",
-           "import_seed_results", "load", "load_dev_records", "read_manifest", "read_probe_costs", "seed_ceiling", "write_probe_costs"]
+           "import_seed_results", "load", "load_dev_records", "read_manifest", "read_probe_costs", "seed_ceiling", "write_probe_costs", "write_report"]

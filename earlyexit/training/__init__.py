@@ -8,9 +8,10 @@ from .._lazy import lazy_attributes
 from ._config import DEFAULT_PROBE_STEPS, HF_SCHEDULER_NAMES, SCHEDULES, TrainConfig
 
 _LAZY = {"Checkpoint": "_loop", "TrainResult": "_loop", "evaluate": "_loop", "probe_set": "_loop", "train": "_loop",
-         "Batcher": "_batches", "collate": "_batches"}
+         "Batcher": "_batches", "collate": "_batches", "device_name": "_device", "resolve_device": "_device",
+         "to_device": "_device"}
 
 __all__ = ["DEFAULT_PROBE_STEPS", "HF_SCHEDULER_NAMES", "SCHEDULES", "Batcher", "Checkpoint", "TrainConfig",
-           "TrainResult", "collate", "evaluate", "probe_set", "train"]
+           "TrainResult", "collate", "evaluate", "probe_set", "train", "device_name", "resolve_device", "to_device"]
 
 __getattr__ = lazy_attributes(__name__, _LAZY)
