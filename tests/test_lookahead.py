@@ -107,6 +107,7 @@ def test_the_pruner_decides_as_the_replayed_lookahead_in_a_real_optuna_study(mod
         replayed = live(held, LookaheadJudge(held, DEFAULT_RULE, gain, fallback=fallback, coverage=0.8, keep=1),
                         order, workers)
         shipped = live(held, OptunaJudge(held, lambda: LookaheadPruner(model, coverage=0.8, keep=1,
+                                                                       calibration="study+tasks",
                                                                        max_resource=BUDGET), order, attrs=True),
                        order, workers)
         assert shipped.kept == replayed.kept and shipped.compute_used == pytest.approx(replayed.compute_used)

@@ -35,13 +35,14 @@ class LookaheadPruner(ResolutionPruner):
     Args:
         predictor: the fitted predictor.
         coverage, keep, z: the look-ahead's settings (the nested comparison's choice).
-        calibration: ``"study+tasks"`` (the predictor's margins until the study has enough completed trials at
-            a step) or ``"study"`` (no look-ahead bound until then).
+        calibration: ``"study"`` (the default, what ``[pruner] lookahead = true`` runs: no look-ahead bound at a
+            step until the study has enough completed trials there) or ``"study+tasks"`` (the predictor's margins
+            until then).
         rule, max_resource, decision_steps, judge_at, dev_size, metric: as :class:`ResolutionPruner`.
     """
 
     def __init__(self, predictor, *, coverage: float = 0.8, keep: int = 1, z: float = 1.0,
-                 calibration: str = "study+tasks", rule: ResolutionRule | None = None, **settings):
+                 calibration: str = "study", rule: ResolutionRule | None = None, **settings):
         super().__init__(rule, **settings)
         if not 0 < coverage < 1 or keep < 1 or not z >= 0:
             raise ValueError(f"coverage must be in (0, 1), keep at least 1 and z at least 0, but got {coverage}, "
