@@ -94,7 +94,7 @@ def _number(x: Any) -> float | None:
         return None
     try:
         return float(x)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -171,7 +171,7 @@ def record(trial, step: int, value: float | None = None, *, predictions=None, la
     if preds is not None:
         attrs[at(DEV_PREDICTIONS_AT, step)] = encode_classes(preds)
     size = len(truth) if truth is not None else len(preds) if preds is not None else _number(dev_size)
-    if size is not None:
+    if size is not None and math.isfinite(size) and size >= 1:
         attrs[DEV_SIZE] = int(size)
     loss = _number(dev_loss)
     if dev_loss is not None and loss is None:
@@ -180,13 +180,13 @@ def record(trial, step: int, value: float | None = None, *, predictions=None, la
         attrs[at(DEV_LOSS_AT, step)] = loss if math.isfinite(loss) else str(loss)
     if max_steps is not None:
         budget_steps = _number(max_steps)
-        if budget_steps is None or budget_steps < 1:
+        if budget_steps is None or not math.isfinite(budget_steps) or budget_steps < 1:
             warn_once(f"max:{trial.number}", f"{where}: max_steps must be a positive integer; left out.")
         else:
             attrs[MAX_STEPS] = int(budget_steps)
     if warmup_steps is not None:
         w = _number(warmup_steps)
-        if w is None or w < 0:
+        if w is None or not math.isfinite(w) or w < 0:
             warn_once(f"warm:{trial.number}", f"{where}: warmup_steps must be a non-negative integer; left out.")
         else:
             attrs[WARMUP_STEPS] = int(w)
@@ -293,13 +293,13 @@ def reading(trial, step: int, labels: np.ndarray | None) -> Reading:
 def budget(trial, default: int | None = None) -> int | None:
     """The trial's own budget in steps (``earlyexit:max_steps``), else ``default``."""
     b = _number(trial.user_attrs.get(MAX_STEPS))
-    return int(b) if b is not None and b >= 1 else default
+    return int(b) if b is not None and math.isfinite(b) and b >= 1 else default
 
 
 def study_budget(study) -> int | None:
     """The study's budget in steps, where ``earlyexit run`` (or a user) set it."""
     b = _number(study.user_attrs.get(STUDY_BUDGET))
-    return int(b) if b is not None and b >= 1 else None
+    return int(b) if b is not None and math.isfinite(b) and b >= 1 else None
 
 
 def dev_size(trial, labels: np.ndarray | None) -> int | None:
@@ -307,7 +307,7 @@ def dev_size(trial, labels: np.ndarray | None) -> int | None:
     if labels is not None:
         return len(labels)
     n = _number(trial.user_attrs.get(DEV_SIZE))
-    return int(n) if n is not None and n >= 3 else None
+    return int(n) if n is not None and math.isfinite(n) and n >= 3 else None
 
 
 def warmup_steps(max_steps: int, warmup_ratio: float) -> int:

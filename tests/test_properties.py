@@ -4,7 +4,7 @@ import shutil
 import string
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from earlyexit.study import SpecError, load_spec, parse_spec
@@ -94,6 +94,8 @@ _PREDS = st.one_of(st.none(), st.lists(st.integers(-2, 40), max_size=12), st.tex
 
 
 @settings(max_examples=400, deadline=None)
+@example(reports=[(0, 0.0, None, None, float("nan"))])  # found by a CI run: max_steps=nan
+@example(reports=[(0, 0.0, None, float("inf"), None)])  # warmup_steps=inf
 @given(reports=st.lists(st.tuples(st.one_of(st.integers(-3, 200), st.floats(allow_nan=True), st.text(max_size=3)),
                                    _ANY_VALUE, _PREDS, _ANY_VALUE, _ANY_VALUE), min_size=1, max_size=6))
 def test_any_report_from_a_users_objective_is_recorded_or_skipped_never_raised(reports):
