@@ -299,10 +299,6 @@ class _Schedule:
         """The first step at the schedule's peak learning rate: the warmup's length in steps."""
         return max(range(len(self.multipliers)), key=lambda t: self.multipliers[t])
 
-    def warming_up(self, step: int) -> bool:
-        """Whether the learning rate at ``step`` is still below its peak, before the peak."""
-        return int(step) < self.peak
-
     def at(self, step: int) -> dict[str, float]:
         d = min(max(int(step), 0), len(self.multipliers))
         out = {"lr_progress": self.cumulative[d] / self.total if self.total > 0 else 1.0,

@@ -13,7 +13,7 @@ from earlyexit.sweeps import SweepFormatError, load
 from synthetic_sweep import write_synthetic_sweep
 
 CASES = {"tried": 0}
-"""Generated cases run in this session (conftest prints the count at the end of the run)."""
+"""Generated cases run by this test run (conftest prints the count at the end)."""
 
 
 def _count():
