@@ -35,7 +35,7 @@ from ..pruning._resolution import Reading, ResolutionRule, warming_up
 from ..sweeps import Sweep, load_dev_records
 from ..protocol import encode_classes, record, warmup_steps
 from ..sweeps._report import constant_accuracy
-from ._simulate import Compute, Outcome, Run, dev_metric_at, runs_of, screen, sweep_context
+from ._simulate import Compute, Outcome, Run, dev_metric_at, run_budget, runs_of, screen, sweep_context
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ class HeldSet:
     Attributes:
         sweep: the sweep's name; task: its task; metric: its metric; seed: the training seed.
         runs: the seed's runs.
-        budget: training steps of a full run.
+        budget: training steps of a full run; budgets: ``run_id -> its own budget`` where runs differ (a searched
+            batch size), else empty; :meth:`budget_of` reads both.
         n_dev: dev examples; labels: their class ids (format 3) or None.
         predictions: ``(run_id, step) -> predicted class ids`` (format 3; empty before).
         test: ``run_id -> final test metric`` (format 3 sweeps of data with a test split; empty otherwise).
@@ -73,11 +74,21 @@ class HeldSet:
     peak_lr: dict = field(default_factory=dict)
     classes: int = 2
     constant: float = math.nan
+    budgets: dict = field(default_factory=dict)
+
+    def budget_of(self, run: Run) -> int:
+        """``run``'s own budget in steps."""
+        return self.budgets.get(run.run_id, self.budget)
+
+    @property
+    def longest(self) -> int:
+        """The longest run's budget."""
+        return max([self.budget, *self.budgets.values()])
 
     def reading(self, run: Run, step: int, *, paired: bool = True) -> Reading:
         value = run.signature[step].get("dev_metric", math.nan)
         preds = self.predictions.get((run.run_id, step)) if paired else None
-        return Reading(value, preds, warming_up(step, self.budget, self.warmup.get(run.run_id, 0.0)),
+        return Reading(value, preds, warming_up(step, self.budget_of(run), self.warmup.get(run.run_id, 0.0)),
                        float(run.signature[step].get("lr_progress", math.nan)))
 
     def readings(self, *, fitting: bool = False):
@@ -87,7 +98,7 @@ class HeldSet:
             if fitting and (run.diverged or not math.isfinite(run.final)):
                 continue
             for step, sig in sorted(run.signature.items()):
-                if 0 < step < self.budget:
+                if 0 < step < self.budget_of(run):
                     yield run, step, sig
 
     def subsample(self, n: int, draw: int) -> HeldSet:
@@ -113,13 +124,16 @@ def held_sets(sweep: Sweep) -> list[HeldSet]:
                 else 0.0 if sweep.metric == "mcc" else math.nan)
     n_dev = int(sweep.manifest.get("dev_examples") or 0) or _dev_size_guess(sweep)
     steps = tuple(sorted(set(int(s) for s in sweep.probe_steps)))
+    own = {r.run_id: run_budget(sweep, r.params, budget, r.run_id) for r in runs}
+    budgets = {rid: b for rid, b in own.items() if b != budget}
     out = []
     for seed in sorted({r.seed for r in runs}):
         out.append(HeldSet(sweep.name, str(sweep.manifest.get("task")), sweep.metric, seed,
                            tuple(r for r in runs if r.seed == seed), budget, n_dev,
                            None if records is None else records.labels,
                            {} if records is None else records.predictions, test, sweep.probe_costs, warm, steps,
-                           peak, classes, constant))
+                           peak, classes, constant, {rid: b for rid, b in budgets.items()
+                                                     if any(r.run_id == rid and r.seed == seed for r in runs)}))
     return out
 
 
@@ -289,7 +303,7 @@ class OptunaJudge(Judge):
         own = getattr(self.pruner, "decision_steps", None)  # a pruner that decides only at its rungs
         if own is not None and self.attrs:
             return tuple(s for s in own if s in held.logged_steps)
-        return tuple(s for s in held.logged_steps if s < held.budget)
+        return tuple(s for s in held.logged_steps if s < held.longest)
 
     def start(self, index, run):
         self.trials[index] = trial = self.study.ask()
@@ -302,9 +316,10 @@ class OptunaJudge(Judge):
         value = run.signature[step].get("dev_metric", math.nan)
         if self.attrs:  # what the study runner records (earlyexit.protocol), from the sweep's log
             reading = self.held.reading(run, step)
+            own = self.held.budget_of(run)
             record(trial, step, value, predictions=reading.predictions, dev_loss=run.signature[step].get("dev_loss"),
-                   lr_progress=reading.progress, max_steps=self.held.budget,
-                   warmup_steps=warmup_steps(self.held.budget, self.held.warmup.get(run.run_id, 0.0)))
+                   lr_progress=reading.progress, max_steps=own,
+                   warmup_steps=warmup_steps(own, self.held.warmup.get(run.run_id, 0.0)))
         trial.report(value if math.isfinite(value) else float("nan"), step)
         return trial.should_prune()
 

@@ -70,6 +70,20 @@ def sweep_context(sweep: Sweep) -> tuple[int, int, dict]:
     return budget, classes, fixed
 
 
+def run_budget(sweep: Sweep, params: dict, budget: int, run_id: str | None = None) -> int:
+    """A run's own budget in steps: the manifest's ``run_budgets`` entry where the sweep recorded one, else the
+    sweep's ``budget`` unless the run's searched batch size changes it (an epoch budget of ``max_epochs`` over the
+    manifest's ``train_examples``, as :meth:`TrainConfig.budget_steps`)."""
+    m = sweep.manifest
+    if run_id is not None and run_id in (m.get("run_budgets") or {}):
+        return int(m["run_budgets"][run_id])
+    epochs, examples = m.get("protocol", {}).get("max_epochs"), m.get("train_examples")
+    size = params.get("batch_size")
+    if not (epochs and examples and size) or not math.isfinite(float(size)):
+        return budget
+    return max(1, math.ceil(float(epochs) * -(-int(examples) // int(size)) - 1e-9))
+
+
 def context_at(step: int, params: dict, budget: int, classes: int, fixed: dict) -> dict:
     """The free names of :data:`earlyexit.names.CONTEXT_NAMES` for a run with ``params`` at ``step``."""
     merged = {**fixed, **{k: v for k, v in params.items() if k in fixed}}
@@ -84,6 +98,7 @@ def runs_of(sweep: Sweep) -> list[Run]:
     out = []
     for _, r in sweep.runs.iterrows():
         rows = cps[cps["run_id"] == r["run_id"]].sort_values("step")
+        own = run_budget(sweep, {p: r[p] for p in params}, budget, r["run_id"])
         if sweep.probe_steps:  # a version-2 sweep's final row is the final evaluation (free), not a checkpoint
             rows = rows[rows["step"].isin(sweep.probe_steps)]
         signature, compute = {}, {}
@@ -92,7 +107,7 @@ def runs_of(sweep: Sweep) -> list[Run]:
             values["dev_accuracy"] = float(c["dev_accuracy"])
             values["dev_metric"] = float(c["dev_metric"])
             values["dev_loss"] = float(c["dev_loss"])
-            values.update(context_at(int(c["step"]), {p: r[p] for p in params}, budget, classes, fixed))
+            values.update(context_at(int(c["step"]), {p: r[p] for p in params}, own, classes, fixed))
             signature[int(c["step"])] = values
             compute[int(c["step"])] = float(c["compute_steps"])
         out.append(Run(r["run_id"], r["config_id"], int(r["seed"]), float(r["final_metric"]), int(r["steps"]),

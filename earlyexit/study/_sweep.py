@@ -78,6 +78,9 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -
     import transformers
 
     train_config = spec.train if task is None else spec.train.with_budget(len(task.train))
+    own = {} if task is None else {r.run_id: spec.config_for(r.params).with_budget(len(task.train)).max_steps
+                                   for r in runs}
+    longest = max([train_config.max_steps, *own.values()])
     searched = sorted({k for r in runs for k in r.params})
     protocol = {k: v for k, v in dataclasses.asdict(train_config).items() if k not in searched and k != "extra"}
     data = {}
@@ -88,6 +91,8 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -
                 "train_examples": len(task.train), "dev_examples": len(task.dev),
                 "test_examples": len(task.test), "budget_steps": train_config.max_steps,
                 "dev_labels": encode_classes(r[2] for r in task.dev)}
+        if set(own.values()) != {train_config.max_steps}:  # a searched batch size: each run has its own budget
+            data["run_budgets"] = own
     return {
         "name": spec.name,
         "task": spec.train.task,
@@ -100,7 +105,7 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -
         "grid": {k: list(v) for k, v in spec.grid.items()},
         "search": {k: dataclasses.asdict(d) for k, d in spec.search.items()},
         "runs": len(runs),
-        "probe_steps": [s for s in train_config.probe_steps if s <= train_config.max_steps],
+        "probe_steps": [s for s in train_config.probe_steps if s <= longest],
         "probe_names": list(spec.train.probe_names),
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "cpus": _cpus(), "torch_threads": torch.get_num_threads(),
@@ -148,9 +153,12 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
     task = load_task(spec.train.source)  # bad data fails here, before anything is written
     check_metric(spec.train.metric, task.num_labels)
     budget = spec.train.with_budget(len(task.train))
-    past = budget.probe_steps_past_budget()
+    # A searched batch size gives each run its own budget: only steps past the longest are never reached.
+    longest = max((spec.config_for(r.params).with_budget(len(task.train)) for r in runs), default=budget,
+                  key=lambda c: c.max_steps)
+    past = longest.probe_steps_past_budget()
     if past:
-        log(f"note: probe steps {list(past)} lie past the budget of {budget.max_steps} steps and are dropped; "
+        log(f"note: probe steps {list(past)} lie past the budget of {longest.max_steps} steps and are dropped; "
             "the final step is logged as a checkpoint")
     version = FORMAT_VERSION
     with folder_lock(folder):
