@@ -137,6 +137,8 @@ class ProbeCallback(TrainerCallback):
         self._warm = WarmStart()
         self._awaiting_eval: int | None = None
         self._schedule: _Schedule | None = None  # set from the Trainer's scheduler at train begin
+        self._pruned: str | None = None  # DDP: rank 0's reason, raised at train end
+        self._backend = None
 
     @property
     def steps(self) -> frozenset[int]:
@@ -180,7 +182,7 @@ class ProbeCallback(TrainerCallback):
                 self.history.setdefault(step, {})[name] = float(metrics[key])
         if self._awaiting_eval == step:
             self._awaiting_eval = None
-            self._report(step)
+            self._report(step, control)
 
     # -- the work -----------------------------------------------------------
     def _reads_dev(self, step: int) -> bool:
@@ -216,18 +218,20 @@ class ProbeCallback(TrainerCallback):
                 return
             if self.trainer is not None:
                 self.trainer.evaluate()  # step 0: before training, so no Trainer step would evaluate here
-        self._report(step)
+        self._report(step, control)
 
-    def _report(self, step: int) -> None:
+    def _report(self, step: int, control: TrainerControl) -> None:
         if self.decision_steps is not None and step not in self.decision_steps:
             return
         trial = self.trial if self.trial is not None else getattr(self.trainer, "_trial", None)
+        if _rank() > 0:  # another rank of a DDP run: rank 0 decides, this rank follows (same step on every rank)
+            if trial is not None or getattr(self.trainer, "hp_search_backend", None) is not None:
+                self._conclude(step, control, _shared(None), None)
+            return
         if trial is None or not hasattr(trial, "report"):
             return
-        import optuna
-
         if self.rule is not None:
-            self._report_dev(trial, step)
+            self._report_dev(trial, step, control)
             return
         values = self.history.get(step, {})
         context = self._schedule.at(step) if self._schedule is not None else {}
@@ -246,25 +250,75 @@ class ProbeCallback(TrainerCallback):
         reported = score if getattr(self.scorer, "predicts_metric", True) else self.history[step].get(
             "dev_metric", self.history[step].get("dev_accuracy", math.nan))
         trial.report(reported if math.isfinite(reported) else float("nan"), step)
-        if trial.should_prune():
+        prune = trial.should_prune()
+        decision = (prune, f"pruned at step {step} by the probe score {score:.4g}" if prune else "", reported)
+        if prune:
             trial.set_user_attr(PRUNED_REASON, f"geometric pruner at step {step}")
-            raise optuna.TrialPruned(f"pruned at step {step} by the probe score {score:.4g}")
+        self._conclude(step, control, _shared(decision), trial)
 
-
-    def _report_dev(self, trial, step: int) -> None:
+    def _report_dev(self, trial, step: int, control: TrainerControl) -> None:
         """The default path: the dev metric, whether the trial still warms up, and the dev size; then the pruner."""
-        import optuna
-
         dev = self.history.get(step, {}).get("dev_metric", self.history.get(step, {}).get("dev_accuracy", math.nan))
         schedule = self._schedule
         record(trial, step, dev, dev_size=_dev_size(self.trainer), max_steps=self._max_steps,
                warmup_steps=schedule.peak if schedule is not None else None,
                lr_progress=schedule.at(step)["lr_progress"] if schedule is not None else None)
         trial.report(float(dev) if math.isfinite(dev) else float("nan"), step)
-        if trial.should_prune():
-            reason = pruned_reason(trial, f"resolution rule at step {step}")
+        prune = trial.should_prune()
+        reason = pruned_reason(trial, f"resolution rule at step {step}") if prune else ""
+        if prune:
             trial.set_user_attr(PRUNED_REASON, reason)
+        self._conclude(step, control, _shared((prune, reason, float(dev))), trial)
+
+    def _conclude(self, step: int, control: TrainerControl, decision, trial) -> None:
+        """Act on rank 0's decision ``(prune, reason, value)``. In one process: raise ``TrialPruned`` now. Under
+        DDP every rank stops training at this step and rank 0 raises at the end of training, after the collective
+        calls that end a Trainer run (raising on rank 0 alone, mid-run, would leave the other ranks waiting)."""
+        import optuna
+
+        prune, reason, value = decision
+        if not prune:
+            return
+        if _world_size() == 1:
             raise optuna.TrialPruned(reason)
+        control.should_training_stop = True
+        self._pruned = reason
+        if self.trainer is not None:
+            # Without an objective, transformers evaluates once more after training on every rank; and the
+            # Trainer's own report after this evaluation would ask the pruner again on rank 0 alone and raise.
+            self.trainer.objective = value
+            self._backend, self.trainer.hp_search_backend = self.trainer.hp_search_backend, None
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> None:
+        reason, self._pruned = self._pruned, None
+        if reason is None:
+            return
+        if self.trainer is not None:
+            self.trainer.hp_search_backend = self._backend
+        if _rank() == 0:
+            import optuna
+
+            raise optuna.TrialPruned(reason)
+
+
+def _world_size() -> int:
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _shared(decision):
+    """Rank 0's ``decision`` on every rank of a DDP run (``decision`` as given in one process)."""
+    if _world_size() == 1:
+        return decision
+    box = [decision]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _dev_size(trainer) -> int | None:
