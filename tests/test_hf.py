@@ -172,3 +172,36 @@ def test_the_trainer_path_prunes_with_the_shipped_rule_and_no_scorer(tmp_path):
         assert t.user_attrs["earlyexit:dev_size"] == 64
     for t in pruned:
         assert t.last_step in rungs and "ahead by > 1 SE" in t.user_attrs["pruned_reason"]
+
+
+def test_transformers_default_space_judges_each_trial_at_the_rungs_of_its_own_budget(tmp_path):
+    """No hp_space: transformers' default Optuna space searches epochs (1-5) and batch size (4-64), so trials run
+    from 1 to 80 steps here; each is judged only at the rule's rungs of its own budget, and the reason says so."""
+    from earlyexit.names import MAX_STEPS
+    from earlyexit.pruning import DEFAULT_RULE, ResolutionPruner
+
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", save_strategy="no", logging_steps=100,
+                             use_cpu=True, disable_tqdm=True, warmup_steps=0)
+    trainer = Trainer(model_init=lambda trial=None: load_model("earlyexit:tiny-bert", 2, seed=0), args=args,
+                      train_dataset=Rows(EASY * 8), eval_dataset=Rows(EASY * 8),
+                      data_collator=DataCollatorWithPadding(TOK), compute_metrics=_accuracy)
+    ProbeCallback.attach(trainer)
+    storage = f"sqlite:///{tmp_path}/hp.db"
+    study = optuna.create_study(study_name="hp", storage=storage, direction="maximize")
+    # A learner with a long budget first (its learning rate above the default range: enqueued values are used as
+    # given), then trials of other budgets that stay at chance.
+    for lr, epochs, batch in ((3e-3, 5, 4), (1e-6, 2, 8), (1e-6, 5, 16), (1e-6, 4, 4)):
+        study.enqueue_trial({"learning_rate": lr, "num_train_epochs": epochs, "seed": 1,
+                             "per_device_train_batch_size": batch})
+    trainer.hyperparameter_search(backend="optuna", direction="maximize", n_trials=4, storage=storage,
+                                  study_name="hp", load_if_exists=True, pruner=ResolutionPruner(),
+                                  compute_objective=lambda metrics: metrics["eval_accuracy"])
+    study = optuna.load_study(study_name="hp", storage=storage)
+    budgets = [t.user_attrs[MAX_STEPS] for t in study.trials]
+    assert budgets == [80, 16, 20, 64]  # epochs x ceil(64 / batch size)
+    for t, own in zip(study.trials, budgets):
+        assert set(t.intermediate_values) <= set(DEFAULT_RULE.rung_steps(own))
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "a trial at chance behind a learner is pruned"
+    for t in pruned:
+        assert f"of its {t.user_attrs[MAX_STEPS]}-step budget" in t.user_attrs["pruned_reason"]
