@@ -166,7 +166,8 @@ def test_settings_are_checked():
 
 
 def test_trials_of_different_budgets_meet_at_the_same_fraction_of_their_own():
-    study, _ = _synthetic_study(ResolutionPruner(), n_trials=30, budgets=(200, 600), every=10, seed=2)
+    study, _ = _synthetic_study(ResolutionPruner(judge_at="fraction"), n_trials=30, budgets=(200, 600), every=10,
+                                seed=2)
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned
     for t in pruned:
@@ -176,8 +177,8 @@ def test_trials_of_different_budgets_meet_at_the_same_fraction_of_their_own():
         assert fraction in DEFAULT_RULE.rungs
         assert protocol.rung_step(t.intermediate_values, fraction, own) == step
         assert f"of its {own}-step budget" in t.system_attrs[protocol.REASON_ATTR]
-    # Judged at equal step numbers instead, the rivals are whoever reported at that step number: still only at
-    # the trial's own rungs.
+    # Judged at equal step numbers (the default), the rivals are whoever reported at that step number: still only
+    # at the trial's own rungs.
     by_step, _ = _synthetic_study(ResolutionPruner(judge_at="step"), n_trials=30, budgets=(200, 600), seed=2)
     for t in by_step.trials:
         if t.state == optuna.trial.TrialState.PRUNED:

@@ -55,6 +55,7 @@ def postgres_server(tmp_path_factory):
                              autocommit=True) as conn:
             conn.execute("CREATE DATABASE earlyexit")
             conn.execute("CREATE DATABASE chaos")
+            conn.execute("CREATE DATABASE ledger")
 
         def restart(down_seconds: float) -> None:
             subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "stop"], check=True,
@@ -204,3 +205,53 @@ def test_a_storage_call_waits_for_the_database_and_says_so_once():
     with pytest.raises(ValueError):
         storage.set_trial_user_attr(1, "k", "v")
     assert storage.get_all_trials(0) == [] and Flaky.calls == 6  # through Optuna's wrapping too
+
+
+LEDGER_SPEC = tiny_spec("ledger", grid={"learning_rate": [3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]}, max_steps=120,
+                        steps=[0, 10, 40], study={"heartbeat_seconds": 2})
+
+
+def test_three_machines_log_one_sweep_through_postgresql(tmp_path, postgres_server):
+    """`earlyexit sweep --storage postgresql://...`: three workers, each with its own folder (as on three machines
+    that share no file system), one of them killed with kill -9 mid-run and restarted. Every run is trained to the
+    end once, the killed worker's run is taken over, and every folder ends with the whole sweep."""
+    from earlyexit.study._ledger import ROWS_ATTR, RUN_ID_ATTR
+    from earlyexit.sweeps import load
+
+    url = postgres_server[0].rsplit("/", 1)[0] + "/ledger"
+    spec = tmp_path / "ledger.toml"
+    spec.write_text(LEDGER_SPEC)
+    logs = [open(tmp_path / f"m{i}.log", "a") for i in range(3)]
+
+    def start(i):
+        return subprocess.Popen([sys.executable, "-m", "earlyexit", "sweep", str(spec), "--storage", url,
+                                 "--out", str(tmp_path / f"machine{i}"), "--threads", "1"], cwd=tmp_path,
+                                stdout=logs[i], stderr=subprocess.STDOUT, text=True)
+
+    workers = [start(0)]
+    time.sleep(4.0)  # the first worker seeds the ledger; the others join it
+    workers += [start(1), start(2)]
+    deadline = time.monotonic() + 120
+    while "step 30/120" not in (tmp_path / "m0.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers[0].kill()  # mid-run
+    workers[0].wait()
+    workers[0] = start(0)
+    codes = [w.wait(timeout=400) for w in workers]
+    for f in logs:
+        f.close()
+    text = "".join((tmp_path / f"m{i}.log").read_text() for i in range(3))
+    assert codes == [0, 0, 0], text[-6000:]
+    trials = optuna.load_study(study_name="sweep:ledger", storage=url).trials
+    done = [t.user_attrs[RUN_ID_ATTR] for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(done) == [f"r{i:03d}" for i in range(6)]  # each run trained to the end once
+    assert all(ROWS_ATTR in t.user_attrs for t in trials if t.state == TrialState.COMPLETE)
+    assert [t for t in trials if t.state == TrialState.FAIL], "the killed worker's run was failed as stale"
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    finals = None
+    for i in range(3):
+        sweep = load(tmp_path / f"machine{i}", require_complete=True)
+        got = dict(zip(sweep.runs["run_id"], sweep.runs["final_accuracy"]))
+        assert finals is None or got == finals  # the same sweep in every folder
+        finals = got
+    assert len(finals) == 6

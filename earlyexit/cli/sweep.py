@@ -19,6 +19,9 @@ class SweepCommand:
         p.add_argument("--threads", type=int, default=None,
                        help="torch threads (default: torch's); two 1-thread sweeps outrun one 2-thread sweep on 2 cores")
         p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: the spec's)")
+        p.add_argument("--storage", default=None,
+                       help="claim runs through this study storage (postgresql://..., sqlite:///..., journal:PATH) "
+                            "so that workers on several machines log one sweep; each writes every run to its --out")
 
     def take_action(self, args) -> int:
         from pathlib import Path
@@ -41,6 +44,13 @@ class SweepCommand:
                 print(run.run_id, run.config_id, run.params)
             return 0
         folder = Path(args.out) if args.out else Path(args.spec).parent / spec.name
+        if args.storage is not None:
+            from ..study import make_storage
+
+            try:  # a bad URL fails here, in one line, before anything is trained
+                make_storage(args.storage, heartbeat_seconds=spec.heartbeat_seconds)
+            except ValueError as exc:
+                raise CLIUsageError(str(exc)) from None
         run_sweep(spec, folder, limit=args.limit, command="earlyexit " + " ".join(sys.argv[1:]),
-                  log=lambda m: print(m, flush=True))
+                  log=lambda m: print(m, flush=True), storage=args.storage)
         return 0

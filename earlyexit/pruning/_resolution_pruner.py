@@ -19,7 +19,7 @@ from ._bound import bound_prunes
 from ._default import DEFAULT_RULE
 from ._resolution import ResolutionRule
 
-JUDGE_AT = ("fraction", "step")
+JUDGE_AT = ("step", "fraction")
 
 
 class ResolutionPruner(BasePruner):
@@ -35,10 +35,13 @@ class ResolutionPruner(BasePruner):
     reports at or past each rung (5%, 10%, 25% and 50% of the budget by default), and nowhere else. The budget
     is the trial's own ``max_steps`` where it reported one (:func:`earlyexit.report`), else ``max_resource``,
     else the study's ``earlyexit:budget_steps`` (``earlyexit run`` sets it). With no budget known it decides
-    nothing and says so once. It is compared there with every other trial at the same rung of *its* own
-    budget (``judge_at="fraction"``: trials of different lengths meet at the same share of their schedules),
-    or with the trials that reported at the same step number (``judge_at="step"``); with one budget and one
-    reporting cadence for all, the two are the same. ``decision_steps`` instead fixes the steps outright.
+    nothing and says so once. It is compared there with the trials that reported at the same step number, or
+    their latest reading before it (``judge_at="step"``, the default; trials whose budgets ended before that
+    step are left out), or with every other trial at the same rung of *its* own budget
+    (``judge_at="fraction"``: trials of different lengths meet at the same share of their schedules); with one
+    budget and one reporting cadence for all, the two are the same. Where budgets differ (a searched batch size)
+    the replay measured same-step judging to lose less (``benchmarks/judge_at.py``; ``docs/protocol.md``).
+    ``decision_steps`` instead fixes the steps outright.
 
     What it reads from each trial (:mod:`earlyexit.protocol`, written by :func:`earlyexit.report`, the study
     runner, the Trainer callback and the replay): the dev metric at the step (``dev_metric@{step}``, else the
@@ -51,7 +54,7 @@ class ResolutionPruner(BasePruner):
         rule: the rule (rungs, keep, z, eta, pace); default the shipped one.
         max_resource: the budget in steps of a trial that does not report its own (Optuna's name).
         decision_steps: the steps at which to decide, for every trial (instead of rungs on budgets).
-        judge_at: ``"fraction"`` (default) or ``"step"``: which readings of the other trials a trial meets.
+        judge_at: ``"step"`` (default) or ``"fraction"``: which readings of the other trials a trial meets.
         dev_size: dev examples, for the approximation where a trial has no per-example record.
         metric: the study's metric (``accuracy``, ``mcc``, ...); default: the study's ``earlyexit:metric``
             attribute, else accuracy.
@@ -66,7 +69,7 @@ class ResolutionPruner(BasePruner):
     """
 
     def __init__(self, rule: ResolutionRule | None = None, *, max_resource: int | None = None,
-                 decision_steps: Iterable[int] | None = None, judge_at: str = "fraction",
+                 decision_steps: Iterable[int] | None = None, judge_at: str = "step",
                  dev_size: int | None = None, metric: str | None = None, bound=None, coverage: float = 0.8,
                  bound_keep: int = 1):
         steps = None if decision_steps is None else tuple(sorted(set(int(s) for s in decision_steps)))
@@ -129,8 +132,13 @@ class ResolutionPruner(BasePruner):
         rivals = []
         for t in others:
             if self.judge_at == "step":
-                if step in t.intermediate_values:
-                    rivals.append((t, step))
+                # Its reading at this step, else its latest before it (a trial reporting only at its own rungs,
+                # as the Trainer callback does, rarely reports at another's rung steps); not a trial whose
+                # budget ended before this step.
+                theirs = protocol.budget(t, default)
+                earlier = [s for s in t.intermediate_values if s <= step]
+                if earlier and (theirs is None or theirs > step):
+                    rivals.append((t, max(earlier)))
                 continue
             theirs = protocol.budget(t, default)
             s = protocol.rung_step(t.intermediate_values, fraction, theirs) if theirs else None

@@ -136,14 +136,16 @@ def _cpus() -> int:
 
 
 def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, command: str | None = None,
-              log: Callable[[str], None] = print) -> int:
+              log: Callable[[str], None] = print, storage: str | None = None) -> int:
     """Train the sweep's runs that are not logged yet, logging each as it finishes.
 
     Returns the number of runs trained now by this process. A killed sweep
     loses at most the run in progress: its partial rows are dropped on the
     next start. Several processes may work on one folder at once (two
     1-thread workers use 2 cores best): each claims a run before training it
-    (see ``_claims``), so no run is trained twice.
+    (see ``_claims``), so no run is trained twice. With ``storage`` (a study storage URL such as
+    ``postgresql://...``) the runs are claimed through that storage instead, so that workers on machines that
+    share no folder log one sweep; each writes every finished run into its own ``folder`` (see ``_ledger``).
     """
     import torch
 
@@ -182,10 +184,12 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
         done = done_run_ids(folder)
     if dropped:
         log(f"dropped {dropped} checkpoint rows of a run that was cut off")
+    param_names = sorted({k for r in runs for k in r.params})
+    if storage is not None:
+        return _run_on_ledger(spec, runs, folder, task, param_names, log, version, storage, limit)
     todo = [r for r in runs if r.run_id not in done]
     log(f"{spec.name}: {len(done)} of {len(runs)} runs logged, {len(todo)} left"
         + (f", training at most {limit} now" if limit is not None else "") + f" -> {folder}")
-    param_names = sorted({k for r in runs for k in r.params})
     trained = 0
     for run in todo:
         if limit is not None and trained >= limit:
@@ -203,7 +207,23 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
 
 def _train_and_log(spec: StudySpec, run: PlannedRun, folder: Path, task, param_names: list[str],
                    log: Callable[[str], None], version: int = FORMAT_VERSION) -> None:
-    """Train one run to completion and append its rows (checkpoints first, then the run row).
+    """Train one run to completion and append its rows (checkpoints first, then the run row)."""
+    rows = _train_rows(spec, run, task, log, version)
+    with folder_lock(folder):
+        _append(folder, rows, param_names, spec, version)
+        logged = len(done_run_ids(folder))
+    log(f"[{logged} logged] {rows['message']}")
+
+
+def _append(folder: Path, rows: dict, param_names: list[str], spec: StudySpec, version: int) -> None:
+    """Append one run's rows (the caller holds the folder's lock)."""
+    append_run(folder, rows["run"], rows["checkpoints"], param_names=param_names,
+               probe_names=list(spec.train.probe_names), version=version, prediction_rows=rows["predictions"])
+
+
+def _train_rows(spec: StudySpec, run: PlannedRun, task, log: Callable[[str], None],
+                version: int = FORMAT_VERSION) -> dict:
+    """Train one run to completion: its rows (``run``, ``checkpoints``, ``predictions``) and a ``message``.
 
     A version-1 sweep (resumed by this earlyexit) keeps its probe steps only: no final row. From
     version 3 each dev evaluation's predictions are logged, and the final model is evaluated once on
@@ -238,12 +258,41 @@ def _train_and_log(spec: StudySpec, run: PlannedRun, folder: Path, task, param_n
                "final_loss": result.final_loss, "steps": result.steps,
                "final_test_accuracy": result.final_test_accuracy, "final_test_metric": result.final_test_metric,
                "compute_steps": result.compute_steps, "train_step_seconds": step_s, "wall_seconds": wall}
-    with folder_lock(folder):
-        append_run(folder, run_row, cp_rows, param_names=param_names, probe_names=list(config.probe_names),
-                   version=version, prediction_rows=prediction_rows)
-        logged = len(done_run_ids(folder))
-    log(f"[{logged} logged] {run.run_id} {run.params} -> {result.status}, "
-        f"final accuracy {result.final_accuracy:.4f}"
-        + (f", {config.metric} {result.final_metric:.4f}" if config.metric != "accuracy" else "")
-        + (f", test {config.metric} {result.final_test_metric:.4f}" if result.final_test_metric == result.final_test_metric else "")
-        + f", {result.steps} steps, {wall / 60:.1f} min")
+    message = (f"{run.run_id} {run.params} -> {result.status}, final accuracy {result.final_accuracy:.4f}"
+               + (f", {config.metric} {result.final_metric:.4f}" if config.metric != "accuracy" else "")
+               + (f", test {config.metric} {result.final_test_metric:.4f}"
+                  if result.final_test_metric == result.final_test_metric else "")
+               + f", {result.steps} steps, {wall / 60:.1f} min")
+    return {"run": run_row, "checkpoints": cp_rows, "predictions": prediction_rows, "message": message}
+
+
+def _run_on_ledger(spec: StudySpec, runs: list[PlannedRun], folder: Path, task, param_names: list[str],
+                   log: Callable[[str], None], version: int, storage: str, limit: int | None) -> int:
+    """Train runs claimed through the ledger in ``storage``; write every finished run into ``folder``."""
+    import optuna
+
+    from ._ledger import Ledger
+    from ._storage import make_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the ledger's trials are runs: logged below, as runs
+
+    ledger = Ledger(make_storage(storage, heartbeat_seconds=spec.heartbeat_seconds), spec.name,
+                    [r.run_id for r in runs])
+
+    def sync() -> int:
+        with folder_lock(folder):
+            have = done_run_ids(folder)
+            new = {k: v for k, v in ledger.complete().items() if k not in have}
+            for rows in sorted(new.values(), key=lambda r: r["run"]["run_id"]):
+                _append(folder, rows, param_names, spec, version)
+            logged = len(have) + len(new)
+        for rows in new.values():
+            log(f"[{logged} logged] {rows['message']}")
+        return logged
+
+    logged = sync()
+    log(f"{spec.name}: {logged} of {len(runs)} runs logged, claimed through {ledger.study.study_name!r} in the "
+        f"storage -> {folder}")
+    trained = ledger.work(lambda i: _train_rows(spec, runs[i], task, log, version), limit=limit, after=sync)
+    sync()
+    return trained
