@@ -138,3 +138,89 @@ def test_scorer_bound_and_predictor_files_load_or_fail_with_their_own_error(tmp_
             load(path)
         except ScorerFileError:
             pass
+
+
+# -- data files: CSV, TSV, JSONL, Parquet --------------------------------------------------------------------
+
+words = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+labels = st.one_of(st.integers(-2, 3), st.sampled_from(["pos", "neg", "", "nan", "1.5"]), st.none(), st.floats())
+rows = st.lists(st.fixed_dictionaries({"sentence": words, "label": labels}), max_size=12)
+damage = st.sampled_from(["none", "empty", "bytes", "latin-1", "long row", "dev-only label", "no label column"])
+
+
+def _write(path, frame_rows, how, junk: bytes):
+    """One data file in ``path``'s format, damaged as ``how`` says."""
+    import pandas as pd
+
+    if how == "empty":
+        path.write_bytes(b"")
+        return
+    if how == "bytes":
+        path.write_bytes(junk)
+        return
+    frame = pd.DataFrame(frame_rows, columns=["sentence", "label"])
+    if how == "long row":
+        frame.loc[len(frame)] = {"sentence": "x" * 100_000, "label": 1}
+    if how == "no label column":
+        frame = frame.drop(columns=["label"])
+    ext = path.suffix
+    if ext == ".parquet":
+        frame = frame.astype({c: str for c in frame.columns})  # Parquet needs one type a column
+        frame.to_parquet(path)
+    elif ext == ".jsonl":
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    else:
+        frame.to_csv(path, sep="\t" if ext == ".tsv" else ",", index=False,
+                     encoding="latin-1" if how == "latin-1" else "utf-8", errors="replace")
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ext=st.sampled_from([".csv", ".tsv", ".jsonl", ".parquet"]), train=rows, dev=rows, how=damage,
+       junk=st.binary(max_size=200))
+def test_data_files_load_or_fail_with_their_own_error(tmp_path_factory, ext, train, dev, how, junk):
+    """Any train/dev pair of any format, damaged in any of these ways, loads or raises DataError naming a file or
+    a data setting: empty files, random bytes, Latin-1 text, a 10^5-character row, a label only in dev."""
+    pytest.importorskip("pyarrow") if ext == ".parquet" else None
+    from earlyexit.data import DataSource, load_task
+    from earlyexit.data._tasks import DataError
+
+    _count()
+    folder = tmp_path_factory.mktemp("data")
+    paths = folder / f"train{ext}", folder / f"dev{ext}"
+    if how == "dev-only label":
+        dev = [*dev, {"sentence": "only here", "label": 7}]
+    _write(paths[0], train, how, junk)
+    _write(paths[1], dev, "none" if how in ("long row", "dev-only label") else how, junk)
+    try:
+        task = load_task(DataSource(task="own", train=str(paths[0]), dev=str(paths[1])))
+    except DataError as exc:
+        text = str(exc)
+        assert ext in text or "data." in text, text
+        return
+    assert task.num_labels >= 2 and task.train and task.dev
+    assert all(0 <= y < task.num_labels for _, _, y in task.train + task.dev)
+
+
+# -- storage URLs ----------------------------------------------------------------------------------------------
+
+urls = st.one_of(st.text(max_size=40),
+                 st.builds(lambda scheme, rest: f"{scheme}{rest}",
+                           st.sampled_from(["sqlite:///", "sqlite://", "postgresql://", "mysql://", "journal:",
+                                            "journal://", "redis://", "http://", "", "sqlite:////nonexistent/dir/"]),
+                           st.text(string.ascii_letters + string.digits + "/:@._-?=", max_size=30)))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(url=urls)
+def test_storage_urls_connect_or_fail_with_one_line(tmp_path_factory, monkeypatch, url):
+    """``make_storage`` (what --storage reaches) returns a storage or raises ValueError with a one-line message
+    naming the URL; it never waits (patience 0) and never raises anything else."""
+    from earlyexit.study import make_storage
+
+    _count()
+    monkeypatch.setenv("EARLYEXIT_STORAGE_PATIENCE", "0")
+    monkeypatch.chdir(tmp_path_factory.mktemp("urls"))
+    try:
+        make_storage(url, heartbeat_seconds=5)
+    except ValueError as exc:
+        assert "\n" not in str(exc).strip() and (url in str(exc) or repr(url) in str(exc) or not url.strip()), str(exc)

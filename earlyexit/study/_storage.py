@@ -117,9 +117,15 @@ def make_storage(url: str, *, heartbeat_seconds: int = 30):
     from optuna.storages.journal import JournalFileBackend
 
     if url.startswith("journal:"):
-        path = Path(url[len("journal:"):].removeprefix("//")).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        name = url[len("journal:"):].removeprefix("//")
+        path = Path(name).expanduser()
+        if not name.strip() or path.is_dir():
+            raise ValueError(f"storage {url!r}: a journal storage needs a file path (journal:runs/study.log).")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise ValueError(f"storage {url!r}: cannot open the journal file ({exc.strerror or exc}).") from None
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # Workers started together on a fresh database race to create its tables; the loser sees a
