@@ -23,8 +23,8 @@ from ..names import DEFAULT_PROBES
 from ..probes import ProbeSettings, measure
 from ..probes._objective import probing
 from ..probes._reference import measure_reference, power_iteration
-from ..probes._trace import deflated_hutchinson
-from ..probes._lanczos import lanczos
+from ..probes import deflated_hutchinson
+from ..probes import lanczos
 
 BENCH_PROBES = DEFAULT_PROBES
 
@@ -75,7 +75,7 @@ def _loss_fn(model, batch):
 
 def run(cfg: BenchConfig = BenchConfig(), settings: ProbeSettings | None = None, progress=print) -> dict:
     """Run the benchmark and return every figure as a JSON-ready dict."""
-    from ..training._device import device_name, resolve_device
+    from ..training import device_name, resolve_device
 
     settings = settings or ProbeSettings()
     device = resolve_device(cfg.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..names import Scorer
-from ..sweeps._format import MANIFEST
+from ..sweeps import MANIFEST
 from ._formats import Chosen, chosen_from_study, chosen_from_sweep
 
 
@@ -23,7 +23,7 @@ def chosen_configs(target: str, *, storage: str | None = None, top: int = 1, sco
     import optuna
 
     from ..study import load_spec
-    from ..study._storage import make_storage
+    from ..study import make_storage
 
     name = target
     if target.endswith(".toml"):

@@ -4,8 +4,10 @@ from ._decide import Decision, decide
 from ._default import DEFAULT_RULE
 from ._geometric import GeometricPruner
 from ._lookahead_pruner import LookaheadPruner
-from ._resolution import Reading, ResolutionRule, lead_resolved
+from ._bound import bound_prunes
+from ._resolution import Reading, ResolutionRule, lead_resolved, warming_up
 from ._resolution_pruner import ResolutionPruner
 from ._synchronous import SynchronousResolutionPruner
 
-__all__ = ["DEFAULT_RULE", "Decision", "GeometricPruner", "LookaheadPruner", "Reading", "ResolutionPruner", "ResolutionRule", "SynchronousResolutionPruner", "decide", "lead_resolved"]
+__all__ = ["DEFAULT_RULE", "Decision", "GeometricPruner", "LookaheadPruner", "Reading", "ResolutionPruner", "ResolutionRule", "SynchronousResolutionPruner", "bound_prunes", "decide",
+           "lead_resolved", "warming_up"]

@@ -31,10 +31,10 @@ import numpy as np
 import optuna
 
 from ..names import PEAK_LEARNING_RATE, STUDY_BUDGET, STUDY_DEV_LABELS, STUDY_LABEL_NAMES, STUDY_METRIC, WARMUP_RATIO
-from ..pruning._resolution import Reading, ResolutionRule, warming_up
+from ..pruning import Reading, ResolutionRule, warming_up
 from ..sweeps import Sweep, load_dev_records
 from ..protocol import encode_classes, record, warmup_steps
-from ..sweeps._report import constant_accuracy
+from ..sweeps import constant_accuracy
 from ._simulate import Compute, Outcome, Run, dev_metric_at, run_budget, runs_of, screen, sweep_context
 
 

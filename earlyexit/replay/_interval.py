@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
-from ..pruning._bound import bound_prunes
-from ..pruning._resolution import ResolutionRule
+from ..pruning import bound_prunes
+from ..pruning import ResolutionRule
 from ..scoring._interval import COLUMNS, MIN_HEADROOM, FinalInterval, interval_row
 from ._halving import HeldSet, RuleJudge
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from ..protocol import headroom, lookahead_row, warmup_steps
 from ..pruning._lookahead import judge
-from ..pruning._resolution import ResolutionRule
-from ..scoring._lookahead import FinalPredictor
+from ..pruning import ResolutionRule
+from ..scoring import FinalPredictor
 from ._halving import HeldSet, RuleJudge
 from ._interval import grouped_rows
 

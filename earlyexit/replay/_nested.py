@@ -58,7 +58,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import optuna
 
-from ..pruning._resolution import ResolutionRule
+from ..pruning import ResolutionRule
 from ..sweeps import Sweep
 from ._halving import HeldSet, OptunaJudge, RuleJudge, held_sets, live, prefix_rule, synchronous
 from ._nested_interval import POLICIES as BOUND_POLICIES, candidate_labels as interval_labels, interval_figures

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..pruning._default import DEFAULT_RULE
+from ..pruning import DEFAULT_RULE
 from ._halving import HeldSet, held_sets, live
 from ._interval import IntervalJudge, fit_interval, gains
 from ..pruning._lookahead import fallback_margins

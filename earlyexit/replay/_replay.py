@@ -53,7 +53,7 @@ def replay(sweep: Sweep, *, scorer: Scorer | None = None, fit_on: Sequence[Sweep
 
 def save_figures(result: dict, sweep: Sweep, folder: Path) -> dict[str, str]:
     """Write the replay's Pareto plot and the sweep's probe x step heatmap into ``folder``; their paths."""
-    from ..sweeps._report import correlation_heatmap
+    from ..sweeps import correlation_heatmap
 
     png, heat = Path(folder) / "replay_pareto.png", Path(folder) / "correlations.png"
     plot(result, png)

@@ -28,7 +28,7 @@ from scipy import stats
 
 from ..names import DEV_METRICS
 from ..sweeps import ProbeCosts, Sweep
-from ..training._schedule import schedule_context
+from ..training import schedule_context
 
 
 @dataclass(frozen=True)

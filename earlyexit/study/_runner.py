@@ -21,7 +21,7 @@ from ..pruning import SynchronousResolutionPruner
 from ._storage import fail_orphaned_trials, make_storage
 from ..protocol import encode_classes, pruned_reason, record, warmup_steps
 from ..training import Checkpoint, train
-from ..training._schedule import schedule_context
+from ..training import schedule_context
 from ._factories import make_pruner, make_sampler, make_scorer, measurement_plan, with_scorer_rule
 from ._spec import StudySpec
 
@@ -54,7 +54,7 @@ class Objective:
 
     def __init__(self, spec: StudySpec, *, show_progress: bool = True, scorer: Scorer | None = None, task=None):
         self.spec = spec
-        from ..training._device import resolve_device
+        from ..training import resolve_device
 
         resolve_device(spec.train.device)  # a device that is not there fails before the storage is touched
         self.task = task if task is not None else load_task(spec.train.source)

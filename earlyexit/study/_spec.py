@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..training._config import DEFAULT_PROBE_STEPS, TrainConfig
+from ..training import DEFAULT_PROBE_STEPS, TrainConfig
 from ..data import DataSource
 from ..metrics import METRICS
 from ..names import DEFAULT_PROBES, PROBE_NAMES

@@ -16,10 +16,10 @@ import numpy as np
 
 from ..data import load_task
 from ..metrics import check_metric
-from ..sweeps._format import (FORMAT_VERSION, append_run, done_run_ids, drop_unfinished, encode_classes,
-                              read_manifest, write_manifest)
+from ..sweeps import (FORMAT_VERSION, append_run, done_run_ids, drop_unfinished, encode_classes, read_manifest,
+                      write_manifest)
 from ..training import train
-from ..training._config import compute_steps
+from ..training import compute_steps
 from ._claims import claim, folder_lock, release
 from ._spec import StudySpec
 
@@ -120,7 +120,7 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -
 
 
 def _device(name: str) -> str:
-    from ..training._device import device_name, resolve_device
+    from ..training import device_name, resolve_device
 
     return device_name(resolve_device(name))
 
