@@ -117,7 +117,7 @@ def test_two_workers_on_a_journal_file(tmp_path):
 
 
 def test_four_workers_survive_kills_and_a_database_restart(tmp_path, postgres_server):
-    """Four `earlyexit run` workers on PostgreSQL: four kill -9 (each followed by a restart of that worker) and
+    """Four `earlyexit run` workers on PostgreSQL: eight kill -9 (each followed by a restart of that worker) and
     the server stopped for 4 s and started again mid-study. No worker dies of the outage (each waits, saying so
     in one line), every planned trial finishes, none stays RUNNING, no configuration trains to the end twice."""
     import random
@@ -139,9 +139,9 @@ def test_four_workers_survive_kills_and_a_database_restart(tmp_path, postgres_se
     time.sleep(4.0)
     workers += [start(i) for i in range(1, 4)]
     kills = 0
-    for event in range(5):
+    for event in range(9):
         time.sleep(rng.uniform(3.0, 6.0))
-        if event == 2:
+        if event == 4:
             postgres_server[1](8.0)  # the database goes away and comes back
             continue
         i = rng.randrange(4)
@@ -153,6 +153,7 @@ def test_four_workers_survive_kills_and_a_database_restart(tmp_path, postgres_se
     codes = [w.wait(timeout=500) for w in workers]
     for f in logs:
         f.close()
+    assert kills >= 6, f"only {kills} kills landed before the study ended"
     text = "".join((tmp_path / f"w{i}.log").read_text() for i in range(4))
     assert codes == [0, 0, 0, 0], text[-6000:]
     time.sleep(5)  # past the heartbeat's grace period: a killed worker's trial is stale now
