@@ -61,3 +61,18 @@ def test_a_runs_budget_comes_from_the_manifest_else_from_its_batch_size():
     recorded = _Sweep({"run_budgets": {"r007": 375}, "protocol": {"max_epochs": 3.0}, "train_examples": 2000})
     assert run_budget(recorded, {"batch_size": 8}, 189, "r007") == 375
     assert np.isfinite(run_budget(recorded, {"batch_size": float("nan")}, 189, "r001"))
+
+
+def test_the_replay_and_the_fits_refuse_a_sweep_whose_runs_have_budgets_of_their_own(tmp_path, capsys):
+    import json
+
+    from earlyexit.cli import main
+    from synthetic_sweep import write_synthetic_sweep
+
+    folder = write_synthetic_sweep(tmp_path / "mixed", configs=4, seeds=(0,))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["run_budgets"] = {"r000": 500, "r001": 1000, "r002": 1000, "r003": 1000}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["replay", str(folder)]) == 2
+    assert main(["fit", str(folder), "--bound", "-o", str(tmp_path / "b.json")]) == 2
+    assert "budgets of their own ([500, 1000] steps" in capsys.readouterr().err

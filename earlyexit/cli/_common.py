@@ -30,3 +30,17 @@ def _data_source(args):
 def _json_float(x):
     """JSON fallback: tensors and other objects as their string form."""
     return str(x)
+
+
+def load_one_budget(path):
+    """A logged sweep for the replay and the fits, whose policies place rungs on one budget: a sweep whose runs
+    have budgets of their own (a searched batch size) is refused, naming what replays it instead."""
+    from ..sweeps import load
+
+    sweep = load(path)
+    if sweep.manifest.get("run_budgets"):
+        budgets = sorted(set(sweep.manifest["run_budgets"].values()))
+        raise CLIUsageError(f"{path}: its runs have budgets of their own ({budgets} steps: a searched batch size); "
+                            "the replay's policies place rungs on one budget. benchmarks/judge_at.py replays "
+                            "Optuna pruners on such a sweep.")
+    return sweep

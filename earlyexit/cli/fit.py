@@ -55,9 +55,10 @@ class FitCommand:
     def _predictor(self, args) -> int:
         from ..replay import fit_predictor, held_sets
         from ..scoring import PREDICTOR_FILE, save_predictor
-        from ..sweeps import find_sweeps, load
+        from ..sweeps import find_sweeps
+        from ._common import load_one_budget
 
-        sweeps = [load(p) for p in find_sweeps(args.sweeps)]
+        sweeps = [load_one_budget(p) for p in find_sweeps(args.sweeps)]
         tasks = sorted({str(sw.manifest.get("task")) for sw in sweeps})
         if len(tasks) < 2:
             raise CLIUsageError(f"fit --predictor calibrates across tasks and needs sweeps of two or more; got {tasks}.")
@@ -72,9 +73,10 @@ class FitCommand:
     def _bound(self, args) -> int:
         from ..replay import fit_interval, held_sets
         from ..scoring import BOUND_FILE, save_bound
-        from ..sweeps import find_sweeps, load
+        from ..sweeps import find_sweeps
+        from ._common import load_one_budget
 
-        sweeps = [load(p) for p in find_sweeps(args.sweeps)]
+        sweeps = [load_one_budget(p) for p in find_sweeps(args.sweeps)]
         tasks = sorted({str(sw.manifest.get("task")) for sw in sweeps})
         if len(tasks) < 2:
             raise CLIUsageError(f"fit --bound calibrates across tasks and needs sweeps of two or more; got {tasks}.")
@@ -88,7 +90,8 @@ class FitCommand:
     def take_action(self, args) -> int:
         from ..replay import fit_sweeps
         from ..scoring import DEFAULT_SCORER, save_scorer
-        from ..sweeps import find_sweeps, load
+        from ..sweeps import find_sweeps
+        from ._common import load_one_budget
 
         if args.bound:
             return self._bound(args)
@@ -98,7 +101,7 @@ class FitCommand:
             args.transfer, args.output = True, args.output or str(DEFAULT_SCORER)
         if args.output is None:
             raise CLIUsageError("fit: give -o FILE (or --default).")
-        sweeps = [load(p) for p in find_sweeps(args.sweeps)]
+        sweeps = [load_one_budget(p) for p in find_sweeps(args.sweeps)]
         log = (lambda m: print(m, file=sys.stderr)) if args.json else print
         if args.transfer:
             return self._transfer(sweeps, args, log)

@@ -56,7 +56,8 @@ class ReplayCommand:
 
         from ..replay import format_replay, replay, save_figures
         from ..scoring import load_scorer
-        from ..sweeps import find_sweeps, load
+        from ..sweeps import find_sweeps
+        from ._common import load_one_budget
 
         if args.orders < 1 or args.keep_top < 1:
             raise CLIUsageError("--orders and --keep-top must be at least 1.")
@@ -71,9 +72,9 @@ class ReplayCommand:
         if len(args.sweep) != 1:
             raise CLIUsageError("give one sweep folder to replay (several only with --leave-one-task-out).")
         args.sweep = args.sweep[0]
-        sweep = load(args.sweep)
+        sweep = load_one_budget(args.sweep)
         scorer = load_scorer(args.scorer, allow_pickle=args.allow_pickle) if args.scorer else None
-        fit_on = [load(p) for p in find_sweeps(args.fit_on)] if args.fit_on else []
+        fit_on = [load_one_budget(p) for p in find_sweeps(args.fit_on)] if args.fit_on else []
         log = (lambda m: print(m, file=sys.stderr))
         result = replay(sweep, scorer=scorer, fit_on=fit_on, orders=args.orders, prefix=args.prefix,
                         keep_top=args.keep_top, pareto=not args.no_pareto,
@@ -92,7 +93,8 @@ class ReplayCommand:
 
         from ..replay import compare
         from ..replay import format_nested, plot_nested
-        from ..sweeps import find_sweeps, load
+        from ..sweeps import find_sweeps
+        from ._common import load_one_budget
 
         if args.workers < 1 or args.jobs < 1 or args.draws < 1:
             raise CLIUsageError("--workers, --jobs and --draws must be at least 1.")
@@ -103,7 +105,8 @@ class ReplayCommand:
         unknown = sorted(set(args.policies or ()) - set(POLICIES))
         if unknown:
             raise CLIUsageError(f"unknown policies {unknown}; choose from {list(POLICIES)}.")
-        result = compare([load(f) for f in find_sweeps(args.sweep)], tuple(args.policies or POLICIES),
+        result = compare([load_one_budget(f) for f in find_sweeps(args.sweep)],
+                         tuple(args.policies or POLICIES),
                          orders=args.orders, workers=args.workers,
                          trials=args.trials[0] if args.trials else None, draws=args.draws, jobs=args.jobs,
                          progress=lambda m: print(m, file=sys.stderr))
@@ -119,7 +122,7 @@ class ReplayCommand:
 
         from ..replay import study_size
         from ..replay import format_study_size, plot_study_size
-        from ..sweeps import load
+        from ._common import load_one_budget
 
         if len(args.sweep) != 1 or not args.choices:
             raise CLIUsageError("--trials without --leave-one-task-out replays one SWEEP and needs --choices "
@@ -134,7 +137,7 @@ class ReplayCommand:
             raise CLIUsageError(f"--choices {args.choices}: no 'candidates'; give the JSON of a --nested run.")
         from ..replay import NESTED_POLICIES as POLICIES
 
-        result = study_size(load(args.sweep[0]), args.trials, chosen_from, tuple(args.policies or POLICIES),
+        result = study_size(load_one_budget(args.sweep[0]), args.trials, chosen_from, tuple(args.policies or POLICIES),
                             orders=args.orders, workers=args.workers,
                             draws=args.draws, jobs=args.jobs, progress=lambda m: print(m, file=sys.stderr))
         if args.plot:
@@ -148,10 +151,11 @@ class ReplayCommand:
         from pathlib import Path
 
         from ..replay import format_transfer, leave_one_task_out, plot_transfer
-        from ..sweeps import find_sweeps, load
+        from ..sweeps import find_sweeps
+        from ._common import load_one_budget
 
         folders = find_sweeps(args.sweep)
-        result = leave_one_task_out([load(f) for f in folders], orders=args.orders, prefix=args.prefix,
+        result = leave_one_task_out([load_one_budget(f) for f in folders], orders=args.orders, prefix=args.prefix,
                                     keep_top=args.keep_top, progress=lambda m: print(m, file=sys.stderr))
         png = Path(args.plot) if args.plot else folders[0].parent / "transfer_pareto.png"
         plot_transfer(result, png)
