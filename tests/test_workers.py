@@ -214,8 +214,9 @@ LEDGER_SPEC = tiny_spec("ledger", grid={"learning_rate": [3e-3, 1e-3, 3e-4, 1e-4
 
 def test_three_machines_log_one_sweep_through_postgresql(tmp_path, postgres_server):
     """`earlyexit sweep --storage postgresql://...`: three workers, each with its own folder (as on three machines
-    that share no file system), one of them killed with kill -9 mid-run and restarted. Every run is trained to the
-    end once, the killed worker's run is taken over, and every folder ends with the whole sweep."""
+    that share no file system), one of them killed with kill -9 mid-run and restarted, then the database stopped
+    for 5 s and started again. Every run is trained to the end once, the killed worker's run is taken over, no
+    worker dies of the outage, and every folder ends with the whole sweep."""
     from earlyexit.study._ledger import ROWS_ATTR, RUN_ID_ATTR
     from earlyexit.sweeps import load
 
@@ -238,11 +239,14 @@ def test_three_machines_log_one_sweep_through_postgresql(tmp_path, postgres_serv
     workers[0].kill()  # mid-run
     workers[0].wait()
     workers[0] = start(0)
+    time.sleep(3.0)
+    postgres_server[1](5.0)  # the database goes away mid-sweep and comes back
     codes = [w.wait(timeout=400) for w in workers]
     for f in logs:
         f.close()
     text = "".join((tmp_path / f"m{i}.log").read_text() for i in range(3))
     assert codes == [0, 0, 0], text[-6000:]
+    assert "storage unreachable" in text and "storage back" in text  # met the outage, waited, said so
     trials = optuna.load_study(study_name="sweep:ledger", storage=url).trials
     done = [t.user_attrs[RUN_ID_ATTR] for t in trials if t.state == TrialState.COMPLETE]
     assert sorted(done) == [f"r{i:03d}" for i in range(6)]  # each run trained to the end once
