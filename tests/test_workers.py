@@ -260,3 +260,32 @@ def test_three_machines_log_one_sweep_through_postgresql(tmp_path, postgres_serv
         assert finals is None or got == finals  # the same sweep in every folder
         finals = got
     assert len(finals) == 6
+
+
+def test_a_killed_worker_of_a_journal_ledger_is_taken_over_on_its_host(tmp_path):
+    """A journal-file ledger has no heartbeat: the run of a worker killed on this host is failed and queued again
+    by the next worker there, and trained once."""
+    from earlyexit.study._ledger import RUN_ID_ATTR
+
+    spec = tmp_path / "ledger.toml"
+    spec.write_text(LEDGER_SPEC)
+    command = [sys.executable, "-m", "earlyexit", "sweep", str(spec), "--storage", f"journal:{tmp_path}/l.log",
+               "--out", str(tmp_path / "sweep"), "--threads", "1"]
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 120
+        while "step 30/120" not in (tmp_path / "first.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        first.kill()
+        first.wait()
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    trials = optuna.load_study(study_name="sweep:ledger",
+                               storage=JournalStorage(JournalFileBackend(str(tmp_path / "l.log")))).trials
+    done = sorted(t.user_attrs[RUN_ID_ATTR] for t in trials if t.state == TrialState.COMPLETE)
+    assert done == [f"r{i:03d}" for i in range(6)]
+    assert [t.state for t in trials].count(TrialState.FAIL) == 1
+    assert len(open(tmp_path / "sweep" / "runs.csv").read().splitlines()) == 7

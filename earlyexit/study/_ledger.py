@@ -11,7 +11,8 @@ run, its run's index as the trial's one parameter (``run``).
 - **A killed worker's run is taken over.** The trial beats a heartbeat while it trains (Optuna's, on SQL
   storages, every ``heartbeat_seconds``); a trial that misses it for twice that long is failed by the next worker
   that asks for a run, and its run is queued again (Optuna's retry callback; past three retries, by the re-seed
-  below).
+  below). A trial whose process is gone from this host is failed and queued at once, heartbeat or not (so a
+  journal-file ledger, which has none, recovers on one machine too).
 - **Nothing missing at the end.** A worker that finds no waiting trial queues again every planned run that
   has no complete, running or waiting trial, and stops when every run is complete.
 - **The rows travel with the ledger.** A complete trial holds its run's rows (the run row, its checkpoint rows,
@@ -23,10 +24,15 @@ run, its run's index as the trial's one parameter (``run``).
 from __future__ import annotations
 
 import math
+import os
+import socket
 from collections.abc import Callable, Sequence
 
 import optuna
 from optuna.trial import TrialState
+
+from ..names import WORKER
+from ._storage import fail_orphaned_trials
 
 RUN_PARAM = "run"
 ROWS_ATTR = "earlyexit:rows"
@@ -98,6 +104,7 @@ class Ledger:
             if others:  # queued twice, or a sampled index: another trial has it
                 raise optuna.TrialPruned(f"run {run_id} is held by trial {others[0].number}")
             trial.set_user_attr(RUN_ID_ATTR, run_id)
+            trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
             rows = train(index)
             trial.set_user_attr(ROWS_ATTR, rows)
             trained += 1
@@ -105,6 +112,7 @@ class Ledger:
             return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
         while limit is None or trained < limit:
+            fail_orphaned_trials(self.study)  # a killed worker of this host (no heartbeat needed): queued again
             if not self.waiting():
                 if len(self.complete()) >= len(self.run_ids):
                     break
