@@ -50,6 +50,7 @@ class LookaheadPruner(ResolutionPruner):
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, but got {calibration!r}.")
         self.predictor, self.coverage, self.keep, self.z, self.calibration = predictor, coverage, keep, z, calibration
+        self._completed_gains: dict[str, dict] = {}  # study name -> (trial number, step) -> predicted gain
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         if super().prune(study, trial):
@@ -78,15 +79,22 @@ class LookaheadPruner(ResolutionPruner):
         others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
                   if t.number != trial.number]
         keys, rows = [("mine", step)], [mine]
+        known = self._completed_gains.setdefault(study.study_name, {})  # a completed trial's readings never change
+        gains = {}
         for t in others:
             steps = sorted(t.intermediate_values) if t.state == TrialState.COMPLETE else \
                 [max(t.intermediate_values)] if t.intermediate_values else []
             for s in steps:
+                if t.state == TrialState.COMPLETE and (t.number, s) in known:
+                    gains[(t.number, s)] = known[(t.number, s)]
+                    continue
                 row = protocol.features(t, s, constant=constant, classes=classes, default_budget=default)
                 if row is not None:
                     keys.append((t.number, s))
                     rows.append(row)
-        gains = dict(zip(keys, self.predictor.predict(np.array(rows, dtype=float))))
+        gains.update(zip(keys, self.predictor.predict(np.array(rows, dtype=float))))
+        complete = {t.number for t in others if t.state == TrialState.COMPLETE}
+        known.update({k: g for k, g in gains.items() if k[0] in complete})
         finals, errors, running = [], {}, []
         for t in others:
             if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value):
