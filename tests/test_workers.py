@@ -208,7 +208,7 @@ def test_a_storage_call_waits_for_the_database_and_says_so_once():
     assert storage.get_all_trials(0) == [] and Flaky.calls == 6  # through Optuna's wrapping too
 
 
-LEDGER_SPEC = tiny_spec("ledger", grid={"learning_rate": [3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]}, max_steps=120,
+LEDGER_SPEC = tiny_spec("ledger", grid={"learning_rate": [3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]}, max_steps=80,
                         steps=[0, 10, 40], study={"heartbeat_seconds": 2})
 
 
@@ -234,7 +234,7 @@ def test_three_machines_log_one_sweep_through_postgresql(tmp_path, postgres_serv
     time.sleep(4.0)  # the first worker seeds the ledger; the others join it
     workers += [start(1), start(2)]
     deadline = time.monotonic() + 120
-    while "step 30/120" not in (tmp_path / "m0.log").read_text() and time.monotonic() < deadline:
+    while "step 20/80" not in (tmp_path / "m0.log").read_text() and time.monotonic() < deadline:
         time.sleep(0.2)
     workers[0].kill()  # mid-run
     workers[0].wait()
@@ -274,7 +274,7 @@ def test_a_killed_worker_of_a_journal_ledger_is_taken_over_on_its_host(tmp_path)
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 120
-        while "step 30/120" not in (tmp_path / "first.log").read_text() and time.monotonic() < deadline:
+        while "step 20/80" not in (tmp_path / "first.log").read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
         first.kill()
         first.wait()
