@@ -46,6 +46,7 @@ from .probes import ProbeSettings, WarmStart, measure
 from .protocol import pruned_reason, record
 from .pruning import DEFAULT_RULE, ResolutionRule
 from .scoring import ProbeRankScorer
+from .training import SampledSchedule
 
 if TYPE_CHECKING:  # annotations only
     import optuna
@@ -136,7 +137,7 @@ class ProbeCallback(TrainerCallback):
         self.history: dict[int, dict[str, float]] = {}  # a Signature, filled as the run goes
         self._warm = WarmStart()
         self._awaiting_eval: int | None = None
-        self._schedule: _Schedule | None = None  # set from the Trainer's scheduler at train begin
+        self._schedule: SampledSchedule | None = None  # set from the Trainer's scheduler at train begin
         self._pruned: str | None = None  # DDP: rank 0's reason, raised at train end
         self._backend = None
 
@@ -157,7 +158,7 @@ class ProbeCallback(TrainerCallback):
                        model: torch.nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
                        **kwargs: Any) -> None:
         self.history = {}
-        self._schedule = _Schedule.of(kwargs.get("lr_scheduler"), state.max_steps, model)
+        self._schedule = SampledSchedule.of(kwargs.get("lr_scheduler"), state.max_steps, model)
         self._max_steps = int(state.max_steps) if state.max_steps else None
         if self.rule is not None:
             rungs = self.rule.rung_steps(int(state.max_steps))
@@ -327,37 +328,3 @@ def _dev_size(trainer) -> int | None:
         return len(data) if data is not None else None
     except TypeError:  # an iterable dataset
         return None
-
-
-class _Schedule:
-    """The Trainer's learning-rate schedule as numbers, for the free context names of a signature."""
-
-    def __init__(self, multipliers: list[float], base_lr: float, num_labels: int | None):
-        total = sum(multipliers)
-        self.cumulative = [0.0]
-        for m in multipliers:
-            self.cumulative.append(self.cumulative[-1] + m)
-        self.total, self.multipliers, self.base_lr, self.num_labels = total, multipliers, base_lr, num_labels
-
-    @classmethod
-    def of(cls, scheduler, max_steps: int, model) -> _Schedule | None:
-        """From a ``LambdaLR`` (what ``transformers.get_scheduler`` returns); None where it is not one."""
-        lambdas = getattr(scheduler, "lr_lambdas", None)
-        if not lambdas or not max_steps or max_steps < 1:
-            return None
-        num_labels = getattr(getattr(model, "config", None), "num_labels", None)
-        return cls([float(lambdas[0](t)) for t in range(int(max_steps))], float(scheduler.base_lrs[0]), num_labels)
-
-    @property
-    def peak(self) -> int:
-        """The first step at the schedule's peak learning rate: the warmup's length in steps."""
-        return max(range(len(self.multipliers)), key=lambda t: self.multipliers[t])
-
-    def at(self, step: int) -> dict[str, float]:
-        d = min(max(int(step), 0), len(self.multipliers))
-        out = {"lr_progress": self.cumulative[d] / self.total if self.total > 0 else 1.0,
-               "learning_rate": self.base_lr * self.multipliers[min(d, len(self.multipliers) - 1)],
-               "budget_steps": float(len(self.multipliers))}
-        if self.num_labels:
-            out["uniform_loss"] = math.log(self.num_labels)
-        return out

@@ -74,3 +74,38 @@ def _multipliers(max_steps: int, warmup: int, schedule: str) -> np.ndarray:
 def _cumulative(max_steps: int, warmup: int, schedule: str) -> np.ndarray:
     """``c[d]`` = summed multipliers of the updates 0..d-1 (``c[0] = 0``)."""
     return np.concatenate([[0.0], np.cumsum(_multipliers(max_steps, warmup, schedule))])
+
+
+class SampledSchedule:
+    """A schedule given by its multipliers, one per update (what a Trainer's ``LambdaLR`` gives), with the same
+    free context names as :func:`schedule_context`: the Trainer callback's clock."""
+
+    def __init__(self, multipliers: list[float], base_lr: float, num_labels: int | None):
+        total = sum(multipliers)
+        self.cumulative = [0.0]
+        for m in multipliers:
+            self.cumulative.append(self.cumulative[-1] + m)
+        self.total, self.multipliers, self.base_lr, self.num_labels = total, multipliers, base_lr, num_labels
+
+    @classmethod
+    def of(cls, scheduler, max_steps: int, model) -> SampledSchedule | None:
+        """From a ``LambdaLR`` (what ``transformers.get_scheduler`` returns); None where it is not one."""
+        lambdas = getattr(scheduler, "lr_lambdas", None)
+        if not lambdas or not max_steps or max_steps < 1:
+            return None
+        num_labels = getattr(getattr(model, "config", None), "num_labels", None)
+        return cls([float(lambdas[0](t)) for t in range(int(max_steps))], float(scheduler.base_lrs[0]), num_labels)
+
+    @property
+    def peak(self) -> int:
+        """The first step at the schedule's peak learning rate: the warmup's length in steps."""
+        return max(range(len(self.multipliers)), key=lambda t: self.multipliers[t])
+
+    def at(self, step: int) -> dict[str, float]:
+        d = min(max(int(step), 0), len(self.multipliers))
+        out = {"lr_progress": self.cumulative[d] / self.total if self.total > 0 else 1.0,
+               "learning_rate": self.base_lr * self.multipliers[min(d, len(self.multipliers) - 1)],
+               "budget_steps": float(len(self.multipliers))}
+        if self.num_labels:
+            out["uniform_loss"] = math.log(self.num_labels)
+        return out
