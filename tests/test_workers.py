@@ -209,7 +209,7 @@ def test_a_storage_call_waits_for_the_database_and_says_so_once():
 
 
 LEDGER_SPEC = tiny_spec("ledger", grid={"learning_rate": [3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]}, max_steps=80,
-                        steps=[0, 10, 40], study={"heartbeat_seconds": 2})
+                        steps=[0, 10, 40], study={"heartbeat_seconds": 4})
 
 
 def test_three_machines_log_one_sweep_through_postgresql(tmp_path, postgres_server):

@@ -106,10 +106,12 @@ class Ledger:
             trial.set_user_attr(RUN_ID_ATTR, run_id)
             trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
             rows = train(index)
-            trial.set_user_attr(ROWS_ATTR, rows)
             trained += 1
             value = rows["run"].get("final_metric")
-            return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
+            value = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
+            finished[:] = [index, rows, value]
+            trial.set_user_attr(ROWS_ATTR, rows)
+            return value
 
         while limit is None or trained < limit:
             fail_orphaned_trials(self.study)  # a killed worker of this host (no heartbeat needed): queued again
@@ -125,9 +127,29 @@ class Ledger:
                     if self._beats:
                         optuna.storages.fail_stale_trials(self.study)  # a lapsed one is queued again (Optuna's retry)
                     continue
-            self.study.optimize(objective, n_trials=1, catch=())
+            finished: list = []
+            try:
+                self.study.optimize(objective, n_trials=1, catch=())
+            except (ValueError, AssertionError, optuna.exceptions.UpdateFinishedTrialError):
+                # Failed as stale while it trained (its heartbeat could not reach the database, say), so Optuna
+                # refuses to finish it (a ValueError, or an AssertionError from its post-processing): the run was
+                # trained all the same; keep it, unless its queued retry has finished it meanwhile.
+                if not finished:
+                    raise
+                self._keep(*finished)
             after()
         return trained
+
+    def _keep(self, index: int, rows: dict, value: float) -> None:
+        """Record run ``index``'s rows in a complete trial of its own (its own trial was failed under it)."""
+        run_id = self.run_ids[index]
+        if any(t.state == TrialState.COMPLETE for t in self._holders().get(run_id, [])):
+            return
+        self.study.add_trial(optuna.trial.create_trial(
+            params={RUN_PARAM: index}, distributions={RUN_PARAM: self._distribution}, value=value,
+            user_attrs={RUN_ID_ATTR: run_id, ROWS_ATTR: rows}))
+        print(f"run {run_id}: its trial was failed as stale while it trained (a lost heartbeat); kept as trained",
+              flush=True)
 
     def _running_elsewhere(self) -> bool:
         return bool(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
