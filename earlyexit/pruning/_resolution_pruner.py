@@ -131,16 +131,15 @@ class ResolutionPruner(BasePruner):
             return False
         rivals = []
         for t in others:
+            theirs = protocol.budget(t, default)
             if self.judge_at == "step":
                 # Its reading at this step, else its latest before it (a trial reporting only at its own rungs,
                 # as the Trainer callback does, rarely reports at another's rung steps); not a trial whose
                 # budget ended before this step.
-                theirs = protocol.budget(t, default)
                 earlier = [s for s in t.intermediate_values if s <= step]
                 if earlier and (theirs is None or theirs > step):
                     rivals.append((t, max(earlier)))
                 continue
-            theirs = protocol.budget(t, default)
             s = protocol.rung_step(t.intermediate_values, fraction, theirs) if theirs else None
             if s is not None:
                 rivals.append((t, s))

@@ -28,7 +28,7 @@ from scipy import stats
 
 from ..names import DEV_METRICS
 from ..sweeps import ProbeCosts, Sweep
-from ..training import schedule_context
+from ..training import epoch_budget, schedule_context
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def run_budget(sweep: Sweep, params: dict, budget: int, run_id: str | None = Non
     size = params.get("batch_size")
     if not (epochs and examples and size) or not math.isfinite(float(size)):
         return budget
-    return max(1, math.ceil(float(epochs) * -(-int(examples) // int(size)) - 1e-9))
+    return epoch_budget(epochs, examples, size)
 
 
 def context_at(step: int, params: dict, budget: int, classes: int, fixed: dict) -> dict:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 
 import optuna
@@ -121,8 +122,6 @@ class Ledger:
                 if not self.seed():
                     if not self._running_elsewhere():
                         break
-                    import time
-
                     time.sleep(self.pause)  # runs training elsewhere: wait for them, or for their heartbeat to lapse
                     if self._beats:
                         optuna.storages.fail_stale_trials(self.study)  # a lapsed one is queued again (Optuna's retry)

@@ -70,6 +70,11 @@ def _draw(d, rng):
     return int(round(value)) if d.kind == "int" else float(value)
 
 
+def run_budgets(spec: StudySpec, runs: list[PlannedRun], train_examples: int) -> dict[str, int]:
+    """Each run's budget in optimiser steps (its own where it searches the batch size)."""
+    return {r.run_id: spec.config_for(r.params).with_budget(train_examples).max_steps for r in runs}
+
+
 def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -> dict:
     """The sweep's manifest; with ``task`` (its loaded data) the budget is resolved and the labels recorded."""
     import optuna
@@ -78,8 +83,7 @@ def manifest(spec: StudySpec, runs: list[PlannedRun], command: str, task=None) -
     import transformers
 
     train_config = spec.train if task is None else spec.train.with_budget(len(task.train))
-    own = {} if task is None else {r.run_id: spec.config_for(r.params).with_budget(len(task.train)).max_steps
-                                   for r in runs}
+    own = {} if task is None else run_budgets(spec, runs, len(task.train))
     longest = max([train_config.max_steps, *own.values()])
     searched = sorted({k for r in runs for k in r.params})
     protocol = {k: v for k, v in dataclasses.asdict(train_config).items() if k not in searched and k != "extra"}
@@ -156,11 +160,10 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
     check_metric(spec.train.metric, task.num_labels)
     budget = spec.train.with_budget(len(task.train))
     # A searched batch size gives each run its own budget: only steps past the longest are never reached.
-    longest = max((spec.config_for(r.params).with_budget(len(task.train)) for r in runs), default=budget,
-                  key=lambda c: c.max_steps)
-    past = longest.probe_steps_past_budget()
+    longest = max([budget.max_steps, *run_budgets(spec, runs, len(task.train)).values()])
+    past = dataclasses.replace(budget, max_steps=longest).probe_steps_past_budget()
     if past:
-        log(f"note: probe steps {list(past)} lie past the budget of {longest.max_steps} steps and are dropped; "
+        log(f"note: probe steps {list(past)} lie past the budget of {longest} steps and are dropped; "
             "the final step is logged as a checkpoint")
     version = FORMAT_VERSION
     with folder_lock(folder):

@@ -148,8 +148,7 @@ class TrainConfig:
         """The budget in optimiser steps for a training split of ``train_examples`` examples."""
         if self.max_epochs is None:
             return self.max_steps
-        per_epoch = -(-train_examples // self.batch_size)
-        return max(1, math.ceil(self.max_epochs * per_epoch - 1e-9))
+        return epoch_budget(self.max_epochs, train_examples, self.batch_size)
 
     def with_budget(self, train_examples: int) -> "TrainConfig":
         """This config with ``max_steps`` resolved from ``max_epochs`` (unchanged without it)."""
@@ -159,3 +158,10 @@ class TrainConfig:
     def probe_steps_past_budget(self) -> tuple[int, ...]:
         """Probe steps beyond ``max_steps``: they are never reached, so they are dropped."""
         return tuple(s for s in self.probe_steps if s > self.max_steps)
+
+
+def epoch_budget(max_epochs: float, train_examples: int, batch_size: int) -> int:
+    """Optimiser steps of ``max_epochs`` epochs over ``train_examples`` examples in batches of ``batch_size``
+    (the last batch of an epoch may be short)."""
+    per_epoch = -(-int(train_examples) // int(batch_size))
+    return max(1, math.ceil(float(max_epochs) * per_epoch - 1e-9))
