@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE
-from earlyexit.pruning._lookahead import fallback_margins
+from earlyexit.pruning import fallback_margins
 from earlyexit.replay._halving import Judge, OptunaJudge, RuleJudge, held_sets, live
 from earlyexit.replay._lookahead import LookaheadJudge, fit_predictor, predictions
 from earlyexit.replay._nested import _optuna_candidates

@@ -65,3 +65,35 @@ def test_no_import_cycle_in_the_package():
     # A package's __init__ re-exports its modules: an edge from a module to its own package's __init__ is a
     # cycle only if the __init__ imports it back, which the walk reports.
     assert _cycle(edges) is None, " -> ".join(_cycle(edges))
+
+
+def _private_reach_ins() -> list[str]:
+    """Imports of an underscore module (or name) of another package of earlyexit.
+
+    The root package's own helper (``earlyexit._lazy``, the PEP 562 lazy attributes every subpackage's
+    ``__init__`` uses) is the parent's, not another package's, and is not counted."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        me = _module(path).split(".")
+        package = me if path.name == "__init__.py" else me[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                target = package[: len(package) - node.level + 1] + (node.module.split(".") if node.module else [])
+            elif (node.module or "").startswith("earlyexit"):
+                target = node.module.split(".")
+            else:
+                continue
+            for name in [None] + [a.name for a in node.names]:
+                dotted = target + ([name] if name else [])
+                private = [p for p in dotted[1:] if p.startswith("_") and not p.startswith("__")]
+                if private and dotted[:2] != package[:2] and dotted[:2] != ["earlyexit", "_lazy"]:
+                    found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {'.'.join(dotted)}")
+                    break
+    return found
+
+
+def test_no_package_reaches_into_another_packages_private_modules():
+    # Every name another package needs is exported from its package's __init__.
+    assert _private_reach_ins() == []

@@ -11,7 +11,7 @@ import pytest
 
 from earlyexit.protocol import lookahead_row
 from earlyexit.pruning import DEFAULT_RULE, LookaheadPruner
-from earlyexit.pruning._lookahead import fallback_margins
+from earlyexit.pruning import fallback_margins
 from earlyexit.replay._halving import HeldSet, OptunaJudge, live
 from earlyexit.replay._lookahead import LookaheadJudge, fit_predictor, lookahead_rows, predictions
 from earlyexit.replay._simulate import Run

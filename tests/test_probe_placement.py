@@ -22,7 +22,7 @@ import earlyexit
 from earlyexit.data import load_task
 from earlyexit.models import load_model, load_tokenizer
 from earlyexit.probes import PROBE_NAMES, ProbeSettings, deflated_hutchinson, lanczos, measure
-from earlyexit.probes._reference import measure_reference, power_iteration
+from earlyexit.probes import measure_reference, power_iteration
 from earlyexit.training import collate
 
 PACKAGE = Path(earlyexit.__file__).resolve().parent

@@ -20,11 +20,8 @@ import torch
 from torch import nn
 
 from ..names import DEFAULT_PROBES
-from ..probes import ProbeSettings, measure
-from ..probes._objective import probing
-from ..probes._reference import measure_reference, power_iteration
-from ..probes import deflated_hutchinson
-from ..probes import lanczos
+from ..probes import (ProbeSettings, deflated_hutchinson, lanczos, measure, measure_reference, power_iteration,
+                      probing)
 
 BENCH_PROBES = DEFAULT_PROBES
 

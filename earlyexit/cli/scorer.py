@@ -42,14 +42,14 @@ def format_card(card: dict, scorer) -> str:
     lines = [f"scorer: {card['file']}",
              f"reads at each rung: {', '.join(scorer.names)} (and, free: learning-rate progress, uniform loss, budget)",
              f"rule: {rule.label}",
-             *([f"margins (metric units, per rung): " + ", ".join(
+             *(["margins (metric units, per rung): " + ", ".join(
                  f"{r:.0%}: {m:.4f}" if rule.unit == "budget" else f"{r}: {m:.4f}"
                  for r, m in sorted(scorer.margins_.items()))] if scorer.margins_ else []),
              "learnt from: " + ", ".join(f"{n} ({v['task']}, {v['metric']}, {v['runs']} runs)"
                                          for n, v in card.get("sweeps", {}).items())]
     nested = card.get("nested_leave_one_task_out")
     if nested:
-        lines.append(f"leave-one-task-out (the choice remade without each task"
+        lines.append("leave-one-task-out (the choice remade without each task"
                      + (f"; replayed {nested['replayed']}" if "replayed" in nested else "")
                      + f"): {nested['mean_compute_saved']:.1%} compute saved, mean regret "
                      f"{nested['mean_regret_points']:.2f} points, worst {nested['worst_regret_points']:.2f}"

@@ -4,6 +4,8 @@ Torch-free: examples are plain ``(text_a, text_b, class id)`` tuples; tokenised 
 training loop's (:mod:`earlyexit.training`).
 """
 
-from ._tasks import FILE_TYPES, TASKS, DataError, DataSource, TaskData, TaskInfo, load_task, resolve_folder
+from ._tasks import (FILE_TYPES, TASKS, DataError, DataSource, TaskData, TaskInfo, default_text_column, folder_files,
+                     load_task, resolve_folder)
 
-__all__ = ["FILE_TYPES", "TASKS", "DataError", "DataSource", "TaskData", "TaskInfo", "load_task", "resolve_folder"]
+__all__ = ["FILE_TYPES", "TASKS", "DataError", "DataSource", "TaskData", "TaskInfo", "default_text_column", "folder_files",
+           "load_task", "resolve_folder"]

@@ -207,11 +207,7 @@ def _from_files(source: DataSource, info: TaskInfo | None):
             if not p.is_file():
                 raise DataError(f"data.{split} file {str(p)!r} does not exist.")
     else:
-        folder = resolve_folder(source.path)
-        paths = {"train": _find(folder, ("train",)), "dev": _find(folder, ("dev", "validation"))}
-        test = _find(folder, ("test",), required=False)
-        if test is not None:
-            paths["test"] = test
+        paths = folder_files(resolve_folder(source.path))
     frames = {split: _read_file(p, info, source.label_column) for split, p in paths.items() if split != "test"}
     if "test" in paths:
         try:
@@ -223,6 +219,20 @@ def _from_files(source: DataSource, info: TaskInfo | None):
         else:  # GLUE's test files have no labels: no test split
             del paths["test"]
     return frames, {split: str(p) for split, p in paths.items()}
+
+
+def folder_files(folder: Path) -> dict[str, Path]:
+    """A data folder's files by split: ``train``, ``dev`` (or ``validation``) and, where present, ``test``."""
+    paths = {"train": _find(folder, ("train",)), "dev": _find(folder, ("dev", "validation"))}
+    test = _find(folder, ("test",), required=False)
+    if test is not None:
+        paths["test"] = test
+    return paths
+
+
+def default_text_column(path: str | Path) -> str:
+    """The text column a data file is read by when none is named: ``sentence``, else ``text``."""
+    return _default_text_column(_read_file(Path(path), None, "label"), {"train": str(path)})[0]
 
 
 def _find(folder: Path, stems: tuple[str, ...], *, required: bool = True) -> Path | None:

@@ -150,8 +150,7 @@ def _data_values(cfg: TrainConfig, label_names: tuple | None) -> dict:
     ``label_names`` is the study's or sweep's mapping; older studies did not
     record one, so it is read off the data again (the same sorted order).
     """
-    from ..data import TASKS, load_task
-    from ..data._tasks import _find
+    from ..data import TASKS, default_text_column, folder_files, load_task, resolve_folder
 
     source = cfg.source
     info = TASKS.get(cfg.task)
@@ -161,11 +160,8 @@ def _data_values(cfg: TrainConfig, label_names: tuple | None) -> dict:
     if source.train is not None:
         values["TRAIN_FILE"], values["DEV_FILE"] = (str(Path(f).resolve()) for f in (source.train, source.dev))
     elif source.path is not None:
-        from ..data import resolve_folder
-
-        folder = resolve_folder(source.path)
-        values["TRAIN_FILE"] = str(_find(folder, ("train",)).resolve())
-        values["DEV_FILE"] = str(_find(folder, ("dev", "validation")).resolve())
+        files = folder_files(resolve_folder(source.path))
+        values["TRAIN_FILE"], values["DEV_FILE"] = (str(files[split].resolve()) for split in ("train", "dev"))
     else:
         name = source.hub_dataset or ("glue" if info is not None else cfg.task)
         config = source.hub_config or (cfg.task if info is not None and name == "glue" else None)
@@ -173,18 +169,12 @@ def _data_values(cfg: TrainConfig, label_names: tuple | None) -> dict:
                          source.dev_split or (info.dev_split if info is not None else "validation"))
     text_keys = source.text_columns or (info.text_keys if info is not None else None)
     if text_keys is None:
-        text_keys = (_default_text(values["TRAIN_FILE"]),) if values["TRAIN_FILE"] else ("sentence",)
+        text_keys = (default_text_column(values["TRAIN_FILE"]),) if values["TRAIN_FILE"] else ("sentence",)
     values.update({"TEXT_KEYS": list(text_keys), "LABEL_COLUMN": source.label_column,
                    "LABEL_NAMES": [_plain(x) for x in label_names],
                    "HEADERLESS": list(info.tsv_columns) if info is not None and info.tsv_columns else None,
                    "TRAIN_SIZE": source.train_size})
     return values
-
-
-def _default_text(path: str) -> str:
-    from ..data._tasks import _default_text_column, _read_file
-
-    return _default_text_column(_read_file(Path(path), None, "label"), {"train": path})[0]
 
 
 def _model_path(model: str) -> str:

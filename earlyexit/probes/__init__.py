@@ -7,6 +7,8 @@
 
 from ._critical import CriticalStep, critical_step
 from ._lanczos import LanczosResult, lanczos
+from ._objective import probing
+from ._reference import measure_reference, power_iteration
 from ._measure import PROBE_NAMES, ProbeResult, ProbeSettings, WarmStart, measure
 from ._trace import TraceEstimate, deflated_hutchinson
 from ._update import update_direction
@@ -23,5 +25,8 @@ __all__ = [
     "deflated_hutchinson",
     "lanczos",
     "measure",
+    "measure_reference",
+    "power_iteration",
+    "probing",
     "update_direction",
 ]

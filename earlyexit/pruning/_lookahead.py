@@ -42,9 +42,9 @@ def lookahead_prunes(value: float, gain: float, upper: float, references: Sequen
     return target - optimistic > z * se
 
 
-def judge(value: float, gain: float, step: int, *, finals: Sequence[float], errors: Mapping[int, Sequence[float]],
-          running: Sequence[tuple[int, float, float]], fallback: Callable[[int], tuple[float, float]],
-          coverage: float, keep: int, z: float, headroom: float, n: int, metric: str = "accuracy") -> bool:
+def lookahead_judge(value: float, gain: float, step: int, *, finals: Sequence[float], errors: Mapping[int, Sequence[float]],
+                    running: Sequence[tuple[int, float, float]], fallback: Callable[[int], tuple[float, float]],
+                    coverage: float, keep: int, z: float, headroom: float, n: int, metric: str = "accuracy") -> bool:
     """The look-ahead's decision on a reading (``value``, predicted ``gain``) at ``step``, from what the study
     knows: the completed trials' ``finals``; their ``errors`` by step (true minus predicted gain, headroom
     units); the other ``running`` trials' latest readings ``(step, value, gain)``, whose pessimistic finals count

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from .. import protocol
 from ..metrics import majority_share
 from ..names import STUDY_LABEL_NAMES, STUDY_METRIC, WARMUP_RATIO, WARMUP_STEPS
-from ._lookahead import CALIBRATIONS, fallback_margins, judge
+from ._lookahead import CALIBRATIONS, fallback_margins, lookahead_judge
 from ._resolution import ResolutionRule
 from ._resolution_pruner import ResolutionPruner
 
@@ -113,7 +113,7 @@ class LookaheadPruner(ResolutionPruner):
         value = protocol.reading(trial, step, None).value
         if not math.isfinite(gain):
             return False
-        prune = judge(value, gain, step, finals=finals, errors=errors, running=running,
+        prune = lookahead_judge(value, gain, step, finals=finals, errors=errors, running=running,
                       fallback=fallback_margins(self.predictor, self.calibration, self.coverage, own),
                       coverage=self.coverage, keep=self.keep, z=self.z, headroom=H, n=n, metric=metric)
         if prune:

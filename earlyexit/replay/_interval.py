@@ -17,14 +17,14 @@ import numpy as np
 
 from ..pruning import bound_prunes
 from ..pruning import ResolutionRule
-from ..scoring._interval import COLUMNS, MIN_HEADROOM, FinalInterval, interval_row
+from ..scoring import INTERVAL_COLUMNS, MIN_HEADROOM, FinalInterval, interval_row
 from ._halving import HeldSet, RuleJudge
 
 
 def interval_rows(held: HeldSet, *, fitting: bool = False) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:
     """Every run of ``held`` at every logged step inside its budget: ``(keys, X, finals)``.
 
-    ``keys`` are ``(run_id, step)``; ``X`` has :data:`~earlyexit.scoring._interval.COLUMNS`; ``finals`` each
+    ``keys`` are ``(run_id, step)``; ``X`` has :data:`~earlyexit.scoring.INTERVAL_COLUMNS`; ``finals`` each
     row's run's final. ``fitting`` leaves out runs that diverged or have no final.
     """
     keys, rows, finals = [], [], []
@@ -36,7 +36,7 @@ def interval_rows(held: HeldSet, *, fitting: bool = False) -> tuple[list[tuple[s
                                  warmup_ratio=held.warmup.get(run.run_id, 0.0),
                                  dev_loss=sig.get("dev_loss", math.nan), classes=held.classes))
         finals.append(run.final)
-    return keys, np.array(rows, dtype=float).reshape(-1, len(COLUMNS)), np.array(finals, dtype=float)
+    return keys, np.array(rows, dtype=float).reshape(-1, len(INTERVAL_COLUMNS)), np.array(finals, dtype=float)
 
 
 def grouped_rows(sets: list[HeldSet], rows) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..protocol import headroom, lookahead_row, warmup_steps
-from ..pruning._lookahead import judge
+from ..pruning import lookahead_judge
 from ..pruning import ResolutionRule
 from ..scoring import FinalPredictor
 from ._halving import HeldSet, RuleJudge
@@ -91,9 +91,10 @@ class LookaheadJudge(RuleJudge):
             return False
         v, g = reading
         running = [(s, rv, rg) for rid, (s, rv, rg) in self.latest.items() if rid != run.run_id]
-        return judge(v, g, step, finals=list(self.finals.values()), errors=self.errors, running=running,
-                     fallback=self.fallback, coverage=self.coverage, keep=self.keep, z=self.z, headroom=self.H,
-                     n=self.held.n_dev, metric=self.held.metric)
+        return lookahead_judge(v, g, step, finals=list(self.finals.values()), errors=self.errors, running=running,
+                               fallback=self.fallback, coverage=self.coverage, keep=self.keep, z=self.z,
+                               headroom=self.H,
+                               n=self.held.n_dev, metric=self.held.metric)
 
     def end(self, index, run, completed):
         self.latest.pop(run.run_id, None)

@@ -21,7 +21,7 @@ import numpy as np
 from ..pruning import DEFAULT_RULE
 from ._halving import HeldSet, held_sets, live
 from ._interval import IntervalJudge, fit_interval, gains
-from ..pruning._lookahead import fallback_margins
+from ..pruning import fallback_margins
 from ._lookahead import LookaheadJudge, fit_predictor, predictions
 from ._selection import map_jobs
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..names import DEV_METRICS
-from ..scoring._transfer import Rule, RungModel, TransferScorer, margin_from, rung_gaps, rung_rows
+from ..scoring import Rule, RungModel, TransferScorer, margin_from, rung_gaps, rung_rows
 from ..sweeps import Sweep
 from ._simulate import Compute, Run, live_rungs, runs_of, sweep_context
 
