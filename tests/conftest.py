@@ -15,14 +15,17 @@ def tiny_spec(name: str, *, grid: dict, max_steps: int, steps: list, probes=("lo
               pruner: dict | None = None) -> str:
     """A study spec on the bundled tiny BERT and SST-2 subset, small enough for a test: sequences of 32
     tokens, batches of 16, a 2 x 4-example probe set, one dev pass of 512. The tables given add to (or
-    override) those settings; the pruner defaults to none, deciding at the second probe step."""
+    override) those settings; the pruner defaults to none (a geometric one decides at the second probe step)."""
+    pruner = {"kind": "none", **(pruner or {})}
+    if pruner["kind"] == "geometric":
+        pruner.setdefault("decision_steps", [steps[1]])
     tables = {
         "study": {"name": name, "sampler": "grid", **(study or {})},
         "data": {"max_length": 32, **(data or {})},
         "train": {"batch_size": 16, "max_steps": max_steps, "eval_batch_size": 512, **(train or {})},
         "probes": {"steps": steps, "names": list(probes), "batches": 2, "batch_size": 4},
         "search.grid": grid,
-        "pruner": {"kind": "none", "decision_steps": [steps[1]], **(pruner or {})},
+        "pruner": pruner,
     }
     return "\n".join(f"[{table}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
                      for table, values in tables.items())

@@ -20,7 +20,6 @@ SPEC = tiny_spec("chaos", grid={}, max_steps=30, steps=[0, 10],
                  pruner={"kind": "resolution"}).replace("[search.grid]\n", "") + (
     '[search]\nlearning_rate = { type = "float", low = 1e-5, high = 3e-3, log = true }\n'
     'warmup_ratio = { type = "float", low = 0.0, high = 0.3 }\n')
-SPEC = SPEC.replace('decision_steps = [10]\n', '')
 
 
 def _worker(spec, url, cwd, log):

@@ -151,7 +151,6 @@ batch_size = 4
 learning_rate = [1e-3]
 [pruner]
 kind = "none"
-decision_steps = [4]
 """)
     assert main(["bench", "probes", "--spec", str(spec), "--until", "1"]) == 2
     assert "at least two probe steps" in capsys.readouterr().err

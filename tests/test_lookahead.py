@@ -135,7 +135,6 @@ def test_a_study_with_lookahead_runs_and_judges_at_warmup_ends(tmp_path):
 
     text = tiny_spec("la", grid={"learning_rate": [3e-3, 1e-5, 1e-3], "warmup_ratio": [0.25]}, max_steps=24,
                      steps=[0, 4], pruner={"kind": "resolution", "lookahead": True})
-    text = text.replace('decision_steps = [4]\n', '')
     (tmp_path / "la.toml").write_text(text)
     spec = load_spec(tmp_path / "la.toml")
     assert isinstance(make_pruner(spec, 24), LookaheadPruner)

@@ -40,7 +40,7 @@ def test_tpe_with_two_threads_runs_a_study_to_its_count_with_the_shipped_pruner(
     from optuna.trial import TrialState
 
     text = tiny_spec("tpe", grid={}, max_steps=20, steps=[0, 5], study={"sampler": "tpe", "n_trials": 6, "seed": 1},
-                     pruner={"kind": "resolution"}).replace("[search.grid]\n", "").replace("decision_steps = [5]\n", "")
+                     pruner={"kind": "resolution"}).replace("[search.grid]\n", "")
     text += '[search]\nlearning_rate = { type = "float", low = 1e-5, high = 3e-3, log = true }\n'
     (tmp_path / "tpe.toml").write_text(text)
     study = run_study(load_spec(tmp_path / "tpe.toml"), storage=f"sqlite:///{tmp_path}/t.db", n_jobs=2,

@@ -67,11 +67,19 @@ def test_quickstart_spec_is_valid():
     ("[search]\ndepth = { type = 'int', low = 1, high = 3 }\n", "search.depth cannot be searched"),
     ("[search.grid]\nlearning_rate = []\n", "non-empty list"),
     ("[search.grid]\nlearning_rate = [-1.0]\n", "learning_rate must be positive"),
-    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\ndecision_steps = [33]\n", "not probe steps"),
-    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nrank_probe = 'vibes'\n", "not a probe"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkind = 'geometric'\ndecision_steps = [33]\n", "not probe steps"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkind = 'geometric'\nrank_probe = 'vibes'\n", "not a probe"),
     ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkeep_top = 0\n", "keep_top must be at least 1"),
     ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nrungs = [0.5, 0.1]\n", "rungs must be increasing fractions"),
-    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkind = 'median'\nz = 2.0\n", "belong to pruner.kind = 'resolution'"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkind = 'median'\nz = 2.0\n",
+     r"pruner.z belong to pruner.kind = 'resolution', not 'median' \(which reads n_startup_trials\)"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\ndecision_steps = [50]\n",
+     "pruner.decision_steps belong to pruner.kind = 'geometric', not 'resolution'"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkind = 'hyperband'\nkeep_fraction = 0.5\n",
+     r"belong to pruner.kind = 'geometric' or 'percentile', not 'hyperband' \(which reads no other key\)"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkind = 'geometric'\nmode = 'synchronous'\n",
+     "pruner.mode = 'synchronous' needs pruner.kind = 'resolution'"),
+    ("[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkind = 'sometimes'\n", "pruner.kind must be one of resolution"),
     ("this is = = not toml", "not valid TOML"),
 ])
 def test_spec_errors_name_file_and_key(tmp_path, text, match):
@@ -89,13 +97,13 @@ def test_the_default_pruner_is_the_resolution_rule_and_its_settings_override_the
     plain = tmp_path / "plain.toml"
     plain.write_text("[search.grid]\nlearning_rate = [1e-3]\n[train]\nmax_steps = 200\n")
     spec = load_spec(plain)
-    assert spec.pruner.kind == "resolution" and spec.pruner.resolution_rule() == DEFAULT_RULE
+    assert spec.pruner.kind == "resolution" and spec.pruner.rule() == DEFAULT_RULE
     pruner = make_pruner(spec, 200)
     assert isinstance(pruner, ResolutionPruner) and pruner.decision_steps == (10, 20, 50, 100)
     own = tmp_path / "own.toml"
     own.write_text("[search.grid]\nlearning_rate = [1e-3]\n[train]\nmax_steps = 200\n"
                    "[pruner]\nrungs = [0.2, 0.4]\nkeep_top = 2\nz = 2.0\neta = 3.0\nprogress_match = true\n")
-    rule = load_spec(own).pruner.resolution_rule()
+    rule = load_spec(own).pruner.rule()
     assert (rule.rungs, rule.keep, rule.z, rule.eta, rule.progress_match) == ((0.2, 0.4), 2, 2.0, 3.0, True)
     assert make_pruner(load_spec(own), 200).decision_steps == (40, 80)
 
@@ -234,7 +242,7 @@ def test_a_trial_outside_the_scorers_range_is_kept_and_its_report_stays_in_the_m
 
 
 def test_keep_fraction_replaces_keep_top(tmp_path):
-    base = "[search.grid]\nlearning_rate = [1e-3]\n[pruner]\n"
+    base = "[search.grid]\nlearning_rate = [1e-3]\n[pruner]\nkind = 'geometric'\n"
     path = tmp_path / "f.toml"
     path.write_text(base + "keep_fraction = 0.25\n")
     spec = load_spec(path)
@@ -306,7 +314,8 @@ def test_measurement_plan_follows_the_pruner(tmp_path):
     path = _spec(tmp_path).parent / "all.toml"
     path.write_text(_spec(tmp_path).read_text().replace("batch_size = 4\n", "batch_size = 4\nmeasure = \"all\"\n"))
     assert measurement_plan(load_spec(path), None) is None
-    path.write_text(_spec(tmp_path).read_text().replace('kind = "geometric"', 'kind = "median"'))
+    text = _spec(tmp_path).read_text()
+    path.write_text(text[: text.index("[pruner]")] + '[pruner]\nkind = "median"\nn_startup_trials = 1\n')
     median = load_spec(path)
     assert measurement_plan(median, None) == {s: DEV_METRICS for s in (0, 4, 8)}  # one dev evaluation each
     path.write_text(_spec(tmp_path).read_text().replace("batch_size = 4\n", "batch_size = 4\nmeasure = \"some\"\n"))

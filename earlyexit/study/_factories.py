@@ -8,55 +8,26 @@ import dataclasses
 import optuna
 
 from ..names import DEV_METRICS, Plan, Scorer
-from ..pruning import GeometricPruner, LookaheadPruner, ResolutionPruner
-from ..scoring import ProbeRankScorer, load_bound
+from ..scoring import ProbeRankScorer
 from ._sampler import TrialSeededRandomSampler
 from ._spec import SpecError, StudySpec
 
 
-LOOKAHEAD = {"coverage": 0.8, "keep": 1, "calibration": "study"}
-"""The look-ahead's setting in a study: 80% intervals each side, keep 1, and no look-ahead bound before the study
-has its own errors at a step (the choice of the held-out MPQA, MR and SUBJ folds on the sixteen sweeps, and the
-more careful of the two calibrations; docs/lookahead.md)."""
-
-
 def make_pruner(spec: StudySpec, max_steps: int | None = None) -> optuna.pruners.BasePruner:
-    """The Optuna pruner named by ``spec.pruner.kind`` (``max_steps``: the budget resolved from epochs)."""
-    p = spec.pruner
-    if p.kind == "resolution":
-        budget = max_steps or spec.train.max_steps
-        if budget is None:
-            raise ValueError("the resolution pruner places its rungs on the study's budget: give max_steps.")
-        if p.lookahead:  # rungs on each trial's budget, and the look-ahead at them and at each warmup's end
-            from ..scoring import load_predictor
-
-            return LookaheadPruner(load_predictor(), rule=p.resolution_rule(), max_resource=budget, **LOOKAHEAD)
-        bound = {"bound": load_bound()} if p.bound else {}  # the package's bound on a trial's final
-        return ResolutionPruner.for_budget(p.resolution_rule(), budget, **bound)  # rungs at fractions of the budget
-    if p.kind == "geometric":
-        return GeometricPruner(decision_steps=p.decision_steps, keep_top=p.keep_top, keep_fraction=p.keep_fraction,
-                               n_startup_trials=p.n_startup_trials, margin=p.margin,
-                               min_lr_progress=p.min_lr_progress, dev_ties=p.dev_ties)
-    if p.kind == "none":
-        return optuna.pruners.NopPruner()
-    if p.kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials)
-    if p.kind == "percentile":
-        return optuna.pruners.PercentilePruner(50.0 if p.keep_fraction is None else 100 * p.keep_fraction,
-                                               n_startup_trials=p.n_startup_trials)
-    if p.kind == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
-    return optuna.pruners.HyperbandPruner(max_resource=max_steps or spec.train.max_steps)
+    """The Optuna pruner the spec's pruner settings build (``max_steps``: the budget resolved from epochs)."""
+    return spec.pruner.build(max_steps or spec.train.max_steps)
 
 
-def make_scorer(spec: StudySpec) -> Scorer:
-    """The scorer ``spec.pruner.scorer`` names: a fitted scorer file (its score is the predicted final
-    metric), ``"default"`` (the package's default scorer, also what no scorer means where the package has
-    one), or ``"rank"`` (the rank rule on ``rank_probe``). Raises ScorerFileError (a ValueError) on a bad
-    file."""
+def make_scorer(spec: StudySpec) -> Scorer | None:
+    """The scorer a geometric pruner reads (None for every other kind, which reads the dev metric): a fitted
+    scorer file named by ``scorer`` (its score is the predicted final metric), ``"default"`` (the package's
+    default scorer, also what no scorer means where the package has one), or ``"rank"`` (the rank rule on
+    ``rank_probe``). Raises ScorerFileError (a ValueError) on a bad file."""
     from ..scoring import DEFAULT_SCORER, load_scorer
 
     p = spec.pruner
+    if p.kind != "geometric":
+        return None
     name = p.scorer if p.scorer is not None else ("default" if DEFAULT_SCORER.exists() else "rank")
     if name == "rank":
         return ProbeRankScorer(p.rank_probe, higher_is_better=p.higher_is_better)
@@ -65,14 +36,16 @@ def make_scorer(spec: StudySpec) -> Scorer:
     return scorer
 
 
-def with_scorer_rule(spec: StudySpec, scorer: Scorer, max_steps: int | None = None) -> StudySpec:
+def with_scorer_rule(spec: StudySpec, scorer: Scorer | None, max_steps: int | None = None) -> StudySpec:
     """``spec`` with the pruner settings it leaves out taken from the scorer's own rule (a transfer
     scorer's rungs, on the spec's probe steps in a budget of ``max_steps`` training steps; its keep-top,
     its margin at each decision step and its learning-rate guard)."""
-    rule = getattr(scorer, "rule", None)
     p = spec.pruner
+    if p.kind != "geometric":
+        return spec
+    rule = getattr(scorer, "rule", None)
     changes = {}
-    if rule is not None and p.kind == "geometric":
+    if rule is not None:
         if rule.unit == "budget" and max_steps is None:
             raise ValueError("a scorer whose rungs are fractions of the budget needs the study's budget "
                              "(max_steps) to place them.")
@@ -91,7 +64,7 @@ def with_scorer_rule(spec: StudySpec, scorer: Scorer, max_steps: int | None = No
             changes["margin"] = {int(d): float(margin_at(d, max_steps)) for d in steps}
     resolved = dataclasses.replace(spec, pruner=dataclasses.replace(p, **changes)) if changes else spec
     missing = [s for s in resolved.pruner.decision_steps if s not in spec.train.probe_steps]
-    if missing and p.kind == "geometric":
+    if missing:
         raise SpecError(f"{spec.path}: pruner.decision_steps {missing} are not probe steps "
                         f"{list(spec.train.probe_steps)} (set pruner.decision_steps).")
     return resolved
@@ -102,7 +75,7 @@ def measurement_plan(spec: StudySpec, scorer: Scorer, max_steps: int | None = No
     if spec.measure == "all" or spec.pruner.kind == "none":
         return None
     if spec.pruner.kind == "resolution":  # a dev evaluation at each rung, nothing else
-        return {s: DEV_METRICS for s in spec.pruner.resolution_rule().rung_steps(max_steps or spec.train.max_steps)}
+        return {s: DEV_METRICS for s in spec.pruner.rule().rung_steps(max_steps or spec.train.max_steps)}
     if spec.pruner.kind != "geometric":  # Optuna's pruners read the dev metric at every probe step
         return {s: DEV_METRICS for s in spec.train.probe_steps}
     return scorer.reads(spec.pruner.decision_steps)

@@ -17,7 +17,6 @@ from ..metrics import METRIC_RANGES, check_metric
 from ..names import (COHORT, DEV_ACCURACY_AT, DEV_METRICS, DEVICE, OUT_OF_RANGE_AT, PEAK_LEARNING_RATE,
                      PROBE_ERROR_AT, PROBES_AT, PRUNED_REASON, SCORE_AT, STUDY_BUDGET, STUDY_DEV_LABELS,
                      STUDY_LABEL_NAMES, STUDY_METRIC, STUDY_SPEC, STUDY_SPEC_PATH, WARMUP_RATIO, WORKER, PHASE_ATTR, Scorer, at)
-from ..pruning import SynchronousResolutionPruner
 from ._storage import fail_orphaned_trials, make_storage
 from ..protocol import encode_classes, pruned_reason, record, warmup_steps
 from ..training import Checkpoint, train
@@ -88,7 +87,7 @@ class Objective:
         phase = trial.user_attrs.get(PHASE_ATTR, "screen" if screen else None)
         if phase is not None:
             trial.set_user_attr(PHASE_ATTR, phase)
-        screen_step = self.spec.pruner.decision_steps[0]
+        screen_step = self.spec.pruner.decision_steps[0] if screen else None
         if self.spec.sampler == "grid" or phase == "final":
             # The lowest-numbered trial with these parameters (in this phase) trains; later ones stop.
             earlier = [t.number for t in trial.study.get_trials(
@@ -256,8 +255,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
         return study
     if spec.pruner.mode == "synchronous":
         # One cohort: every remaining trial at once, judged together at each rung (SynchronousResolutionPruner).
-        study.pruner = SynchronousResolutionPruner.for_budget(
-            spec.pruner.resolution_rule(), budget, cohort_size=remaining)
+        study.pruner = spec.pruner.build_cohort(budget, remaining)
         objective.cohort = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
         n_jobs = remaining
     callbacks = [optuna.study.MaxTrialsCallback(target, states=(TrialState.COMPLETE, TrialState.PRUNED))]

@@ -11,7 +11,7 @@ from ..training import DEFAULT_PROBE_STEPS, TrainConfig
 from ..data import DataSource
 from ..metrics import METRICS
 from ..names import DEFAULT_PROBES
-from ._pruner_spec import PRUNER_KEYS, PrunerSpec, parse_pruner
+from ._pruner_spec import PRUNER_KEYS, PrunerSettings, ResolutionSettings, parse_pruner
 from ._toml import SpecError, _get, _known, _table
 
 
@@ -61,7 +61,8 @@ class StudySpec:
         search: for ``tpe``/``random``, a :class:`Distribution` per name
             (``seed`` may be searched or gridded like any hyperparameter).
         train: the fixed part of every run's :class:`TrainConfig`.
-        pruner: the :class:`PrunerSpec`.
+        pruner: the settings of the pruner kind the ``[pruner]`` table names (a
+            :class:`~earlyexit.study.PrunerSettings`: :class:`~earlyexit.study.ResolutionSettings` unset).
         measure: ``pruner`` (default): each trial measures only what its
             pruner reads, where it reads it (the geometric pruner's scorer;
             a dev evaluation at every probe step for Optuna's pruners);
@@ -81,7 +82,7 @@ class StudySpec:
     grid: dict[str, tuple] = field(default_factory=dict)
     search: dict[str, Distribution] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
-    pruner: PrunerSpec = field(default_factory=PrunerSpec)
+    pruner: PrunerSettings = field(default_factory=ResolutionSettings)
     heartbeat_seconds: int = 30
     measure: str = "pruner"
 
