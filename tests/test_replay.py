@@ -162,7 +162,7 @@ def test_optuna_replays_are_reproducible(sweep_path):
     import optuna
 
     from earlyexit.replay import runs_of
-    from earlyexit.replay._simulate import dev_metric_value, study_replay
+    from earlyexit.replay._optuna_replay import dev_metric_value, study_replay
 
     runs = runs_of(load(sweep_path))
     max_steps = max(r.steps for r in runs)

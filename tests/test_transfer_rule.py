@@ -10,7 +10,7 @@ from synthetic_sweep import write_synthetic_sweep
 from earlyexit.replay._simulate import Run, live_rungs
 from earlyexit.replay._transfer_rule import (_Fits, candidates_for, decision_steps, nested_transfer, select_transfer,
                                              studies_of)
-from earlyexit.scoring._transfer import Rule, RungModel, TransferScorer, rung_gaps, transfer_features
+from earlyexit.scoring import Rule, RungModel, TransferScorer, rung_gaps, transfer_features
 from earlyexit.sweeps import load
 
 

@@ -17,8 +17,8 @@ import optuna
 from ..names import Scorer
 from ..pruning import GeometricPruner
 from ..sweeps import Sweep
-from ._simulate import (Compute, Outcome, Run, dev_metric_at, dev_metric_value, no_pruning, oracle, probe_rank,
-                        scorer_at, scorer_value, screen, study_replay)
+from ._optuna_replay import dev_metric_value, scorer_value, study_replay
+from ._simulate import Compute, Outcome, Run, dev_metric_at, no_pruning, oracle, probe_rank, scorer_at, screen
 from ._surrogate import SURROGATE_STEP, as_param_runs
 from ._transfer_rule import rule_policy
 

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import optuna
 from scipy import stats
 
 from ..names import DEV_METRICS
@@ -333,59 +332,6 @@ def scorer_at(scorer) -> Callable[[Run, int], float]:
         return scorer.score({s: v for s, v in run.signature.items() if s <= step}, step)
 
     return score
-
-
-# -- sequential policies through real Optuna studies -------------------------
-def study_replay(make_pruner: Callable[[], optuna.pruners.BasePruner], value_of: Callable[[Run, int, dict], float],
-                 *, compute: Compute = NO_PROBES) -> Policy:
-    """Replay a study with ``make_pruner()``: each trial reports ``value_of(run, step, history)`` at its steps.
-
-    ``history`` is the per-run signature up to the step (what the trial knows).
-    Probes are paid for as ``compute`` says.
-    """
-
-    def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
-        order = np.random.default_rng(order_seed).permutation(len(runs))
-        # A fixed name: HyperbandPruner puts trials in brackets by a hash of the study's name, and
-        # Optuna's default name is a fresh UUID, which would make each replay of an order differ.
-        study = optuna.create_study(study_name=f"replay-order-{order_seed}", direction="maximize",
-                                    pruner=make_pruner(), sampler=optuna.samplers.RandomSampler(seed=0))
-        used, completed = 0.0, []
-        for i in order:
-            run = runs[i]
-            trial = study.ask()
-            stopped = None
-            history = {}
-            for step in sorted(run.signature):
-                history[step] = run.signature[step]
-                value = value_of(run, step, history)
-                trial.report(value if math.isfinite(value) else float("nan"), step)
-                if trial.should_prune():
-                    stopped = step
-                    break
-            if stopped is None and run.diverged:
-                stopped = run.steps
-            if stopped is not None:
-                used += compute.until(run, stopped)
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            else:
-                used += compute.whole(run)
-                study.tell(trial, run.final)
-                completed.append(run)
-        return outcome(runs, used, completed, {})
-
-    return policy
-
-
-def dev_metric_value(run: Run, step: int, history: dict) -> float:
-    return history[step].get("dev_metric", math.nan)
-
-
-def scorer_value(scorer) -> Callable[[Run, int, dict], float]:
-    def value(run: Run, step: int, history: dict) -> float:
-        return scorer.score(history, step)
-
-    return value
 
 
 @dataclass(frozen=True)

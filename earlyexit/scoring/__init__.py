@@ -9,7 +9,8 @@ from ._interval import BOUND_FILE, MIN_HEADROOM, FinalInterval, interval_row, lo
 from ._lookahead import PREDICTOR_FILE, FinalPredictor, load_predictor, save_predictor
 from ._fit import FitSettings, FittedScorer, fit_scorer, grouped_spearman
 from ._rank import ProbeRankScorer
-from ._transfer import Rule, RungModel, TransferScorer, margin_from, rung_gaps, rung_rows, transfer_features
+from ._ridge import RungModel, margin_from, rung_gaps
+from ._transfer import Rule, TransferScorer, rung_rows, transfer_features
 
 __all__ = ["BOUND_FILE", "INTERVAL_COLUMNS", "MIN_HEADROOM", "RungModel", "interval_row", "margin_from", "rung_gaps",
            "rung_rows", "DEFAULT_SCORER", "FinalInterval", "load_bound", "save_bound", "PREDICTOR_FILE",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..names import DEV_METRICS, Signature
+from ._ridge import RungModel, margin_from, rung_gaps
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "dev": ("dev_metric", "dev_loss"),
@@ -174,76 +175,6 @@ class Rule:
 RULE_UNITS = ("budget", "steps")
 
 
-OUT_OF_RANGE_MARGIN = 0.25
-"""A feature is out of the scorer's range when it lies more than this fraction of its training range
-(max - min over the trials it was fitted on) below the minimum or above the maximum."""
-
-
-@dataclass(frozen=True)
-class RungModel:
-    """One rung's fitted ridge, as numbers: impute the median, standardise, take the dot product.
-
-    Stored as plain lists so that a scorer file is JSON and loads under any scikit-learn version.
-
-    Attributes:
-        medians, means, scales: per feature, from the training trials.
-        coef, intercept: the ridge (on standardised features); the prediction is in metric units.
-        low, high: each feature's training minimum and maximum (for the out-of-range check).
-        trials: how many trials it was fitted on.
-    """
-
-    medians: tuple[float, ...]
-    means: tuple[float, ...]
-    scales: tuple[float, ...]
-    coef: tuple[float, ...]
-    intercept: float
-    low: tuple[float, ...]
-    high: tuple[float, ...]
-    trials: int
-
-    @classmethod
-    def fit(cls, X: np.ndarray, y: np.ndarray, alpha: float, groups: Sequence | None = None) -> RungModel:
-        """Fit on rows ``X`` (features) and finals ``y``. With ``groups`` (the study of each row), the slopes
-        come from differences *within* a study only (features and finals centred per study): a study decides
-        among its own trials, and a pooled fit would learn that one task's trials end higher than another's
-        (which the features only partly say) as if it were a property of good trials. The intercept puts the
-        prediction at the mean final of the training trials."""
-        from sklearn.linear_model import Ridge
-
-        X = np.clip(np.asarray(X, dtype=float), -1e12, 1e12)
-        y = np.asarray(y, dtype=float)
-        medians = np.array([np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else 0.0 for c in X.T])
-        filled = np.where(np.isfinite(X), X, medians)
-        means, scales = filled.mean(axis=0), filled.std(axis=0)
-        scales = np.where(scales > 0, scales, 1.0)
-        Z = (filled - means) / scales
-        Zc, yc = Z.copy(), y - y.mean()
-        if groups is not None:
-            groups = np.asarray(groups)
-            for g in np.unique(groups):
-                rows = groups == g
-                Zc[rows] -= Z[rows].mean(axis=0)
-                yc[rows] = y[rows] - y[rows].mean()
-        coef = Ridge(alpha=alpha, fit_intercept=False).fit(Zc, yc).coef_
-        return cls(*(tuple(float(v) for v in a) for a in (medians, means, scales, coef)),
-                   float(y.mean()), tuple(float(v) for v in filled.min(axis=0)),
-                   tuple(float(v) for v in filled.max(axis=0)), int(len(y)))
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        X = np.clip(np.asarray(X, dtype=float), -1e12, 1e12)
-        filled = np.where(np.isfinite(X), X, np.array(self.medians))
-        return ((filled - np.array(self.means)) / np.array(self.scales)) @ np.array(self.coef) + self.intercept
-
-    def out_of_range(self, row: Sequence[float], margin: float = OUT_OF_RANGE_MARGIN) -> list[int]:
-        """Indices of the features of ``row`` outside the training range widened by ``margin``."""
-        out = []
-        for i, (x, lo, hi) in enumerate(zip(row, self.low, self.high)):
-            pad = margin * (hi - lo)
-            if math.isfinite(x) and not lo - pad <= x <= hi + pad:
-                out.append(i)
-        return out
-
-
 def rung_rows(signatures: Sequence[Signature], finals: Sequence[float], rule: Rule, rung: float,
               groups: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The training rows of one rung: (features, finals, index of each row's trial), over the trials with a
@@ -268,39 +199,6 @@ def _budget(signature: Signature) -> float | None:
         if b is not None and math.isfinite(float(b)):
             return float(b)
     return None
-
-
-GAP_TOP = 3
-"""The trials per study whose gaps :func:`rung_gaps` measures: those with the three highest finals."""
-
-
-def rung_gaps(X: np.ndarray, y: np.ndarray, studies: np.ndarray, tasks: np.ndarray, keep_top: int,
-              alpha: float, top: int = GAP_TOP) -> np.ndarray:
-    """How far, in metric units, a study's best trials fall below its K-th best prediction when the model
-    never saw their task: for each task, a ridge fitted (within studies) on the other tasks predicts that
-    task's trials; in each of its studies, for each of the ``top`` trials with the highest finals, the gap
-    ``max(0, K-th highest prediction - its prediction)``. A margin at a quantile of these gaps keeps that
-    share of good trials a transferred scorer would have ranked out."""
-    gaps = []
-    for task in np.unique(tasks):
-        train, test = tasks != task, tasks == task
-        if train.sum() < 3:
-            continue
-        model = RungModel.fit(X[train], y[train], alpha, studies[train])
-        predicted = model.predict(X[test])
-        for study in np.unique(studies[test]):
-            rows = studies[test] == study
-            p, f = predicted[rows], y[test][rows]
-            if len(p) <= keep_top:
-                continue
-            kth = np.sort(p)[::-1][keep_top - 1]
-            gaps += [max(0.0, float(kth - p[i])) for i in np.argsort(-f)[:top]]
-    return np.array(gaps, dtype=float)
-
-
-def margin_from(gaps: np.ndarray, quantile: float) -> float:
-    """The margin at ``quantile`` of :func:`rung_gaps`' gaps, in metric units (0 where there are none)."""
-    return float(np.quantile(gaps, quantile)) if len(gaps) else 0.0
 
 
 @dataclass
@@ -400,7 +298,7 @@ class TransferScorer:
         return {d: self.margin_at(d, budget) for d in steps}
 
     def out_of_range(self, signature: Signature, step: int) -> list[str]:
-        """The features at ``step`` outside what the scorer was fitted on (see :data:`OUT_OF_RANGE_MARGIN`)."""
+        """The features at ``step`` outside what the scorer was fitted on (see :data:`~earlyexit.scoring._ridge.OUT_OF_RANGE_MARGIN`)."""
         if step not in signature:
             return []
         row = transfer_features(signature[step], self.groups)

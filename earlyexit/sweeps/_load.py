@@ -162,6 +162,26 @@ def load(path: str | Path, *, require_complete: bool = False, require_probes: bo
     for col in (*probes, *_CP_NUMERIC):
         _floats(cps, cp_file, col)
 
+    _check_runs(runs, run_file, metric)
+    _check_checkpoints(cps, cp_file, runs, metric, steps, probes, version)
+    _check_every_step_logged(runs, cps, run_file, cp_file, steps, version)
+    try:
+        costs = read_probe_costs(folder)
+    except ValueError as exc:
+        raise SweepFormatError(str(exc)) from exc
+    sweep = Sweep(folder, manifest, runs, cps, params, probes, steps, costs, metric)
+    if require_complete and sweep.missing_runs > 0:
+        raise SweepFormatError(f"{run_file}: {sweep.missing_runs} of {manifest.get('runs')} planned runs are missing; "
+                               "finish the sweep with `earlyexit sweep SPEC.toml`.")
+    shortfall = sweep.probe_shortfalls() if require_complete or require_probes else None
+    if shortfall:
+        raise SweepFormatError(f"{cp_file}: not complete: {shortfall}. Re-log it with `earlyexit sweep SPEC.toml "
+                               "--out NEW_FOLDER`.")
+    return sweep
+
+
+def _check_runs(runs: pd.DataFrame, run_file: Path, metric: str) -> None:
+    """Each run once, with a known status, non-negative steps and finals in the metric's range."""
     dup = runs["run_id"].duplicated()
     if dup.any():
         i = int(dup.idxmax())
@@ -179,6 +199,12 @@ def load(path: str | Path, *, require_complete: bool = False, require_probes: bo
         if row["status"] == "completed" and not low <= row["final_metric"] <= high:
             raise SweepFormatError(f"{where}, field final_metric: {row['final_metric']} is not in [{low:g}, {high:g}] "
                                    f"({metric}).")
+
+
+def _check_checkpoints(cps: pd.DataFrame, cp_file: Path, runs: pd.DataFrame, metric: str, steps: list[int],
+                       probes: list[str], version: int) -> None:
+    """Each (run, step) once, of a known run, at a probe step (or the run's final step), its dev figures in range
+    and each probe value finite or NaN with a ``probe_error`` saying why."""
     known = set(runs["run_id"])
     final_step = dict(zip(runs["run_id"], runs["steps"])) if version >= 2 else {}
     dup = cps.duplicated(["run_id", "step"])
@@ -206,6 +232,11 @@ def load(path: str | Path, *, require_complete: bool = False, require_probes: bo
                 raise SweepFormatError(f"{where}, field {p}: NaN without a probe_error saying why.")
             if v == -math.inf:
                 raise SweepFormatError(f"{where}, field {p}: -inf is not a valid probe value.")
+
+
+def _check_every_step_logged(runs: pd.DataFrame, cps: pd.DataFrame, run_file: Path, cp_file: Path,
+                             steps: list[int], version: int) -> None:
+    """A completed run has a checkpoint row at every probe step up to its length (and, from version 2, its end)."""
     by_run = cps.groupby("run_id")["step"].apply(set).to_dict()
     for i, row in runs.iterrows():
         expected = {s for s in steps if s <= row["steps"]} if row["status"] == "completed" else set()
@@ -215,19 +246,6 @@ def load(path: str | Path, *, require_complete: bool = False, require_probes: bo
         if missing:
             raise SweepFormatError(f"{cp_file}: run {row['run_id']!r} ({run_file} line {i + 2}) has no checkpoint "
                                    f"rows for steps {missing}.")
-    try:
-        costs = read_probe_costs(folder)
-    except ValueError as exc:
-        raise SweepFormatError(str(exc)) from exc
-    sweep = Sweep(folder, manifest, runs, cps, params, probes, steps, costs, metric)
-    if require_complete and sweep.missing_runs > 0:
-        raise SweepFormatError(f"{run_file}: {sweep.missing_runs} of {manifest.get('runs')} planned runs are missing; "
-                               "finish the sweep with `earlyexit sweep SPEC.toml`.")
-    shortfall = sweep.probe_shortfalls() if require_complete or require_probes else None
-    if shortfall:
-        raise SweepFormatError(f"{cp_file}: not complete: {shortfall}. Re-log it with `earlyexit sweep SPEC.toml "
-                               "--out NEW_FOLDER`.")
-    return sweep
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
