@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -51,6 +53,32 @@ def _curve(held, make_judge, orders):
                 best = max(within, key=lambda r: r.final)
                 dev[o, j], test[o, j] = best.final, held.test.get(best.run_id, np.nan)
     return grid, np.nanmean(dev, axis=0), np.nanmean(test, axis=0)
+
+
+def _plot(out: dict, path: str) -> None:
+    """Each large sweep's expected best dev final against compute spent, one line per policy (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(1, len(LARGE), figsize=(5 * len(LARGE), 3.6))
+    for ax, name in zip(axes, LARGE):
+        for p, v in out["sweeps"][name].items():
+            ax.plot(np.arange(1, 65) / 2, 100 * np.array(v["curve"]), label=p.split(" (")[0])
+        ax.axvline(REFERENCE, color="grey", lw=0.5)
+        ax.set_title(name)
+        ax.set_xlabel("compute spent (full trainings)")
+        ax.set_xscale("log", base=2)
+    axes[0].set_ylabel("expected best dev final (points)")
+    axes[0].legend(fontsize=7)
+    machine = f"{os.cpu_count()}-core {platform.machine()} CPU"
+    fig.suptitle(f"fixed-budget search, each policy at its nested setting ({time.strftime('%Y-%m-%d')}, {machine})",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -112,28 +140,7 @@ def main() -> None:
         print(f"{name:12s} {p[:58]:58s} {cells} {share:6.1%}" if math.isfinite(share) else
               f"{name:12s} {p[:58]:58s} {cells}  never")
     Path(args.out + ".json").write_text(json.dumps(out, indent=1) + "\n")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, len(LARGE), figsize=(5 * len(LARGE), 3.6))
-        for ax, name in zip(axes, LARGE):
-            for p, v in out["sweeps"][name].items():
-                ax.plot(np.arange(1, 65) / 2, 100 * np.array(v["curve"]), label=p.split(" (")[0])
-            ax.axvline(REFERENCE, color="grey", lw=0.5)
-            ax.set_title(name)
-            ax.set_xlabel("compute spent (full trainings)")
-            ax.set_xscale("log", base=2)
-        axes[0].set_ylabel("expected best dev final (points)")
-        axes[0].legend(fontsize=7)
-        fig.suptitle(f"fixed-budget search, each policy at its nested setting ({time.strftime('%Y-%m-%d')}, 2-core CPU)",
-                     fontsize=9)
-        fig.tight_layout()
-        fig.savefig(args.out + ".png", dpi=110)
-    except ImportError:
-        pass
+    _plot(out, args.out + ".png")
 
 
 if __name__ == "__main__":

@@ -78,27 +78,41 @@ def critical_step(
     if slope is not None and slope >= 0:
         return CriticalStep(0.0, 0.0, 0.0, 0)
 
-    passes = 0
+    psi = _Psi(phi)
+    bracket = _bracket(psi, eta0, slope, max_passes, min_eta, max_eta)
+    if isinstance(bracket, CriticalStep):
+        return bracket
+    return _refine(psi, *bracket, rtol, max_passes)
 
-    def psi(eta: float) -> float:
-        nonlocal passes
-        passes += 1
-        value = phi(eta)
-        # A non-finite loss counts as a rise: the step is past critical.
+
+class _Psi:
+    """``eta -> phi(eta) / eta``, counting its forward passes; a non-finite loss counts as a rise (the step is
+    past critical)."""
+
+    def __init__(self, phi: Callable[[float], float]):
+        self.phi, self.passes = phi, 0
+
+    def __call__(self, eta: float) -> float:
+        self.passes += 1
+        value = self.phi(eta)
         return value / eta if math.isfinite(value) else math.inf
 
-    # Points (eta, psi) known to be <= 0 (lo) and > 0 (hi).
+
+def _bracket(psi: _Psi, eta0: float, slope: float | None, max_passes: int, min_eta: float,
+             max_eta: float) -> CriticalStep | tuple[float, float, float, float]:
+    """Points ``(lo, psi(lo), hi, psi(hi))`` with ``psi(lo) <= 0 < psi(hi)``, by halving from ``eta0`` while
+    psi is positive and growing (secant-extrapolated) while it is not; or the answer where there is none."""
     lo, psi_lo = (0.0, slope) if slope is not None else (None, None)
     hi, psi_hi = None, None
     eta = eta0
-    while passes < max_passes:
+    while psi.passes < max_passes:
         value = psi(eta)
         if value > 0:
             hi, psi_hi = eta, value
             if lo is not None:
                 break
             if eta / 2 < min_eta:
-                return CriticalStep(0.0, 0.0, eta, passes)
+                return CriticalStep(0.0, 0.0, eta, psi.passes)
             eta = eta / 2
         else:
             prev_lo, prev_psi = lo, psi_lo
@@ -106,7 +120,7 @@ def critical_step(
             if hi is not None:
                 break
             if eta * 2 > max_eta:
-                return CriticalStep(math.inf, eta, math.inf, passes)
+                return CriticalStep(math.inf, eta, math.inf, psi.passes)
             guess = 2 * eta
             if prev_lo is not None and prev_psi is not None and value > prev_psi:
                 # Secant extrapolation of psi to its root, 10% past it so the
@@ -116,13 +130,17 @@ def critical_step(
             eta = guess
     if hi is None or lo is None:
         eta = hi if hi is not None else math.inf
-        return CriticalStep(eta, lo or 0.0, hi if hi is not None else math.inf, passes)
+        return CriticalStep(eta, lo or 0.0, hi if hi is not None else math.inf, psi.passes)
+    return lo, psi_lo, hi, psi_hi
 
-    # Illinois-modified regula falsi: the secant uses weights that halve
-    # at the end that stayed put twice, the bracket keeps true values.
+
+def _refine(psi: _Psi, lo: float, psi_lo: float, hi: float, psi_hi: float, rtol: float,
+            max_passes: int) -> CriticalStep:
+    """Shrink the bracket to ``rtol`` by Illinois-modified regula falsi: the secant uses weights that halve at
+    the end that stayed put twice, the bracket keeps true values."""
     w_lo, w_hi = psi_lo, psi_hi
     side = 0
-    while passes < max_passes and hi - lo > rtol * hi:
+    while psi.passes < max_passes and hi - lo > rtol * hi:
         width = hi - lo
         point = lo + width / 2
         if math.isfinite(w_hi) and w_hi != w_lo:
@@ -146,4 +164,4 @@ def critical_step(
         eta_c = min(max(lo - psi_lo * (hi - lo) / (psi_hi - psi_lo), lo), hi)
     else:
         eta_c = (lo + hi) / 2
-    return CriticalStep(eta_c, lo, hi, passes)
+    return CriticalStep(eta_c, lo, hi, psi.passes)

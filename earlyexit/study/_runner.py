@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
@@ -78,6 +79,54 @@ class Objective:
                   file=sys.stderr)
         return outside
 
+    def _on_checkpoint(self, trial: optuna.Trial, config, phase: str | None, screen_step: int | None,
+                       signature: dict[int, dict[str, float]], cp: Checkpoint) -> bool:
+        """What a trial records and reports at a checkpoint; True stops it there (pruned, or screened)."""
+        # What the step measured, and what is known there without measuring (CONTEXT_NAMES).
+        context = schedule_context(cp.step, config.max_steps, config.learning_rate, config.warmup_ratio,
+                                   config.schedule, self.task.num_labels)
+        signature[cp.step] = {**cp.probes, "dev_accuracy": cp.dev_accuracy, "dev_loss": cp.dev_loss,
+                              "dev_metric": cp.dev_metric, **context}
+        trial.set_user_attr(at(PROBES_AT, cp.step), {k: _finite(v) for k, v in cp.probes.items()})
+        trial.set_user_attr(at(DEV_ACCURACY_AT, cp.step), _finite(cp.dev_accuracy))
+        resolution = self.spec.pruner.kind == "resolution"
+        # The protocol's keys (earlyexit.protocol): the metric, and for the resolution pruner its readings.
+        record(trial, cp.step, cp.dev_metric, lr_progress=context["lr_progress"],
+               predictions=cp.dev_predictions or None if resolution else None,
+               dev_loss=cp.dev_loss if resolution else None, max_steps=config.max_steps,
+               warmup_steps=warmup_steps(config.max_steps, config.warmup_ratio) if resolution else None)
+        if config.metric != "accuracy":
+            trial.set_user_attr(f"dev_{config.metric}@{cp.step}", _finite(cp.dev_metric))
+        if cp.probe_error:
+            trial.set_user_attr(at(PROBE_ERROR_AT, cp.step), cp.probe_error)
+            if self.geometric:
+                # No probes, no judgement: the trial is not reported at this step and so not pruned here.
+                return False
+        if self.geometric and self.plan is not None and cp.step not in self.spec.pruner.decision_steps:
+            return False  # measured for a later decision; a score here would read what was not measured
+        outside = []
+        if self.geometric:
+            score = self.scorer.score(signature, cp.step)
+            outside = self._outside(signature, cp.step, trial.number)
+            if outside:
+                trial.set_user_attr(at(OUT_OF_RANGE_AT, cp.step), outside)
+        else:
+            score = cp.dev_metric
+        trial.set_user_attr(at(SCORE_AT, cp.step), _finite(score))
+        if phase == "final":
+            return False  # a screened survivor trains to the end
+        # What the trial reports is on the objective's scale (dashboards draw it beside the finals): the
+        # scorer's predicted final metric, clipped to the metric's range, or, for the rank rule, whose score
+        # only orders trials, the dev metric (the pruner ranks by the score attribute above).
+        reported = score if getattr(self.scorer, "predicts_metric", True) or not self.geometric else cp.dev_metric
+        low, high = METRIC_RANGES[config.metric]
+        trial.report(min(max(reported, low), high) if math.isfinite(reported) else reported, cp.step)
+        if phase == "screen":
+            return cp.step >= screen_step
+        if outside and cp.step in self.spec.pruner.decision_steps:
+            return False  # outside what the scorer has seen: kept rather than judged by an extrapolation
+        return trial.should_prune()
+
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.spec)
         trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
@@ -106,51 +155,7 @@ class Objective:
 
             bar = tqdm(total=config.max_steps, desc=f"trial {trial.number}", unit="step", leave=False, position=1)
 
-        def on_checkpoint(cp: Checkpoint) -> bool:
-            # What the step measured, and what is known there without measuring (CONTEXT_NAMES).
-            context = schedule_context(cp.step, config.max_steps, config.learning_rate, config.warmup_ratio,
-                                       config.schedule, self.task.num_labels)
-            signature[cp.step] = {**cp.probes, "dev_accuracy": cp.dev_accuracy, "dev_loss": cp.dev_loss,
-                                  "dev_metric": cp.dev_metric, **context}
-            trial.set_user_attr(at(PROBES_AT, cp.step), {k: _finite(v) for k, v in cp.probes.items()})
-            trial.set_user_attr(at(DEV_ACCURACY_AT, cp.step), _finite(cp.dev_accuracy))
-            resolution = self.spec.pruner.kind == "resolution"
-            # The protocol's keys (earlyexit.protocol): the metric, and for the resolution pruner its readings.
-            record(trial, cp.step, cp.dev_metric, lr_progress=context["lr_progress"],
-                   predictions=cp.dev_predictions or None if resolution else None,
-                   dev_loss=cp.dev_loss if resolution else None, max_steps=config.max_steps,
-                   warmup_steps=warmup_steps(config.max_steps, config.warmup_ratio) if resolution else None)
-            if config.metric != "accuracy":
-                trial.set_user_attr(f"dev_{config.metric}@{cp.step}", _finite(cp.dev_metric))
-            if cp.probe_error:
-                trial.set_user_attr(at(PROBE_ERROR_AT, cp.step), cp.probe_error)
-                if self.geometric:
-                    # No probes, no judgement: the trial is not reported at this step and so not pruned here.
-                    return False
-            if self.geometric and self.plan is not None and cp.step not in self.spec.pruner.decision_steps:
-                return False  # measured for a later decision; a score here would read what was not measured
-            outside = []
-            if self.geometric:
-                score = self.scorer.score(signature, cp.step)
-                outside = self._outside(signature, cp.step, trial.number)
-                if outside:
-                    trial.set_user_attr(at(OUT_OF_RANGE_AT, cp.step), outside)
-            else:
-                score = cp.dev_metric
-            trial.set_user_attr(at(SCORE_AT, cp.step), _finite(score))
-            if phase == "final":
-                return False  # a screened survivor trains to the end
-            # What the trial reports is on the objective's scale (dashboards draw it beside the finals): the
-            # scorer's predicted final metric, clipped to the metric's range, or, for the rank rule, whose score
-            # only orders trials, the dev metric (the pruner ranks by the score attribute above).
-            reported = score if getattr(self.scorer, "predicts_metric", True) or not self.geometric else cp.dev_metric
-            low, high = METRIC_RANGES[config.metric]
-            trial.report(min(max(reported, low), high) if math.isfinite(reported) else reported, cp.step)
-            if phase == "screen":
-                return cp.step >= screen_step
-            if outside and cp.step in self.spec.pruner.decision_steps:
-                return False  # outside what the scorer has seen: kept rather than judged by an extrapolation
-            return trial.should_prune()
+        on_checkpoint = functools.partial(self._on_checkpoint, trial, config, phase, screen_step, signature)
 
         try:
             plan = self.plan

@@ -189,35 +189,17 @@ def train(
     share loaded data between runs; ``progress(step, max_steps)`` is called
     after every step. ``evaluate_test`` evaluates the final model once on the
     task's test split, where it has one (a logged sweep's test metric).
-    """
-    from transformers import get_scheduler
 
+    One function on purpose (it is longer than the house's 80 lines): the step loop and the checkpoint it
+    calls share the run's clock, losses and warm start, and reading them in one place is what keeps the
+    order of the seeded draws, and so a logged run, reproducible.
+    """
     started = time.perf_counter()
     task = task or load_task(config.source)
     config = config.with_budget(len(task.train))
     check_metric(config.metric, task.num_labels)
-    tokenizer = load_tokenizer(config.model)
-    model = load_model(config.model, task.num_labels, seed=config.seed, num_layers=config.num_layers,
-                       hidden_dropout=config.hidden_dropout, classifier_dropout=config.classifier_dropout)
-    id_map = None
-    if config.prune_vocabulary:
-        splits = (task.train, task.dev, task.test) if evaluate_test else (task.train, task.dev)
-        texts = [t for rows in splits for r in rows for t in (r[0], r[1]) if t is not None]
-        id_map = shrink_vocabulary(model, used_token_ids(tokenizer, texts, max_length=config.max_length))
-    if config.freeze_word_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-    device = resolve_device(config.device)
-    model.to(device)
-    probes = probe_set(config, task, tokenizer, id_map, device)
-    scaler = grad_scaler(device, config.precision)
-    torch.manual_seed(config.seed)
-    batcher = Batcher(tokenizer, task.train, batch_size=config.batch_size, seed=config.seed,
-                      max_length=config.max_length, group_by_length=config.group_by_length, id_map=id_map)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    warmup = int(round(config.warmup_ratio * config.max_steps))
-    name = HF_SCHEDULER_NAMES[config.schedule]
-    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=config.max_steps)
+    tokenizer, model, id_map, device, probes, scaler, batcher, params, optimizer, scheduler = _set_up(
+        config, task, evaluate_test)
 
     checkpoints: list[Checkpoint] = []
     warm = WarmStart()
@@ -301,6 +283,49 @@ def train(
         if progress is not None:
             progress(step, config.max_steps)
 
+    acc, dev_loss, dev_metric, test_acc, test_metric = _final_figures(
+        config, task, model, tokenizer, id_map, device, checkpoints, step, evaluate_test)
+    return TrainResult("completed", step, acc, dev_loss, _compute(step, train_seconds, probe_seconds_total),
+                       checkpoints, train_step_seconds=train_seconds / step if step else math.nan,
+                       final_metric=dev_metric, device=device_name(device),
+                       final_test_accuracy=test_acc, final_test_metric=test_metric)
+
+
+def _set_up(config: TrainConfig, task: TaskData, evaluate_test: bool):
+    """The run's tokenizer, model (on its device), vocabulary map, device, probe batches, gradient scaler, training
+    batches, trainable parameters, optimizer and schedule, made in this order (the seeded draws depend on it)."""
+    from transformers import get_scheduler
+
+    tokenizer = load_tokenizer(config.model)
+    model = load_model(config.model, task.num_labels, seed=config.seed, num_layers=config.num_layers,
+                       hidden_dropout=config.hidden_dropout, classifier_dropout=config.classifier_dropout)
+    id_map = None
+    if config.prune_vocabulary:
+        splits = (task.train, task.dev, task.test) if evaluate_test else (task.train, task.dev)
+        texts = [t for rows in splits for r in rows for t in (r[0], r[1]) if t is not None]
+        id_map = shrink_vocabulary(model, used_token_ids(tokenizer, texts, max_length=config.max_length))
+    if config.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    device = resolve_device(config.device)
+    model.to(device)
+    probes = probe_set(config, task, tokenizer, id_map, device)
+    scaler = grad_scaler(device, config.precision)
+    torch.manual_seed(config.seed)
+    batcher = Batcher(tokenizer, task.train, batch_size=config.batch_size, seed=config.seed,
+                      max_length=config.max_length, group_by_length=config.group_by_length, id_map=id_map)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = int(round(config.warmup_ratio * config.max_steps))
+    name = HF_SCHEDULER_NAMES[config.schedule]
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=config.max_steps)
+
+    return tokenizer, model, id_map, device, probes, scaler, batcher, params, optimizer, scheduler
+
+
+def _final_figures(config: TrainConfig, task: TaskData, model, tokenizer, id_map, device,
+                   checkpoints: list[Checkpoint], step: int, evaluate_test: bool):
+    """Dev accuracy, loss and metric at the end (the last checkpoint's where it evaluated there), and the test
+    split's accuracy and metric where asked for and present (NaN otherwise)."""
     last = checkpoints[-1] if checkpoints else None
     if last is not None and last.step == step and not math.isnan(last.dev_accuracy):
         acc, dev_loss, dev_metric = last.dev_accuracy, last.dev_loss, last.dev_metric
@@ -313,10 +338,7 @@ def train(
         test_acc, _, test_metric = evaluate(model, tokenizer, task.test, batch_size=config.eval_batch_size,
                                             max_length=config.max_length, id_map=id_map, metric=config.metric,
                                             device=device)
-    return TrainResult("completed", step, acc, dev_loss, _compute(step, train_seconds, probe_seconds_total),
-                       checkpoints, train_step_seconds=train_seconds / step if step else math.nan,
-                       final_metric=dev_metric, device=device_name(device),
-                       final_test_accuracy=test_acc, final_test_metric=test_metric)
+    return acc, dev_loss, dev_metric, test_acc, test_metric
 
 
 def _compute(steps: int, train_seconds: float, probe_seconds: float) -> float:
