@@ -97,3 +97,24 @@ def _private_reach_ins() -> list[str]:
 def test_no_package_reaches_into_another_packages_private_modules():
     # Every name another package needs is exported from its package's __init__.
     assert _private_reach_ins() == []
+
+
+LONG_ON_PURPOSE = {("probes/_measure.py", "measure"), ("training/_loop.py", "train")}
+"""Functions that say in their docstring why they stay one function (the probe loop and the training loop)."""
+
+
+def test_no_module_over_400_lines_and_no_function_over_80():
+    long_modules, long_functions = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        rel = str(path.relative_to(PACKAGE))
+        if text.count("\n") > 400:
+            long_modules.append(f"{rel}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > 80 and (rel, node.name) not in LONG_ON_PURPOSE:
+                    long_functions.append(f"{rel}:{node.lineno} {node.name}: {length} lines")
+                if (rel, node.name) in LONG_ON_PURPOSE:
+                    assert "One function on purpose" in (ast.get_docstring(node) or ""), f"{rel} {node.name}"
+    assert long_modules == [] and long_functions == []

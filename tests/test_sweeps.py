@@ -72,9 +72,9 @@ def test_resume_drops_a_cut_off_run_and_reruns_it(logged, tmp_path):
     records = load_dev_records(again)  # the cut-off run's prediction rows went with its checkpoint rows
     assert len(records.predictions) == len(again.checkpoints.dropna(subset=["dev_accuracy"]))
     manifest = (copy / "manifest.json").read_text()
-    assert '"runs_logged_before": 3' in manifest  # the resuming sitting is recorded
+    assert '"runs_logged_before": 3' in manifest  # the resuming invocation is recorded
     assert run_sweep(spec, copy, log=lambda m: None) == 0  # nothing left
-    assert (copy / "manifest.json").read_text() == manifest  # ... and a sitting that trains nothing is not
+    assert (copy / "manifest.json").read_text() == manifest  # ... and one that trains nothing is not
 
 
 def test_a_prediction_record_of_the_wrong_length_names_its_line(logged, tmp_path):

@@ -170,8 +170,9 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
         if not (folder / "manifest.json").exists():
             write_manifest(folder, manifest(spec, runs, command, task))
         else:
-            # Provenance of every sitting of a long sweep: when, with how many threads, by which command
-            # (a sitting that finds the sweep complete trains nothing and is not recorded).
+            # Provenance of every invocation that resumed a long sweep (the manifest's "sittings"): when, with
+            # how many threads, by which command
+            # (an invocation that finds the sweep complete trains nothing and is not recorded).
             current = read_manifest(folder)
             version = int(current.pop("format_version"))
             logged = len(done_run_ids(folder))
