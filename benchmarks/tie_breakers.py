@@ -19,9 +19,8 @@ import warnings
 import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE
-from earlyexit.replay._halving import held_sets, stopped_result
+from earlyexit.replay._halving import held_sets, synchronous
 from earlyexit.replay._nested import choose
-from earlyexit.replay._simulate import Compute
 from earlyexit.sweeps import find_sweeps, load
 
 PROBES = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "hessian_top_eigenvalue", "hessian_trace",
@@ -46,29 +45,20 @@ def _value(run, step, feature):
 
 
 def replay(held, cand):
-    rule = DEFAULT_RULE
-    steps = rule.rung_steps(held.budget, held.logged_steps)
-    names = ("dev_metric",) + ((cand[0],) if cand and cand[0] in PROBES else ())
-    compute = Compute(names, held.costs, steps=steps)
-    alive, stopped = list(held.runs), {}
-    for step in steps:
-        at = [r for r in alive if step in r.signature and not (r.diverged and r.steps <= step)]
-        readings = {r.run_id: held.reading(r, step) for r in at}
-        pruned = {r.run_id for r in at if rule.prune(readings[r.run_id], [readings[o.run_id] for o in at if o is not r],
-                                                   n=held.n_dev, metric=held.metric, labels=held.labels)[0]}
-        if cand is not None:
-            feature, sign, q = cand
-            tied = [r for r in at if r.run_id not in pruned and not readings[r.run_id].warming_up]
-            if tied:
-                leader = max(tied, key=lambda r: readings[r.run_id].value)
-                scored = [(sign * _value(r, step, feature), r) for r in tied if r is not leader]
-                scored = [(s, r) for s, r in scored if math.isfinite(s)]
-                scored.sort(key=lambda sr: sr[0])
-                pruned |= {r.run_id for _, r in scored[:int(q * len(tied))]}
-        for rid in pruned:
-            stopped[rid] = step
-        alive = [r for r in alive if r.run_id not in stopped]
-    res = stopped_result(held, compute, stopped)
+    """The synchronous default rule on ``held``, with the tie-breaker ``cand`` (None: without one)."""
+    reads = ("dev_metric",) + ((cand[0],) if cand and cand[0] in PROBES else ())
+
+    def tie_breaker(step, at, readings, pruned):
+        feature, sign, q = cand
+        tied = [r for r in at if r.run_id not in pruned and not readings[r.run_id].warming_up]
+        if not tied:
+            return set()
+        leader = max(tied, key=lambda r: readings[r.run_id].value)
+        scored = [(sign * _value(r, step, feature), r) for r in tied if r is not leader]
+        scored = sorted(((s, r) for s, r in scored if math.isfinite(s)), key=lambda sr: sr[0])
+        return {r.run_id for _, r in scored[:int(q * len(tied))]}
+
+    res = synchronous(held, DEFAULT_RULE, tie_breaker=tie_breaker if cand is not None else None, reads=reads)
     return 1 - res.compute_used, res.regret, res.test_regret
 
 

@@ -179,10 +179,16 @@ def _floor(metric: str) -> float:
 
 
 # -- synchronous ---------------------------------------------------------------------------------------------
-def synchronous(held: HeldSet, rule: ResolutionRule, *, paired: bool = True) -> Result:
-    """Synchronous successive halving by ``rule``: all trials to each rung, judged together."""
+def synchronous(held: HeldSet, rule: ResolutionRule, *, paired: bool = True,
+                tie_breaker: Callable[[int, list[Run], dict, set], set] | None = None,
+                reads: tuple[str, ...] = ("dev_metric",)) -> Result:
+    """Synchronous successive halving by ``rule``: all trials to each rung, judged together.
+
+    ``tie_breaker(step, trials, readings, pruned)``, where given, names more trials to prune at a rung after
+    the rule has pruned ``pruned`` (what ``benchmarks/tie_breakers.py`` measures); ``reads`` are the names a
+    trial is charged for at each rung."""
     steps = rule.rung_steps(held.budget, held.logged_steps)
-    compute = Compute(("dev_metric",), held.costs, steps=steps)
+    compute = Compute(reads, held.costs, steps=steps)
     alive = [r for r in held.runs]
     stopped: dict[str, int] = {}
     labels = held.labels if paired else None
@@ -192,15 +198,17 @@ def synchronous(held: HeldSet, rule: ResolutionRule, *, paired: bool = True) -> 
         readings = {r.run_id: held.reading(r, step, paired=paired) for r in at}
         for r in at:
             history[r.run_id].append(readings[r.run_id])
-        pruned = []
+        pruned = set()
         for r in at:
             others = [readings[o.run_id] for o in at if o is not r]
             histories = [h for rid, h in history.items() if rid != r.run_id and h]
             if rule.prune(readings[r.run_id], others, n=held.n_dev, metric=held.metric, labels=labels,
                           histories=histories)[0]:
-                pruned.append(r)
-        for r in pruned:
-            stopped[r.run_id] = step
+                pruned.add(r.run_id)
+        if tie_breaker is not None:
+            pruned |= tie_breaker(step, at, readings, pruned)
+        for rid in pruned:
+            stopped[rid] = step
         alive = [r for r in alive if r.run_id not in stopped]
     return stopped_result(held, compute, stopped)
 
