@@ -182,11 +182,9 @@ def _floor(metric: str) -> float:
 def synchronous(held: HeldSet, rule: ResolutionRule, *, paired: bool = True,
                 tie_breaker: Callable[[int, list[Run], dict, set], set] | None = None,
                 reads: tuple[str, ...] = ("dev_metric",)) -> Result:
-    """Synchronous successive halving by ``rule``: all trials to each rung, judged together.
-
-    ``tie_breaker(step, trials, readings, pruned)``, where given, names more trials to prune at a rung after
-    the rule has pruned ``pruned`` (what ``benchmarks/tie_breakers.py`` measures); ``reads`` are the names a
-    trial is charged for at each rung."""
+    """Synchronous successive halving by ``rule``: all trials to each rung, judged together. ``tie_breaker(step,
+    trials, readings, pruned)`` names more to prune after the rule (``benchmarks/tie_breakers.py``); ``reads``:
+    what a trial is charged for at each rung."""
     steps = rule.rung_steps(held.budget, held.logged_steps)
     compute = Compute(reads, held.costs, steps=steps)
     alive = [r for r in held.runs]
