@@ -216,11 +216,11 @@ def test_slopes_come_from_differences_within_a_study():
     X = np.array([[0.50], [0.55], [0.60], [0.80], [0.85], [0.90]])
     y = np.array([0.80, 0.82, 0.84, 0.60, 0.62, 0.64])
     studies = np.array([0, 0, 0, 1, 1, 1])
-    assert RungModel.fit(X, y, 0.1).coef[0] < 0
-    within = RungModel.fit(X, y, 0.1, studies)
-    assert within.coef[0] > 0 and within.intercept == pytest.approx(y.mean())
+    assert RungModel(0.1).fit(X, y).coef_[0] < 0
+    within = RungModel(0.1).fit(X, y, studies)
+    assert within.coef_[0] > 0 and within.intercept_ == pytest.approx(y.mean())
     # A study's level does not move the slopes.
-    assert RungModel.fit(X, y + 0.3 * studies, 0.1, studies).coef == pytest.approx(within.coef)
+    assert RungModel(0.1).fit(X, y + 0.3 * studies, studies).coef_ == pytest.approx(within.coef_)
 
 
 def _signatures(devs, budget=1000.0):
@@ -250,7 +250,7 @@ def test_a_margin_is_measured_on_tasks_the_scorer_did_not_see_and_keeps_more():
     sig = _signatures([0.7])[0]
     assert again.score(sig, 100) == scorer.score(sig, 100)
     old = {**scorer.to_dict(), "format": 1, "rule": {"rungs": [100], "keep_top": 1, "min_lr_progress": 0.0},
-           "rungs": {"100": scorer.estimators_[0.1].__dict__}}
+           "rungs": {"100": scorer.estimators_[0.1].to_dict()}}
     old.pop("margins")
     v1 = TransferScorer.from_dict(json.loads(json.dumps(old)))
     assert v1.rule.unit == "steps" and v1.margin_at(100) == 0 and v1.score(sig, 100) == scorer.score(sig, 100)
@@ -268,7 +268,7 @@ def test_the_selection_fits_margins_as_the_scorer_does(three_tasks):
         [r.signature for r in runs], [r.final for r in runs],
         studies=[i for i, s in enumerate(studies) for _ in s.runs], tasks=[s.task for s in studies for _ in s.runs])
     assert shared.margins_ == pytest.approx(direct.margins_)
-    assert shared.estimators_[0.1].coef == pytest.approx(direct.estimators_[0.1].coef)
+    assert shared.estimators_[0.1].coef_ == pytest.approx(direct.estimators_[0.1].coef_)
 
 
 def test_probes_earn_their_place_in_the_choice(monkeypatch, three_tasks):

@@ -119,7 +119,7 @@ class _Fits:
                 X, y, index = rung_rows([r.signature for r in runs], [r.final for r in runs], rule, rung, groups)
                 studies = np.array([id(s) for s in train for _ in s.runs])[index]
                 tasks = np.array([s.task for s in train for _ in s.runs])[index]
-                self._models[k] = (X, y, studies, tasks, RungModel.fit(X, y, scorer.alpha, studies))
+                self._models[k] = (X, y, studies, tasks, RungModel(scorer.alpha).fit(X, y, studies))
             X, y, studies, tasks, model = self._models[k]
             scorer.estimators_[rung] = model
             if rule.margin_quantile:

@@ -5,8 +5,7 @@ did not see (:func:`rung_gaps`, :func:`margin_from`): the fitted parts of a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -15,30 +14,40 @@ OUT_OF_RANGE_MARGIN = 0.25
 (max - min over the trials it was fitted on) below the minimum or above the maximum."""
 
 
-@dataclass(frozen=True)
 class RungModel:
-    """One rung's fitted ridge, as numbers: impute the median, standardise, take the dot product.
+    """One rung's ridge, fitted and stored as numbers: impute the median, standardise, take the dot product.
 
-    Stored as plain lists so that a scorer file is JSON and loads under any scikit-learn version.
+    scikit-learn's estimator contract (``RungModel(alpha).fit(X, y, groups)`` returns the model; what it learns
+    ends in ``_``); :meth:`to_dict` / :meth:`from_dict` are plain lists, so that a scorer file is JSON and loads
+    under any scikit-learn version.
 
-    Attributes:
-        medians, means, scales: per feature, from the training trials.
-        coef, intercept: the ridge (on standardised features); the prediction is in metric units.
-        low, high: each feature's training minimum and maximum (for the out-of-range check).
-        trials: how many trials it was fitted on.
+    Parameters:
+        alpha: the ridge's penalty.
+
+    Attributes (after :meth:`fit`):
+        medians_, means_, scales_: per feature, from the training trials.
+        coef_, intercept_: the ridge (on standardised features); the prediction is in metric units.
+        low_, high_: each feature's training minimum and maximum (for the out-of-range check).
+        trials_: how many trials it was fitted on.
     """
 
-    medians: tuple[float, ...]
-    means: tuple[float, ...]
-    scales: tuple[float, ...]
-    coef: tuple[float, ...]
-    intercept: float
-    low: tuple[float, ...]
-    high: tuple[float, ...]
-    trials: int
+    LEARNT = ("medians", "means", "scales", "coef", "intercept", "low", "high", "trials")
+    """What :meth:`fit` learns, by the names of the stored layout (each attribute is the name plus ``_``)."""
 
-    @classmethod
-    def fit(cls, X: np.ndarray, y: np.ndarray, alpha: float, groups: Sequence | None = None) -> RungModel:
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"alpha": self.alpha}
+
+    def set_params(self, **params) -> RungModel:
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"RungModel has no parameter {k!r}.")
+            setattr(self, k, v)
+        return self
+
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: Sequence | None = None) -> RungModel:
         """Fit on rows ``X`` (features) and finals ``y``. With ``groups`` (the study of each row), the slopes
         come from differences *within* a study only (features and finals centred per study): a study decides
         among its own trials, and a pooled fit would learn that one task's trials end higher than another's
@@ -60,24 +69,41 @@ class RungModel:
                 rows = groups == g
                 Zc[rows] -= Z[rows].mean(axis=0)
                 yc[rows] = y[rows] - y[rows].mean()
-        coef = Ridge(alpha=alpha, fit_intercept=False).fit(Zc, yc).coef_
-        return cls(*(tuple(float(v) for v in a) for a in (medians, means, scales, coef)),
-                   float(y.mean()), tuple(float(v) for v in filled.min(axis=0)),
-                   tuple(float(v) for v in filled.max(axis=0)), int(len(y)))
+        coef = Ridge(alpha=self.alpha, fit_intercept=False).fit(Zc, yc).coef_
+        self.medians_, self.means_, self.scales_, self.coef_ = (tuple(float(v) for v in a)
+                                                                for a in (medians, means, scales, coef))
+        self.intercept_ = float(y.mean())
+        self.low_, self.high_ = tuple(float(v) for v in filled.min(axis=0)), tuple(float(v) for v in filled.max(axis=0))
+        self.trials_ = int(len(y))
+        return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.clip(np.asarray(X, dtype=float), -1e12, 1e12)
-        filled = np.where(np.isfinite(X), X, np.array(self.medians))
-        return ((filled - np.array(self.means)) / np.array(self.scales)) @ np.array(self.coef) + self.intercept
+        filled = np.where(np.isfinite(X), X, np.array(self.medians_))
+        return ((filled - np.array(self.means_)) / np.array(self.scales_)) @ np.array(self.coef_) + self.intercept_
 
     def out_of_range(self, row: Sequence[float], margin: float = OUT_OF_RANGE_MARGIN) -> list[int]:
         """Indices of the features of ``row`` outside the training range widened by ``margin``."""
         out = []
-        for i, (x, lo, hi) in enumerate(zip(row, self.low, self.high)):
+        for i, (x, lo, hi) in enumerate(zip(row, self.low_, self.high_)):
             pad = margin * (hi - lo)
             if math.isfinite(x) and not lo - pad <= x <= hi + pad:
                 out.append(i)
         return out
+
+    def to_dict(self) -> dict:
+        """What it learnt as plain numbers (the transfer scorer file's ``rungs`` entries; ``alpha`` is the
+        scorer's)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k in self.LEARNT for v in [getattr(self, k + "_")]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping, alpha: float = 1.0) -> RungModel:
+        """A fitted model from :meth:`to_dict`'s layout."""
+        model = cls(alpha)
+        for k in cls.LEARNT:
+            v = data[k]
+            setattr(model, k + "_", tuple(float(x) for x in v) if isinstance(v, (list, tuple)) else v)
+        return model
 
 
 GAP_TOP = 3
@@ -96,7 +122,7 @@ def rung_gaps(X: np.ndarray, y: np.ndarray, studies: np.ndarray, tasks: np.ndarr
         train, test = tasks != task, tasks == task
         if train.sum() < 3:
             continue
-        model = RungModel.fit(X[train], y[train], alpha, studies[train])
+        model = RungModel(alpha).fit(X[train], y[train], studies[train])
         predicted = model.predict(X[test])
         for study in np.unique(studies[test]):
             rows = studies[test] == study

@@ -260,7 +260,7 @@ class TransferScorer:
             X, y, index = rung_rows(signatures, y_all, self.rule, rung, self.groups)
             if len(y) < 3:
                 raise ValueError(f"rung {rung}: {len(y)} trials reached it with a finite final; need 3.")
-            self.estimators_[rung] = RungModel.fit(X, y, self.alpha, study_of[index])
+            self.estimators_[rung] = RungModel(self.alpha).fit(X, y, study_of[index])
             if self.rule.margin_quantile:
                 gaps = rung_gaps(X, y, study_of[index], task_of[index], self.rule.keep_top, self.alpha)
                 self.margins_[rung] = margin_from(gaps, self.rule.margin_quantile)
@@ -310,7 +310,7 @@ class TransferScorer:
         """The whole scorer as JSON-able data (see :func:`TransferScorer.from_dict`)."""
         return {"kind": "transfer", "format": TRANSFER_FORMAT, "groups": list(self.groups),
                 "rule": self.rule.as_dict(), "alpha": self.alpha, "features": feature_names(self.groups),
-                "rungs": {str(r): m.__dict__ for r, m in sorted(self.estimators_.items())},
+                "rungs": {str(r): m.to_dict() for r, m in sorted(self.estimators_.items())},
                 "margins": {str(r): m for r, m in sorted(self.margins_.items())},
                 "card": self.card, "versions": self.versions}
 
@@ -323,8 +323,7 @@ class TransferScorer:
                              f"format {data.get('format')!r}.")
         scorer = cls(tuple(data["groups"]), Rule(**data["rule"]), float(data["alpha"]))
         key = int if scorer.rule.unit == "steps" else float
-        scorer.estimators_ = {key(r): RungModel(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in m.items()})
-                              for r, m in data["rungs"].items()}
+        scorer.estimators_ = {key(r): RungModel.from_dict(m, scorer.alpha) for r, m in data["rungs"].items()}
         scorer.margins_ = {key(r): float(m) for r, m in data.get("margins", {}).items()}
         scorer.card, scorer.versions = dict(data.get("card", {})), dict(data.get("versions", {}))
         return scorer
