@@ -49,3 +49,49 @@ def test_a_quoted_figure_is_the_committed_jsons(doc, name, policy, quote):
     expected = quote(_agg(name, policy))
     flat = lambda s: re.sub(r"\s+", " ", s)  # noqa: E731  (line breaks in the prose are not figures)
     assert flat(expected) in flat(text), f"{doc} does not quote {expected!r} from {name}"
+
+
+def _row(name: str, policy: str) -> str:
+    """A row of the README's first nested table: saved, mean, worst, test regret, best case (saved / regret)."""
+    agg = json.loads((ROOT / "benchmarks" / "nested" / name).read_text())["aggregate"][policy]
+    n, best = agg["nested"], agg["best_case"]
+    return (f"| {_pct(n['mean_compute_saved'])} | {_pts(n['mean_regret'])} | {_pts(n['worst_regret'])} | "
+            f"{_pts(n['mean_test_regret'])} | {_pct(best['mean_compute_saved'])} / {_pts(best['mean_regret'])} |")
+
+
+def _triple(name: str, policy: str) -> str:
+    n = _agg(name, policy)
+    return f"{_pct(n['mean_compute_saved'])} / {_pts(n['mean_regret'])} / {_pts(n['worst_regret'])}"
+
+
+TABLE_POLICIES = ["default", "default_sync", "progress_match", "crude_rule", "halving_rungs", "prefix_accuracy",
+                  "hyperparameters", "interval", "interval_tasks", "median", "patient_median", "percentile",
+                  "successive_halving", "hyperband", "wilcoxon"]
+
+
+@pytest.mark.parametrize("policy", TABLE_POLICIES)
+def test_the_readme_nested_table_rows_are_base14s(policy):
+    # The README's first table: the fourteen base sweeps, one trial at a time (benchmarks/nested/base14-w1.json;
+    # the interval rows from the same command with their policies, interval14-w1.json).
+    name = "interval14-w1.json" if policy.startswith("interval") else "base14-w1.json"
+    flat = re.sub(r"\s+", " ", (ROOT / "README.md").read_text())
+    assert _row(name, policy) in flat, f"README's {policy} row is not {name}'s"
+
+
+@pytest.mark.parametrize("policy", ["default", "interval", "progress_match", "prefix_accuracy", "median",
+                                    "successive_halving"])
+def test_the_readme_all16_column_is_all16s(policy):
+    # The table of the bound's clean test: sst2-8k-wide32, subj-wide64 and the mean over all 16 sweeps.
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| policy | sst2-8k-wide32 |"):]
+    table = table[: table.index("\n\n")]
+    line = next(x for x in table.splitlines() if x.split("|")[1].strip().strip("*").split("*")[0].split(" ")[0]
+                == policy)
+    assert line.rstrip().endswith(f"| {_triple('all16-w1.json', policy)} |"), line
+
+
+@pytest.mark.parametrize("policy,prefix", [("default", "base14"), ("interval", "interval14"), ("median", "base14")])
+def test_the_readme_workers_table_is_the_committed_runs(policy, prefix):
+    cells = [_triple(f"{prefix}-w{w}.json", policy) for w in (1, 4, 8)]
+    flat = re.sub(r"\s+", " ", (ROOT / "README.md").read_text())
+    assert f"| {' | '.join(cells)} |" in flat, f"README's workers row for {policy}: {cells}"
