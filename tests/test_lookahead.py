@@ -13,7 +13,7 @@ from earlyexit.protocol import lookahead_row
 from earlyexit.pruning import DEFAULT_RULE, LookaheadPruner
 from earlyexit.pruning import fallback_margins
 from earlyexit.replay._halving import HeldSet, OptunaJudge, live
-from earlyexit.replay._lookahead import LookaheadJudge, fit_predictor, lookahead_rows, predictions
+from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor, lookahead_rows, predictions
 from earlyexit.replay._simulate import Run
 from earlyexit.scoring import ScorerFileError
 from earlyexit.scoring._lookahead import FinalPredictor, load_predictor, save_predictor
@@ -97,17 +97,18 @@ def test_the_predictor_is_plain_json_and_refuses_what_is_not(model, tmp_path):
         FinalPredictor().predict(np.zeros((1, 6)))
 
 
-@pytest.mark.parametrize("workers", [1, 3])
-def test_the_pruner_decides_as_the_replayed_lookahead_in_a_real_optuna_study(model, workers):
+@pytest.mark.parametrize("workers,refit", [(1, None), (3, None), (1, 0.25), (3, 0.25)])
+def test_the_pruner_decides_as_the_replayed_lookahead_in_a_real_optuna_study(model, workers, refit):
     held = _held("live", 21, n_runs=14)
     gain = predictions(model, held)
     fallback = fallback_margins(model, "study+tasks", 0.8, BUDGET)
+    pool = StudyPool(model, held, refit) if refit is not None else None
     pruned_any = False
     for order in range(3):
-        replayed = live(held, LookaheadJudge(held, DEFAULT_RULE, gain, fallback=fallback, coverage=0.8, keep=1),
-                        order, workers)
+        replayed = live(held, LookaheadJudge(held, DEFAULT_RULE, gain, fallback=fallback, coverage=0.8, keep=1,
+                                             pool=pool), order, workers)
         shipped = live(held, OptunaJudge(held, lambda: LookaheadPruner(model, coverage=0.8, keep=1,
-                                                                       calibration="study+tasks",
+                                                                       calibration="study+tasks", refit=refit,
                                                                        max_resource=BUDGET), order, attrs=True),
                        order, workers)
         assert shipped.kept == replayed.kept and shipped.compute_used == pytest.approx(replayed.compute_used)
@@ -145,3 +146,18 @@ def test_a_study_with_lookahead_runs_and_judges_at_warmup_ends(tmp_path):
     (tmp_path / "bad.toml").write_text(text.replace("lookahead = true", "lookahead = true\nbound = true"))
     with pytest.raises(SpecError, match="lookahead"):
         load_spec(tmp_path / "bad.toml")
+
+
+def test_a_study_refit_reads_the_studys_own_trials_as_near_neighbours(model):
+    held = _held("refit", 41, n_runs=6)
+    _, X, finals = lookahead_rows(held)
+    # No study readings: the prior's prediction.
+    assert model.predict_in_study(X, np.empty((0, 6)), [], 0.25) == pytest.approx(model.predict(X))
+    # The study's own readings, equal to the queries, with a gain none of the prior's readings has: at a small
+    # shrink they are the nearest (distance 0) and 30 of the k = 20 neighbours: the median is theirs.
+    study = np.repeat(X[:1], 30, axis=0)
+    near = model.predict_in_study(X[:1], study, np.full(30, 5.0), 0.25)[0]
+    assert near == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="refit"):
+        from earlyexit.pruning import LookaheadPruner
+        LookaheadPruner(model, refit=2.0)

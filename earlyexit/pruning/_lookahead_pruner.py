@@ -38,12 +38,20 @@ class LookaheadPruner(ResolutionPruner):
         calibration: ``"study"`` (the default, what ``[pruner] lookahead = true`` runs: no look-ahead bound at a
             step until the study has enough completed trials there) or ``"study+tasks"`` (the predictor's margins
             until then).
+        refit: None (the default: the study's completed trials only calibrate the intervals), or a shrink factor
+            in (0, 1]: the readings of the study's completed trials also join the predictor's neighbours, their
+            distances times ``refit`` (a study refit; :meth:`~earlyexit.scoring.FinalPredictor.predict_in_study`),
+            and each completed trial's errors are those of a prediction without its own readings.
         rule, max_resource, decision_steps, judge_at, dev_size, metric: as :class:`ResolutionPruner`.
     """
 
     def __init__(self, predictor, *, coverage: float = 0.8, keep: int = 1, z: float = 1.0,
-                 calibration: str = "study", rule: ResolutionRule | None = None, **settings):
+                 calibration: str = "study", refit: float | None = None, rule: ResolutionRule | None = None,
+                 **settings):
         super().__init__(rule, **settings)
+        if refit is not None and not 0 < refit <= 1:
+            raise ValueError(f"refit must be None or a shrink factor in (0, 1], but got {refit}.")
+        self.refit = refit
         if not 0 < coverage < 1 or keep < 1 or not z >= 0:
             raise ValueError(f"coverage must be in (0, 1), keep at least 1 and z at least 0, but got {coverage}, "
                              f"{keep}, {z}.")
@@ -78,6 +86,25 @@ class LookaheadPruner(ResolutionPruner):
         H = protocol.headroom(constant)
         others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
                   if t.number != trial.number]
+        if self.refit is not None:
+            finals, errors, running, gain = self._refitted(others, mine, context, default, H)
+        else:
+            finals, errors, running, gain = self._prior_only(study, others, mine, step, context, default, H)
+        value = protocol.reading(trial, step, None).value
+        if not math.isfinite(gain):
+            return False
+        prune = lookahead_judge(value, gain, step, finals=finals, errors=errors, running=running,
+                                fallback=fallback_margins(self.predictor, self.calibration, self.coverage, own),
+                                coverage=self.coverage, keep=self.keep, z=self.z, headroom=H, n=n, metric=metric)
+        if prune:
+            protocol.set_pruned_reason(
+                study, trial, f"step {step} of {own}: its optimistic final is below the {self.keep}-th best "
+                              f"pessimistic final of the study ({self.coverage:.0%} intervals, look-ahead)")
+        return prune
+
+    def _prior_only(self, study, others, mine, step, context, default, H):
+        """``(finals, errors by step, running readings, this reading's gain)`` with the predictor as fitted."""
+        constant, classes = context[0], context[1]
         keys, rows = [("mine", step)], [mine]
         known = self._completed_gains.setdefault(study.study_name, {})  # a completed trial's readings never change
         gains = {}
@@ -109,18 +136,45 @@ class LookaheadPruner(ResolutionPruner):
                 g = gains.get((t.number, s))
                 if g is not None and math.isfinite(g):
                     running.append((s, protocol.reading(t, s, None).value, float(g)))
-        gain = float(gains[("mine", step)])
-        value = protocol.reading(trial, step, None).value
-        if not math.isfinite(gain):
-            return False
-        prune = lookahead_judge(value, gain, step, finals=finals, errors=errors, running=running,
-                      fallback=fallback_margins(self.predictor, self.calibration, self.coverage, own),
-                      coverage=self.coverage, keep=self.keep, z=self.z, headroom=H, n=n, metric=metric)
-        if prune:
-            protocol.set_pruned_reason(
-                study, trial, f"step {step} of {own}: its optimistic final is below the {self.keep}-th best "
-                              f"pessimistic final of the study ({self.coverage:.0%} intervals, look-ahead)")
-        return prune
+        return finals, errors, running, float(gains[("mine", step)])
+
+    def _refitted(self, others, mine, context, default, H):
+        """As :meth:`_prior_only`, with the completed trials' readings among the predictor's neighbours."""
+        constant, classes = context[0], context[1]
+        pool_keys, pool_rows, pool_gain, finals = [], [], [], []
+        for t in sorted((t for t in others if t.state == TrialState.COMPLETE), key=lambda t: t.number):
+            if t.value is None or not math.isfinite(t.value):
+                continue
+            finals.append(float(t.value))
+            own = protocol.budget(t, default)
+            for s in sorted(t.intermediate_values):
+                row = protocol.features(t, s, constant=constant, classes=classes, default_budget=default)
+                if row is not None and 0 < s < (own or math.inf) and np.isfinite(row).all():
+                    pool_keys.append((t.number, s))
+                    pool_rows.append(row)
+                    pool_gain.append((float(t.value) - protocol.reading(t, s, None).value) / H)
+        X = np.array(pool_rows, dtype=float).reshape(-1, len(mine))
+        g = np.array(pool_gain, dtype=float)
+        errors: dict[int, list[float]] = {}
+        if len(X):  # each completed reading predicted without its own trial's readings
+            Z, d, nb = self.predictor.prior_neighbours(X)
+            trial_of = np.array([k[0] for k in pool_keys])
+            study_d = ((Z[:, None, :] - Z[None, :, :]) ** 2).sum(axis=2) * self.refit ** 2
+            study_d[trial_of[:, None] == trial_of[None, :]] = np.inf
+            for (number, s), true, pred in zip(pool_keys, g, self.predictor.study_medians(d, nb, study_d, g)):
+                if math.isfinite(pred):
+                    errors.setdefault(s, []).append(float(true - pred))
+        running_keys, rows = [], [mine]
+        for t in others:
+            if t.state == TrialState.RUNNING and t.intermediate_values:
+                s = max(t.intermediate_values)
+                row = protocol.features(t, s, constant=constant, classes=classes, default_budget=default)
+                if row is not None:
+                    running_keys.append((s, protocol.reading(t, s, None).value))
+                    rows.append(row)
+        gains = self.predictor.predict_in_study(np.array(rows, dtype=float), X, g, self.refit)
+        running = [(s, v, float(gn)) for (s, v), gn in zip(running_keys, gains[1:]) if math.isfinite(gn)]
+        return finals, errors, running, float(gains[0])
 
     def _decides_at(self, trial, step: int, own: int) -> bool:
         """At the rule's rungs on the trial's budget, and at the first reported step past its own warmup."""

@@ -55,15 +55,57 @@ def predictions(model: FinalPredictor, held: HeldSet) -> dict[tuple[str, int], t
             if math.isfinite(g)}
 
 
+class StudyPool:
+    """A held set's readings, ready for a study refit: each reading's prior neighbours, its true gain and dev
+    metric, and the squared distance (times ``shrink`` squared) between every two of them; one per held set, shared
+    by every order and judge. What :class:`~earlyexit.pruning.LookaheadPruner` computes from the study, here once."""
+
+    def __init__(self, model: FinalPredictor, held: HeldSet, shrink: float):
+        keys, X, _ = lookahead_rows(held)
+        ok = np.isfinite(X).all(axis=1)
+        self.keys = [k for k, o in zip(keys, ok) if o]
+        self.index = {k: i for i, k in enumerate(self.keys)}
+        self.model, self.shrink = model, shrink
+        self.Z, self.d, self.g = model.prior_neighbours(X[ok])
+        H = headroom(held.constant)
+        runs = {r.run_id: r for r in held.runs}
+        self.value = np.array([runs[rid].signature[step].get("dev_metric", math.nan) for rid, step in self.keys])
+        self.true = np.array([(runs[rid].final - v) / H for (rid, _), v in zip(self.keys, self.value)])
+        self.D = ((self.Z[:, None, :] - self.Z[None, :, :]) ** 2).sum(axis=2) * shrink ** 2
+
+    def gains(self, rows: list[int], pool: list[int]) -> np.ndarray:
+        """Predicted gains of readings ``rows`` with the readings ``pool`` among the neighbours."""
+        return self.model.study_medians(self.d[rows], self.g[rows], self.D[np.ix_(rows, pool)], self.true[pool])
+
+    def errors_at(self, step: int, done: list[tuple[int, int, int]]) -> list[float]:
+        """True minus predicted gain of each pooled reading at ``step`` (``done``: the pool as ``(trial, step,
+        row)``), each predicted without its own trial's readings: the study's conformal errors there."""
+        at = [k for k, (_, s, _) in enumerate(done) if s == step]
+        if not at:
+            return []
+        pool = [r for _, _, r in done]
+        owner = np.array([t for t, _, _ in done])
+        rows = [pool[k] for k in at]
+        D = self.D[np.ix_(rows, pool)].copy()
+        D[owner[at][:, None] == owner[None, :]] = np.inf
+        pred = self.model.study_medians(self.d[rows], self.g[rows], D, self.true[pool])
+        return [float(self.true[r] - p) for r, p in zip(rows, pred) if math.isfinite(p)]
+
+
 class LookaheadJudge(RuleJudge):
     """``rule`` live at its rungs, and the look-ahead bound at the rungs and at each trial's own warmup end.
 
     ``fallback(step)``: the margins before the study has enough completed trials at a step (the predictor's
-    ``margins(coverage, step / budget)``, or ``(-inf, inf)`` for none)."""
+    ``margins(coverage, step / budget)``, or ``(-inf, inf)`` for none). With ``pool`` (a :class:`StudyPool`), the
+    completed trials' readings join the predictor's neighbours (``LookaheadPruner(refit=...)``); ``gain`` is then
+    not read."""
 
     def __init__(self, held: HeldSet, rule: ResolutionRule, gain: dict, *, fallback, coverage: float = 0.8,
-                 keep: int = 1, z: float = 1.0):
+                 keep: int = 1, z: float = 1.0, pool: StudyPool | None = None):
         super().__init__(held, rule)
+        self.pool = pool
+        self.done: list[tuple[int, int, int]] = []  # pooled readings: (trial index, step, pool row)
+        self._cache: dict[int, list[float]] = {}  # step -> the study's errors there, until a trial completes
         self.gain, self.fallback, self.coverage, self.keep, self.z = gain, fallback, coverage, keep, z
         self.H = headroom(held.constant)
         self.rungs = set(rule.rung_steps(held.budget, held.logged_steps))
@@ -84,23 +126,47 @@ class LookaheadJudge(RuleJudge):
     def at(self, index, run, step):
         if step in self.rungs and super().at(index, run, step):
             return True
-        reading = self.gain.get((run.run_id, step))
+        if self.pool is not None:
+            row = self.pool.index.get((run.run_id, step))
+            reading = None if row is None else (float(self.pool.value[row]), row)
+        else:
+            reading = self.gain.get((run.run_id, step))
         if reading is not None:
             self.latest[run.run_id] = (step, *reading)
         if reading is None or not self._decides_at(run, step):
             return False
         v, g = reading
         running = [(s, rv, rg) for rid, (s, rv, rg) in self.latest.items() if rid != run.run_id]
-        return lookahead_judge(v, g, step, finals=list(self.finals.values()), errors=self.errors, running=running,
+        errors = self.errors
+        if self.pool is not None:  # gains now, with the trials completed by now among the neighbours
+            pool = [r for _, _, r in self.done]
+            gains = self.pool.gains([g] + [rg for _, _, rg in running], pool)
+            g, running = float(gains[0]), [(s, rv, float(x)) for (s, rv, _), x in zip(running, gains[1:])
+                                           if math.isfinite(x)]
+            if not math.isfinite(g):
+                return False
+            errors = {s: self._errors_at(s) for s in {step, *(s for s, _, _ in running)}}
+        return lookahead_judge(v, g, step, finals=list(self.finals.values()), errors=errors, running=running,
                                fallback=self.fallback, coverage=self.coverage, keep=self.keep, z=self.z,
                                headroom=self.H,
                                n=self.held.n_dev, metric=self.held.metric)
+
+    def _errors_at(self, step: int) -> list[float]:
+        """The study's errors at ``step`` with the pool as it is now (cached until the next trial completes)."""
+        if step not in self._cache:
+            self._cache[step] = self.pool.errors_at(step, self.done)
+        return self._cache[step]
 
     def end(self, index, run, completed):
         self.latest.pop(run.run_id, None)
         if not (completed and math.isfinite(run.final)):
             return
         self.finals[run.run_id] = run.final
+        if self.pool is not None:
+            rows = sorted((step, r) for (rid, step), r in self.pool.index.items() if rid == run.run_id)
+            self.done = sorted(self.done + [(index, step, r) for step, r in rows])
+            self._cache = {}
+            return
         for (rid, step), (v, g) in self.gain.items():
             if rid == run.run_id:
                 self.errors.setdefault(step, []).append((run.final - v) / self.H - g)

@@ -22,7 +22,7 @@ from ..pruning import DEFAULT_RULE
 from ._halving import HeldSet, held_sets, live
 from ._interval import IntervalJudge, fit_interval, gains
 from ..pruning import fallback_margins
-from ._lookahead import LookaheadJudge, fit_predictor, predictions
+from ._lookahead import LookaheadJudge, StudyPool, fit_predictor, predictions
 from ._selection import map_jobs
 
 CANDIDATES = {
@@ -30,6 +30,7 @@ CANDIDATES = {
     "interval_tasks": tuple(("tasks", c, 1) for c in (0.95, 0.9, 0.8)),
     "lookahead": tuple((cal, c, k) for cal, c, k in itertools.product(("study", "study+tasks"), (0.9, 0.8), (2, 1))),
     "lookahead_study": tuple(("study", c, k) for c, k in itertools.product((0.9, 0.8), (2, 1))),
+    "lookahead_refit": tuple(("study", c, k, w) for c, k, w in itertools.product((0.9, 0.8), (2, 1), (0.5, 0.25))),
 }
 """Each policy's (calibration, coverage, keep) settings, safest first (the selection's ties go to the earlier one).
 ``interval`` calibrates on the study's own completed trials, ``interval_tasks`` on other tasks' sweeps. Frozen on
@@ -38,14 +39,18 @@ tasks, its margins on the study once it has enough completed trials at a step; u
 the other tasks', by the part of training (``study+tasks``); :mod:`earlyexit.replay._lookahead`) at coverage
 90/80% each side and keep 2 or 1, z = 1. Frozen on 2026-12-06 before agnews-wide48 (its clean test) was complete,
 after a first nested run on the sixteen sweeps with 90/80/70% and the other tasks' margins pooled over all of
-training (56.4% saved, mean regret 0.37, worst 1.80: trec-6l-wide24 held out chose 70%)."""
+training (56.4% saved, mean regret 0.37, worst 1.80: trec-6l-wide24 held out chose 70%). ``lookahead_refit``:
+``lookahead_study`` with the study's completed trials among the predictor's neighbours, their distances shrunk by
+0.5 or 0.25 (a fourth entry; ``LookaheadPruner(refit=...)``); frozen on 2026-12-06 with 2 of agnews-wide48's 48
+runs logged, after ``benchmarks/study_refit.py`` measured the prediction errors on the sixteen sweeps (not a
+nested choice: the shrink is chosen inside the folds here)."""
 POLICIES = tuple(CANDIDATES)
 
 
 def candidate_labels(policy: str = "interval") -> list[str]:
     if policy.startswith("lookahead"):
         return [f"{c:.0%} each side, keep {k}, " + ("study only" if cal == "study" else "tasks until the study")
-                for cal, c, k in CANDIDATES[policy]]
+                + (f", refit {rest[0]}" if rest else "") for cal, c, k, *rest in CANDIDATES[policy]]
     return [f"{c:.0%} on the {'study' if cal == 'study' else 'other tasks'}, keep {k}"
             for cal, c, k in CANDIDATES[policy]]
 
@@ -55,15 +60,19 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) ->
     model, predictor = models.get("interval"), models.get("lookahead")
     gain = gains(model, held) if model is not None else {}
     ahead = predictions(predictor, held) if predictor is not None else {}
-    out = {}
+    out, pools = {}, {}
     for policy in policies:
         figs = []
-        for calibration, coverage, keep in CANDIDATES[policy]:
+        for calibration, coverage, keep, *refit in CANDIDATES[policy]:
             if policy.startswith("lookahead"):
                 fallback = fallback_margins(predictor, calibration, coverage, held.budget)
+                pool = None
+                if refit and predictor is not None:
+                    pool = pools.setdefault(refit[0], StudyPool(predictor, held, refit[0]))
 
                 def judge(o):
-                    return LookaheadJudge(held, DEFAULT_RULE, ahead, fallback=fallback, coverage=coverage, keep=keep)
+                    return LookaheadJudge(held, DEFAULT_RULE, ahead, fallback=fallback, coverage=coverage, keep=keep,
+                                          pool=pool)
             else:
                 margin = model.set_params(coverage=coverage).margin_ if model is not None else math.inf
 
@@ -88,7 +97,7 @@ def _job(args) -> dict[str, dict[str, list]]:
         models = {}
         if two and {"interval", "interval_tasks"} & set(policies):
             models["interval"] = fit_interval(train)
-        if two and {"lookahead", "lookahead_study"} & set(policies):
+        if two and any(p.startswith("lookahead") for p in policies):
             models["lookahead"] = fit_predictor(train)
         by: dict[str, dict[str, list]] = {p: {} for p in policies}
         for held in test:

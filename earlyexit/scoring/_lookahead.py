@@ -140,6 +140,37 @@ class FinalPredictor:
             scores = scores[same]
         return conformal(scores, coverage, upper=False), conformal(scores, coverage)
 
+    # -- inside a study: its completed trials join the neighbours --------------------------------------
+    def prior_neighbours(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each reading standardized, with the squared distances and gains of its ``k`` nearest fitted readings:
+        ``(Z, distances, gains)`` (rows of NaN where a feature is unknown). What :func:`study_medians` reads."""
+        if not hasattr(self, "X_"):
+            raise RuntimeError("FinalPredictor is not fitted: call fit(X, y, groups) first.")
+        X = self._check(X)
+        k = min(self.k, len(self.X_))
+        Z = (X - self.center_) / self.scale_
+        d, g = np.full((len(X), k), np.nan), np.full((len(X), k), np.nan)
+        ok = np.flatnonzero(np.isfinite(X).all(axis=1))
+        for start in range(0, len(ok), 512):
+            rows = ok[start:start + 512]
+            dist = ((Z[rows, None, :] - self.X_[None, :, :]) ** 2).sum(axis=2)
+            nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
+            d[rows], g[rows] = np.take_along_axis(dist, nearest, axis=1), self.y_[nearest]
+        return Z, d, g
+
+    def predict_in_study(self, X, study_X, study_gain, shrink: float) -> np.ndarray:
+        """:meth:`predict` with the study's own completed readings (``study_X``, their true gains ``study_gain``)
+        among the neighbours, their distances shrunk by ``shrink`` (< 1: the study's own trials count as nearer).
+        Rows of ``study_X`` are taken in the order given (a tie at the k-th neighbour is broken by position)."""
+        Z, d, g = self.prior_neighbours(X)
+        Zs = (self._check(study_X) - self.center_) / self.scale_ if len(study_X) else np.empty((0, len(FEATURES)))
+        study_d = ((Z[:, None, :] - Zs[None, :, :]) ** 2).sum(axis=2) * shrink ** 2
+        return study_medians(d, g, study_d, np.asarray(study_gain, dtype=float), self.k)
+
+    def study_medians(self, prior_d, prior_g, study_d, study_gain) -> np.ndarray:
+        """:func:`study_medians` at this predictor's ``k`` (for callers that computed the distances)."""
+        return study_medians(prior_d, prior_g, study_d, study_gain, self.k)
+
     # -- plain data ------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         if not hasattr(self, "X_"):
@@ -165,6 +196,22 @@ class FinalPredictor:
                 len(model.scores_) != len(model.score_shares_):
             raise ValueError("its arrays do not agree in length")
         return model
+
+
+def study_medians(prior_d: np.ndarray, prior_g: np.ndarray, study_d: np.ndarray, study_gain: np.ndarray,
+                  k: int) -> np.ndarray:
+    """Each query's median gain over its ``k`` nearest among its prior neighbours (``prior_d``, ``prior_g``: one row
+    per query) and the study's readings (``study_d``: the query's squared distance to each, already shrunk;
+    ``study_gain``: their true gains). NaN for a query whose prior row is NaN (a feature unknown)."""
+    d = np.concatenate([prior_d, study_d], axis=1)
+    g = np.concatenate([prior_g, np.broadcast_to(study_gain, study_d.shape)], axis=1)
+    out = np.full(len(d), np.nan)
+    ok = np.isfinite(prior_d).all(axis=1)
+    if ok.any():
+        kk = min(k, d.shape[1])  # the same arrays give the same neighbours (introselect is deterministic)
+        nearest = np.argpartition(d[ok], kk - 1, axis=1)[:, :kk]
+        out[ok] = np.median(np.take_along_axis(g[ok], nearest, axis=1), axis=1)
+    return out
 
 
 PREDICTOR_FILE = Path(__file__).resolve().parent.parent / "assets" / "final_predictor.json"

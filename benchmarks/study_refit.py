@@ -1,0 +1,105 @@
+"""Would refitting the look-ahead's predictor on the study's own completed trials predict finals better?
+
+The look-ahead predicts a reading's gain to its final (headroom units) as the median of its k = 40 nearest
+readings among the sweeps of *other* tasks (the prior). A study refit adds the readings of the study's own
+completed trials to that pool, their distances shrunk by a factor ``w`` (``w`` < 1 prefers the study's own
+trials). This replays each sweep seed one trial at a time in random arrival orders: each reading of a trial is
+predicted from the prior alone and from the prior plus the trials completed before it, and the absolute error
+of each is recorded, with the 80% quantile of the errors (what an 80% interval must cover). Nothing is pruned:
+this measures the predictor, not a policy. Run from the repository root:
+
+    python benchmarks/study_refit.py [--orders 5] [--json benchmarks/study-refit.json]
+"""
+
+import argparse
+import json
+import math
+import platform
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from earlyexit.replay._halving import held_sets
+from earlyexit.replay._lookahead import fit_predictor, lookahead_rows
+from earlyexit.sweeps import find_sweeps, load
+
+SHRINK = (1.0, 0.5, 0.25, 0.1)
+K = 40
+
+
+def _union_median(prior_d, prior_g, study_d, study_g, k=K):
+    d = np.concatenate([prior_d, study_d])
+    g = np.concatenate([prior_g, study_g])
+    nearest = np.argpartition(d, min(k, len(d)) - 1)[:k]
+    return float(np.median(g[nearest]))
+
+
+def replay(held, model, orders):
+    keys, X, finals = lookahead_rows(held)
+    ok = np.isfinite(X).all(axis=1) & np.isfinite(finals)
+    keys = [k for k, o in zip(keys, ok) if o]
+    X, gain = X[ok], finals[ok] - X[ok, 0]
+    Z = (X - model.center_) / model.scale_
+    d_prior = ((Z[:, None, :] - model.X_[None, :, :]) ** 2).sum(axis=2)
+    top = np.argpartition(d_prior, K - 1, axis=1)[:, :K]
+    prior_d = np.take_along_axis(d_prior, top, axis=1)
+    prior_g = model.y_[top]
+    prior_pred = np.median(prior_g, axis=1)
+    d_study = ((Z[:, None, :] - Z[None, :, :]) ** 2).sum(axis=2)
+    rows_of = {}
+    for i, (rid, _) in enumerate(keys):
+        rows_of.setdefault(rid, []).append(i)
+    runs = [r.run_id for r in held.runs if r.run_id in rows_of and not r.diverged]
+    errors = {"prior": [], **{f"study w={w}": [] for w in SHRINK}}
+    for o in range(orders):
+        order = [runs[i] for i in np.random.default_rng(o).permutation(len(runs))]
+        done: list[int] = []
+        for rid in order:
+            for i in rows_of[rid]:
+                errors["prior"].append(abs(gain[i] - prior_pred[i]))
+                for w in SHRINK:
+                    pred = _union_median(prior_d[i], prior_g[i], d_study[i, done] * w * w, gain[done]) if done \
+                        else prior_pred[i]
+                    errors[f"study w={w}"].append(abs(gain[i] - pred))
+            done += rows_of[rid]
+    return {k: (float(np.mean(v)), float(np.quantile(v, 0.8))) for k, v in errors.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--orders", type=int, default=5)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    started = time.time()
+    sweeps = [load(p) for p in find_sweeps(["studies"]) if (p / "runs.csv").exists()]
+    sweeps = [sw for sw in sweeps if sw.missing_runs <= 0]
+    sets = {sw.name: held_sets(sw) for sw in sweeps}
+    tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
+    models, out = {}, {}
+    for name in sorted(sets):
+        task = tasks[name]
+        if task not in models:
+            models[task] = fit_predictor([h for n, hs in sets.items() if tasks[n] != task for h in hs])
+        per_seed = [replay(h, models[task], args.orders) for h in sets[name]]
+        out[name] = {k: tuple(float(np.mean([s[k][j] for s in per_seed])) for j in (0, 1)) for k in per_seed[0]}
+    cols = list(next(iter(out.values())))
+    print(f"gain error (headroom units): mean / 80% quantile, {args.orders} arrival orders, one trial at a time")
+    print(f"{'sweep':16s} " + " ".join(f"{c:>20s}" for c in cols))
+    for name, row in out.items():
+        print(f"{name:16s} " + " ".join(f"{m:9.3f} / {q:7.3f}" for m, q in row.values()))
+    mean = {c: tuple(float(np.mean([row[c][j] for row in out.values()])) for j in (0, 1)) for c in cols}
+    print(f"{'mean':16s} " + " ".join(f"{m:9.3f} / {q:7.3f}" for m, q in mean.values()))
+    seconds = round(time.time() - started, 1)
+    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {os.cpu_count()}-core {platform.machine()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "k": K, "shrink": SHRINK,
+                                                            "seconds": seconds, "date": time.strftime("%Y-%m-%d"),
+                                                            "machine": f"{os.cpu_count()}-core {platform.machine()}"},
+                                               "sweeps": out, "mean": mean}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
