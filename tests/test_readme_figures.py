@@ -33,6 +33,9 @@ CASES = [
     ("README.md", "lookahead16-w1.json", "lookahead",
      lambda a: f"it saves {_pct(a['mean_compute_saved'])} at\na mean regret of {_pts(a['mean_regret'])} and a worst of "
                f"{_pts(a['worst_regret'])}"),
+    ("README.md", "lookahead-refit16-w1.json", "lookahead_refit",
+     lambda a: f"saves {_pct(a['mean_compute_saved'])} at a mean regret of\n{_pts(a['mean_regret'])} and a worst of "
+               f"{_pts(a['worst_regret'])}"),
     ("docs/lookahead.md", "lookahead-study16-w1.json", "lookahead_study",
      lambda a: f"**{_pct(a['mean_compute_saved'])} saved, mean regret {_pts(a['mean_regret'])}, worst "
                f"{_pts(a['worst_regret'])}**"),
