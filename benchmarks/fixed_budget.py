@@ -24,7 +24,7 @@ import numpy as np
 from earlyexit.pruning import DEFAULT_RULE
 from earlyexit.pruning import fallback_margins
 from earlyexit.replay._halving import Judge, OptunaJudge, RuleJudge, held_sets, live
-from earlyexit.replay._lookahead import LookaheadJudge, fit_predictor, predictions
+from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor, predictions
 from earlyexit.replay._nested import _optuna_candidates
 from earlyexit.replay._nested_interval import CANDIDATES, candidate_labels
 from earlyexit.sweeps import find_sweeps, load
@@ -89,6 +89,8 @@ def main() -> None:
                     help="the nested run whose median choices to use")
     ap.add_argument("--lookahead", default="benchmarks/nested/lookahead16-w1.json",
                     help="the nested run whose look-ahead choices to use")
+    ap.add_argument("--refit", default="benchmarks/nested/lookahead-refit16-w1.json",
+                    help="the nested run whose study-refit look-ahead choices to use")
     args = ap.parse_args()
     import optuna
 
@@ -97,8 +99,9 @@ def main() -> None:
     sweeps = [load(p) for p in find_sweeps(["studies"]) if (p / "runs.csv").exists()]
     sweeps = [sw for sw in sweeps if sw.missing_runs <= 0]
     nested, ahead = json.loads(Path(args.nested).read_text()), json.loads(Path(args.lookahead).read_text())
+    refit = json.loads(Path(args.refit).read_text())
     out = {"protocol": {"orders": args.orders, "budgets": list(BUDGETS), "reference_trainings": REFERENCE,
-                        "nested": args.nested, "lookahead": args.lookahead}, "sweeps": {}}
+                        "nested": args.nested, "lookahead": args.lookahead, "refit": args.refit}, "sweeps": {}}
     rows = []
     for name in LARGE:
         sweep = next(sw for sw in sweeps if sw.name == name)
@@ -109,6 +112,9 @@ def main() -> None:
         gain = predictions(model, held)
         la_choice = ahead["held_out"][name]["lookahead"]["nested"]["choice"]
         cal, cov, keep = CANDIDATES["lookahead"][candidate_labels("lookahead").index(la_choice)]
+        rf_choice = refit["held_out"][name]["lookahead_refit"]["nested"]["choice"]
+        rcal, rcov, rkeep, shrink = CANDIDATES["lookahead_refit"][candidate_labels("lookahead_refit").index(rf_choice)]
+        pool = StudyPool(model, held, shrink)
         med_choice = nested["held_out"][name]["median"]["nested"]["choice"]
         med = dict(_optuna_candidates(held.budget)["median"])[med_choice]
         policies = {
@@ -117,6 +123,9 @@ def main() -> None:
             f"lookahead ({la_choice})": lambda o: LookaheadJudge(
                 held, DEFAULT_RULE, gain, fallback=fallback_margins(model, cal, cov, held.budget), coverage=cov,
                 keep=keep),
+            f"lookahead_refit ({rf_choice})": lambda o: LookaheadJudge(
+                held, DEFAULT_RULE, gain, fallback=fallback_margins(model, rcal, rcov, held.budget), coverage=rcov,
+                keep=rkeep, pool=pool),
             f"median ({med_choice})": lambda o: OptunaJudge(held, med, o),
         }
         curves = {p: _curve(held, f, args.orders) for p, f in policies.items()}
@@ -133,12 +142,12 @@ def main() -> None:
     out["protocol"]["seconds"] = round(time.time() - started, 1)
     print(f"expected best dev final (test) within B full trainings; share of random search's {REFERENCE} full "
           f"trainings each policy needs to match its expected best ({args.orders} arrival orders)")
-    print(f"{'sweep':12s} {'policy':58s} " + " ".join(f"B={b:<14d}" for b in BUDGETS) + " to match")
+    print(f"{'sweep':12s} {'policy':66s} " + " ".join(f"B={b:<14d}" for b in BUDGETS) + " to match")
     for name, p, at, share in rows:
         cells = " ".join(f"{100 * d:6.2f} ({100 * t:6.2f})" if math.isfinite(t) else f"{100 * d:6.2f} (   -  )"
                          for d, t in at.values())
-        print(f"{name:12s} {p[:58]:58s} {cells} {share:6.1%}" if math.isfinite(share) else
-              f"{name:12s} {p[:58]:58s} {cells}  never")
+        print(f"{name:12s} {p[:66]:66s} {cells} {share:6.1%}" if math.isfinite(share) else
+              f"{name:12s} {p[:66]:66s} {cells}  never")
     Path(args.out + ".json").write_text(json.dumps(out, indent=1) + "\n")
     _plot(out, args.out + ".png")
 
