@@ -146,6 +146,15 @@ def test_a_study_with_lookahead_runs_and_judges_at_warmup_ends(tmp_path):
     (tmp_path / "bad.toml").write_text(text.replace("lookahead = true", "lookahead = true\nbound = true"))
     with pytest.raises(SpecError, match="lookahead"):
         load_spec(tmp_path / "bad.toml")
+    # The study refit from a spec: the pruner reads the study's completed trials as neighbours.
+    (tmp_path / "refit.toml").write_text(text.replace("lookahead = true", "lookahead = true\nrefit = 0.25"))
+    refit = load_spec(tmp_path / "refit.toml")
+    assert make_pruner(refit, 24).refit == 0.25
+    study = run_study(refit, storage=f"sqlite:///{tmp_path}/refit.db", show_progress=False)
+    assert len(study.trials) == 3 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    (tmp_path / "bad.toml").write_text(text.replace("lookahead = true", "refit = 0.25"))
+    with pytest.raises(SpecError, match="refit goes with pruner.lookahead"):
+        load_spec(tmp_path / "bad.toml")
 
 
 def test_a_study_refit_reads_the_studys_own_trials_as_near_neighbours(model):

@@ -88,11 +88,13 @@ class ResolutionSettings(PrunerSettings):
         lookahead: also prune a trial whose optimistic final, predicted by the package's look-ahead predictor
             (``earlyexit fit --predictor``), is below the best pessimistic final of the study's other trials
             (``LookaheadPruner`` at :data:`LOOKAHEAD`; ``docs/lookahead.md``: measured, not the default).
+        refit: with ``lookahead``, also put the study's completed trials among the predictor's neighbours, their
+            distances times this shrink in (0, 1] (``LookaheadPruner(refit=...)``; measured, not the default).
     """
 
     kind: ClassVar[str] = "resolution"
     KEYS: ClassVar[dict[str, type]] = {"rungs": list, "keep_top": int, "z": float, "eta": float,
-                                       "progress_match": bool, "bound": bool, "lookahead": bool}
+                                       "progress_match": bool, "bound": bool, "lookahead": bool, "refit": float}
     MODES: ClassVar[tuple[str, ...]] = ("sequential", "synchronous")
     rungs: tuple[float, ...] | None = None
     keep_top: int | None = None
@@ -101,6 +103,7 @@ class ResolutionSettings(PrunerSettings):
     progress_match: bool | None = None
     bound: bool = False
     lookahead: bool = False
+    refit: float | None = None
     mode: str = "sequential"
 
     def rule(self):
@@ -122,6 +125,9 @@ class ResolutionSettings(PrunerSettings):
         if self.lookahead and (self.mode != "sequential" or self.bound):
             raise SpecError(f"{where}: pruner.lookahead = true goes with the live resolution pruner (mode = "
                             "'sequential') and without pruner.bound.")
+        if self.refit is not None and (not self.lookahead or not 0 < self.refit <= 1):
+            raise SpecError(f"{where}: pruner.refit goes with pruner.lookahead = true and is a shrink in (0, 1]; got "
+                            f"{self.refit} with lookahead = {str(self.lookahead).lower()}.")
         if self.bound and self.mode != "sequential":
             raise SpecError(f"{where}: pruner.bound = true goes with the live resolution pruner (mode = "
                             "'sequential').")
@@ -138,7 +144,8 @@ class ResolutionSettings(PrunerSettings):
         if self.lookahead:  # rungs on each trial's budget, and the look-ahead at them and at each warmup's end
             from ..scoring import load_predictor
 
-            return LookaheadPruner(load_predictor(), rule=self.rule(), max_resource=budget, **LOOKAHEAD)
+            return LookaheadPruner(load_predictor(), rule=self.rule(), max_resource=budget, refit=self.refit,
+                                   **LOOKAHEAD)
         if self.bound:
             from ..scoring import load_bound
 
