@@ -23,7 +23,7 @@ import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE
 from earlyexit.pruning import fallback_margins
-from earlyexit.replay._halving import Judge, OptunaJudge, RuleJudge, held_sets, live
+from earlyexit.replay._engine import Judge, OptunaJudge, RuleJudge, held_sets, live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor, predictions
 from earlyexit.replay._nested import _optuna_candidates
 from earlyexit.replay._nested_interval import CANDIDATES, candidate_labels

@@ -27,7 +27,7 @@ import numpy as np
 import optuna
 
 from earlyexit.pruning import ResolutionPruner
-from earlyexit.replay._halving import OptunaJudge, held_sets, live
+from earlyexit.replay._engine import OptunaJudge, held_sets, live
 from earlyexit.sweeps import load
 
 POLICIES = {

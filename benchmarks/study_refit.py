@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyexit.replay._halving import held_sets
+from earlyexit.replay._engine import held_sets
 from earlyexit.replay._lookahead import fit_predictor, lookahead_rows
 from earlyexit.sweeps import find_sweeps, load
 

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE
-from earlyexit.replay._halving import held_sets, synchronous
+from earlyexit.replay._engine import held_sets, synchronous
 from earlyexit.replay._nested import choose
 from earlyexit.sweeps import find_sweeps, load
 

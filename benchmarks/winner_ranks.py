@@ -11,7 +11,7 @@ import math
 import sys
 
 from earlyexit.pruning import DEFAULT_RULE
-from earlyexit.replay._halving import held_sets
+from earlyexit.replay._engine import held_sets
 from earlyexit.sweeps import find_sweeps, load
 
 

@@ -8,7 +8,7 @@ import pytest
 from earlyexit.names import MAX_STEPS
 from earlyexit.pruning import ResolutionPruner
 from earlyexit.protocol import REASON_ATTR
-from earlyexit.replay._halving import HeldSet, OptunaJudge, live
+from earlyexit.replay._engine import HeldSet, OptunaJudge, live
 from earlyexit.replay._simulate import Run, run_budget
 
 

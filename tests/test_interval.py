@@ -8,7 +8,7 @@ import pytest
 
 from earlyexit.cli import main
 from earlyexit.pruning._default import DEFAULT_RULE
-from earlyexit.replay._halving import live
+from earlyexit.replay._engine import live
 from earlyexit.replay._interval import IntervalJudge
 from earlyexit.scoring._interval import COLUMNS, FinalInterval, interval_row
 from test_resolution import _held
@@ -160,7 +160,7 @@ def test_the_pruner_with_the_bound_decides_as_the_replayed_interval_policy(worke
     import optuna
 
     from earlyexit.pruning import ResolutionPruner
-    from earlyexit.replay._halving import OptunaJudge
+    from earlyexit.replay._engine import OptunaJudge
     from earlyexit.replay._interval import fit_interval, gains
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -12,7 +12,7 @@ import pytest
 from earlyexit.protocol import lookahead_row
 from earlyexit.pruning import DEFAULT_RULE, LookaheadPruner
 from earlyexit.pruning import fallback_margins
-from earlyexit.replay._halving import HeldSet, OptunaJudge, live
+from earlyexit.replay._engine import HeldSet, OptunaJudge, live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor, lookahead_rows, predictions
 from earlyexit.replay._simulate import Run
 from earlyexit.scoring import ScorerFileError
@@ -117,7 +117,7 @@ def test_the_pruner_decides_as_the_replayed_lookahead_in_a_real_optuna_study(mod
 
 
 def test_it_saves_more_than_the_rule_alone_and_loses_nothing_more(model):
-    from earlyexit.replay._halving import RuleJudge
+    from earlyexit.replay._engine import RuleJudge
 
     held = _held("more", 31, n_runs=24)
     gain = predictions(model, held)

@@ -15,7 +15,7 @@ import earlyexit
 from earlyexit import protocol
 from earlyexit.names import DEV_PREDICTIONS_AT, DEV_SIZE, MAX_STEPS, STUDY_DEV_LABELS, WARMING_UP_AT, at
 from earlyexit.pruning import DEFAULT_RULE, ResolutionPruner, ResolutionRule
-from earlyexit.replay._halving import HeldSet, Judge, RuleJudge, live
+from earlyexit.replay._engine import HeldSet, Judge, RuleJudge, live
 from earlyexit.replay._simulate import Run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -243,7 +243,7 @@ def test_the_readme_objective_prunes_at_its_rungs_as_the_replay_does():
 
 def test_the_pruner_with_max_resource_decides_as_the_replayed_rule():
     from test_resolution import STEPS, _held
-    from earlyexit.replay._halving import OptunaJudge
+    from earlyexit.replay._engine import OptunaJudge
 
     held = _held()
     rule = ResolutionRule((0.05, 0.25, 0.5), keep=1, z=1.0)

@@ -13,7 +13,7 @@ from ._tables import format_replay
 from ._transfer import format_transfer, leave_one_task_out, plot_transfer
 from .._lazy import lazy_attributes
 
-_LAZY = {"held_sets": "_halving", "fit_interval": "_interval", "fit_predictor": "_lookahead", "fit_transfer":
+_LAZY = {"held_sets": "_engine", "fit_interval": "_interval", "fit_predictor": "_lookahead", "fit_transfer":
          "_transfer_rule", "compare": "_nested", "study_size": "_nested", "NESTED_POLICIES": "_nested",
          "format_nested": "_nested_report", "plot_nested": "_nested_report", "format_study_size": "_nested_report",
          "plot_study_size": "_nested_report"}

@@ -18,7 +18,7 @@ import numpy as np
 from ..pruning import bound_prunes
 from ..pruning import ResolutionRule
 from ..scoring import INTERVAL_COLUMNS, MIN_HEADROOM, FinalInterval, interval_row
-from ._halving import HeldSet, RuleJudge
+from ._engine import HeldSet, RuleJudge
 
 
 def interval_rows(held: HeldSet, *, fitting: bool = False) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from ..protocol import headroom, lookahead_row, warmup_steps
 from ..pruning import lookahead_judge
 from ..pruning import ResolutionRule
 from ..scoring import FinalPredictor
-from ._halving import HeldSet, RuleJudge
+from ._engine import HeldSet, RuleJudge
 from ._interval import grouped_rows
 
 

@@ -60,7 +60,7 @@ import optuna
 
 from ..pruning import ResolutionRule
 from ..sweeps import Sweep
-from ._halving import HeldSet, OptunaJudge, RuleJudge, held_sets, live, prefix_rule, synchronous
+from ._engine import HeldSet, OptunaJudge, RuleJudge, held_sets, live, prefix_rule, synchronous
 from ._nested_interval import POLICIES as BOUND_POLICIES, candidate_labels as interval_labels, interval_figures
 from ._selection import (MEAN_BOUND, WORST_BOUND, aggregate_rows, best_case, choose, finite_or_none,  # noqa: F401
                          nested_two_level)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..pruning import DEFAULT_RULE
-from ._halving import HeldSet, held_sets, live
+from ._engine import HeldSet, held_sets, live
 from ._interval import IntervalJudge, fit_interval, gains
 from ..pruning import fallback_margins
 from ._lookahead import LookaheadJudge, StudyPool, fit_predictor, predictions

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ._fit import study_groups
-from ._halving import HeldSet, held_sets, screened_result
+from ._engine import HeldSet, held_sets, screened_result
 from ._selection import map_jobs, nested_two_level
 from ._simulate import Run, runs_of, scorer_at, screen
 from ._surrogate import SURROGATE_STEP, as_param_runs, feature_names, fit_surrogate

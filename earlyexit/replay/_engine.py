@@ -1,4 +1,5 @@
-"""Replay rung rules and Optuna's pruners over a logged sweep: synchronous, or live with W workers.
+"""The replay engine: rung rules, the look-ahead and Optuna's pruners over a logged sweep, synchronous or live
+with W workers.
 
 One held-out set is one seed of a sweep (:class:`HeldSet`). A policy replayed on it returns an
 :class:`Result`: the compute used as a fraction of training every config to the end, the dev regret
