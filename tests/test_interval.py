@@ -196,3 +196,35 @@ def test_the_constant_classifier_is_read_from_labels_fractions_or_step_0_by_the_
     assert constant_accuracy(binary) == pytest.approx(0.7)  # an untrained head on one class: max(a, 1 - a)
     assert constant_accuracy(SimpleNamespace(manifest={"dev_class_fractions": [0.2, 0.8]}, checkpoints=at0)) == 0.8
     assert constant_accuracy(six, labels=[1, 1, 2, 0]) == 0.5
+
+
+def test_the_bound_is_plain_numbers_that_predict_as_scikit_learn_does(tmp_path):
+    import json
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from earlyexit.scoring import ScorerFileError, load_bound, save_bound
+    from earlyexit.scoring._trees import Trees
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    X[rng.random(X.shape) < 0.1] = np.nan  # missing values take the side the trees learnt
+    y = np.nan_to_num(X[:, 0]) - 2 * np.nan_to_num(X[:, 1]) ** 2 + rng.normal(0, 0.1, 400)
+    fitted = HistGradientBoostingRegressor(loss="quantile", quantile=0.9, max_iter=30, random_state=0).fit(X, y)
+    trees = Trees.from_dict(json.loads(json.dumps(Trees.from_hist_gradient_boosting(fitted).to_dict())))
+    Q = rng.normal(size=(2000, 3)) * 2
+    Q[rng.random(Q.shape) < 0.1] = np.nan
+    assert np.array_equal(trees.predict(Q), fitted.predict(Q))  # to the bit
+    bad = trees.to_dict()
+    bad["trees"][0]["left"][0] = 0  # a node pointing at itself
+    with pytest.raises(ValueError, match="outside the tree"):
+        Trees.from_dict(bad)
+    # The package's bound is JSON, loads without unpickling anything, and round-trips.
+    bound = load_bound()
+    save_bound(bound, tmp_path / "b.json", sweeps=("x",))
+    again = load_bound(tmp_path / "b.json")
+    R = np.array([[0.7, 0.2, 0.3, 0.25, -3.5, 1.0, 0.5, 0.69, 2.8]])
+    assert again.predict_upper(R) == pytest.approx(bound.predict_upper(R)) and np.isfinite(bound.predict_upper(R)).all()
+    (tmp_path / "c.json").write_text("[1, 2]")
+    with pytest.raises(ScorerFileError, match="not a bound file"):
+        load_bound(tmp_path / "c.json")

@@ -44,7 +44,7 @@ class FitCommand:
         p.add_argument("--bound", action="store_true",
                        help="instead of a scorer: the bound on a trial's final that `[pruner] bound = true` reads "
                             "(earlyexit.scoring.FinalInterval, fitted on the sweeps grouped by task; at least two "
-                            "tasks), written to -o or into the package (earlyexit/assets/final_interval.joblib)")
+                            "tasks), written as JSON to -o or into the package (earlyexit/assets/final_interval.json)")
         p.add_argument("--predictor", action="store_true",
                        help="instead of a scorer: the look-ahead's predictor of a trial's final that `[pruner] "
                             "lookahead = true` reads (earlyexit.scoring.FinalPredictor, plain JSON, fitted on the "

@@ -35,6 +35,7 @@ RANGE_ONLY = ("log_classes", "log10_budget")
 COLUMNS = INTERVAL_FEATURES + RANGE_ONLY
 
 from ..protocol import interval_row  # noqa: E402,F401  (the bound's row: where the pruner builds it too)
+from ._trees import Trees  # noqa: E402
 MIN_HEADROOM = 0.02
 """The headroom ``1 - v`` is floored here (2 points) so that a trial near a perfect score has a finite share."""
 
@@ -54,7 +55,8 @@ class FinalInterval:
         max_iter, learning_rate, random_state: the trees' (scikit-learn's HistGradientBoostingRegressor).
 
     Attributes (after ``fit``):
-        model_: the trees, fitted on every row.
+        model_: the trees, fitted on every row, as plain numbers (:class:`~earlyexit.scoring._trees.Trees`:
+            scikit-learn's predictions to the bit, written as JSON by :func:`save_bound`).
         scores_: the held-out tasks' calibration scores (true minus predicted share of headroom), sorted.
         margin_: the calibration's addition to the predicted share at ``coverage`` (headroom units). It is read
             off ``scores_`` when asked, so ``set_params(coverage=...)`` on a fitted model needs no refit.
@@ -117,7 +119,7 @@ class FinalInterval:
             trees = self._trees().fit(features[~held], share[~held])
             scores.append(share[held] - trees.predict(features[held]))
         self.scores_ = np.sort(np.concatenate(scores))
-        self.model_ = self._trees().fit(features, share)
+        self.model_ = Trees.from_hist_gradient_boosting(self._trees().fit(features, share))  # plain numbers
         self.low_, self.high_ = X.min(axis=0), X.max(axis=0)
         self.groups_ = tuple(tasks)
         return self
@@ -157,34 +159,75 @@ class FinalInterval:
         return np.where(np.isfinite(upper), upper, np.inf)
 
 
-BOUND_FILE = Path(__file__).resolve().parent.parent / "assets" / "final_interval.joblib"
+BOUND_FILE = Path(__file__).resolve().parent.parent / "assets" / "final_interval.json"
 """The package's fitted bound (``earlyexit fit --bound``), read by ``[pruner] bound = true``."""
-BOUND_FORMAT = 1
+BOUND_FORMAT = 2
+"""2: JSON, plain numbers (1: a joblib pickle, read only with ``allow_pickle``)."""
+
+
+def bound_to_dict(model: FinalInterval) -> dict:
+    """A fitted :class:`FinalInterval` as JSON-able numbers and names."""
+    if not hasattr(model, "model_"):
+        raise ValueError("save_bound needs a fitted FinalInterval.")
+    return {"params": model.get_params(), "trees": model.model_.to_dict(), "scores": model.scores_.tolist(),
+            "low": model.low_.tolist(), "high": model.high_.tolist(), "groups": list(model.groups_),
+            "columns": list(COLUMNS)}
+
+
+def bound_from_dict(data: dict) -> FinalInterval:
+    if list(data.get("columns", [])) != list(COLUMNS):
+        raise ValueError(f"its columns {data.get('columns')} are not {list(COLUMNS)}")
+    model = FinalInterval(**data["params"])
+    model.model_ = Trees.from_dict(data["trees"])
+    model.scores_ = np.sort(np.asarray(data["scores"], dtype=float))
+    model.low_, model.high_ = np.asarray(data["low"], dtype=float), np.asarray(data["high"], dtype=float)
+    model.groups_ = tuple(data["groups"])
+    if len(model.low_) != len(COLUMNS) or len(model.high_) != len(COLUMNS) or \
+            model.model_.n_features != len(INTERVAL_FEATURES):
+        raise ValueError("its arrays do not agree with its columns")
+    return model
 
 
 def save_bound(model: FinalInterval, path: str | Path = BOUND_FILE, *, sweeps: tuple[str, ...] = ()) -> None:
-    """Write a fitted :class:`FinalInterval` with joblib, with the scikit-learn version and the sweeps it was fitted on."""
-    import joblib
+    """Write a fitted :class:`FinalInterval` as JSON (plain numbers: it loads under any scikit-learn version and
+    cannot run code), with the scikit-learn version it was fitted with and the sweeps it was fitted on."""
+    import json
+
     import sklearn
 
-    if not hasattr(model, "model_"):
-        raise ValueError("save_bound needs a fitted FinalInterval.")
-    joblib.dump({"format": BOUND_FORMAT, "bound": model, "sklearn": sklearn.__version__, "sweeps": list(sweeps)},
-                path, compress=3)
+    if Path(path).suffix == ".joblib":
+        raise ValueError(f"{path}: a bound is written as JSON now; name a .json file.")
+    Path(path).write_text(json.dumps({"format": BOUND_FORMAT, "kind": "final_interval", "bound": bound_to_dict(model),
+                                      "fitted_with": {"sklearn": sklearn.__version__}, "sweeps": list(sweeps)},
+                                     separators=(",", ":")) + "\n")
 
 
 def load_bound(path: str | Path = BOUND_FILE, *, allow_pickle: bool = False) -> FinalInterval:
-    """Load a bound written by :func:`save_bound` (default: the package's); a missing file, another format or
-    another scikit-learn minor version (pickled estimators do not move across them) is a clear error (refit with
-    ``earlyexit fit SWEEPS --bound``). The file is a pickle: another file than the package's own is refused
-    unless ``allow_pickle`` (loading a pickle runs the code it holds); the package's own ships with its code."""
+    """Load a bound written by :func:`save_bound` (default: the package's): JSON, which cannot run code. A bound
+    pickled by an older version (``.joblib``, format 1) is read only with ``allow_pickle`` (loading a pickle runs
+    the code it holds) and under the scikit-learn minor version it was written with. A missing or foreign file
+    is a clear error (refit with ``earlyexit fit SWEEPS --bound``)."""
+    import json
+
     from ._common import ScorerFileError, read_joblib, same_minor
 
     remedy = "`earlyexit fit SWEEPS --bound`"
-    own = Path(path).resolve() == Path(BOUND_FILE).resolve()
-    blob = read_joblib(path, "bound", remedy, allow_pickle=allow_pickle or own)
-    if not isinstance(blob, dict) or blob.get("format") != BOUND_FORMAT or not isinstance(blob.get("bound"),
-                                                                                             FinalInterval):
+    path = Path(path)
+    if path.suffix == ".joblib":
+        blob = read_joblib(path, "bound", remedy, allow_pickle=allow_pickle)
+        if not isinstance(blob, dict) or blob.get("format") != 1 or not isinstance(blob.get("bound"), FinalInterval):
+            raise ScorerFileError(f"{path}: not a bound file; make one with {remedy}.")
+        same_minor(blob.get("sklearn"), path, remedy)
+        return blob["bound"]
+    try:
+        blob = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ScorerFileError(f"{path}: no such bound file; make one with {remedy}.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ScorerFileError(f"{path}: not a bound file (not JSON: {exc}); make one with {remedy}.") from None
+    if not isinstance(blob, dict) or blob.get("kind") != "final_interval" or blob.get("format") != BOUND_FORMAT:
         raise ScorerFileError(f"{path}: not a bound file of format {BOUND_FORMAT}; make one with {remedy}.")
-    same_minor(blob.get("sklearn"), path, remedy)
-    return blob["bound"]
+    try:
+        return bound_from_dict(blob["bound"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ScorerFileError(f"{path}: not a bound file ({exc}); make one with {remedy}.") from None
