@@ -70,7 +70,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     print(f"{sweep.name}: {len(held.runs)} runs, budgets {budgets} steps; {args.orders} arrival orders; "
           f"{date.today()}, {platform.machine()} ({seconds:.0f} s)")
-    print(f"| policy | workers | saved | mean regret | worst regret | test regret |")
+    print("| policy | workers | saved | mean regret | worst regret | test regret |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         test = "-" if r["test_regret"] is None else f"{r['test_regret']:.2f}"

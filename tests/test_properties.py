@@ -133,9 +133,9 @@ def test_scorer_bound_and_predictor_files_load_or_fail_with_their_own_error(tmp_
 
     path = tmp_path_factory.mktemp("files") / name
     path.write_bytes(blob)
-    for load in (load_scorer, load_bound, load_predictor):
+    for load_file in (load_scorer, load_bound, load_predictor):
         try:
-            load(path)
+            load_file(path)
         except ScorerFileError:
             pass
 
