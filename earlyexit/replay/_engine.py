@@ -36,6 +36,7 @@ from ..pruning import Reading, ResolutionRule, warming_up
 from ..sweeps import Sweep, load_dev_records
 from ..protocol import encode_classes, record, warmup_steps
 from ..sweeps import constant_accuracy
+from ._optuna_replay import replay_study
 from ._simulate import Compute, Outcome, Run, dev_metric_at, run_budget, runs_of, screen, sweep_context
 
 
@@ -293,10 +294,8 @@ class OptunaJudge(Judge):
 
     def __init__(self, held: HeldSet, make_pruner: Callable[[], optuna.pruners.BasePruner], order_seed: int,
                  *, attrs: bool = False):
-        # A fixed name: HyperbandPruner brackets trials by a hash of the study's name.
         self.pruner = make_pruner()
-        self.study = optuna.create_study(study_name=f"replay-order-{order_seed}", direction="maximize",
-                                         pruner=self.pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+        self.study = replay_study(self.pruner, order_seed)
         self.trials: dict[int, optuna.trial.Trial] = {}
         self.held, self.attrs = held, attrs
         if attrs:  # what the study runner writes: the metric, budget, classes, dev labels where the sweep logged them

@@ -12,6 +12,14 @@ import optuna
 from ._simulate import NO_PROBES, Compute, Outcome, Policy, Run, outcome
 
 
+def replay_study(pruner: optuna.pruners.BasePruner, order_seed: int) -> optuna.Study:
+    """The in-memory study a replayed arrival order runs in. Its name is fixed by the order: HyperbandPruner puts
+    trials in brackets by a hash of the study's name, and Optuna's default name is a fresh UUID, which would make
+    each replay of an order differ."""
+    return optuna.create_study(study_name=f"replay-order-{order_seed}", direction="maximize", pruner=pruner,
+                               sampler=optuna.samplers.RandomSampler(seed=0))
+
+
 def study_replay(make_pruner: Callable[[], optuna.pruners.BasePruner], value_of: Callable[[Run, int, dict], float],
                  *, compute: Compute = NO_PROBES) -> Policy:
     """Replay a study with ``make_pruner()``: each trial reports ``value_of(run, step, history)`` at its steps.
@@ -22,10 +30,7 @@ def study_replay(make_pruner: Callable[[], optuna.pruners.BasePruner], value_of:
 
     def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
         order = np.random.default_rng(order_seed).permutation(len(runs))
-        # A fixed name: HyperbandPruner puts trials in brackets by a hash of the study's name, and
-        # Optuna's default name is a fresh UUID, which would make each replay of an order differ.
-        study = optuna.create_study(study_name=f"replay-order-{order_seed}", direction="maximize",
-                                    pruner=make_pruner(), sampler=optuna.samplers.RandomSampler(seed=0))
+        study = replay_study(make_pruner(), order_seed)
         used, completed = 0.0, []
         for i in order:
             run = runs[i]
