@@ -14,9 +14,13 @@ for name in "${names[@]}"; do
     fi
 done
 for name in "${names[@]}"; do
-    git rm -r -q "studies/$name"          # the GPU log stays in git history
+    # The probe prices are the spec's, measured on this CPU (earlyexit bench probes --spec ... --write); they
+    # move with it. The GPU log stays in git history.
+    cp "studies/$name/probe_costs.json" "relogs/$name/probe_costs.json"
+    git rm -r -q "studies/$name"
     cp -r "relogs/$name" "studies/$name"
     git rm -r -q --cached "relogs/$name" && rm -rf "relogs/$name"
+    earlyexit sweeps report "studies/$name" > /dev/null   # REPORT.md and correlations.png, now with probes
     git add "studies/$name"
     earlyexit sweeps validate "studies/$name" --require-complete
 done
