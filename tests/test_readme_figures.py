@@ -44,6 +44,10 @@ CASES = [
                f"{_pts(a['worst_regret'])}**"),
     ("docs/lookahead.md", "lookahead16-w4.json", "lookahead",
      lambda a: f"{_pct(a['mean_compute_saved'])} / {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
+    ("docs/lookahead.md", "lookahead-refit16-w4.json", "lookahead_refit",
+     lambda a: f"{_pct(a['mean_compute_saved'])} / {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
+    ("docs/lookahead.md", "lookahead-refit16-w8.json", "lookahead_refit",
+     lambda a: f"{_pct(a['mean_compute_saved'])} / {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
     ("docs/lookahead.md", "lookahead-study16-w8.json", "lookahead_study",
      lambda a: f"{_pct(a['mean_compute_saved'])} / {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
 ]
