@@ -159,7 +159,7 @@ class LookaheadPruner(ResolutionPruner):
         if len(X):  # each completed reading predicted without its own trial's readings
             Z, d, nb = self.predictor.prior_neighbours(X)
             trial_of = np.array([k[0] for k in pool_keys])
-            study_d = ((Z[:, None, :] - Z[None, :, :]) ** 2).sum(axis=2) * self.refit ** 2
+            study_d = self.predictor.study_distances(Z, Z, self.refit)
             study_d[trial_of[:, None] == trial_of[None, :]] = np.inf
             for (number, s), true, pred in zip(pool_keys, g, self.predictor.study_medians(d, nb, study_d, g)):
                 if math.isfinite(pred):

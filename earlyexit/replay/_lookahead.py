@@ -71,7 +71,7 @@ class StudyPool:
         runs = {r.run_id: r for r in held.runs}
         self.value = np.array([runs[rid].signature[step].get("dev_metric", math.nan) for rid, step in self.keys])
         self.true = np.array([(runs[rid].final - v) / H for (rid, _), v in zip(self.keys, self.value)])
-        self.D = ((self.Z[:, None, :] - self.Z[None, :, :]) ** 2).sum(axis=2) * shrink ** 2
+        self.D = model.study_distances(self.Z, self.Z, shrink)
 
     def gains(self, rows: list[int], pool: list[int]) -> np.ndarray:
         """Predicted gains of readings ``rows`` with the readings ``pool`` among the neighbours."""

@@ -164,8 +164,12 @@ class FinalPredictor:
         Rows of ``study_X`` are taken in the order given (a tie at the k-th neighbour is broken by position)."""
         Z, d, g = self.prior_neighbours(X)
         Zs = (self._check(study_X) - self.center_) / self.scale_ if len(study_X) else np.empty((0, len(FEATURES)))
-        study_d = ((Z[:, None, :] - Zs[None, :, :]) ** 2).sum(axis=2) * shrink ** 2
-        return study_medians(d, g, study_d, np.asarray(study_gain, dtype=float), self.k)
+        return study_medians(d, g, study_distances(Z, Zs, shrink), np.asarray(study_gain, dtype=float), self.k)
+
+    @staticmethod
+    def study_distances(Z: np.ndarray, Zs: np.ndarray, shrink: float) -> np.ndarray:
+        """:func:`study_distances` (for callers that hold standardized readings)."""
+        return study_distances(Z, Zs, shrink)
 
     def study_medians(self, prior_d, prior_g, study_d, study_gain) -> np.ndarray:
         """:func:`study_medians` at this predictor's ``k`` (for callers that computed the distances)."""
@@ -196,6 +200,12 @@ class FinalPredictor:
                 len(model.scores_) != len(model.score_shares_):
             raise ValueError("its arrays do not agree in length")
         return model
+
+
+def study_distances(Z: np.ndarray, Zs: np.ndarray, shrink: float) -> np.ndarray:
+    """Squared distances from standardized readings ``Z`` to the study's ``Zs``, shrunk: the distance times
+    ``shrink`` (so the squared distance times its square). The one place the refit's convention is written."""
+    return ((Z[:, None, :] - Zs[None, :, :]) ** 2).sum(axis=2) * shrink ** 2
 
 
 def study_medians(prior_d: np.ndarray, prior_g: np.ndarray, study_d: np.ndarray, study_gain: np.ndarray,
