@@ -53,3 +53,20 @@ def same_minor(saved, path, remedy: str) -> None:
     if saved and str(saved).split(".")[:2] != sklearn.__version__.split(".")[:2]:
         raise ScorerFileError(f"{path}: fitted with scikit-learn {saved}, this is {sklearn.__version__}; "
                               f"refit it with {remedy} (pickled estimators do not move across versions).")
+
+
+class Params:
+    """scikit-learn's ``get_params``/``set_params`` for an estimator whose settings are the attributes named in
+    ``PARAMS`` (set in ``__init__``); an unknown name is an error."""
+
+    PARAMS: tuple[str, ...] = ()
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in self.PARAMS}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            if k not in self.PARAMS:
+                raise ValueError(f"{type(self).__name__} has no parameter {k!r}.")
+            setattr(self, k, v)
+        return self

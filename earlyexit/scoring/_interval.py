@@ -21,8 +21,11 @@ sweep's, is a new regime rather than a point to extrapolate to.
 from __future__ import annotations
 
 import math
-import numpy as np
 from pathlib import Path
+
+import numpy as np
+
+from ._common import Params
 
 INTERVAL_FEATURES = ("dev_metric", "lift", "lr_progress", "budget_share", "log10_learning_rate", "warmup_done",
                      "relative_dev_loss")
@@ -44,7 +47,7 @@ def _headroom(v: np.ndarray) -> np.ndarray:
     return np.maximum(1.0 - v, MIN_HEADROOM)
 
 
-class FinalInterval:
+class FinalInterval(Params):
     """Optimistic bound of a trial's final dev metric from one rung reading (see the module).
 
     Parameters:
@@ -64,6 +67,8 @@ class FinalInterval:
         groups_: the tasks it was fitted on.
     """
 
+    PARAMS = ("coverage", "quantile", "range_margin", "max_iter", "learning_rate", "random_state")
+
     def __init__(self, coverage: float = 0.9, quantile: float = 0.9, range_margin: float = 0.1,
                  max_iter: int = 150, learning_rate: float = 0.05, random_state: int = 0):
         self.coverage = coverage
@@ -72,17 +77,6 @@ class FinalInterval:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.random_state = random_state
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {k: getattr(self, k) for k in ("coverage", "quantile", "range_margin", "max_iter", "learning_rate",
-                                              "random_state")}
-
-    def set_params(self, **params) -> FinalInterval:
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"FinalInterval has no parameter {k!r}.")
-            setattr(self, k, v)
-        return self
 
     def _trees(self):
         from sklearn.ensemble import HistGradientBoostingRegressor

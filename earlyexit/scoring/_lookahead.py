@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import Params
+
 from ..protocol import FEATURES, MIN_HEADROOM, headroom, lookahead_row  # noqa: F401  (what a reading is)
 
 FORMAT = "earlyexit.final_predictor/2"
@@ -48,7 +50,7 @@ def conformal(scores: np.ndarray, coverage: float, *, upper: bool = True) -> flo
     return float(ordered[rank - 1]) if upper else float(ordered[n - rank])
 
 
-class FinalPredictor:
+class FinalPredictor(Params):
     """A trial's gain to its final, in headroom units, from one reading (see the module docstring).
 
     Parameters:
@@ -59,18 +61,10 @@ class FinalPredictor:
         scores_: the leave-one-task-out errors (true minus predicted gain), sorted; groups_: the tasks.
     """
 
+    PARAMS = ("k",)
+
     def __init__(self, k: int = 40):
         self.k = k
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {"k": self.k}
-
-    def set_params(self, **params) -> FinalPredictor:
-        for key, value in params.items():
-            if key not in self.get_params():
-                raise ValueError(f"FinalPredictor has no parameter {key!r}.")
-            setattr(self, key, value)
-        return self
 
     @staticmethod
     def _check(X) -> np.ndarray:

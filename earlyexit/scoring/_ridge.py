@@ -9,12 +9,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ._common import Params
+
 OUT_OF_RANGE_MARGIN = 0.25
 """A feature is out of the scorer's range when it lies more than this fraction of its training range
 (max - min over the trials it was fitted on) below the minimum or above the maximum."""
 
 
-class RungModel:
+class RungModel(Params):
     """One rung's ridge, fitted and stored as numbers: impute the median, standardise, take the dot product.
 
     scikit-learn's estimator contract (``RungModel(alpha).fit(X, y, groups)`` returns the model; what it learns
@@ -34,18 +36,10 @@ class RungModel:
     LEARNT = ("medians", "means", "scales", "coef", "intercept", "low", "high", "trials")
     """What :meth:`fit` learns, by the names of the stored layout (each attribute is the name plus ``_``)."""
 
+    PARAMS = ("alpha",)
+
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {"alpha": self.alpha}
-
-    def set_params(self, **params) -> RungModel:
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"RungModel has no parameter {k!r}.")
-            setattr(self, k, v)
-        return self
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: Sequence | None = None) -> RungModel:
         """Fit on rows ``X`` (features) and finals ``y``. With ``groups`` (the study of each row), the slopes
