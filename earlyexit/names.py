@@ -43,6 +43,10 @@ OPT_IN_PROBES = frozenset({"relative_critical_sharpness", "fisher_trace"})
 """Probes measured only when named: the relative probe needs a second batch set; the Fisher trace came
 after the prior sweeps' protocol was fixed, which a default must not change under a sweep being logged."""
 
+PROBE_FEATURE_NAMES: tuple[str, ...] = ("lr_x_top_eigenvalue", "lr_x_critical_sharpness", "gradient_noise",
+                                        "trace_over_top", "relative_sam", "relative_train_loss")
+"""The look-ahead predictor's scale-free features made of probes (defined in :mod:`earlyexit.scoring`)."""
+
 DEFAULT_PROBES: tuple[str, ...] = tuple(n for n in PROBE_NAMES if n not in OPT_IN_PROBES)
 """What a run measures unless told otherwise."""
 

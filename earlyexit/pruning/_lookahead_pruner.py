@@ -55,6 +55,9 @@ class LookaheadPruner(ResolutionPruner):
         if not 0 < coverage < 1 or keep < 1 or not z >= 0:
             raise ValueError(f"coverage must be in (0, 1), keep at least 1 and z at least 0, but got {coverage}, "
                              f"{keep}, {z}.")
+        if getattr(predictor, "probes", ()):
+            raise ValueError(f"this predictor reads probe features {tuple(predictor.probes)}, which an Optuna trial "
+                             "does not report; fit one without probes (`earlyexit fit SWEEPS --predictor`).")
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, but got {calibration!r}.")
         self.predictor, self.coverage, self.keep, self.z, self.calibration = predictor, coverage, keep, z, calibration

@@ -18,35 +18,60 @@ import numpy as np
 from ..protocol import headroom, lookahead_row, warmup_steps
 from ..pruning import lookahead_judge
 from ..pruning import ResolutionRule
-from ..scoring import FinalPredictor
+from ..scoring import PROBE_FEATURES, FinalPredictor, choose_probe_features, probe_feature_row
 from ._engine import HeldSet, RuleJudge
 from ._interval import grouped_rows
 
 
-def lookahead_rows(held: HeldSet, *, fitting: bool = False) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:
+def lookahead_rows(held: HeldSet, *, fitting: bool = False, probes: tuple[str, ...] = ()
+                   ) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:
     """Every reading of ``held`` inside the budget: ``(keys, X, final headroom shares)`` (``fitting``: only runs
-    with a final)."""
+    with a final); ``probes``: probe features (:data:`~earlyexit.scoring.PROBE_FEATURES`) after the six."""
     keys, rows, finals = [], [], []
     H = headroom(held.constant)
     for run, step, sig in held.readings(fitting=fitting):
         keys.append((run.run_id, step))
+        lr = held.peak_lr.get(run.run_id, math.nan)
         rows.append(lookahead_row(dev_metric=sig.get("dev_metric", math.nan), constant=held.constant,
                                   lr_progress=sig.get("lr_progress", math.nan), step=step, budget=held.budget,
-                                  learning_rate=held.peak_lr.get(run.run_id, math.nan),
-                                  warmup_ratio=held.warmup.get(run.run_id, 0.0),
-                                  dev_loss=sig.get("dev_loss", math.nan), classes=held.classes))
+                                  learning_rate=lr, warmup_ratio=held.warmup.get(run.run_id, 0.0),
+                                  dev_loss=sig.get("dev_loss", math.nan), classes=held.classes)
+                    + probe_feature_row(sig, lr, probes))
         finals.append((run.final - held.constant) / H)
-    return keys, np.array(rows, dtype=float).reshape(-1, 6), np.array(finals, dtype=float)
+    return keys, np.array(rows, dtype=float).reshape(-1, 6 + len(probes)), np.array(finals, dtype=float)
 
 
 def fit_predictor(sets: list[HeldSet], **settings) -> FinalPredictor:
     """A :class:`FinalPredictor` fitted on the held sets' readings, grouped by task."""
-    return FinalPredictor(**settings).fit(*grouped_rows(sets, lookahead_rows))
+    probes = tuple(settings.get("probes", ()))
+    return FinalPredictor(**settings).fit(*grouped_rows(sets, lambda h, fitting: lookahead_rows(
+        h, fitting=fitting, probes=probes)))
+
+
+def fit_predictor_choosing_probes(sets: list[HeldSet], *, orders: int = 2) -> FinalPredictor:
+    """:func:`fit_predictor` with the probe features chosen on ``sets`` alone (:func:`~earlyexit.scoring.
+    choose_probe_features`: each task predicted by the others and refit on its own trials); ``choice_`` holds
+    each candidate's criterion."""
+    every = tuple(PROBE_FEATURES)
+    X, P, gain, groups, studies, runs = [], [], [], [], [], []
+    for held in sets:
+        keys, x, f = lookahead_rows(held, fitting=True, probes=every)
+        X.append(x[:, :6])
+        P.append(x[:, 6:])
+        gain.append(f - x[:, 0])
+        groups += [held.task] * len(f)
+        studies += [f"{held.sweep}/{held.seed}"] * len(f)
+        runs += [rid for rid, _ in keys]
+    chosen, scores = choose_probe_features(np.vstack(X), np.vstack(P), np.concatenate(gain), groups, studies, runs,
+                                           orders=orders)
+    model = fit_predictor(sets, probes=chosen)
+    model.choice_ = scores
+    return model
 
 
 def predictions(model: FinalPredictor, held: HeldSet) -> dict[tuple[str, int], tuple[float, float]]:
     """``(run_id, step) -> (dev metric, predicted gain in headroom units)`` for every reading with its features."""
-    keys, X, _ = lookahead_rows(held)
+    keys, X, _ = lookahead_rows(held, probes=model.probes)
     if not keys:
         return {}
     gain = model.predict(X)
@@ -61,7 +86,7 @@ class StudyPool:
     by every order and judge. What :class:`~earlyexit.pruning.LookaheadPruner` computes from the study, here once."""
 
     def __init__(self, model: FinalPredictor, held: HeldSet, shrink: float):
-        keys, X, _ = lookahead_rows(held)
+        keys, X, _ = lookahead_rows(held, probes=model.probes)
         ok = np.isfinite(X).all(axis=1)
         self.keys = [k for k, o in zip(keys, ok) if o]
         self.index = {k: i for i, k in enumerate(self.keys)}

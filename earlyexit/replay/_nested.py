@@ -82,7 +82,8 @@ CRUDE = ResolutionRule((0.05, 0.1, 0.25, 0.5), keep=1, z=1.0)
 twelve older sweeps, turned out to be: :data:`earlyexit.pruning.DEFAULT_RULE`)."""
 
 POLICIES = ("default", "default_sync", "progress_match", "crude_rule", "halving_rungs", "prefix_accuracy",
-            "hyperparameters", "interval", "interval_tasks", "lookahead", "lookahead_study", "lookahead_refit", "median", "patient_median", "percentile",
+            "hyperparameters", "interval", "interval_tasks", "lookahead", "lookahead_study", "lookahead_refit",
+            "lookahead_probes", "median", "patient_median", "percentile",
             "successive_halving", "hyperband", "wilcoxon")
 NESTED_POLICIES = POLICIES
 """The nested comparison's policies (``earlyexit replay --nested --policies``), by the name the package exports."""

@@ -22,7 +22,7 @@ from ..pruning import DEFAULT_RULE
 from ._engine import HeldSet, held_sets, live
 from ._interval import IntervalJudge, fit_interval, gains
 from ..pruning import fallback_margins
-from ._lookahead import LookaheadJudge, StudyPool, fit_predictor, predictions
+from ._lookahead import LookaheadJudge, StudyPool, fit_predictor, fit_predictor_choosing_probes, predictions
 from ._selection import map_jobs
 
 CANDIDATES = {
@@ -32,6 +32,7 @@ CANDIDATES = {
     "lookahead_study": tuple(("study", c, k) for c, k in itertools.product((0.9, 0.8), (2, 1))),
     "lookahead_refit": tuple(("study", c, k, w) for c, k, w in itertools.product((0.9, 0.8), (2, 1), (0.5, 0.25))),
 }
+CANDIDATES["lookahead_probes"] = CANDIDATES["lookahead_refit"]
 """Each policy's (calibration, coverage, keep) settings, safest first (the selection's ties go to the earlier one).
 ``interval`` calibrates on the study's own completed trials, ``interval_tasks`` on other tasks' sweeps. Frozen on
 2026-12-04 before the sweep sst2-8k-wide32 (their clean test) was complete. ``lookahead`` (its predictor on other
@@ -43,7 +44,9 @@ training (56.4% saved, mean regret 0.37, worst 1.80: trec-6l-wide24 held out cho
 ``lookahead_study`` with the study's completed trials among the predictor's neighbours, their distances shrunk by
 0.5 or 0.25 (a fourth entry; ``LookaheadPruner(refit=...)``); frozen on 2026-12-06 with 2 of agnews-wide48's 48
 runs logged, after ``benchmarks/study_refit.py`` measured the prediction errors on the sixteen sweeps (not a
-nested choice: the shrink is chosen inside the folds here)."""
+nested choice: the shrink is chosen inside the folds here). ``lookahead_probes``: ``lookahead_refit`` whose predictor
+also reads the probe features chosen on its training tasks alone
+(:func:`~earlyexit.replay._lookahead.fit_predictor_choosing_probes`), for the sweeps that carry their probes."""
 POLICIES = tuple(CANDIDATES)
 
 
@@ -57,18 +60,19 @@ def candidate_labels(policy: str = "interval") -> list[str]:
 
 def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) -> dict[str, list]:
     """Every candidate of ``policies`` on ``held``; a model None (fewer than two tasks to fit on): no bound."""
-    model, predictor = models.get("interval"), models.get("lookahead")
+    model = models.get("interval")
     gain = gains(model, held) if model is not None else {}
-    ahead = predictions(predictor, held) if predictor is not None else {}
     out, pools = {}, {}
     for policy in policies:
+        predictor = models.get("lookahead_probes" if policy == "lookahead_probes" else "lookahead")
+        ahead = predictions(predictor, held) if predictor is not None and policy.startswith("lookahead") else {}
         figs = []
         for calibration, coverage, keep, *refit in CANDIDATES[policy]:
             if policy.startswith("lookahead"):
                 fallback = fallback_margins(predictor, calibration, coverage, held.budget)
                 pool = None
                 if refit and predictor is not None:
-                    pool = pools.setdefault(refit[0], StudyPool(predictor, held, refit[0]))
+                    pool = pools.setdefault((id(predictor), refit[0]), StudyPool(predictor, held, refit[0]))
 
                 def judge(o):
                     return LookaheadJudge(held, DEFAULT_RULE, ahead, fallback=fallback, coverage=coverage, keep=keep,
@@ -97,8 +101,10 @@ def _job(args) -> dict[str, dict[str, list]]:
         models = {}
         if two and {"interval", "interval_tasks"} & set(policies):
             models["interval"] = fit_interval(train)
-        if two and any(p.startswith("lookahead") for p in policies):
+        if two and any(p.startswith("lookahead") and p != "lookahead_probes" for p in policies):
             models["lookahead"] = fit_predictor(train)
+        if two and "lookahead_probes" in policies:
+            models["lookahead_probes"] = fit_predictor_choosing_probes(train)
         by: dict[str, dict[str, list]] = {p: {} for p in policies}
         for held in test:
             for p, figs in _replay(held, models, policies, orders, workers).items():

@@ -32,6 +32,8 @@ import numpy as np
 
 from ._common import Params
 
+from ..names import PROBE_FEATURE_NAMES
+
 from ..protocol import FEATURES, MIN_HEADROOM, headroom, lookahead_row  # noqa: F401  (what a reading is)
 
 FORMAT = "earlyexit.final_predictor/2"
@@ -55,22 +57,30 @@ class FinalPredictor(Params):
 
     Parameters:
         k: neighbours the median is taken over.
+        probes: probe features (:data:`~earlyexit.names.PROBE_FEATURE_NAMES`) read after the
+            :data:`FEATURES`, in this order; none by default.
 
     Attributes (after ``fit``):
         X_: the fitted readings (standardized), y_: their gains, center_/scale_: the standardization,
         scores_: the leave-one-task-out errors (true minus predicted gain), sorted; groups_: the tasks.
     """
 
-    PARAMS = ("k",)
+    PARAMS = ("k", "probes")
 
-    def __init__(self, k: int = 40):
+    def __init__(self, k: int = 40, probes: tuple[str, ...] = ()):
         self.k = k
+        self.probes = probes
 
-    @staticmethod
-    def _check(X) -> np.ndarray:
+    @property
+    def features(self) -> tuple[str, ...]:
+        """What one row is: the :data:`FEATURES`, then the probe features."""
+        return tuple(FEATURES) + tuple(self.probes)
+
+    def _check(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[1] != len(FEATURES):
-            raise ValueError(f"FinalPredictor expects rows of {len(FEATURES)} columns {FEATURES}, but got shape "
+        names = self.features
+        if X.ndim != 2 or X.shape[1] != len(names):
+            raise ValueError(f"FinalPredictor expects rows of {len(names)} columns {names}, but got shape "
                              f"{X.shape}.")
         return X
 
@@ -79,6 +89,10 @@ class FinalPredictor(Params):
         X, y, groups = self._check(X), np.asarray(y, dtype=float), np.asarray(groups)
         if not (isinstance(self.k, int) and self.k >= 1):
             raise ValueError(f"k must be a positive integer, but got {self.k!r}.")
+        unknown = [n for n in self.probes if n not in PROBE_FEATURE_NAMES]
+        if unknown or isinstance(self.probes, str):
+            raise ValueError(f"probes must be a tuple of probe features of {list(PROBE_FEATURE_NAMES)}, but got "
+                             f"{self.probes!r}.")
         if len(y) != len(X) or len(groups) != len(X):
             raise ValueError(f"X, y and groups must have one entry per row, but got {len(X)}, {len(y)}, {len(groups)}.")
         ok = np.isfinite(X).all(axis=1) & np.isfinite(y)
@@ -157,7 +171,8 @@ class FinalPredictor(Params):
         among the neighbours, their distances shrunk by ``shrink`` (< 1: the study's own trials count as nearer).
         Rows of ``study_X`` are taken in the order given (a tie at the k-th neighbour is broken by position)."""
         Z, d, g = self.prior_neighbours(X)
-        Zs = (self._check(study_X) - self.center_) / self.scale_ if len(study_X) else np.empty((0, len(FEATURES)))
+        Zs = (self._check(study_X) - self.center_) / self.scale_ if len(study_X) else \
+            np.empty((0, len(self.features)))
         return study_medians(d, g, study_distances(Z, Zs, shrink), np.asarray(study_gain, dtype=float), self.k)
 
     @staticmethod
@@ -173,7 +188,7 @@ class FinalPredictor(Params):
     def to_dict(self) -> dict:
         if not hasattr(self, "X_"):
             raise RuntimeError("FinalPredictor is not fitted.")
-        return {"format": FORMAT, "features": list(FEATURES), "params": self.get_params(),
+        return {"format": FORMAT, "features": list(self.features), "params": {"k": self.k},
                 "center": self.center_.tolist(), "scale": self.scale_.tolist(),
                 "X": np.round(self.X_, 6).tolist(), "y": np.round(self.y_, 6).tolist(),
                 "scores": np.round(self.scores_, 6).tolist(), "score_shares": np.round(self.score_shares_, 6).tolist(),
@@ -183,14 +198,16 @@ class FinalPredictor(Params):
     def from_dict(cls, d: dict) -> FinalPredictor:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError(f"not a final predictor of format {FORMAT!r}")
-        if list(d.get("features", [])) != list(FEATURES):
-            raise ValueError(f"its features {d.get('features')} are not {list(FEATURES)}")
-        model = cls(**{k: int(v) for k, v in d["params"].items() if k == "k"})
+        names = list(d.get("features", []))
+        if names[:len(FEATURES)] != list(FEATURES) or not set(names[len(FEATURES):]) <= set(PROBE_FEATURE_NAMES):
+            raise ValueError(f"its features {d.get('features')} are not {list(FEATURES)} followed by probe features "
+                             f"of {list(PROBE_FEATURE_NAMES)}")
+        model = cls(k=int(d["params"]["k"]), probes=tuple(names[len(FEATURES):]))
         model.center_, model.scale_ = np.asarray(d["center"], float), np.asarray(d["scale"], float)
-        model.X_, model.y_ = np.asarray(d["X"], float).reshape(-1, len(FEATURES)), np.asarray(d["y"], float)
+        model.X_, model.y_ = np.asarray(d["X"], float).reshape(-1, len(names)), np.asarray(d["y"], float)
         model.scores_, model.groups_ = np.asarray(d["scores"], float), tuple(d["groups"])
         model.score_shares_ = np.asarray(d["score_shares"], float)
-        if len(model.X_) != len(model.y_) or len(model.center_) != len(FEATURES) or \
+        if len(model.X_) != len(model.y_) or len(model.center_) != len(names) or \
                 len(model.scores_) != len(model.score_shares_):
             raise ValueError("its arrays do not agree in length")
         return model

@@ -1,0 +1,145 @@
+"""Do the probes help the look-ahead's predictor? A nested try of geometry as predictor features.
+
+The look-ahead predicts a reading's gain to its final (headroom units) as the median of its k = 40 nearest
+readings: the other tasks' sweeps (the prior) and, with a study refit, the study's own completed trials (their
+distances shrunk by 0.25). Its features carry no probe. This adds the scale-free probe features of
+:mod:`earlyexit.scoring._probe_features` to those six, the set chosen *inside the training folds*
+(:func:`~earlyexit.scoring.choose_probe_features`: none, each feature alone, or all six; each other task in turn
+predicted by a prior fitted on the tasks that are neither it nor the held-out one, then refit on its own completed
+trials in random arrival orders; the least 80% quantile of the absolute refit error wins), and only then is the
+held-out task predicted with it. The
+table gives, per held-out sweep, the refit error of the shipped features and of the chosen set (mean / 80%
+quantile), and the set chosen. Nothing is pruned: this measures the predictor, which is what a probe feature
+would change.
+
+Sweeps: every sweep of ``studies/`` whose spec promises the probes and that holds them on at least 95% of its
+checkpoint rows, its re-log in ``relogs/`` standing in where that is complete; AG News, the look-ahead's clean
+test, is left out. Run from the repository root:
+
+    python benchmarks/probe_features.py [--orders 5] [--json benchmarks/probe-features.json]
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from earlyexit.replay._engine import held_sets
+from earlyexit.replay._lookahead import lookahead_rows
+from earlyexit.scoring import PROBE_FEATURES, choose_probe_features, refit_errors
+from earlyexit.scoring._probe_features import CANDIDATE_SETS, COVERAGE
+from earlyexit.sweeps import find_sweeps, load
+
+CLEAN_TEST = ("agnews",)
+PROBES = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "hessian_top_eigenvalue", "hessian_trace",
+          "critical_sharpness")
+NAMES = list(PROBE_FEATURES)
+
+
+def label(cand) -> str:
+    return ",".join(cand) or "none"
+
+
+class Readings:
+    """One held set's readings with a final and every probe feature: base and probe columns, gains, trials."""
+
+    def __init__(self, held):
+        keys, X, finals = lookahead_rows(held, fitting=True, probes=tuple(NAMES))
+        ok = np.isfinite(X).all(axis=1) & np.isfinite(finals)
+        self.name, self.task, self.study = held.sweep, held.task, f"{held.sweep}/{held.seed}"
+        self.X, self.gain = X[ok], finals[ok] - X[ok, 0]
+        self.run = np.array([rid for (rid, _), o in zip(keys, ok) if o])
+
+    def columns(self, cand):
+        return self.X[:, list(range(6)) + [6 + NAMES.index(n) for n in cand]]
+
+
+def errors(train: list[Readings], held: Readings, cand, orders: int) -> np.ndarray:
+    X = np.vstack([r.columns(cand) for r in train])
+    y = np.concatenate([r.gain for r in train])
+    return refit_errors(X, y, held.columns(cand), held.gain, held.run, orders=orders)
+
+
+def sweeps_with_probes():
+    """The sweeps whose probes are logged, a complete re-log standing in for its original; those left out, why."""
+    chosen, left = {}, []
+    relogs = {p.name: p for p in find_sweeps(["relogs"]) if (p / "runs.csv").exists()} if Path("relogs").is_dir() \
+        else {}
+    for path in find_sweeps(["studies"]):
+        if not (path / "runs.csv").exists():
+            continue
+        sw = load(path)
+        if str(sw.manifest.get("task")) in CLEAN_TEST:
+            left.append(f"{sw.name} (the clean test)")
+            continue
+        if sw.name in relogs and load(relogs[sw.name]).missing_runs <= 0:
+            chosen[sw.name] = load(relogs[sw.name])
+            continue
+        if sw.missing_runs > 0 or sw.probe_shortfalls() is not None or not set(PROBES) <= set(sw.probes):
+            left.append(f"{sw.name} (its probes are not logged)")
+            continue
+        chosen[sw.name] = sw
+    return chosen, left
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--orders", type=int, default=5)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    started = time.time()
+    sweeps, left = sweeps_with_probes()
+    readings = [Readings(h) for sw in sweeps.values() for h in held_sets(sw)]
+    table = {}
+    for t in sorted({r.task for r in readings}):
+        train = [r for r in readings if r.task != t]
+        cat = lambda f: np.concatenate([f(r) for r in train])  # noqa: E731
+        chosen, inner = choose_probe_features(np.vstack([r.X[:, :6] for r in train]),
+                                              np.vstack([r.X[:, 6:] for r in train]), cat(lambda r: r.gain),
+                                              cat(lambda r: np.repeat(r.task, len(r.gain))),
+                                              cat(lambda r: np.repeat(r.study, len(r.gain))), cat(lambda r: r.run))
+        print(f"held out {t}: chose {label(chosen)} ({time.time() - started:.0f} s)", flush=True)
+        for name in sorted({r.name for r in readings if r.task == t}):
+            seeds = [r for r in readings if r.name == name]
+            every = {}
+            for cand in CANDIDATE_SETS:
+                e = [errors(train, h, cand, args.orders) for h in seeds]
+                every[label(cand)] = (float(np.mean([x.mean() for x in e])),
+                                      float(np.mean([np.quantile(x, COVERAGE) for x in e])))
+            table[name] = {"task": t, "chosen": label(chosen), "none": every["none"],
+                           "with_chosen": every[label(chosen)], "every": every, "inner": inner}
+    print(f"\nrefit gain error (headroom units): mean / {COVERAGE:.0%} quantile, {args.orders} arrival orders")
+    print(f"{'held-out sweep':16s} {'shipped features':>18s} {'with chosen set':>18s}  chosen on the other tasks")
+    for name, r in table.items():
+        print(f"{name:16s} {r['none'][0]:8.3f} / {r['none'][1]:6.3f} {r['with_chosen'][0]:8.3f} / "
+              f"{r['with_chosen'][1]:6.3f}  {r['chosen']}")
+    mean = {c: tuple(float(np.mean([r[c][j] for r in table.values()])) for j in (0, 1))
+            for c in ("none", "with_chosen")}
+    print(f"{'mean':16s} {mean['none'][0]:8.3f} / {mean['none'][1]:6.3f} {mean['with_chosen'][0]:8.3f} / "
+          f"{mean['with_chosen'][1]:6.3f}")
+    short = {label(c): (label(c)[:12] if len(c) <= 1 else "all") for c in CANDIDATE_SETS}
+    print(f"\nevery candidate on every held-out sweep ({COVERAGE:.0%} quantile; read here, not chosen on):")
+    print(f"{'sweep':16s} " + " ".join(f"{v:>12s}" for v in short.values()))
+    for name, r in table.items():
+        print(f"{name:16s} " + " ".join(f"{r['every'][c][1]:12.3f}" for c in short))
+    if left:
+        print("\nleft out: " + "; ".join(left))
+    seconds = round(time.time() - started, 1)
+    machine = f"{os.cpu_count()}-core {platform.machine()}"
+    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "protocol": {"orders": args.orders, "features": NAMES, "sweeps": {n: str(sw.path) for n, sw in
+                                                                              sweeps.items()},
+                         "left_out": left, "seconds": seconds, "date": time.strftime("%Y-%m-%d"),
+                         "machine": machine},
+            "sweeps": table, "mean": mean}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""Geometry for the look-ahead's predictor: scale-free features made of the probes, and their choice inside the
+training folds.
+
+Each feature is a number without units, so that a 2-layer and a 6-layer model, a binary and a 6-class task share
+a scale:
+
+- ``lr_x_top_eigenvalue``: log10 of the peak learning rate times the top Hessian eigenvalue;
+- ``lr_x_critical_sharpness``: log10 of the peak learning rate times the critical sharpness (2 over the critical
+  step along the optimizer's update);
+- ``gradient_noise``: log10 of the per-batch gradient variance over the squared gradient norm;
+- ``trace_over_top``: log10 of the Hutch++ trace over the top eigenvalue (an effective rank);
+- ``relative_sam``: log10 of the SAM sharpness over the probe batches' loss;
+- ``relative_train_loss``: the probe batches' loss over ln(classes).
+
+:func:`choose_probe_features` picks the set the predictor reads by the error that matters to the look-ahead:
+each task of the training data in turn is predicted by the others, refit on its own completed trials in random
+arrival orders (:func:`refit_errors`), and the set with the least mean 80% quantile of the absolute error (what
+an 80% interval must cover) wins; ties go to the smaller set, and no probe at all is the first candidate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..names import PROBE_FEATURE_NAMES
+from ._lookahead import study_distances, study_medians
+
+
+def _log10(x: float) -> float:
+    return math.log10(x) if x > 0 and math.isfinite(x) else math.nan
+
+
+def _get(values: Mapping, name: str) -> float:
+    try:
+        return float(values.get(name, math.nan))
+    except (TypeError, ValueError):
+        return math.nan
+
+
+PROBE_FEATURES: dict[str, Callable[[Mapping, float], float]] = {
+    "lr_x_top_eigenvalue": lambda v, lr: _log10(lr * _get(v, "hessian_top_eigenvalue")),
+    "lr_x_critical_sharpness": lambda v, lr: _log10(lr * _get(v, "critical_sharpness")),
+    "gradient_noise": lambda v, lr: _log10(_get(v, "gradient_variance") / _get(v, "gradient_norm") ** 2),
+    "trace_over_top": lambda v, lr: _log10(_get(v, "hessian_trace") / _get(v, "hessian_top_eigenvalue")),
+    "relative_sam": lambda v, lr: _log10(_get(v, "sam_sharpness") / _get(v, "loss")),
+    "relative_train_loss": lambda v, lr: _get(v, "loss") / _get(v, "uniform_loss"),
+}
+"""Each probe feature from one step's signature (probe name -> value) and the trial's peak learning rate."""
+assert tuple(PROBE_FEATURES) == PROBE_FEATURE_NAMES
+
+CANDIDATE_SETS: tuple[tuple[str, ...], ...] = ((),) + tuple((n,) for n in PROBE_FEATURES) + (tuple(PROBE_FEATURES),)
+"""What :func:`choose_probe_features` chooses among: none, each feature alone, all of them."""
+
+COVERAGE, SHRINK, K = 0.8, 0.25, 40
+
+
+def probe_feature_row(values: Mapping, peak_lr: float, names: Sequence[str]) -> list[float]:
+    """The features ``names`` of one reading (NaN where a probe it needs is missing)."""
+    unknown = [n for n in names if n not in PROBE_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown probe feature(s) {unknown}; known: {list(PROBE_FEATURES)}")
+    return [PROBE_FEATURES[n](values, peak_lr) for n in names]
+
+
+def refit_errors(train_X: np.ndarray, train_gain: np.ndarray, X: np.ndarray, gain: np.ndarray, runs: np.ndarray, *,
+                 k: int = K, shrink: float = SHRINK, orders: int = 2) -> np.ndarray:
+    """|true - predicted gain| of every reading ``X`` of one study (``runs``: each reading's trial), predicted from
+    ``train_X`` and the study's trials completed before it (distances shrunk by ``shrink``), one trial at a time
+    in ``orders`` random arrival orders. Features are standardized on ``train_X``."""
+    center, scale = train_X.mean(axis=0), train_X.std(axis=0)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    Zt, Z = (train_X - center) / scale, (X - center) / scale
+    kk = min(k, len(Zt))
+    d = ((Z[:, None, :] - Zt[None, :, :]) ** 2).sum(axis=2)
+    top = np.argpartition(d, kk - 1, axis=1)[:, :kk]
+    prior_d, prior_g = np.take_along_axis(d, top, axis=1), train_gain[top]
+    D = study_distances(Z, Z, shrink)
+    names = sorted(set(np.asarray(runs).tolist()))
+    rows = {r: np.flatnonzero(np.asarray(runs) == r) for r in names}
+    errors = []
+    for o in range(orders):
+        done = np.array([], dtype=int)
+        for i in np.random.default_rng(o).permutation(len(names)):
+            r = rows[names[i]]
+            pred = study_medians(prior_d[r], prior_g[r], D[np.ix_(r, done)], gain[done], k)
+            errors.append(np.abs(gain[r] - pred))
+            done = np.concatenate([done, r])
+    return np.concatenate(errors) if errors else np.array([])
+
+
+def choose_probe_features(X: np.ndarray, P: np.ndarray, gain: np.ndarray, groups: Sequence, studies: Sequence,
+                          runs: Sequence, *, orders: int = 2, candidates=CANDIDATE_SETS) -> tuple[tuple[str, ...],
+                                                                                             dict]:
+    """The probe features to read, chosen on this training data alone: ``(names, {candidate: criterion})``.
+
+    ``X``: the base readings; ``P``: every :data:`PROBE_FEATURES` column, in that order; ``gain``: the true gains;
+    ``groups``: each reading's task; ``studies``: its study (a sweep seed), ``runs``: its trial. Readings with a
+    missing value are left out of every candidate's figures alike. With fewer than three tasks, none is chosen."""
+    X, P, gain = np.asarray(X, float), np.asarray(P, float), np.asarray(gain, float)
+    groups, studies, runs = np.asarray(groups), np.asarray(studies), np.asarray(runs)
+    ok = np.isfinite(X).all(axis=1) & np.isfinite(P).all(axis=1) & np.isfinite(gain)
+    tasks = sorted(set(groups[ok].tolist()))
+    if len(tasks) < 3:
+        return (), {}
+    names = list(PROBE_FEATURES)
+    scores = {}
+    for cand in candidates:
+        cols = np.hstack([X, P[:, [names.index(n) for n in cand]]])
+        per_task = []
+        for t in tasks:
+            train = ok & (groups != t)
+            q = [np.quantile(refit_errors(cols[train], gain[train], cols[m], gain[m], runs[m], orders=orders),
+                             COVERAGE)
+                 for s in sorted(set(studies[ok & (groups == t)].tolist()))
+                 for m in [ok & (studies == s)]]
+            per_task.append(float(np.mean(q)))
+        scores[cand] = float(np.mean(per_task))
+    best = min(scores, key=lambda c: (round(scores[c], 6), len(c)))
+    return best, {",".join(c) or "none": v for c, v in scores.items()}

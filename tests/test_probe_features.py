@@ -1,0 +1,94 @@
+"""Probe features for the look-ahead's predictor: their values, their choice inside the training data, their file."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from earlyexit.pruning import LookaheadPruner
+from earlyexit.replay._engine import HeldSet
+from earlyexit.replay._lookahead import fit_predictor, fit_predictor_choosing_probes, lookahead_rows
+from earlyexit.replay._simulate import Run
+from earlyexit.scoring import PROBE_FEATURES, FinalPredictor, probe_feature_row
+from earlyexit.training._schedule import lr_progress
+
+STEPS = (25, 50, 100, 200, 400)
+BUDGET = 800
+
+
+def _held(task: str, seed: int, informative: bool, n_runs: int = 14) -> HeldSet:
+    """Curves that look alike early; what each run gains later is ``late``, which the critical sharpness shows
+    (``informative``) or which nothing shows (the probes are noise)."""
+    rng = np.random.default_rng(seed)
+    n_dev = 400
+    labels = rng.integers(0, 2, n_dev).astype(np.int16)
+    constant = float(np.bincount(labels).max() / n_dev)
+    runs, warm, lrs = [], {}, {}
+    for i in range(n_runs):
+        rid = f"{task}{i:02d}"
+        lr = float(10 ** rng.uniform(-4.5, -3.5))
+        late = float(rng.uniform(0.0, 0.3))
+        signature = {}
+        for s in STEPS:
+            progress = lr_progress(s, BUDGET, 0.0)
+            value = constant + (1 - constant) * (0.4 * min(1.0, 4 * progress) + late * progress ** 2)
+            crit = (10 ** (2 * late) if informative else 10 ** rng.uniform(0, 0.6)) / lr
+            signature[s] = {"dev_metric": value, "lr_progress": progress, "dev_loss": 0.69 * (1 - 0.5 * value),
+                            "loss": 0.5, "gradient_norm": 1.0, "gradient_variance": float(rng.uniform(1, 2)),
+                            "sam_sharpness": 0.01, "hessian_top_eigenvalue": 10.0, "hessian_trace": 100.0,
+                            "critical_sharpness": crit, "uniform_loss": math.log(2)}
+        final = constant + (1 - constant) * (0.4 + late)
+        runs.append(Run(rid, rid, 0, final, BUDGET, signature, {s: float(s) for s in STEPS}, float(BUDGET), False))
+        warm[rid], lrs[rid] = 0.0, lr
+    return HeldSet(task, task, "accuracy", 0, tuple(runs), BUDGET, n_dev, labels, {}, {}, None, warm, STEPS, lrs, 2,
+                   constant)
+
+
+def test_each_probe_feature_is_the_documented_ratio_and_nan_where_a_probe_is_missing():
+    values = {"loss": 0.5, "gradient_norm": 2.0, "gradient_variance": 0.4, "sam_sharpness": 0.05,
+              "hessian_top_eigenvalue": 20.0, "hessian_trace": 400.0, "critical_sharpness": 1000.0,
+              "uniform_loss": math.log(2)}
+    row = dict(zip(PROBE_FEATURES, probe_feature_row(values, 1e-4, list(PROBE_FEATURES))))
+    assert row["lr_x_top_eigenvalue"] == pytest.approx(math.log10(2e-3))
+    assert row["lr_x_critical_sharpness"] == pytest.approx(-1.0)
+    assert row["gradient_noise"] == pytest.approx(math.log10(0.1))
+    assert row["trace_over_top"] == pytest.approx(math.log10(20))
+    assert row["relative_sam"] == pytest.approx(-1.0)
+    assert row["relative_train_loss"] == pytest.approx(0.5 / math.log(2))
+    missing = probe_feature_row({"loss": 0.5}, 1e-4, ["lr_x_critical_sharpness", "relative_train_loss"])
+    assert math.isnan(missing[0]) and math.isnan(missing[1])
+    with pytest.raises(ValueError, match="unknown probe feature"):
+        probe_feature_row(values, 1e-4, ["curvature"])
+
+
+def test_the_choice_takes_a_probe_that_carries_the_late_gain_and_none_that_is_noise():
+    informative = [_held(t, s, True) for t, s in (("a", 1), ("b", 2), ("c", 3), ("d", 4))]
+    noise = [_held(t, s, False) for t, s in (("a", 1), ("b", 2), ("c", 3), ("d", 4))]
+    chosen = fit_predictor_choosing_probes(informative)
+    assert "lr_x_critical_sharpness" in chosen.probes
+    assert chosen.choice_["lr_x_critical_sharpness"] < chosen.choice_["none"]
+    plain = fit_predictor_choosing_probes(noise)
+    assert plain.probes == ()
+    assert plain.choice_["none"] <= min(plain.choice_.values())
+
+
+def test_a_predictor_with_probes_is_plain_json_and_the_optuna_pruner_refuses_it():
+    sets = [_held(t, s, True) for t, s in (("a", 1), ("b", 2), ("c", 3))]
+    model = fit_predictor(sets, k=10, probes=("lr_x_critical_sharpness",))
+    again = FinalPredictor.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert again.probes == ("lr_x_critical_sharpness",)
+    _, X, _ = lookahead_rows(sets[0], probes=again.probes)
+    assert X.shape[1] == 7
+    assert np.allclose(again.predict(X), model.predict(X), atol=1e-5)  # the file rounds to 6 decimals
+    with pytest.raises(ValueError, match="7 columns"):
+        again.predict(X[:, :6])
+    bad = model.to_dict() | {"features": model.to_dict()["features"][:6] + ["curvature"]}
+    with pytest.raises(ValueError, match="probe features"):
+        FinalPredictor.from_dict(bad)
+    with pytest.raises(ValueError, match="does not report"):
+        LookaheadPruner(again)
+    with pytest.raises(ValueError, match="probes must be"):
+        FinalPredictor(probes=("curvature",)).fit(X, np.zeros(len(X)), ["a"] * len(X))
