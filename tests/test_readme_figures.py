@@ -50,6 +50,15 @@ CASES = [
      lambda a: f"{_pct(a['mean_compute_saved'])} / {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
     ("docs/lookahead.md", "lookahead-study16-w8.json", "lookahead_study",
      lambda a: f"{_pct(a['mean_compute_saved'])} / {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
+] + [
+    (doc, "lookahead-probes14-w1.json", policy,
+     lambda a: f"{_pct(a['mean_compute_saved'])} / {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}")
+    for policy in ("default", "lookahead_refit", "lookahead_probes", "median") for doc in ("docs/lookahead.md",)
+] + [
+    ("README.md", "lookahead-probes14-w1.json", "lookahead_probes",
+     lambda a: f"saves {_pct(a['mean_compute_saved'])} at {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
+    ("README.md", "lookahead-probes14-w1.json", "lookahead_refit",
+     lambda a: f"against {_pct(a['mean_compute_saved'])} at {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
 ]
 
 
@@ -130,3 +139,13 @@ def test_the_judge_at_table_is_the_committed_run(policy, label, workers):
     r = next(r for r in rows if r["policy"] == policy and r["workers"] == workers)
     line = (f"| {label} | {workers} | {r['saved']:.1f}% | {r['mean_regret']:.2f} | {r['worst_regret']:.2f} |")
     assert line in (ROOT / "docs" / "protocol.md").read_text(), line
+
+
+def test_the_probe_features_predictor_figures_are_the_benchmarks():
+    d = json.loads((ROOT / "benchmarks" / "probe-features.json").read_text())
+    text = re.sub(r"\s+", " ", (ROOT / "docs" / "lookahead.md").read_text())
+    (m0, q0), (m1, q1) = d["mean"]["none"], d["mean"]["with_chosen"]
+    assert f"falls from {q0:.3f} to {q1:.3f} headroom units on average (mean error {m0:.3f} to {m1:.3f})" in text
+    for name in ("cola-6l-wide24", "mr-4l-wide24", "trec-wide64", "mpqa-wide24", "sst2-grid80"):
+        row = d["sweeps"][name]
+        assert f"{name} ({row['none'][1]:.3f} to {row['with_chosen'][1]:.3f})" in text, name
