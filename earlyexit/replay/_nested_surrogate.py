@@ -10,6 +10,7 @@ a surrogate fitted on every task but T is replayed on T's sweeps at that K.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Callable
@@ -34,50 +35,63 @@ def _figures(job) -> dict:
 
 
 def _fit_and_replay(train_runs, test_sets, orders) -> dict:
-    replayed = [r for h in test_sets for r in h.runs]
-    names = feature_names(train_runs, replayed)
-    done = as_param_runs([r for r in train_runs if not r.diverged and math.isfinite(r.final)], names)
-    groups, cv_groups = study_groups(done)
-    fitted = fit_surrogate(done, names, groups, cv_groups)
+    """Figures of every held set of ``test_sets``; one surrogate per set of shared columns (the columns depend on
+    the replayed sweeps as well as the fitted ones, so two sweeps with the same columns share one fit)."""
+    done_runs = [r for r in train_runs if not r.diverged and math.isfinite(r.final)]
+    fits: dict[tuple[str, ...], object] = {}
     by_sweep: dict[str, list] = {}
-    for held in test_sets:
-        runs = as_param_runs(list(held.runs), names)
-        figs = []
-        for k in KEEPS:
-            outs = []
-            for o in range(orders):
-                outs.append(screened_result(held, screen(SURROGATE_STEP, k, scorer_at(fitted))(runs, o)))
-            tests = [x.test_regret for x in outs if math.isfinite(x.test_regret)]
-            figs.append((1 - float(np.mean([x.compute_used for x in outs])), float(np.mean([x.regret for x in outs])),
-                         float(np.mean(tests)) if tests else math.nan))
-        by_sweep.setdefault(held.sweep, []).append(figs)
+    for task in sorted({h.task for h in test_sets}):
+        of_task = [h for h in test_sets if h.task == task]
+        names = tuple(feature_names(train_runs, [r for h in of_task for r in h.runs]))
+        if names not in fits:
+            done = as_param_runs(done_runs, names)
+            groups, cv_groups = study_groups(done)
+            fits[names] = fit_surrogate(done, names, groups, cv_groups)
+        for held in of_task:
+            by_sweep.setdefault(held.sweep, []).append(_replay_at_every_k(held, names, fits[names], orders))
     return {s: [tuple(np.nanmean(np.array(v, float), axis=0)[i]) for i in range(len(KEEPS))]
             for s, v in by_sweep.items()}
 
 
+def _replay_at_every_k(held: HeldSet, names, fitted, orders: int) -> list[tuple[float, float, float]]:
+    runs = as_param_runs(list(held.runs), names)
+    figs = []
+    for k in KEEPS:
+        outs = [screened_result(held, screen(SURROGATE_STEP, k, scorer_at(fitted))(runs, o)) for o in range(orders)]
+        tests = [x.test_regret for x in outs if math.isfinite(x.test_regret)]
+        figs.append((1 - float(np.mean([x.compute_used for x in outs])), float(np.mean([x.regret for x in outs])),
+                     float(np.mean(tests)) if tests else math.nan))
+    return figs
+
+
 def surrogate_figures(sweeps, *, orders: int = 3, jobs: int = 1,
                       progress: Callable[[str], None] = lambda m: None) -> dict:
-    """``{held-out task: {"inner": {sweep: figures}, "outer": {sweep: figures}}}`` (figures: one per K)."""
+    """``{held-out task: {"inner": {sweep: figures}, "outer": {sweep: figures}}}`` (figures: one per K). A fit
+    without tasks T and U serves both inner folds, T's (replayed on U) and U's (replayed on T)."""
     tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
     runs: dict[str, list[Run]] = {sw.name: runs_of(sw) for sw in sweeps}
     sets: dict[str, list[HeldSet]] = {sw.name: held_sets(sw) for sw in sweeps}
     names = sorted(set(tasks.values()))
+
+    def train_without(*out):
+        return [r for s in runs if tasks[s] not in out for r in runs[s]]
+
+    def sets_of(*ts):
+        return [h for s in sets if tasks[s] in ts for h in sets[s]]
+
     jobs_list, keys = [], []
     for t in names:
-        outer_train = [r for s in runs if tasks[s] != t for r in runs[s]]
-        jobs_list.append((outer_train, [h for s in sets if tasks[s] == t for h in sets[s]], orders))
-        keys.append((t, "outer"))
-        for u in names:
-            if u == t:
-                continue
-            inner_train = [r for s in runs if tasks[s] not in (t, u) for r in runs[s]]
-            jobs_list.append((inner_train, [h for s in sets if tasks[s] == u for h in sets[s]], orders))
-            keys.append((t, "inner"))
+        jobs_list.append((train_without(t), sets_of(t), orders))
+        keys.append([(t, "outer", t)])
+    for t, u in itertools.combinations(names, 2):
+        jobs_list.append((train_without(t, u), sets_of(t, u), orders))
+        keys.append([(t, "inner", u), (u, "inner", t)])
     progress(f"hyperparameter surrogate: {len(jobs_list)} fits")
     results = map_jobs(_figures, jobs_list, jobs)
     out: dict = {t: {"inner": {}, "outer": {}} for t in names}
-    for (t, level), figs in zip(keys, results):
-        out[t][level].update(figs)
+    for job_keys, figs in zip(keys, results):
+        for held_out, level, replayed in job_keys:
+            out[held_out][level].update({s: f for s, f in figs.items() if tasks[s] == replayed})
     return out
 
 
