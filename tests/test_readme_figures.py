@@ -149,3 +149,13 @@ def test_the_probe_features_predictor_figures_are_the_benchmarks():
     for name in ("cola-6l-wide24", "mr-4l-wide24", "trec-wide64", "mpqa-wide24", "sst2-grid80"):
         row = d["sweeps"][name]
         assert f"{name} ({row['none'][1]:.3f} to {row['with_chosen'][1]:.3f})" in text, name
+
+
+def test_the_lookahead_frontier_table_is_the_benchmarks():
+    d = json.loads((ROOT / "benchmarks" / "lookahead-frontier.json").read_text())
+    text = (ROOT / "docs" / "lookahead.md").read_text()
+    rows = re.findall(r"^\| (\d+)%, z ([\d.]+) \| ([\d.]+)% \| ([\d.]+) \| ([\d.]+) \|$", text, flags=re.M)
+    assert len(rows) >= 8
+    for cov, z, saved, mean, worst in rows:
+        s, r, w = d["mean"][f"{cov}% each side, z {z}"]
+        assert (saved, mean, worst) == (f"{100 * s:.1f}", f"{r:.2f}", f"{w:.2f}"), (cov, z)
