@@ -47,6 +47,7 @@ Policies (regrets in points of each sweep's metric; compute saved against traini
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -61,6 +62,7 @@ import optuna
 from ..pruning import ResolutionRule
 from ..sweeps import Sweep
 from ._engine import HeldSet, OptunaJudge, RuleJudge, held_sets, live, prefix_rule, synchronous
+from ._optuna_replay import memoized_wilcoxon
 from ._nested_interval import POLICIES as BOUND_POLICIES, candidate_labels as interval_labels, interval_figures
 from ._selection import (MEAN_BOUND, WORST_BOUND, aggregate_rows, best_case, choose, finite_or_none,  # noqa: F401
                          nested_two_level)
@@ -176,8 +178,9 @@ def measure_set(held: HeldSet, policy: str, *, orders: int, workers: int) -> lis
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     n = min(orders, WILCOXON_ORDERS) if policy == "wilcoxon" else orders
-    for _, make in _optuna_candidates(held.budget)[policy]:
-        out.append(_mean([live(held, OptunaJudge(held, make, o), o, workers) for o in range(n)]))
+    with memoized_wilcoxon() if policy == "wilcoxon" else contextlib.nullcontext():
+        for _, make in _optuna_candidates(held.budget)[policy]:
+            out.append(_mean([live(held, OptunaJudge(held, make, o), o, workers) for o in range(n)]))
     return out
 
 
