@@ -97,14 +97,30 @@ class StudyPool:
         self.value = np.array([runs[rid].signature[step].get("dev_metric", math.nan) for rid, step in self.keys])
         self.true = np.array([(runs[rid].final - v) / H for (rid, _), v in zip(self.keys, self.value)])
         self.D = model.study_distances(self.Z, self.Z, shrink)
+        # Judges that share this pool (the settings of one policy, in one arrival order) ask the same questions
+        # until their decisions part: each answer is kept, keyed by everything it depends on (the pool in its
+        # order, which breaks ties at the k-th neighbour), so a repeat returns what the arithmetic gave.
+        self._gains: dict[tuple, float] = {}
+        self._errors: dict[tuple, list[float]] = {}
 
     def gains(self, rows: list[int], pool: list[int]) -> np.ndarray:
         """Predicted gains of readings ``rows`` with the readings ``pool`` among the neighbours."""
-        return self.model.study_medians(self.d[rows], self.g[rows], self.D[np.ix_(rows, pool)], self.true[pool])
+        key = tuple(pool)
+        todo = [r for r in dict.fromkeys(rows) if (r, key) not in self._gains]
+        if todo:
+            new = self.model.study_medians(self.d[todo], self.g[todo], self.D[np.ix_(todo, pool)], self.true[pool])
+            self._gains.update({(r, key): float(x) for r, x in zip(todo, new)})
+        return np.array([self._gains[(r, key)] for r in rows], dtype=float)
 
     def errors_at(self, step: int, done: list[tuple[int, int, int]]) -> list[float]:
         """True minus predicted gain of each pooled reading at ``step`` (``done``: the pool as ``(trial, step,
         row)``), each predicted without its own trial's readings: the study's conformal errors there."""
+        key = (step, tuple(done))
+        if key not in self._errors:
+            self._errors[key] = self._errors_at(step, done)
+        return self._errors[key]
+
+    def _errors_at(self, step: int, done: list[tuple[int, int, int]]) -> list[float]:
         at = [k for k, (_, s, _) in enumerate(done) if s == step]
         if not at:
             return []
