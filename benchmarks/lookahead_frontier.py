@@ -15,7 +15,6 @@ repository root:
 import argparse
 import itertools
 import json
-import math
 import os
 import platform
 import time
