@@ -14,6 +14,7 @@ where a lost reply can leave one extra WAITING-free RUNNING trial for the heartb
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import socket
@@ -159,6 +160,17 @@ def make_storage(url: str, *, heartbeat_seconds: int = 30):
                              "and the credentials.") from None
 
 
+def _heartbeat_grace(storage) -> float | None:
+    """The storage's heartbeat grace period in seconds, or None where it keeps no heartbeat."""
+    try:
+        interval = storage.get_heartbeat_interval()
+    except (AttributeError, NotImplementedError):
+        return None
+    if not interval:
+        return None
+    return float(getattr(storage, "grace_period", None) or 2 * interval)
+
+
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this host (signal 0 checks without sending anything)."""
     try:
@@ -175,13 +187,24 @@ def fail_orphaned_trials(study: optuna.Study, *, max_retry: int = 3) -> list[int
     and queue each again at once with the same hyperparameters (as Optuna's heartbeat retry does, up to
     ``max_retry`` times per config). Trials of other hosts are left to the storage's heartbeat.
 
+    A RUNNING trial that names no worker is one whose process died between creating it and starting its
+    objective (a ``kill -9`` in that window): it never records a heartbeat either, so the storage's heartbeat
+    would leave it RUNNING for ever. Where the storage keeps heartbeats, such a trial older than their grace
+    period is failed too, whatever its host: a live one names its worker within a second of its creation.
+
     Returns the numbers of the trials failed. Called when a worker starts and again before it exits.
     """
     host, failed = socket.gethostname(), []
+    grace, now = _heartbeat_grace(study._storage), datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(t.user_attrs.get(WORKER, "")).rpartition(":")
-        if worker_host != host or not pid.isdigit() or _alive(int(pid)):
-            continue
+        owner = t.user_attrs.get(WORKER)
+        if owner is None:
+            if grace is None or t.datetime_start is None or (now - t.datetime_start).total_seconds() <= grace:
+                continue
+        else:
+            worker_host, _, pid = str(owner).rpartition(":")
+            if worker_host != host or not pid.isdigit() or _alive(int(pid)):
+                continue
         try:
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
