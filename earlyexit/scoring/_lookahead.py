@@ -116,13 +116,7 @@ class FinalPredictor(Params):
         return self
 
     def _median(self, Q: np.ndarray, Z: np.ndarray, gain: np.ndarray) -> np.ndarray:
-        out = np.empty(len(Q))
-        k = min(self.k, len(Z))
-        for start in range(0, len(Q), 512):
-            d = ((Q[start:start + 512, None, :] - Z[None, :, :]) ** 2).sum(axis=2)
-            nearest = np.argpartition(d, k - 1, axis=1)[:, :k]
-            out[start:start + 512] = np.median(gain[nearest], axis=1)
-        return out
+        return np.median(gain[nearest(Q, Z, self.k)[1]], axis=1)
 
     def predict(self, X) -> np.ndarray:
         """Each reading's predicted gain to its final, in headroom units (NaN where a feature is unknown)."""
@@ -158,12 +152,9 @@ class FinalPredictor(Params):
         k = min(self.k, len(self.X_))
         Z = (X - self.center_) / self.scale_
         d, g = np.full((len(X), k), np.nan), np.full((len(X), k), np.nan)
-        ok = np.flatnonzero(np.isfinite(X).all(axis=1))
-        for start in range(0, len(ok), 512):
-            rows = ok[start:start + 512]
-            dist = ((Z[rows, None, :] - self.X_[None, :, :]) ** 2).sum(axis=2)
-            nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
-            d[rows], g[rows] = np.take_along_axis(dist, nearest, axis=1), self.y_[nearest]
+        ok = np.isfinite(X).all(axis=1)
+        d[ok], index = nearest(Z[ok], self.X_, k)
+        g[ok] = self.y_[index]
         return Z, d, g
 
     def predict_in_study(self, X, study_X, study_gain, shrink: float) -> np.ndarray:
@@ -211,6 +202,18 @@ class FinalPredictor(Params):
                 len(model.scores_) != len(model.score_shares_):
             raise ValueError("its arrays do not agree in length")
         return model
+
+
+def nearest(Q: np.ndarray, Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(squared distances, indices)`` of each query's ``k`` nearest rows of ``Z`` (fewer where ``Z`` has fewer),
+    unordered; computed 512 queries at a time, so that memory stays bounded on a large fit."""
+    k = min(k, len(Z))
+    d, index = np.empty((len(Q), k)), np.empty((len(Q), k), dtype=np.intp)
+    for start in range(0, len(Q), 512):
+        dist = ((Q[start:start + 512, None, :] - Z[None, :, :]) ** 2).sum(axis=2)
+        near = np.argpartition(dist, k - 1, axis=1)[:, :k]
+        d[start:start + 512], index[start:start + 512] = np.take_along_axis(dist, near, axis=1), near
+    return d, index
 
 
 def study_distances(Z: np.ndarray, Zs: np.ndarray, shrink: float) -> np.ndarray:

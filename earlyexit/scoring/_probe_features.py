@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from ..names import PROBE_FEATURE_NAMES
-from ._lookahead import study_distances, study_medians
+from ._lookahead import nearest, study_distances, study_medians
 
 
 def _log10(x: float) -> float:
@@ -73,10 +73,8 @@ def refit_errors(train_X: np.ndarray, train_gain: np.ndarray, X: np.ndarray, gai
     center, scale = train_X.mean(axis=0), train_X.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)
     Zt, Z = (train_X - center) / scale, (X - center) / scale
-    kk = min(k, len(Zt))
-    d = ((Z[:, None, :] - Zt[None, :, :]) ** 2).sum(axis=2)
-    top = np.argpartition(d, kk - 1, axis=1)[:, :kk]
-    prior_d, prior_g = np.take_along_axis(d, top, axis=1), train_gain[top]
+    prior_d, top = nearest(Z, Zt, k)
+    prior_g = train_gain[top]
     D = study_distances(Z, Z, shrink)
     names = sorted(set(np.asarray(runs).tolist()))
     rows = {r: np.flatnonzero(np.asarray(runs) == r) for r in names}
