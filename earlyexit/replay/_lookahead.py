@@ -53,18 +53,19 @@ def fit_predictor_choosing_probes(sets: list[HeldSet], *, orders: int = 2) -> Fi
     choose_probe_features`: each task predicted by the others and refit on its own trials); ``choice_`` holds
     each candidate's criterion."""
     every = tuple(PROBE_FEATURES)
-    X, P, gain, groups, studies, runs = [], [], [], [], [], []
+    X, finals, groups, studies, runs = [], [], [], [], []
     for held in sets:
         keys, x, f = lookahead_rows(held, fitting=True, probes=every)
-        X.append(x[:, :6])
-        P.append(x[:, 6:])
-        gain.append(f - x[:, 0])
+        X.append(x)
+        finals.append(f)
         groups += [held.task] * len(f)
         studies += [f"{held.sweep}/{held.seed}"] * len(f)
         runs += [rid for rid, _ in keys]
-    chosen, scores = choose_probe_features(np.vstack(X), np.vstack(P), np.concatenate(gain), groups, studies, runs,
+    X, finals = np.vstack(X), np.concatenate(finals)
+    chosen, scores = choose_probe_features(X[:, :6], X[:, 6:], finals - X[:, 0], groups, studies, runs,
                                            orders=orders)
-    model = fit_predictor(sets, probes=chosen)
+    columns = list(range(6)) + [6 + every.index(n) for n in chosen]  # the rows fit_predictor(probes=chosen) reads
+    model = FinalPredictor(probes=chosen).fit(X[:, columns], finals, groups)
     model.choice_ = scores
     return model
 
