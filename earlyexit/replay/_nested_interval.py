@@ -25,14 +25,15 @@ from ..pruning import fallback_margins
 from ._lookahead import LookaheadJudge, StudyPool, fit_predictor, fit_predictor_choosing_probes, predictions
 from ._selection import map_jobs
 
+_REFIT = tuple(("study", c, k, w) for c, k, w in itertools.product((0.9, 0.8), (2, 1), (0.5, 0.25)))
 CANDIDATES = {
     "interval": tuple(("study", c, k) for c, k in itertools.product((0.9, 0.8), (2, 1))),
     "interval_tasks": tuple(("tasks", c, 1) for c in (0.95, 0.9, 0.8)),
     "lookahead": tuple((cal, c, k) for cal, c, k in itertools.product(("study", "study+tasks"), (0.9, 0.8), (2, 1))),
     "lookahead_study": tuple(("study", c, k) for c, k in itertools.product((0.9, 0.8), (2, 1))),
-    "lookahead_refit": tuple(("study", c, k, w) for c, k, w in itertools.product((0.9, 0.8), (2, 1), (0.5, 0.25))),
+    "lookahead_refit": _REFIT,
+    "lookahead_probes": _REFIT,
 }
-CANDIDATES["lookahead_probes"] = CANDIDATES["lookahead_refit"]
 """Each policy's (calibration, coverage, keep) settings, safest first (the selection's ties go to the earlier one).
 ``interval`` calibrates on the study's own completed trials, ``interval_tasks`` on other tasks' sweeps. Frozen on
 2026-12-04 before the sweep sst2-8k-wide32 (their clean test) was complete. ``lookahead`` (its predictor on other
@@ -62,10 +63,14 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) ->
     """Every candidate of ``policies`` on ``held``; a model None (fewer than two tasks to fit on): no bound."""
     model = models.get("interval")
     gain = gains(model, held) if model is not None else {}
-    out, pools = {}, {}
+    out, pools, aheads = {}, {}, {}
     for policy in policies:
         predictor = models.get("lookahead_probes" if policy == "lookahead_probes" else "lookahead")
-        ahead = predictions(predictor, held) if predictor is not None and policy.startswith("lookahead") else {}
+        ahead = {}
+        if predictor is not None and policy.startswith("lookahead"):
+            if id(predictor) not in aheads:  # one predictor serves the look-ahead policies but one
+                aheads[id(predictor)] = predictions(predictor, held)
+            ahead = aheads[id(predictor)]
         figs = []
         for calibration, coverage, keep, *refit in CANDIDATES[policy]:
             if policy.startswith("lookahead"):
