@@ -159,3 +159,15 @@ def test_the_lookahead_frontier_table_is_the_benchmarks():
     for cov, z, saved, mean, worst in rows:
         s, r, w = d["mean"][f"{cov}% each side, z {z}"]
         assert (saved, mean, worst) == (f"{100 * s:.1f}", f"{r:.2f}", f"{w:.2f}"), (cov, z)
+
+
+def test_the_record_features_table_is_the_benchmarks():
+    d = json.loads((ROOT / "benchmarks" / "record-features.json").read_text())
+    text = (ROOT / "docs" / "lookahead.md").read_text()
+    for name, r in d["sweeps"].items():
+        chosen = r["chosen"].replace("_", " ")
+        line = (f"| {name} | {r['none'][0]:.3f} / {r['none'][1]:.3f} | {r['with_chosen'][0]:.3f} / "
+                f"{r['with_chosen'][1]:.3f} | {chosen} |")
+        assert line in text, line
+    (m0, q0), (m1, q1) = d["mean"]["none"], d["mean"]["with_chosen"]
+    assert f"| mean | {m0:.3f} / {q0:.3f} | {m1:.3f} / {q1:.3f} | |" in text

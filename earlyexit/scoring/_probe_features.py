@@ -51,8 +51,12 @@ PROBE_FEATURES: dict[str, Callable[[Mapping, float], float]] = {
 """Each probe feature from one step's signature (probe name -> value) and the trial's peak learning rate."""
 assert tuple(PROBE_FEATURES) == PROBE_FEATURE_NAMES
 
-CANDIDATE_SETS: tuple[tuple[str, ...], ...] = ((),) + tuple((n,) for n in PROBE_FEATURES) + (tuple(PROBE_FEATURES),)
-"""What :func:`choose_probe_features` chooses among: none, each feature alone, all of them."""
+def candidate_sets(names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """What :func:`choose_probe_features` chooses among: none, each feature alone, all of them."""
+    return ((),) + tuple((n,) for n in names) + (tuple(names),)
+
+
+CANDIDATE_SETS: tuple[tuple[str, ...], ...] = candidate_sets(tuple(PROBE_FEATURES))
 
 COVERAGE, SHRINK, K = 0.8, 0.25, 40
 
@@ -90,11 +94,13 @@ def refit_errors(train_X: np.ndarray, train_gain: np.ndarray, X: np.ndarray, gai
 
 
 def choose_probe_features(X: np.ndarray, P: np.ndarray, gain: np.ndarray, groups: Sequence, studies: Sequence,
-                          runs: Sequence, *, orders: int = 2, candidates=CANDIDATE_SETS) -> tuple[tuple[str, ...],
-                                                                                             dict]:
+                          runs: Sequence, *, orders: int = 2, candidates=None,
+                          names: Sequence[str] = tuple(PROBE_FEATURES)) -> tuple[tuple[str, ...], dict]:
     """The probe features to read, chosen on this training data alone: ``(names, {candidate: criterion})``.
 
-    ``X``: the base readings; ``P``: every :data:`PROBE_FEATURES` column, in that order; ``gain``: the true gains;
+    ``X``: the base readings; ``P``: every feature of ``names`` (by default every :data:`PROBE_FEATURES` column; the
+    record features are chosen the same way), in that order; ``candidates``: by default :func:`candidate_sets`
+    of ``names``; ``gain``: the true gains;
     ``groups``: each reading's task; ``studies``: its study (a sweep seed), ``runs``: its trial. Readings with a
     missing value are left out of every candidate's figures alike. With fewer than three tasks, none is chosen."""
     X, P, gain = np.asarray(X, float), np.asarray(P, float), np.asarray(gain, float)
@@ -103,9 +109,11 @@ def choose_probe_features(X: np.ndarray, P: np.ndarray, gain: np.ndarray, groups
     tasks = sorted(set(groups[ok].tolist()))
     if len(tasks) < 3:
         return (), {}
-    names = list(PROBE_FEATURES)
+    names = list(names)
+    if P.shape[1] != len(names):
+        raise ValueError(f"P has {P.shape[1]} columns for {len(names)} feature names")
     scores = {}
-    for cand in candidates:
+    for cand in candidate_sets(names) if candidates is None else candidates:
         cols = np.hstack([X, P[:, [names.index(n) for n in cand]]])
         per_task = []
         for t in tasks:
