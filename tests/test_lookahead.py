@@ -170,3 +170,19 @@ def test_a_study_refit_reads_the_studys_own_trials_as_near_neighbours(model):
     with pytest.raises(ValueError, match="refit"):
         from earlyexit.pruning import LookaheadPruner
         LookaheadPruner(model, refit=2.0)
+
+
+def test_a_study_error_is_predicted_without_its_own_trials_readings(model):
+    held = _held("own", 43, n_runs=6)
+    _, X, _ = lookahead_rows(held)
+    Z, d, g = model.prior_neighbours(X[:2])
+    # Two readings of trial "a" with gain 5 next to each query, one of trial "b" with gain -5, far away: the
+    # query of trial "a" must not see its own trial's readings, the query of trial "b" may.
+    study_d = np.array([[0.0, 0.0, 1e9], [0.0, 0.0, 1e9]])
+    study_gain = np.array([5.0, 5.0, -5.0])
+    true = np.array([1.0, 2.0])
+    errors = model.leave_trial_out_errors(d, g, study_d, study_gain, true, ["a", "b"], ["a", "a", "b"])
+    prior = model.study_medians(d, g, np.full((2, 0), 0.0), np.empty(0))
+    assert errors[0] == pytest.approx(true[0] - prior[0])  # its own readings left out: the prior alone
+    assert errors[1] != pytest.approx(true[1] - prior[1])  # trial a's readings are among b's neighbours
+    assert np.isinf(study_d).sum() == 0  # the caller's distances are not changed

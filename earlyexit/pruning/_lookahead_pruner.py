@@ -161,12 +161,12 @@ class LookaheadPruner(ResolutionPruner):
         errors: dict[int, list[float]] = {}
         if len(X):  # each completed reading predicted without its own trial's readings
             Z, d, nb = self.predictor.prior_neighbours(X)
-            trial_of = np.array([k[0] for k in pool_keys])
-            study_d = self.predictor.study_distances(Z, Z, self.refit)
-            study_d[trial_of[:, None] == trial_of[None, :]] = np.inf
-            for (number, s), true, pred in zip(pool_keys, g, self.predictor.study_medians(d, nb, study_d, g)):
-                if math.isfinite(pred):
-                    errors.setdefault(s, []).append(float(true - pred))
+            trial_of = [k[0] for k in pool_keys]
+            own_out = self.predictor.leave_trial_out_errors(d, nb, self.predictor.study_distances(Z, Z, self.refit),
+                                                            g, g, trial_of, trial_of)
+            for (number, s), e in zip(pool_keys, own_out):
+                if math.isfinite(e):
+                    errors.setdefault(s, []).append(float(e))
         running_keys, rows = [], [mine]
         for t in others:
             if t.state == TrialState.RUNNING and t.intermediate_values:

@@ -128,10 +128,9 @@ class StudyPool:
         pool = [r for _, _, r in done]
         owner = np.array([t for t, _, _ in done])
         rows = [pool[k] for k in at]
-        D = self.D[np.ix_(rows, pool)].copy()
-        D[owner[at][:, None] == owner[None, :]] = np.inf
-        pred = self.model.study_medians(self.d[rows], self.g[rows], D, self.true[pool])
-        return [float(self.true[r] - p) for r, p in zip(rows, pred) if math.isfinite(p)]
+        errors = self.model.leave_trial_out_errors(self.d[rows], self.g[rows], self.D[np.ix_(rows, pool)],
+                                                   self.true[pool], self.true[rows], owner[at], owner)
+        return [float(e) for e in errors if math.isfinite(e)]
 
 
 class LookaheadJudge(RuleJudge):

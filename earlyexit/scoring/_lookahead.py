@@ -175,6 +175,16 @@ class FinalPredictor(Params):
         """:func:`study_medians` at this predictor's ``k`` (for callers that computed the distances)."""
         return study_medians(prior_d, prior_g, study_d, study_gain, self.k)
 
+    def leave_trial_out_errors(self, prior_d, prior_g, study_d, study_gain, true, row_trials, pool_trials
+                               ) -> np.ndarray:
+        """True minus predicted gain of each query (``true``: its true gain), predicted with the study's readings
+        but those of its own trial (``row_trials``: each query's trial; ``pool_trials``: each study reading's):
+        the study's conformal errors, NaN where a query cannot be predicted. The one place the leave-own-trial-out
+        rule is written: the pruner and the replay both call it."""
+        own = np.asarray(row_trials)[:, None] == np.asarray(pool_trials)[None, :]
+        masked = np.where(own, np.inf, study_d)
+        return np.asarray(true, dtype=float) - self.study_medians(prior_d, prior_g, masked, study_gain)
+
     # -- plain data ------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         if not hasattr(self, "X_"):
