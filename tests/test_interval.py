@@ -228,3 +228,19 @@ def test_the_bound_is_plain_numbers_that_predict_as_scikit_learn_does(tmp_path):
     (tmp_path / "c.json").write_text("[1, 2]")
     with pytest.raises(ScorerFileError, match="not a bound file"):
         load_bound(tmp_path / "c.json")
+
+
+def test_a_fit_reads_trees_fitted_before_on_its_tasks_and_gives_the_same_numbers():
+    X, y, g = _grouped(groups=3, n=60)
+    plain = FinalInterval(max_iter=10).fit(X, y, g)
+    # Trees fitted first on the rows of each two of the three tasks (the calibration's fits) and on all three.
+    fitted = dict(FinalInterval(max_iter=10).fit_trees(X[g != t], y[g != t]) for t in sorted(set(g)))
+    fitted.update([FinalInterval(max_iter=10).fit_trees(X, y)])
+    assert len(fitted) == 4
+    shared = FinalInterval(max_iter=10).fit(X, y, g, fitted=fitted)
+    assert np.array_equal(shared.scores_, plain.scores_)
+    assert np.array_equal(shared.predict_upper(X), plain.predict_upper(X))
+    # Other settings, other trees: a fit never reads trees made with different settings.
+    other = FinalInterval(max_iter=11)
+    key, _ = other.fit_trees(X, y)
+    assert key not in fitted

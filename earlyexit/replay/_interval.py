@@ -50,9 +50,17 @@ def grouped_rows(sets: list[HeldSet], rows) -> tuple[np.ndarray, np.ndarray, lis
     return np.vstack(X), np.concatenate(y), groups
 
 
-def fit_interval(sets: list[HeldSet], **settings) -> FinalInterval:
-    """A :class:`FinalInterval` fitted on the held sets' rows, grouped by task."""
-    return FinalInterval(**settings).fit(*grouped_rows(sets, interval_rows))
+def fit_interval(sets: list[HeldSet], *, fitted=None, **settings) -> FinalInterval:
+    """A :class:`FinalInterval` fitted on the held sets' rows, grouped by task (``fitted``: trees fitted before,
+    :meth:`~earlyexit.scoring.FinalInterval.fit`)."""
+    return FinalInterval(**settings).fit(*grouped_rows(sets, interval_rows), fitted=fitted)
+
+
+def interval_trees(sets: list[HeldSet], **settings):
+    """``(key, trees)``: the one tree fit :func:`fit_interval` makes on every row of ``sets``, to be shared with
+    the fits of supersets of their tasks."""
+    X, y, _ = grouped_rows(sets, interval_rows)
+    return FinalInterval(**settings).fit_trees(X, y)
 
 
 def gains(model: FinalInterval, held: HeldSet) -> dict[tuple[str, int], tuple[float, float]]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..pruning import DEFAULT_RULE
 from ._engine import HeldSet, held_sets, live
-from ._interval import IntervalJudge, fit_interval, gains
+from ._interval import IntervalJudge, fit_interval, gains, interval_trees
 from ..pruning import fallback_margins
 from ._lookahead import LookaheadJudge, StudyPool, fit_predictor, fit_predictor_choosing_probes, predictions
 from ._selection import map_jobs
@@ -64,6 +64,7 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) ->
     model = models.get("interval")
     gain = gains(model, held) if model is not None else {}
     out, pools, aheads = {}, {}, {}
+    replayed: dict[tuple, tuple] = {}  # a look-ahead candidate that two policies share, replayed once
     for policy in policies:
         predictor = models.get("lookahead_probes" if policy == "lookahead_probes" else "lookahead")
         ahead = {}
@@ -72,7 +73,12 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) ->
                 aheads[id(predictor)] = predictions(predictor, held)
             ahead = aheads[id(predictor)]
         figs = []
-        for calibration, coverage, keep, *refit in CANDIDATES[policy]:
+        for candidate in CANDIDATES[policy]:
+            calibration, coverage, keep, *refit = candidate
+            same = ("lookahead", id(predictor), candidate) if policy.startswith("lookahead") else None
+            if same in replayed:
+                figs.append(replayed[same])
+                continue
             if policy.startswith("lookahead"):
                 fallback = fallback_margins(predictor, calibration, coverage, held.budget)
                 pool = None
@@ -92,6 +98,8 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) ->
             tests = [x.test_regret for x in outs if math.isfinite(x.test_regret)]
             figs.append((1 - float(np.mean([x.compute_used for x in outs])),
                          float(np.mean([x.regret for x in outs])), float(np.mean(tests)) if tests else math.nan))
+            if same is not None:
+                replayed[same] = figs[-1]
         out[policy] = figs
     return out
 
@@ -99,13 +107,13 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) ->
 def _job(args) -> dict[str, dict[str, list]]:
     """Fit on ``train`` held sets; replay each of ``test``: ``{policy: {sweep: figures per candidate}}`` (means
     over the sweep's seeds)."""
-    train, test, policies, orders, workers = args
+    train, test, policies, orders, workers, trees = args
     with warnings.catch_warnings():  # sweeps without a test metric: means of nothing
         warnings.simplefilter("ignore")
         two = len({h.task for h in train}) >= 2
         models = {}
         if two and {"interval", "interval_tasks"} & set(policies):
-            models["interval"] = fit_interval(train)
+            models["interval"] = fit_interval(train, fitted=trees)
         if two and any(p.startswith("lookahead") and p != "lookahead_probes" for p in policies):
             models["lookahead"] = fit_predictor(train)
         if two and "lookahead_probes" in policies:
@@ -116,6 +124,10 @@ def _job(args) -> dict[str, dict[str, list]]:
                 by[p].setdefault(held.sweep, []).append(figs)
         return {p: {s: [tuple(float(x) for x in row) for row in np.nanmean(np.array(v, float), axis=0)]
                     for s, v in per.items()} for p, per in by.items()}
+
+
+def _trees_job(sets):
+    return interval_trees(sets)
 
 
 def interval_figures(sweeps: Sequence, policies: Sequence[str] = POLICIES, *, orders: int = 20, workers: int = 1,
@@ -129,13 +141,24 @@ def interval_figures(sweeps: Sequence, policies: Sequence[str] = POLICIES, *, or
     def of(ts):
         return [h for s in sets if tasks[s] in ts for h in sets[s]]
 
-    jobs_list, keys = [], []
+    fits: list[tuple[set, set]] = []  # (tasks fitted on, tasks replayed)
+    keys = []
     for t in names:  # outer: fitted on every task but t, replayed on t
-        jobs_list.append((of(set(names) - {t}), of({t}), tuple(policies), orders, workers))
+        fits.append((set(names) - {t}, {t}))
         keys.append([(t, "outer", t)])
     for t, u in itertools.combinations(names, 2):  # inner: fitted without t and u, replayed on both
-        jobs_list.append((of(set(names) - {t, u}), of({t, u}), tuple(policies), orders, workers))
+        fits.append((set(names) - {t, u}, {t, u}))
         keys.append([(t, "inner", u), (u, "inner", t)])
+    trees: dict = {}
+    if {"interval", "interval_tasks"} & set(policies):
+        # Each bound's fit is a tree fit on its tasks and one on each of them left out (its calibration); the
+        # 21 bounds overlap in those, so each distinct set of tasks is fitted once, first, and shared.
+        subsets = sorted({frozenset(s) for train, _ in fits if len(train) >= 2
+                          for s in [train] + [train - {t} for t in train] if s}, key=sorted)
+        progress(f"interval bounds: {len(subsets)} distinct tree fits for {len(fits)} bounds")
+        trees = dict(map_jobs(_trees_job, [of(s) for s in subsets], jobs))
+    jobs_list = [(of(train), of(test), tuple(policies), orders, workers,
+                  trees or None) for train, test in fits]
     progress(f"interval bounds: {len(jobs_list)} fits")
     results = map_jobs(_job, jobs_list, jobs)
     out: dict = {p: {t: {"inner": {}, "outer": {}} for t in names} for p in policies}

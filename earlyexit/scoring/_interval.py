@@ -21,6 +21,7 @@ sweep's, is a new regime rather than a point to extrapolate to.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -92,8 +93,12 @@ class FinalInterval(Params):
                              f"{X.shape}.")
         return X
 
-    def fit(self, X, y, groups) -> FinalInterval:
-        """Fit on rows ``X`` (see :data:`COLUMNS`), finals ``y``, tasks ``groups``; at least two tasks."""
+    def fit(self, X, y, groups, *, fitted: Mapping | None = None) -> FinalInterval:
+        """Fit on rows ``X`` (see :data:`COLUMNS`), finals ``y``, tasks ``groups``; at least two tasks.
+
+        ``fitted``: trees fitted before, by :meth:`tree_key` (from :meth:`fit_trees` on the same rows, say the rows
+        of a subset of the tasks); a fit whose rows and settings have a key there is read, not repeated, and
+        gives the same numbers. The nested comparison shares its many overlapping fits this way."""
         X, y, groups = self._check(X), np.asarray(y, dtype=float), np.asarray(groups)
         if not 0 < self.coverage < 1 or not 0 < self.quantile < 1:
             raise ValueError(f"coverage and quantile must be in (0, 1), but got {self.coverage}, {self.quantile}.")
@@ -105,18 +110,47 @@ class FinalInterval(Params):
         tasks = sorted(set(groups.tolist()))
         if len(tasks) < 2:
             raise ValueError(f"FinalInterval calibrates across tasks and needs rows of two or more, got {tasks}.")
-        features = X[:, : len(INTERVAL_FEATURES)]
-        share = (y - X[:, 0]) / _headroom(X[:, 0])
+        features, share = self._targets(X, y)
+        fitted = {} if fitted is None else fitted
         scores = []
         for t in tasks:
             held = groups == t
-            trees = self._trees().fit(features[~held], share[~held])
+            key = self.tree_key(features[~held], share[~held])
+            trees = fitted[key] if key in fitted else self._fit_trees(features[~held], share[~held])
             scores.append(share[held] - trees.predict(features[held]))
         self.scores_ = np.sort(np.concatenate(scores))
-        self.model_ = Trees.from_hist_gradient_boosting(self._trees().fit(features, share))  # plain numbers
+        key = self.tree_key(features, share)
+        self.model_ = fitted[key] if key in fitted else self._fit_trees(features, share)
         self.low_, self.high_ = X.min(axis=0), X.max(axis=0)
         self.groups_ = tuple(tasks)
         return self
+
+    @staticmethod
+    def _targets(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the trees read and predict: the features, and the gain as a share of the headroom."""
+        return X[:, : len(INTERVAL_FEATURES)], (y - X[:, 0]) / _headroom(X[:, 0])
+
+    def _fit_trees(self, features: np.ndarray, share: np.ndarray) -> Trees:
+        return Trees.from_hist_gradient_boosting(self._trees().fit(features, share))  # plain numbers
+
+    def tree_key(self, features: np.ndarray, share: np.ndarray) -> str:
+        """A digest of the rows one tree fit reads and of the settings that shape it: equal keys, equal trees."""
+        import hashlib
+
+        h = hashlib.sha256(repr((features.shape, self.quantile, self.max_iter, self.learning_rate,
+                                 self.random_state)).encode())
+        h.update(np.ascontiguousarray(features, dtype=float).tobytes())
+        h.update(np.ascontiguousarray(share, dtype=float).tobytes())
+        return h.hexdigest()
+
+    def fit_trees(self, X, y) -> tuple[str, Trees]:
+        """``(key, trees)`` fitted on every usable row of ``X`` and ``y`` (the fit :meth:`fit` makes on all its rows):
+        what a later ``fit(..., fitted={key: trees})`` on a superset of these tasks' rows reads instead of
+        refitting."""
+        X, y = self._check(X), np.asarray(y, dtype=float)
+        ok = np.isfinite(y) & np.isfinite(X[:, : len(INTERVAL_FEATURES)]).all(axis=1)
+        features, share = self._targets(X[ok], y[ok])
+        return self.tree_key(features, share), self._fit_trees(features, share)
 
     @property
     def margin_(self) -> float:
