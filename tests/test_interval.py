@@ -138,6 +138,8 @@ def test_the_nested_command_fits_the_bound_inside_the_training_folds(tmp_path, c
         assert figures["sweeps"] == 3 and figures["worst_regret"] >= figures["mean_regret"] >= 0
     assert "on the study" in out["held_out"]["alpha-sweep"]["interval"]["nested"]["choice"]
     assert "other tasks" in out["held_out"]["alpha-sweep"]["interval_tasks"]["nested"]["choice"]
+    assert {"interval", "interval_tasks", "bound tree fits", "bound and predictor fits"} <= \
+        set(out["protocol"]["work_seconds"])
 
 
 def _with_bound_features(held, task):

@@ -58,6 +58,9 @@ def test_the_nested_command_prints_every_policy_nested_and_its_best_case(three_t
     assert set(out["held_out"]) == {"alpha-sweep", "beta-sweep", "gamma-sweep"}
     assert out["protocol"]["evidence"] == {"alpha-sweep": "approximate", "beta-sweep": "approximate",
                                            "gamma-sweep": "approximate"}  # no per-example records in format 1
+    work = out["protocol"]["work_seconds"]  # where the time went, by policy
+    assert set(work) == {"default", "prefix_accuracy", "median", "hyperparameters (wall)"}
+    assert all(v >= 0 for v in work.values())
     saved = tmp_path / "nested.json"
     saved.write_text(json.dumps(out))
     assert main(["replay", three_tasks[0], "--trials", "3", "5", "--choices", str(saved), "--orders", "2",

@@ -193,17 +193,21 @@ def _mean(results) -> tuple[float, float, float]:
 
 def _measure_job(args):
     held, policy, orders, workers = args
-    return held.sweep, held.seed, policy, measure_set(held, policy, orders=orders, workers=workers)
+    started = time.perf_counter()
+    figs = measure_set(held, policy, orders=orders, workers=workers)
+    return held.sweep, held.seed, policy, figs, time.perf_counter() - started
 
 
 def measure(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orders: int = 20, workers: int = 1,
             trials: int | None = None, draws: int = 5, jobs: int = 1,
-            progress: Callable[[str], None] = lambda m: None) -> dict:
+            progress: Callable[[str], None] = lambda m: None, timings: dict | None = None) -> dict:
     """Every candidate of every policy on every sweep: ``{sweep: {policy: [(saved, regret, test regret)]}}``.
 
     A sweep's figures are means over its seeds (and, with ``trials``, over ``draws`` studies of that many
-    configs drawn from each seed). ``jobs`` processes share the work.
+    configs drawn from each seed). ``jobs`` processes share the work. ``timings``, where given, gains each
+    policy's seconds of work summed over its jobs (the work of all processes: more than the wall time).
     """
+    timings = {} if timings is None else timings
     sets: list[HeldSet] = []
     for sw in sweeps:
         for held in held_sets(sw):
@@ -217,15 +221,17 @@ def measure(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
             done = pool.map(_measure_job, jobs_list, chunksize=1)
-            for n, (name, _, policy, figs) in enumerate(done, 1):
+            for n, (name, _, policy, figs, seconds) in enumerate(done, 1):
                 by[name][policy].append(figs)
+                timings[policy] = timings.get(policy, 0.0) + seconds
                 if n % 20 == 0:
                     progress(f"  {n}/{len(jobs_list)} (sweep x seed x policy) measured, "
                              f"{time.perf_counter() - started:.0f} s")
     else:
         for n, job in enumerate(jobs_list, 1):
-            name, _, policy, figs = _measure_job(job)
+            name, _, policy, figs, seconds = _measure_job(job)
             by[name][policy].append(figs)
+            timings[policy] = timings.get(policy, 0.0) + seconds
             if n % 20 == 0:
                 progress(f"  {n}/{len(jobs_list)} measured, {time.perf_counter() - started:.0f} s")
     out = {}
@@ -275,20 +281,23 @@ def compare(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
                          f"out), but got {sorted(set(tasks.values()))}.")
     started = time.perf_counter()
     per_set = [p for p in policies if p not in FITTED]
+    timings: dict[str, float] = {}
     figures = measure(sweeps, per_set, orders=orders, workers=workers, trials=trials, draws=draws, jobs=jobs,
-                      progress=progress)
+                      progress=progress, timings=timings)
     out = nested(figures, {s: tasks[s] for s in figures}, per_set)
     if "hyperparameters" in policies and trials is None:
         from ._nested_surrogate import nested_surrogate, surrogate_figures
 
+        began = time.perf_counter()
         held = nested_surrogate(surrogate_figures(sweeps, jobs=jobs, progress=progress))
+        timings["hyperparameters (wall)"] = time.perf_counter() - began
         for s, figs in held.items():
             out["held_out"].setdefault(s, {})["hyperparameters"] = figs
         out["aggregate"]["hyperparameters"] = aggregate_rows(list(held.values()))
     fitted_bounds = [p for p in policies if p in BOUND_POLICIES]
     if fitted_bounds and trials is None:
         per_policy = interval_figures(sweeps, fitted_bounds, orders=orders, workers=workers, jobs=jobs,
-                                      progress=progress)
+                                      progress=progress, timings=timings)
         for p, figs_p in per_policy.items():
             held = nested_two_level(figs_p, interval_labels(p))
             for s, figs in held.items():
@@ -300,7 +309,8 @@ def compare(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
                        "bounds": {"mean_regret": MEAN_BOUND, "worst_regret": WORST_BOUND},
                        "evidence": {sw.name: ("paired" if sw.manifest.get("dev_labels") else "approximate")
                                     for sw in sweeps if sw.name in figures},
-                       "seconds": round(time.perf_counter() - started, 1)}
+                       "seconds": round(time.perf_counter() - started, 1),
+                       "work_seconds": {k: round(v, 1) for k, v in timings.items()}}
     out["candidates"] = {s: {p: [list(c) for c in figs] for p, figs in per.items()} for s, per in figures.items()}
     return out
 

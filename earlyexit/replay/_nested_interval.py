@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -59,13 +60,15 @@ def candidate_labels(policy: str = "interval") -> list[str]:
             for cal, c, k in CANDIDATES[policy]]
 
 
-def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) -> dict[str, list]:
-    """Every candidate of ``policies`` on ``held``; a model None (fewer than two tasks to fit on): no bound."""
+def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int, timings: dict) -> dict[str, list]:
+    """Every candidate of ``policies`` on ``held``; a model None (fewer than two tasks to fit on): no bound.
+    ``timings`` gains each policy's seconds."""
     model = models.get("interval")
     gain = gains(model, held) if model is not None else {}
     out, pools, aheads = {}, {}, {}
     replayed: dict[tuple, tuple] = {}  # a look-ahead candidate that two policies share, replayed once
     for policy in policies:
+        began = time.perf_counter()
         predictor = models.get("lookahead_probes" if policy == "lookahead_probes" else "lookahead")
         ahead = {}
         if predictor is not None and policy.startswith("lookahead"):
@@ -101,13 +104,15 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int) ->
             if same is not None:
                 replayed[same] = figs[-1]
         out[policy] = figs
+        timings[policy] = timings.get(policy, 0.0) + time.perf_counter() - began
     return out
 
 
 def _job(args) -> dict[str, dict[str, list]]:
-    """Fit on ``train`` held sets; replay each of ``test``: ``{policy: {sweep: figures per candidate}}`` (means
-    over the sweep's seeds)."""
+    """Fit on ``train`` held sets; replay each of ``test``: ``({policy: {sweep: figures per candidate}}`` (means
+    over the sweep's seeds), ``{policy or "bound fits": seconds})``."""
     train, test, policies, orders, workers, trees = args
+    began = time.perf_counter()
     with warnings.catch_warnings():  # sweeps without a test metric: means of nothing
         warnings.simplefilter("ignore")
         two = len({h.task for h in train}) >= 2
@@ -118,22 +123,27 @@ def _job(args) -> dict[str, dict[str, list]]:
             models["lookahead"] = fit_predictor(train)
         if two and "lookahead_probes" in policies:
             models["lookahead_probes"] = fit_predictor_choosing_probes(train)
+        timings = {"bound and predictor fits": time.perf_counter() - began}
         by: dict[str, dict[str, list]] = {p: {} for p in policies}
         for held in test:
-            for p, figs in _replay(held, models, policies, orders, workers).items():
+            for p, figs in _replay(held, models, policies, orders, workers, timings).items():
                 by[p].setdefault(held.sweep, []).append(figs)
         return {p: {s: [tuple(float(x) for x in row) for row in np.nanmean(np.array(v, float), axis=0)]
-                    for s, v in per.items()} for p, per in by.items()}
+                    for s, v in per.items()} for p, per in by.items()}, timings
 
 
 def _trees_job(sets):
-    return interval_trees(sets)
+    began = time.perf_counter()
+    return interval_trees(sets), time.perf_counter() - began
 
 
 def interval_figures(sweeps: Sequence, policies: Sequence[str] = POLICIES, *, orders: int = 20, workers: int = 1,
-                     jobs: int = 1, progress: Callable[[str], None] = lambda m: None) -> dict:
+                     jobs: int = 1, progress: Callable[[str], None] = lambda m: None, timings: dict | None = None
+                     ) -> dict:
     """``{policy: {held-out task: {"inner": {sweep: figures}, "outer": {sweep: figures}}}}`` (figures: one
-    ``(saved, regret, test regret)`` per candidate)."""
+    ``(saved, regret, test regret)`` per candidate). ``timings``, where given, gains the seconds of work of each
+    policy and of the fits, summed over the jobs."""
+    timings = {} if timings is None else timings
     sets = {sw.name: held_sets(sw) for sw in sweeps}
     tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
     names = sorted(set(tasks.values()))
@@ -156,13 +166,17 @@ def interval_figures(sweeps: Sequence, policies: Sequence[str] = POLICIES, *, or
         subsets = sorted({frozenset(s) for train, _ in fits if len(train) >= 2
                           for s in [train] + [train - {t} for t in train] if s}, key=sorted)
         progress(f"interval bounds: {len(subsets)} distinct tree fits for {len(fits)} bounds")
-        trees = dict(map_jobs(_trees_job, [of(s) for s in subsets], jobs))
+        fitted = map_jobs(_trees_job, [of(s) for s in subsets], jobs)
+        trees = dict(kt for kt, _ in fitted)
+        timings["bound tree fits"] = timings.get("bound tree fits", 0.0) + sum(t for _, t in fitted)
     jobs_list = [(of(train), of(test), tuple(policies), orders, workers,
                   trees or None) for train, test in fits]
     progress(f"interval bounds: {len(jobs_list)} fits")
     results = map_jobs(_job, jobs_list, jobs)
     out: dict = {p: {t: {"inner": {}, "outer": {}} for t in names} for p in policies}
-    for job_keys, per_policy in zip(keys, results):
+    for job_keys, (per_policy, seconds) in zip(keys, results):
+        for k, v in seconds.items():
+            timings[k] = timings.get(k, 0.0) + v
         for p, figs in per_policy.items():
             for held_out, level, replayed in job_keys:
                 out[p][held_out][level].update({s: f for s, f in figs.items() if tasks[s] == replayed})

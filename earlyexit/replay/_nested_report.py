@@ -28,6 +28,9 @@ def format_nested(result: dict, *, markdown: bool = False) -> str:
     lines = [f"nested leave-one-task-out over {len(p.get('sweeps', []))} sweeps; W={p.get('workers')} workers"
              + (f", studies of {p['trials']} configs ({p['draws']} draws a seed)" if p.get("trials") else "")
              + f"; {p.get('orders')} arrival orders; {p.get('seconds')} s", ""]
+    if p.get("work_seconds"):  # where the time went: seconds of work, all processes together
+        work = sorted(p["work_seconds"].items(), key=lambda kv: -kv[1])
+        lines[-1:-1] = ["seconds of work by part (all processes): " + ", ".join(f"{k} {v:.0f}" for k, v in work)]
     lines += _table(head, rows, markdown)
     lines.append("")
     sweeps = sorted(result["held_out"])
