@@ -186,3 +186,43 @@ def test_a_study_error_is_predicted_without_its_own_trials_readings(model):
     assert errors[0] == pytest.approx(true[0] - prior[0])  # its own readings left out: the prior alone
     assert errors[1] != pytest.approx(true[1] - prior[1])  # trial a's readings are among b's neighbours
     assert np.isinf(study_d).sum() == 0  # the caller's distances are not changed
+
+
+def test_the_metric_weight_counts_in_the_distance_and_travels_in_the_file(tmp_path):
+    sets = [_held("a", 1), _held("b", 2), _held("c", 3, classes=3)]
+    plain = fit_predictor(sets, k=20)
+    weighted = fit_predictor(sets, k=20, metric_weight=2.0)
+    assert weighted.scale_[0] == pytest.approx(plain.scale_[0] / 2)  # the metric's distances count double
+    assert np.array_equal(weighted.scale_[1:], plain.scale_[1:])
+    _, X, _ = lookahead_rows(_held("new", 9))
+    save_predictor(weighted, tmp_path / "p.json")
+    again = load_predictor(tmp_path / "p.json")
+    assert again.metric_weight == 2.0 and again.predict(X) == pytest.approx(weighted.predict(X), abs=1e-4)
+    with pytest.raises(ValueError, match="metric_weight"):
+        fit_predictor(sets, metric_weight=0.0)
+
+
+def test_the_folds_choose_the_neighbours_whose_refit_errs_least():
+    from earlyexit.replay._lookahead import fit_predictor_choosing_neighbours
+    from earlyexit.scoring import choose_neighbours
+
+    # Gains set by the dev metric alone, sharply: few neighbours and a heavy metric weight predict them best.
+    rng = np.random.default_rng(0)
+    X, gain, groups, studies, runs = [], [], [], [], []
+    for task in "abcd":
+        for trial in range(15):
+            for share in (0.1, 0.2, 0.4):
+                metric = rng.uniform(0, 1)
+                X.append([metric, share, share, 1.0, rng.uniform(-5, -3), rng.uniform(0.3, 1)])
+                gain.append(np.sin(12 * metric))
+                groups.append(task)
+                studies.append(task)
+                runs.append(f"{task}{trial}")
+    (k, weight), scores = choose_neighbours(np.array(X), np.array(gain), groups, studies, runs)
+    assert weight == 2.0 and len(scores) == 6  # the gain is the metric's alone: its weight is doubled
+    assert scores[f"k {k}, metric weight 2"] == min(scores.values())
+    assert scores[f"k {k}, metric weight 2"] < scores["k 40, metric weight 1"]
+    assert choose_neighbours(np.array(X), np.array(gain), ["a"] * len(X), studies, runs) == ((40, 1.0), {})
+    model = fit_predictor_choosing_neighbours([_held("a", 1), _held("b", 2), _held("c", 3, classes=3)])
+    assert (model.k, model.metric_weight) in [(k, w) for k, w in __import__("earlyexit").scoring.NEIGHBOUR_CANDIDATES]
+    assert len(model.choice_) == 6

@@ -18,7 +18,7 @@ import numpy as np
 from ..protocol import headroom, lookahead_row, warmup_steps
 from ..pruning import lookahead_judge
 from ..pruning import ResolutionRule
-from ..scoring import PROBE_FEATURES, FinalPredictor, choose_probe_features, probe_feature_row
+from ..scoring import PROBE_FEATURES, FinalPredictor, choose_neighbours, choose_probe_features, probe_feature_row
 from ._engine import HeldSet, RuleJudge
 from ._interval import grouped_rows
 
@@ -66,6 +66,25 @@ def fit_predictor_choosing_probes(sets: list[HeldSet], *, orders: int = 2) -> Fi
                                            orders=orders)
     columns = list(range(6)) + [6 + every.index(n) for n in chosen]  # the rows fit_predictor(probes=chosen) reads
     model = FinalPredictor(probes=chosen).fit(X[:, columns], finals, groups)
+    model.choice_ = scores
+    return model
+
+
+def fit_predictor_choosing_neighbours(sets: list[HeldSet], *, orders: int = 2) -> FinalPredictor:
+    """:func:`fit_predictor` with its ``k`` and the dev metric's weight in the distance chosen on ``sets`` alone
+    (:func:`~earlyexit.scoring.choose_neighbours`: each task predicted by the others and refit on its own trials);
+    ``choice_`` holds each candidate's criterion."""
+    X, finals, groups, studies, runs = [], [], [], [], []
+    for held in sets:
+        keys, x, f = lookahead_rows(held, fitting=True)
+        X.append(x)
+        finals.append(f)
+        groups += [held.task] * len(f)
+        studies += [f"{held.sweep}/{held.seed}"] * len(f)
+        runs += [rid for rid, _ in keys]
+    X, finals = np.vstack(X), np.concatenate(finals)
+    (k, weight), scores = choose_neighbours(X, finals - X[:, 0], groups, studies, runs, orders=orders)
+    model = FinalPredictor(k=k, metric_weight=weight).fit(X, finals, groups)
     model.choice_ = scores
     return model
 

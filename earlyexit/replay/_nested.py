@@ -85,7 +85,7 @@ twelve older sweeps, turned out to be: :data:`earlyexit.pruning.DEFAULT_RULE`)."
 
 POLICIES = ("default", "default_sync", "progress_match", "crude_rule", "halving_rungs", "prefix_accuracy",
             "hyperparameters", "interval", "interval_tasks", "lookahead", "lookahead_study", "lookahead_refit",
-            "lookahead_probes", "median", "patient_median", "percentile",
+            "lookahead_probes", "lookahead_tuned", "median", "patient_median", "percentile",
             "successive_halving", "hyperband", "wilcoxon")
 NESTED_POLICIES = POLICIES
 """The nested comparison's policies (``earlyexit replay --nested --policies``), by the name the package exports."""

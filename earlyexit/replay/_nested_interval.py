@@ -23,7 +23,8 @@ from ..pruning import DEFAULT_RULE
 from ._engine import HeldSet, held_sets, live
 from ._interval import IntervalJudge, fit_interval, gains, interval_trees
 from ..pruning import fallback_margins
-from ._lookahead import LookaheadJudge, StudyPool, fit_predictor, fit_predictor_choosing_probes, predictions
+from ._lookahead import (LookaheadJudge, StudyPool, fit_predictor, fit_predictor_choosing_neighbours,
+                         fit_predictor_choosing_probes, predictions)
 from ._selection import map_jobs
 
 _REFIT = tuple(("study", c, k, w) for c, k, w in itertools.product((0.9, 0.8), (2, 1), (0.5, 0.25)))
@@ -34,6 +35,7 @@ CANDIDATES = {
     "lookahead_study": tuple(("study", c, k) for c, k in itertools.product((0.9, 0.8), (2, 1))),
     "lookahead_refit": _REFIT,
     "lookahead_probes": _REFIT,
+    "lookahead_tuned": _REFIT,
 }
 """Each policy's (calibration, coverage, keep) settings, safest first (the selection's ties go to the earlier one).
 ``interval`` calibrates on the study's own completed trials, ``interval_tasks`` on other tasks' sweeps. Frozen on
@@ -48,7 +50,12 @@ training (56.4% saved, mean regret 0.37, worst 1.80: trec-6l-wide24 held out cho
 runs logged, after ``benchmarks/study_refit.py`` measured the prediction errors on the sixteen sweeps (not a
 nested choice: the shrink is chosen inside the folds here). ``lookahead_probes``: ``lookahead_refit`` whose predictor
 also reads the probe features chosen on its training tasks alone
-(:func:`~earlyexit.replay._lookahead.fit_predictor_choosing_probes`), for the sweeps that carry their probes."""
+(:func:`~earlyexit.replay._lookahead.fit_predictor_choosing_probes`), for the sweeps that carry their probes.
+``lookahead_tuned``: ``lookahead_refit`` whose predictor's ``k`` (40, 20 or 10) and the dev metric's weight in its
+distance (1 or 2) are chosen on its training tasks alone
+(:func:`~earlyexit.replay._lookahead.fit_predictor_choosing_neighbours`); frozen on 2026-12-06 with 3 of
+agnews-wide48's 48 runs logged, after an exploration of k and the weights on the sixteen sweeps' refit errors
+(not nested; the choice here is)."""
 POLICIES = tuple(CANDIDATES)
 
 
@@ -69,7 +76,7 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int, ti
     replayed: dict[tuple, tuple] = {}  # a look-ahead candidate that two policies share, replayed once
     for policy in policies:
         began = time.perf_counter()
-        predictor = models.get("lookahead_probes" if policy == "lookahead_probes" else "lookahead")
+        predictor = models.get(policy if policy in ("lookahead_probes", "lookahead_tuned") else "lookahead")
         ahead = {}
         if predictor is not None and policy.startswith("lookahead"):
             if id(predictor) not in aheads:  # one predictor serves the look-ahead policies but one
@@ -119,10 +126,13 @@ def _job(args) -> dict[str, dict[str, list]]:
         models = {}
         if two and {"interval", "interval_tasks"} & set(policies):
             models["interval"] = fit_interval(train, fitted=trees)
-        if two and any(p.startswith("lookahead") and p != "lookahead_probes" for p in policies):
+        if two and any(p.startswith("lookahead") and p not in ("lookahead_probes", "lookahead_tuned")
+                       for p in policies):
             models["lookahead"] = fit_predictor(train)
         if two and "lookahead_probes" in policies:
             models["lookahead_probes"] = fit_predictor_choosing_probes(train)
+        if two and "lookahead_tuned" in policies:
+            models["lookahead_tuned"] = fit_predictor_choosing_neighbours(train)
         timings = {"bound and predictor fits": time.perf_counter() - began}
         by: dict[str, dict[str, list]] = {p: {} for p in policies}
         for held in test:

@@ -59,17 +59,20 @@ class FinalPredictor(Params):
         k: neighbours the median is taken over.
         probes: probe features (:data:`~earlyexit.names.PROBE_FEATURE_NAMES`) read after the
             :data:`FEATURES`, in this order; none by default.
+        metric_weight: how much the dev metric's column counts in the distance, against 1 for every other
+            standardized column (folded into ``scale_``, so a fitted predictor's file needs nothing more).
 
     Attributes (after ``fit``):
         X_: the fitted readings (standardized), y_: their gains, center_/scale_: the standardization,
         scores_: the leave-one-task-out errors (true minus predicted gain), sorted; groups_: the tasks.
     """
 
-    PARAMS = ("k", "probes")
+    PARAMS = ("k", "probes", "metric_weight")
 
-    def __init__(self, k: int = 40, probes: tuple[str, ...] = ()):
+    def __init__(self, k: int = 40, probes: tuple[str, ...] = (), metric_weight: float = 1.0):
         self.k = k
         self.probes = probes
+        self.metric_weight = metric_weight
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -99,8 +102,11 @@ class FinalPredictor(Params):
         X, gain, groups = X[ok], y[ok] - X[ok, 0], groups[ok]
         if len(X) < self.k:
             raise ValueError(f"FinalPredictor needs at least k = {self.k} complete readings, but got {len(X)}.")
+        if not (isinstance(self.metric_weight, (int, float)) and 0 < self.metric_weight < math.inf):
+            raise ValueError(f"metric_weight must be a positive number, but got {self.metric_weight!r}.")
         self.center_ = X.mean(axis=0)
         self.scale_ = np.where(X.std(axis=0) > 1e-12, X.std(axis=0), 1.0)
+        self.scale_[0] /= self.metric_weight  # the dev metric's column counts metric_weight times in a distance
         Z = (X - self.center_) / self.scale_
         tasks = sorted(set(groups.tolist()))
         scores, shares = [], []
@@ -189,7 +195,7 @@ class FinalPredictor(Params):
     def to_dict(self) -> dict:
         if not hasattr(self, "X_"):
             raise RuntimeError("FinalPredictor is not fitted.")
-        return {"format": FORMAT, "features": list(self.features), "params": {"k": self.k},
+        return {"format": FORMAT, "features": list(self.features), "params": {"k": self.k, "metric_weight": self.metric_weight},
                 "center": self.center_.tolist(), "scale": self.scale_.tolist(),
                 "X": np.round(self.X_, 6).tolist(), "y": np.round(self.y_, 6).tolist(),
                 "scores": np.round(self.scores_, 6).tolist(), "score_shares": np.round(self.score_shares_, 6).tolist(),
@@ -203,7 +209,8 @@ class FinalPredictor(Params):
         if names[:len(FEATURES)] != list(FEATURES) or not set(names[len(FEATURES):]) <= set(PROBE_FEATURE_NAMES):
             raise ValueError(f"its features {d.get('features')} are not {list(FEATURES)} followed by probe features "
                              f"of {list(PROBE_FEATURE_NAMES)}")
-        model = cls(k=int(d["params"]["k"]), probes=tuple(names[len(FEATURES):]))
+        model = cls(k=int(d["params"]["k"]), probes=tuple(names[len(FEATURES):]),
+                    metric_weight=float(d["params"].get("metric_weight", 1.0)))
         model.center_, model.scale_ = np.asarray(d["center"], float), np.asarray(d["scale"], float)
         model.X_, model.y_ = np.asarray(d["X"], float).reshape(-1, len(names)), np.asarray(d["y"], float)
         model.scores_, model.groups_ = np.asarray(d["scores"], float), tuple(d["groups"])

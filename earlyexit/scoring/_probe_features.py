@@ -70,12 +70,14 @@ def probe_feature_row(values: Mapping, peak_lr: float, names: Sequence[str]) -> 
 
 
 def refit_errors(train_X: np.ndarray, train_gain: np.ndarray, X: np.ndarray, gain: np.ndarray, runs: np.ndarray, *,
-                 k: int = K, shrink: float = SHRINK, orders: int = 2) -> np.ndarray:
+                 k: int = K, shrink: float = SHRINK, orders: int = 2, metric_weight: float = 1.0) -> np.ndarray:
     """|true - predicted gain| of every reading ``X`` of one study (``runs``: each reading's trial), predicted from
     ``train_X`` and the study's trials completed before it (distances shrunk by ``shrink``), one trial at a time
-    in ``orders`` random arrival orders. Features are standardized on ``train_X``."""
+    in ``orders`` random arrival orders. Features are standardized on ``train_X``, the dev metric's column
+    weighted by ``metric_weight`` (as :class:`~earlyexit.scoring.FinalPredictor` standardizes)."""
     center, scale = train_X.mean(axis=0), train_X.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)
+    scale[0] /= metric_weight
     Zt, Z = (train_X - center) / scale, (X - center) / scale
     prior_d, top = nearest(Z, Zt, k)
     prior_g = train_gain[top]
@@ -115,14 +117,43 @@ def choose_probe_features(X: np.ndarray, P: np.ndarray, gain: np.ndarray, groups
     scores = {}
     for cand in candidate_sets(names) if candidates is None else candidates:
         cols = np.hstack([X, P[:, [names.index(n) for n in cand]]])
-        per_task = []
-        for t in tasks:
-            train = ok & (groups != t)
-            q = [np.quantile(refit_errors(cols[train], gain[train], cols[m], gain[m], runs[m], orders=orders),
-                             COVERAGE)
-                 for s in sorted(set(studies[ok & (groups == t)].tolist()))
-                 for m in [ok & (studies == s)]]
-            per_task.append(float(np.mean(q)))
-        scores[cand] = float(np.mean(per_task))
+        scores[cand] = _fold_criterion(cols, gain, groups, studies, runs, ok, tasks, orders=orders)
     best = min(scores, key=lambda c: (round(scores[c], 6), len(c)))
     return best, {",".join(c) or "none": v for c, v in scores.items()}
+
+
+def _fold_criterion(X, gain, groups, studies, runs, ok, tasks, *, orders: int, **settings) -> float:
+    """The choice's criterion: each task of ``tasks`` predicted by the others and refit on its own trials
+    (:func:`refit_errors` with ``settings``); the mean over tasks of the mean over its studies of the 80% quantile
+    of the absolute error."""
+    per_task = []
+    for t in tasks:
+        train = ok & (groups != t)
+        q = [np.quantile(refit_errors(X[train], gain[train], X[m], gain[m], runs[m], orders=orders, **settings),
+                         COVERAGE)
+             for s in sorted(set(studies[ok & (groups == t)].tolist()))
+             for m in [ok & (studies == s)]]
+        per_task.append(float(np.mean(q)))
+    return float(np.mean(per_task))
+
+
+NEIGHBOUR_CANDIDATES: tuple[tuple[int, float], ...] = ((40, 1.0), (20, 1.0), (10, 1.0), (40, 2.0), (20, 2.0),
+                                                       (10, 2.0))
+"""What :func:`choose_neighbours` chooses among: ``(k, metric_weight)``, the shipped predictor's first."""
+
+
+def choose_neighbours(X: np.ndarray, gain: np.ndarray, groups: Sequence, studies: Sequence, runs: Sequence, *,
+                      orders: int = 2, candidates=NEIGHBOUR_CANDIDATES) -> tuple[tuple[int, float], dict]:
+    """The predictor's neighbours (``k``) and the dev metric's weight in its distance, chosen on this training data
+    alone by the criterion of :func:`choose_probe_features`: ``((k, metric_weight), {label: criterion})``. Ties
+    go to the earlier candidate; with fewer than three tasks, the first is kept."""
+    X, gain = np.asarray(X, float), np.asarray(gain, float)
+    groups, studies, runs = np.asarray(groups), np.asarray(studies), np.asarray(runs)
+    ok = np.isfinite(X).all(axis=1) & np.isfinite(gain)
+    tasks = sorted(set(groups[ok].tolist()))
+    if len(tasks) < 3:
+        return tuple(candidates[0]), {}
+    scores = {tuple(c): _fold_criterion(X, gain, groups, studies, runs, ok, tasks, orders=orders, k=c[0],
+                                        metric_weight=c[1]) for c in candidates}
+    best = min(scores, key=lambda c: (round(scores[c], 6), list(scores).index(c)))
+    return best, {f"k {k}, metric weight {w:g}": v for (k, w), v in scores.items()}
