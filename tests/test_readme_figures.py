@@ -171,3 +171,19 @@ def test_the_record_features_table_is_the_benchmarks():
         assert line in text, line
     (m0, q0), (m1, q1) = d["mean"]["none"], d["mean"]["with_chosen"]
     assert f"| mean | {m0:.3f} / {q0:.3f} | {m1:.3f} / {q1:.3f} | |" in text
+
+
+def test_the_neighbours_figures_are_the_benchmarks():
+    d = json.loads((ROOT / "benchmarks" / "neighbours.json").read_text())
+    text = re.sub(r"\s+", " ", (ROOT / "docs" / "lookahead.md").read_text())
+    (m0, q0), (m1, q1) = d["mean"]["shipped"], d["mean"]["chosen"]
+    assert f"falls from {q0:.3f} to {q1:.3f} headroom units (mean error {m0:.3f} to {m1:.3f})" in text
+    better = sum(r["chosen"][1] < r["shipped"][1] for r in d["sweeps"].values())
+    assert f"on {better} of the {len(d['sweeps'])} sweeps" in text
+    for name in ("cola-grid32", "sst2-grid80", "mr-4l-wide24"):
+        r = d["sweeps"][name]
+        assert f"{name} ({r['shipped'][1]:.3f} to {r['chosen'][1]:.3f})" in text, name
+    n = json.loads((ROOT / "benchmarks" / "nested" / "lookahead-tuned16-w1.json").read_text())["aggregate"]
+    t = n["lookahead_tuned"]["nested"]
+    assert (f"{100 * t['mean_compute_saved']:.1f}% saved, mean regret {t['mean_regret']:.2f}, worst "
+            f"{t['worst_regret']:.2f}") in text
