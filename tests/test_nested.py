@@ -79,3 +79,16 @@ def test_bad_comparison_arguments_exit_2(three_tasks, capsys, argv, message):
     sweeps = three_tasks if "--leave-one-task-out" in argv else three_tasks[:1]
     assert main(["replay", *sweeps, *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def _threads(_):
+    from threadpoolctl import threadpool_info
+
+    return {info["user_api"]: info["num_threads"] for info in threadpool_info()}
+
+
+def test_each_pooled_process_of_the_nested_comparison_fits_with_one_thread():
+    from earlyexit.replay._selection import map_jobs
+
+    for threads in map_jobs(_threads, [0, 1], 2):
+        assert threads and all(n == 1 for n in threads.values()), threads
