@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from earlyexit.replay._engine import held_sets
-from earlyexit.replay._lookahead import lookahead_rows
+from earlyexit.replay._lookahead import gain_rows
 from earlyexit.scoring import NEIGHBOUR_CANDIDATES, choose_neighbours, refit_errors
 from earlyexit.scoring._probe_features import COVERAGE
 from earlyexit.sweeps import find_sweeps, load
@@ -37,11 +37,9 @@ class Readings:
     """One held set's readings with a final: features, gains, trials."""
 
     def __init__(self, held):
-        keys, X, finals = lookahead_rows(held, fitting=True)
-        ok = np.isfinite(X).all(axis=1) & np.isfinite(finals)
+        keys, self.X, self.gain = gain_rows(held, fitting=True)
         self.name, self.task, self.study = held.sweep, held.task, f"{held.sweep}/{held.seed}"
-        self.X, self.gain = X[ok], finals[ok] - X[ok, 0]
-        self.run = np.array([rid for (rid, _), o in zip(keys, ok) if o])
+        self.run = np.array([rid for rid, _ in keys])
 
 
 def main() -> int:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from earlyexit.replay._engine import held_sets
-from earlyexit.replay._lookahead import lookahead_rows
+from earlyexit.replay._lookahead import gain_rows
 from earlyexit.scoring import PROBE_FEATURES, choose_probe_features, refit_errors
 from earlyexit.scoring._probe_features import CANDIDATE_SETS, COVERAGE
 from earlyexit.sweeps import find_sweeps, load
@@ -48,11 +48,9 @@ class Readings:
     """One held set's readings with a final and every probe feature: base and probe columns, gains, trials."""
 
     def __init__(self, held):
-        keys, X, finals = lookahead_rows(held, fitting=True, probes=tuple(NAMES))
-        ok = np.isfinite(X).all(axis=1) & np.isfinite(finals)
+        keys, self.X, self.gain = gain_rows(held, fitting=True, probes=tuple(NAMES))
         self.name, self.task, self.study = held.sweep, held.task, f"{held.sweep}/{held.seed}"
-        self.X, self.gain = X[ok], finals[ok] - X[ok, 0]
-        self.run = np.array([rid for (rid, _), o in zip(keys, ok) if o])
+        self.run = np.array([rid for rid, _ in keys])
 
     def columns(self, cand):
         return self.X[:, list(range(6)) + [6 + NAMES.index(n) for n in cand]]

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from earlyexit.replay._engine import held_sets
-from earlyexit.replay._lookahead import lookahead_rows
+from earlyexit.replay._lookahead import gain_rows
 from earlyexit.scoring import RECORD_FEATURE_NAMES, candidate_sets, choose_probe_features, record_feature_row, \
     refit_errors
 from earlyexit.scoring._probe_features import COVERAGE
@@ -64,11 +64,11 @@ class Readings:
     """One held set's readings with a final and every record feature: base and record columns, gains, trials."""
 
     def __init__(self, held):
-        keys, X, finals = lookahead_rows(held, fitting=True)
+        keys, X, gain = gain_rows(held, fitting=True)
         R = record_rows(held, keys)
-        ok = np.isfinite(X).all(axis=1) & np.isfinite(finals) & np.isfinite(R).all(axis=1)
+        ok = np.isfinite(R).all(axis=1)
         self.name, self.task, self.study = held.sweep, held.task, f"{held.sweep}/{held.seed}"
-        self.X, self.R, self.gain = X[ok], R[ok], finals[ok] - X[ok, 0]
+        self.X, self.R, self.gain = X[ok], R[ok], gain[ok]
         self.run = np.array([rid for (rid, _), o in zip(keys, ok) if o])
 
     def columns(self, cand):

@@ -22,7 +22,7 @@ import numpy as np
 
 from earlyexit.replay._engine import held_sets
 from earlyexit.replay._interval import grouped_rows
-from earlyexit.replay._lookahead import fit_predictor, lookahead_rows
+from earlyexit.replay._lookahead import fit_predictor, gain_rows, lookahead_rows
 from earlyexit.scoring import refit_errors
 from earlyexit.sweeps import find_sweeps, load
 
@@ -40,10 +40,8 @@ def training_rows(sets):
 
 def replay(held, model, train, orders):
     """Mean and 80% quantile of the absolute gain error of the prior alone and of each study refit."""
-    keys, X, finals = lookahead_rows(held)
-    ok = np.isfinite(X).all(axis=1) & np.isfinite(finals)
-    X, gain = X[ok], finals[ok] - X[ok, 0]
-    runs = np.array([rid for (rid, _), o in zip(keys, ok) if o])
+    keys, X, gain = gain_rows(held)
+    runs = np.array([rid for rid, _ in keys])
     errors = {"prior": np.tile(np.abs(gain - model.predict(X)), orders)}
     for w in SHRINK:  # the library's own replay of a study, one trial at a time (scoring.refit_errors)
         errors[f"study w={w}"] = refit_errors(*train, X, gain, runs, k=K, shrink=w, orders=orders)

@@ -48,20 +48,35 @@ def fit_predictor(sets: list[HeldSet], **settings) -> FinalPredictor:
         h, fitting=fitting, probes=probes)))
 
 
-def fit_predictor_choosing_probes(sets: list[HeldSet], *, orders: int = 2) -> FinalPredictor:
-    """:func:`fit_predictor` with the probe features chosen on ``sets`` alone (:func:`~earlyexit.scoring.
-    choose_probe_features`: each task predicted by the others and refit on its own trials); ``choice_`` holds
-    each candidate's criterion."""
-    every = tuple(PROBE_FEATURES)
+def gain_rows(held: HeldSet, *, fitting: bool = False, probes: tuple[str, ...] = ()
+              ) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:
+    """The readings of ``held`` whose features and final are known: ``(keys, X, gain to the final in headroom
+    units)``, what the predictor is measured on."""
+    keys, X, finals = lookahead_rows(held, fitting=fitting, probes=probes)
+    ok = np.isfinite(X).all(axis=1) & np.isfinite(finals)
+    return [k for k, o in zip(keys, ok) if o], X[ok], finals[ok] - X[ok, 0]
+
+
+def _fold_rows(sets: list[HeldSet], probes: tuple[str, ...] = ()):
+    """What a choice inside the training folds reads: ``(X, finals, task, study and trial of each row)``, every
+    reading of ``sets`` with a final."""
     X, finals, groups, studies, runs = [], [], [], [], []
     for held in sets:
-        keys, x, f = lookahead_rows(held, fitting=True, probes=every)
+        keys, x, f = lookahead_rows(held, fitting=True, probes=probes)
         X.append(x)
         finals.append(f)
         groups += [held.task] * len(f)
         studies += [f"{held.sweep}/{held.seed}"] * len(f)
         runs += [rid for rid, _ in keys]
-    X, finals = np.vstack(X), np.concatenate(finals)
+    return np.vstack(X), np.concatenate(finals), groups, studies, runs
+
+
+def fit_predictor_choosing_probes(sets: list[HeldSet], *, orders: int = 2) -> FinalPredictor:
+    """:func:`fit_predictor` with the probe features chosen on ``sets`` alone (:func:`~earlyexit.scoring.
+    choose_probe_features`: each task predicted by the others and refit on its own trials); ``choice_`` holds
+    each candidate's criterion."""
+    every = tuple(PROBE_FEATURES)
+    X, finals, groups, studies, runs = _fold_rows(sets, probes=every)
     chosen, scores = choose_probe_features(X[:, :6], X[:, 6:], finals - X[:, 0], groups, studies, runs,
                                            orders=orders)
     columns = list(range(6)) + [6 + every.index(n) for n in chosen]  # the rows fit_predictor(probes=chosen) reads
@@ -74,15 +89,7 @@ def fit_predictor_choosing_neighbours(sets: list[HeldSet], *, orders: int = 2) -
     """:func:`fit_predictor` with its ``k`` and the dev metric's weight in the distance chosen on ``sets`` alone
     (:func:`~earlyexit.scoring.choose_neighbours`: each task predicted by the others and refit on its own trials);
     ``choice_`` holds each candidate's criterion."""
-    X, finals, groups, studies, runs = [], [], [], [], []
-    for held in sets:
-        keys, x, f = lookahead_rows(held, fitting=True)
-        X.append(x)
-        finals.append(f)
-        groups += [held.task] * len(f)
-        studies += [f"{held.sweep}/{held.seed}"] * len(f)
-        runs += [rid for rid, _ in keys]
-    X, finals = np.vstack(X), np.concatenate(finals)
+    X, finals, groups, studies, runs = _fold_rows(sets)
     (k, weight), scores = choose_neighbours(X, finals - X[:, 0], groups, studies, runs, orders=orders)
     model = FinalPredictor(k=k, metric_weight=weight).fit(X, finals, groups)
     model.choice_ = scores

@@ -104,9 +104,7 @@ class FinalPredictor(Params):
             raise ValueError(f"FinalPredictor needs at least k = {self.k} complete readings, but got {len(X)}.")
         if not (isinstance(self.metric_weight, (int, float)) and 0 < self.metric_weight < math.inf):
             raise ValueError(f"metric_weight must be a positive number, but got {self.metric_weight!r}.")
-        self.center_ = X.mean(axis=0)
-        self.scale_ = np.where(X.std(axis=0) > 1e-12, X.std(axis=0), 1.0)
-        self.scale_[0] /= self.metric_weight  # the dev metric's column counts metric_weight times in a distance
+        self.center_, self.scale_ = standardization(X, self.metric_weight)
         Z = (X - self.center_) / self.scale_
         tasks = sorted(set(groups.tolist()))
         scores, shares = [], []
@@ -195,7 +193,8 @@ class FinalPredictor(Params):
     def to_dict(self) -> dict:
         if not hasattr(self, "X_"):
             raise RuntimeError("FinalPredictor is not fitted.")
-        return {"format": FORMAT, "features": list(self.features), "params": {"k": self.k, "metric_weight": self.metric_weight},
+        return {"format": FORMAT, "features": list(self.features),
+                "params": {"k": self.k, "metric_weight": self.metric_weight},
                 "center": self.center_.tolist(), "scale": self.scale_.tolist(),
                 "X": np.round(self.X_, 6).tolist(), "y": np.round(self.y_, 6).tolist(),
                 "scores": np.round(self.scores_, 6).tolist(), "score_shares": np.round(self.score_shares_, 6).tolist(),
@@ -219,6 +218,16 @@ class FinalPredictor(Params):
                 len(model.scores_) != len(model.score_shares_):
             raise ValueError("its arrays do not agree in length")
         return model
+
+
+def standardization(X: np.ndarray, metric_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(center, scale)`` of the readings ``X``: each column's mean and standard deviation (1 where it is
+    constant), the dev metric's scale divided by ``metric_weight`` so that it counts that many times in a
+    distance. The one place the predictor's distance is defined."""
+    center = X.mean(axis=0)
+    scale = np.where(X.std(axis=0) > 1e-12, X.std(axis=0), 1.0)
+    scale[0] /= metric_weight
+    return center, scale
 
 
 def nearest(Q: np.ndarray, Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from ..names import PROBE_FEATURE_NAMES
-from ._lookahead import nearest, study_distances, study_medians
+from ._lookahead import nearest, standardization, study_distances, study_medians
 
 
 def _log10(x: float) -> float:
@@ -75,9 +75,7 @@ def refit_errors(train_X: np.ndarray, train_gain: np.ndarray, X: np.ndarray, gai
     ``train_X`` and the study's trials completed before it (distances shrunk by ``shrink``), one trial at a time
     in ``orders`` random arrival orders. Features are standardized on ``train_X``, the dev metric's column
     weighted by ``metric_weight`` (as :class:`~earlyexit.scoring.FinalPredictor` standardizes)."""
-    center, scale = train_X.mean(axis=0), train_X.std(axis=0)
-    scale = np.where(scale > 1e-12, scale, 1.0)
-    scale[0] /= metric_weight
+    center, scale = standardization(train_X, metric_weight)
     Zt, Z = (train_X - center) / scale, (X - center) / scale
     prior_d, top = nearest(Z, Zt, k)
     prior_g = train_gain[top]
