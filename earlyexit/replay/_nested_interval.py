@@ -57,6 +57,8 @@ distance (1 or 2) are chosen on its training tasks alone
 agnews-wide48's 48 runs logged, after an exploration of k and the weights on the sixteen sweeps' refit errors
 (not nested; the choice here is)."""
 POLICIES = tuple(CANDIDATES)
+OWN_PREDICTOR = ("lookahead_probes", "lookahead_tuned")
+"""The look-ahead policies whose predictor is chosen for them inside the folds; the others share one."""
 
 
 def candidate_labels(policy: str = "interval") -> list[str]:
@@ -76,7 +78,7 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int, ti
     replayed: dict[tuple, tuple] = {}  # a look-ahead candidate that two policies share, replayed once
     for policy in policies:
         began = time.perf_counter()
-        predictor = models.get(policy if policy in ("lookahead_probes", "lookahead_tuned") else "lookahead")
+        predictor = models.get(policy if policy in OWN_PREDICTOR else "lookahead")
         ahead = {}
         if predictor is not None and policy.startswith("lookahead"):
             if id(predictor) not in aheads:  # one predictor serves the look-ahead policies but one
@@ -126,8 +128,7 @@ def _job(args) -> dict[str, dict[str, list]]:
         models = {}
         if two and {"interval", "interval_tasks"} & set(policies):
             models["interval"] = fit_interval(train, fitted=trees)
-        if two and any(p.startswith("lookahead") and p not in ("lookahead_probes", "lookahead_tuned")
-                       for p in policies):
+        if two and any(p.startswith("lookahead") and p not in OWN_PREDICTOR for p in policies):
             models["lookahead"] = fit_predictor(train)
         if two and "lookahead_probes" in policies:
             models["lookahead_probes"] = fit_predictor_choosing_probes(train)
