@@ -92,3 +92,20 @@ def test_a_predictor_with_probes_is_plain_json_and_the_optuna_pruner_refuses_it(
         LookaheadPruner(again)
     with pytest.raises(ValueError, match="probes must be"):
         FinalPredictor(probes=("curvature",)).fit(X, np.zeros(len(X)), ["a"] * len(X))
+
+
+def test_distances_are_the_broadcast_sum_bit_for_bit_and_every_k_at_once_is_each_k_alone():
+    from earlyexit.scoring._lookahead import squared_distances
+    from earlyexit.scoring._probe_features import refit_errors, refit_errors_by_k
+
+    rng = np.random.default_rng(3)
+    Q, Z = rng.normal(size=(37, 6)), rng.normal(size=(91, 6))
+    assert np.array_equal(squared_distances(Q, Z), ((Q[:, None, :] - Z[None, :, :]) ** 2).sum(axis=2))
+    train_X, train_gain = rng.normal(size=(300, 6)), rng.normal(size=300)
+    X, gain = rng.normal(size=(60, 6)), rng.normal(size=60)
+    runs = np.repeat([f"r{i}" for i in range(12)], 5)
+    together = refit_errors_by_k(train_X, train_gain, X, gain, runs, ks=(40, 20, 10), metric_weight=2.0)
+    for k in (40, 20, 10):
+        alone = refit_errors(train_X, train_gain, X, gain, runs, k=k, metric_weight=2.0)
+        assert np.array_equal(together[k], alone)
+    assert not np.array_equal(together[40], together[10])

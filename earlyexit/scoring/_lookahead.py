@@ -230,13 +230,23 @@ def standardization(X: np.ndarray, metric_weight: float = 1.0) -> tuple[np.ndarr
     return center, scale
 
 
+def squared_distances(Q: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distance from each row of ``Q`` to each row of ``Z``, summed one column at a time in
+    column order: the same numbers as ``((Q[:, None] - Z[None]) ** 2).sum(axis=2)``, bit for bit, without the
+    three-dimensional temporary (a fourth of the time on the look-ahead's six columns)."""
+    dist = np.zeros((len(Q), len(Z)))
+    for j in range(Q.shape[1]):
+        dist += (Q[:, None, j] - Z[None, :, j]) ** 2
+    return dist
+
+
 def nearest(Q: np.ndarray, Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """``(squared distances, indices)`` of each query's ``k`` nearest rows of ``Z`` (fewer where ``Z`` has fewer),
     unordered; computed 512 queries at a time, so that memory stays bounded on a large fit."""
     k = min(k, len(Z))
     d, index = np.empty((len(Q), k)), np.empty((len(Q), k), dtype=np.intp)
     for start in range(0, len(Q), 512):
-        dist = ((Q[start:start + 512, None, :] - Z[None, :, :]) ** 2).sum(axis=2)
+        dist = squared_distances(Q[start:start + 512], Z)
         near = np.argpartition(dist, k - 1, axis=1)[:, :k]
         d[start:start + 512], index[start:start + 512] = np.take_along_axis(dist, near, axis=1), near
     return d, index
@@ -245,7 +255,7 @@ def nearest(Q: np.ndarray, Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
 def study_distances(Z: np.ndarray, Zs: np.ndarray, shrink: float) -> np.ndarray:
     """Squared distances from standardized readings ``Z`` to the study's ``Zs``, shrunk: the distance times
     ``shrink`` (so the squared distance times its square). The one place the refit's convention is written."""
-    return ((Z[:, None, :] - Zs[None, :, :]) ** 2).sum(axis=2) * shrink ** 2
+    return squared_distances(Z, Zs) * shrink ** 2
 
 
 def study_medians(prior_d: np.ndarray, prior_g: np.ndarray, study_d: np.ndarray, study_gain: np.ndarray,

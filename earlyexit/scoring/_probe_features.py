@@ -75,22 +75,36 @@ def refit_errors(train_X: np.ndarray, train_gain: np.ndarray, X: np.ndarray, gai
     ``train_X`` and the study's trials completed before it (distances shrunk by ``shrink``), one trial at a time
     in ``orders`` random arrival orders. Features are standardized on ``train_X``, the dev metric's column
     weighted by ``metric_weight`` (as :class:`~earlyexit.scoring.FinalPredictor` standardizes)."""
+    return refit_errors_by_k(train_X, train_gain, X, gain, runs, ks=(k,), shrink=shrink, orders=orders,
+                             metric_weight=metric_weight)[k]
+
+
+def refit_errors_by_k(train_X: np.ndarray, train_gain: np.ndarray, X: np.ndarray, gain: np.ndarray,
+                      runs: np.ndarray, *, ks: Sequence[int] = (K,), shrink: float = SHRINK, orders: int = 2,
+                      metric_weight: float = 1.0) -> dict[int, np.ndarray]:
+    """:func:`refit_errors` at each number of neighbours of ``ks``: ``{k: errors}``. The distances are computed
+    once: a query's ``k`` nearest prior readings are the first ``k`` of its largest ``k``'s, nearest first."""
     center, scale = standardization(train_X, metric_weight)
     Zt, Z = (train_X - center) / scale, (X - center) / scale
-    prior_d, top = nearest(Z, Zt, k)
+    prior_d, top = nearest(Z, Zt, max(ks))
     prior_g = train_gain[top]
+    if len(set(ks)) > 1:  # nearest first, so that each k takes a prefix
+        order = np.argsort(prior_d, axis=1, kind="stable")
+        prior_d, prior_g = np.take_along_axis(prior_d, order, axis=1), np.take_along_axis(prior_g, order, axis=1)
     D = study_distances(Z, Z, shrink)
     names = sorted(set(np.asarray(runs).tolist()))
     rows = {r: np.flatnonzero(np.asarray(runs) == r) for r in names}
-    errors = []
+    errors: dict[int, list[np.ndarray]] = {k: [] for k in ks}
     for o in range(orders):
         done = np.array([], dtype=int)
         for i in np.random.default_rng(o).permutation(len(names)):
             r = rows[names[i]]
-            pred = study_medians(prior_d[r], prior_g[r], D[np.ix_(r, done)], gain[done], k)
-            errors.append(np.abs(gain[r] - pred))
+            study_d = D[np.ix_(r, done)]
+            for k in errors:
+                pred = study_medians(prior_d[r, :k], prior_g[r, :k], study_d, gain[done], k)
+                errors[k].append(np.abs(gain[r] - pred))
             done = np.concatenate([done, r])
-    return np.concatenate(errors) if errors else np.array([])
+    return {k: np.concatenate(e) if e else np.array([]) for k, e in errors.items()}
 
 
 def choose_probe_features(X: np.ndarray, P: np.ndarray, gain: np.ndarray, groups: Sequence, studies: Sequence,
@@ -124,15 +138,25 @@ def _fold_criterion(X, gain, groups, studies, runs, ok, tasks, *, orders: int, *
     """The choice's criterion: each task of ``tasks`` predicted by the others and refit on its own trials
     (:func:`refit_errors` with ``settings``); the mean over tasks of the mean over its studies of the 80% quantile
     of the absolute error."""
-    per_task = []
+    k = settings.pop("k", K)
+    return _fold_criteria(X, gain, groups, studies, runs, ok, tasks, orders=orders, ks=(k,), **settings)[k]
+
+
+def _fold_criteria(X, gain, groups, studies, runs, ok, tasks, *, orders: int, ks: Sequence[int],
+                   **settings) -> dict[int, float]:
+    """:func:`_fold_criterion` at each number of neighbours of ``ks`` (:func:`refit_errors_by_k`): ``{k: criterion}``."""
+    per_task: dict[int, list[float]] = {k: [] for k in ks}
     for t in tasks:
         train = ok & (groups != t)
-        q = [np.quantile(refit_errors(X[train], gain[train], X[m], gain[m], runs[m], orders=orders, **settings),
-                         COVERAGE)
-             for s in sorted(set(studies[ok & (groups == t)].tolist()))
-             for m in [ok & (studies == s)]]
-        per_task.append(float(np.mean(q)))
-    return float(np.mean(per_task))
+        q: dict[int, list[float]] = {k: [] for k in ks}
+        for s in sorted(set(studies[ok & (groups == t)].tolist())):
+            m = ok & (studies == s)
+            for k, e in refit_errors_by_k(X[train], gain[train], X[m], gain[m], runs[m], orders=orders, ks=ks,
+                                          **settings).items():
+                q[k].append(float(np.quantile(e, COVERAGE)))
+        for k in ks:
+            per_task[k].append(float(np.mean(q[k])))
+    return {k: float(np.mean(v)) for k, v in per_task.items()}
 
 
 NEIGHBOUR_CANDIDATES: tuple[tuple[int, float], ...] = ((40, 1.0), (20, 1.0), (10, 1.0), (40, 2.0), (20, 2.0),
@@ -151,7 +175,11 @@ def choose_neighbours(X: np.ndarray, gain: np.ndarray, groups: Sequence, studies
     tasks = sorted(set(groups[ok].tolist()))
     if len(tasks) < 3:
         return tuple(candidates[0]), {}
-    scores = {tuple(c): _fold_criterion(X, gain, groups, studies, runs, ok, tasks, orders=orders, k=c[0],
-                                        metric_weight=c[1]) for c in candidates}
+    scores = {}
+    for w in dict.fromkeys(float(c[1]) for c in candidates):  # one distance computation per weight, every k
+        ks = tuple(dict.fromkeys(int(c[0]) for c in candidates if float(c[1]) == w))
+        by_k = _fold_criteria(X, gain, groups, studies, runs, ok, tasks, orders=orders, ks=ks, metric_weight=w)
+        scores.update({(k, w): v for k, v in by_k.items()})
+    scores = {(int(c[0]), float(c[1])): scores[(int(c[0]), float(c[1]))] for c in candidates}
     best = min(scores, key=lambda c: (round(scores[c], 6), list(scores).index(c)))
     return best, {f"k {k}, metric weight {w:g}": v for (k, w), v in scores.items()}
