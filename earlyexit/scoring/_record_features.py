@@ -11,7 +11,8 @@ units summarize one evaluation, so that a binary and a 6-class task share a scal
   its first): how much the trial is still moving.
 
 They are chosen inside the training folds like the probe features (:func:`~earlyexit.scoring.
-choose_probe_features` with ``names=RECORD_FEATURE_NAMES``); ``benchmarks/record_features.py`` measures them.
+choose_probe_features` with ``names=RECORD_FEATURE_NAMES``); ``benchmarks/predictor_features.py --features records``
+measures them.
 """
 
 from __future__ import annotations
