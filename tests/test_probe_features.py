@@ -109,3 +109,36 @@ def test_distances_are_the_broadcast_sum_bit_for_bit_and_every_k_at_once_is_each
         alone = refit_errors(train_X, train_gain, X, gain, runs, k=k, metric_weight=2.0)
         assert np.array_equal(together[k], alone)
     assert not np.array_equal(together[40], together[10])
+
+
+def test_study_medians_read_each_neighbour_where_it_lives_and_equal_the_concatenated_median_bit_for_bit():
+    from earlyexit.scoring._lookahead import row_medians, study_medians
+
+    def by_concatenation(prior_d, prior_g, study_d, study_gain, k):
+        d = np.concatenate([prior_d, study_d], axis=1)
+        g = np.concatenate([prior_g, np.broadcast_to(study_gain, study_d.shape)], axis=1)
+        out = np.full(len(d), np.nan)
+        ok = np.isfinite(prior_d).all(axis=1)
+        if ok.any():
+            near = np.argpartition(d[ok], min(k, d.shape[1]) - 1, axis=1)[:, :min(k, d.shape[1])]
+            out[ok] = np.median(np.take_along_axis(g[ok], near, axis=1), axis=1)
+        return out
+
+    rng = np.random.default_rng(1)
+    for _ in range(400):
+        n, kp, p, k = rng.integers(1, 5), rng.integers(1, 45), rng.integers(0, 60), rng.integers(1, 50)
+        pd, pg = rng.random((n, kp)), rng.normal(size=(n, kp))
+        sd, sg = rng.random((n, p)), rng.normal(size=p)
+        if rng.random() < 0.3:  # ties
+            pd, sd = np.round(pd, 1), np.round(sd, 1)
+        if rng.random() < 0.2:  # a feature unknown
+            pd[0, 0] = np.nan
+        if rng.random() < 0.2 and p:  # a gain unknown
+            sg[0] = np.nan
+        if rng.random() < 0.2:  # readings masked out (a trial's own)
+            sd[:, : p // 2] = np.inf
+        assert np.array_equal(study_medians(pd, pg, sd, sg, k), by_concatenation(pd, pg, sd, sg, k), equal_nan=True)
+    v = rng.normal(size=(50, 40))
+    v[3, 7] = np.nan
+    for w in (v, v[:, :39]):
+        assert np.array_equal(row_medians(w), np.median(w, axis=1), equal_nan=True)

@@ -117,6 +117,9 @@ class StudyPool:
         ok = np.isfinite(X).all(axis=1)
         self.keys = [k for k, o in zip(keys, ok) if o]
         self.index = {k: i for i, k in enumerate(self.keys)}
+        self.rows_of: dict[str, list[tuple[int, int]]] = {}  # run_id -> its (step, row), in step order
+        for (rid, step), i in sorted(self.index.items(), key=lambda item: (item[0][0], item[0][1])):
+            self.rows_of.setdefault(rid, []).append((step, i))
         self.model, self.shrink = model, shrink
         self.Z, self.d, self.g = model.prior_neighbours(X[ok])
         H = headroom(held.constant)
@@ -127,19 +130,21 @@ class StudyPool:
         # Judges that share this pool (the settings of one policy, in one arrival order) ask the same questions
         # until their decisions part: each answer is kept, keyed by everything it depends on (the pool in its
         # order, which breaks ties at the k-th neighbour), so a repeat returns what the arithmetic gave.
-        self._gains: dict[tuple, float] = {}
+        # (The pool's tuple is hashed once per call: a tuple does not keep its hash.)
+        self._gains: dict[tuple[int, ...], dict[int, float]] = {}
         self._errors: dict[tuple, list[float]] = {}
 
-    def gains(self, rows: list[int], pool: list[int]) -> np.ndarray:
+    def gains(self, rows: list[int], pool: tuple[int, ...]) -> np.ndarray:
         """Predicted gains of readings ``rows`` with the readings ``pool`` among the neighbours."""
-        key = tuple(pool)
-        todo = [r for r in dict.fromkeys(rows) if (r, key) not in self._gains]
+        known = self._gains.setdefault(tuple(pool), {})
+        todo = [r for r in dict.fromkeys(rows) if r not in known]
         if todo:
+            pool = list(pool)
             new = self.model.study_medians(self.d[todo], self.g[todo], self.D[np.ix_(todo, pool)], self.true[pool])
-            self._gains.update({(r, key): float(x) for r, x in zip(todo, new)})
-        return np.array([self._gains[(r, key)] for r in rows], dtype=float)
+            known.update({r: float(x) for r, x in zip(todo, new)})
+        return np.array([known[r] for r in rows], dtype=float)
 
-    def errors_at(self, step: int, done: list[tuple[int, int, int]]) -> list[float]:
+    def errors_at(self, step: int, done: tuple[tuple[int, int, int], ...]) -> list[float]:
         """True minus predicted gain of each pooled reading at ``step`` (``done``: the pool as ``(trial, step,
         row)``), each predicted without its own trial's readings: the study's conformal errors there."""
         key = (step, tuple(done))
@@ -171,7 +176,8 @@ class LookaheadJudge(RuleJudge):
                  keep: int = 1, z: float = 1.0, pool: StudyPool | None = None):
         super().__init__(held, rule)
         self.pool = pool
-        self.done: list[tuple[int, int, int]] = []  # pooled readings: (trial index, step, pool row)
+        self.done: tuple[tuple[int, int, int], ...] = ()  # pooled readings: (trial index, step, pool row)
+        self.pool_rows: tuple[int, ...] = ()  # their pool rows, in that order
         self._cache: dict[int, list[float]] = {}  # step -> the study's errors there, until a trial completes
         self.gain, self.fallback, self.coverage, self.keep, self.z = gain, fallback, coverage, keep, z
         self.H = headroom(held.constant)
@@ -206,8 +212,7 @@ class LookaheadJudge(RuleJudge):
         running = [(s, rv, rg) for rid, (s, rv, rg) in self.latest.items() if rid != run.run_id]
         errors = self.errors
         if self.pool is not None:  # gains now, with the trials completed by now among the neighbours
-            pool = [r for _, _, r in self.done]
-            gains = self.pool.gains([g] + [rg for _, _, rg in running], pool)
+            gains = self.pool.gains([g] + [rg for _, _, rg in running], self.pool_rows)
             g, running = float(gains[0]), [(s, rv, float(x)) for (s, rv, _), x in zip(running, gains[1:])
                                            if math.isfinite(x)]
             if not math.isfinite(g):
@@ -230,8 +235,9 @@ class LookaheadJudge(RuleJudge):
             return
         self.finals[run.run_id] = run.final
         if self.pool is not None:
-            rows = sorted((step, r) for (rid, step), r in self.pool.index.items() if rid == run.run_id)
-            self.done = sorted(self.done + [(index, step, r) for step, r in rows])
+            rows = self.pool.rows_of.get(run.run_id, [])
+            self.done = tuple(sorted(self.done + tuple((index, step, r) for step, r in rows)))
+            self.pool_rows = tuple(r for _, _, r in self.done)
             self._cache = {}
             return
         for (rid, step), (v, g) in self.gain.items():

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy import stats
@@ -139,9 +140,9 @@ class Compute:
     probe_until: int | None = None
     steps: tuple | None = None
 
-    @property
+    @cached_property
     def per_checkpoint(self) -> float:
-        """Training steps one checkpoint's probes cost (NaN when charged from the log)."""
+        """Training steps one checkpoint's probes cost (NaN when charged from the log); priced once."""
         if not self.probes:
             return 0.0
         if self.costs is None:
