@@ -92,3 +92,16 @@ def test_each_pooled_process_of_the_nested_comparison_fits_with_one_thread():
 
     for threads in map_jobs(_threads, [0, 1], 2):
         assert threads and all(n == 1 for n in threads.values()), threads
+
+
+def _square(x):
+    return x * x
+
+
+def test_pooled_jobs_start_the_costliest_first_and_keep_their_order():
+    from earlyexit.replay._selection import largest_first, map_jobs
+
+    assert largest_first([3, 9, 1, 9], cost=lambda x: x) == [1, 3, 0, 2]
+    assert largest_first([3, 9, 1]) == [0, 1, 2]
+    items = [2, 7, 1, 5]
+    assert map_jobs(_square, items, 2, cost=lambda x: x) == [4, 49, 1, 25] == map_jobs(_square, items, 1)

@@ -77,6 +77,8 @@ class HeldSet:
     classes: int = 2
     constant: float = math.nan
     budgets: dict = field(default_factory=dict)
+    _readings: dict = field(default_factory=dict, compare=False, repr=False)
+    """``(run_id, step, paired) -> Reading``, made once: every policy and order of a replay reads the same ones."""
 
     def budget_of(self, run: Run) -> int:
         """``run``'s own budget in steps."""
@@ -88,10 +90,14 @@ class HeldSet:
         return max([self.budget, *self.budgets.values()])
 
     def reading(self, run: Run, step: int, *, paired: bool = True) -> Reading:
-        value = run.signature[step].get("dev_metric", math.nan)
-        preds = self.predictions.get((run.run_id, step)) if paired else None
-        return Reading(value, preds, warming_up(step, self.budget_of(run), self.warmup.get(run.run_id, 0.0)),
-                       float(run.signature[step].get("lr_progress", math.nan)))
+        key = (run.run_id, step, paired)
+        if key not in self._readings:
+            value = run.signature[step].get("dev_metric", math.nan)
+            preds = self.predictions.get((run.run_id, step)) if paired else None
+            self._readings[key] = Reading(value, preds, warming_up(step, self.budget_of(run),
+                                                                   self.warmup.get(run.run_id, 0.0)),
+                                          float(run.signature[step].get("lr_progress", math.nan)))
+        return self._readings[key]
 
     def readings(self, *, fitting: bool = False):
         """``(run, step, signature there)`` for every reading inside the budget, in run and step order

@@ -143,6 +143,11 @@ def _job(args) -> dict[str, dict[str, list]]:
                     for s, v in per.items()} for p, per in by.items()}, timings
 
 
+def _runs(sets) -> int:
+    """A job's size: the runs of its held sets."""
+    return sum(len(h.runs) for h in sets)
+
+
 def _trees_job(sets):
     began = time.perf_counter()
     return interval_trees(sets), time.perf_counter() - began
@@ -177,13 +182,13 @@ def interval_figures(sweeps: Sequence, policies: Sequence[str] = POLICIES, *, or
         subsets = sorted({frozenset(s) for train, _ in fits if len(train) >= 2
                           for s in [train] + [train - {t} for t in train] if s}, key=sorted)
         progress(f"interval bounds: {len(subsets)} distinct tree fits for {len(fits)} bounds")
-        fitted = map_jobs(_trees_job, [of(s) for s in subsets], jobs)
+        fitted = map_jobs(_trees_job, [of(s) for s in subsets], jobs, cost=_runs)
         trees = dict(kt for kt, _ in fitted)
         timings["bound tree fits"] = timings.get("bound tree fits", 0.0) + sum(t for _, t in fitted)
     jobs_list = [(of(train), of(test), tuple(policies), orders, workers,
                   trees or None) for train, test in fits]
     progress(f"interval bounds: {len(jobs_list)} fits")
-    results = map_jobs(_job, jobs_list, jobs)
+    results = map_jobs(_job, jobs_list, jobs, cost=lambda job: _runs(job[1]))  # the replays dominate
     out: dict = {p: {t: {"inner": {}, "outer": {}} for t in names} for p in policies}
     for job_keys, (per_policy, seconds) in zip(keys, results):
         for k, v in seconds.items():

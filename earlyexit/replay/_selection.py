@@ -90,12 +90,26 @@ def _one_thread() -> None:
     _LIMITS.append(threadpool_limits(1))  # kept: the limit holds for the process's life
 
 
-def map_jobs(fn, items: Sequence, jobs: int) -> list:
+def map_jobs(fn, items: Sequence, jobs: int, cost=None) -> list:
     """``[fn(x) for x in items]``, in ``jobs`` processes where ``jobs`` > 1 (the nested comparisons' fits), each
-    with one thread."""
+    with one thread. ``cost(x)``, where given, estimates an item's work: the largest are started first, so that no
+    long item starts last beside an idle core (the results keep the items' order)."""
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
+        order = largest_first(items, cost)
         with ProcessPoolExecutor(jobs, initializer=_one_thread) as pool:
-            return list(pool.map(fn, items, chunksize=1))
+            done = list(pool.map(fn, [items[i] for i in order], chunksize=1))
+        out = [None] * len(items)
+        for i, result in zip(order, done):
+            out[i] = result
+        return out
     return [fn(x) for x in items]
+
+
+def largest_first(items: Sequence, cost=None) -> list[int]:
+    """The items' indices, the costliest first (ties, and every item without ``cost``, in their own order)."""
+    if cost is None:
+        return list(range(len(items)))
+    costs = [cost(x) for x in items]
+    return sorted(range(len(items)), key=lambda i: -costs[i])

@@ -18,6 +18,7 @@ evaluation of a run trained to the end is free for every policy.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,7 +173,15 @@ class Compute:
 
     def _checkpoints(self, run: Run, stop: int) -> int:
         last = stop if self.probe_until is None else min(stop, self.probe_until)
-        return sum(1 for s in run.signature if s <= last and (self.steps is None or s in self.steps))
+        counted = self._counted.get(id(run))
+        if counted is None or counted[0] is not run:  # the run's checkpoints this policy reads, in order, once
+            read = None if self.steps is None else set(self.steps)
+            counted = self._counted[id(run)] = (run, sorted(s for s in run.signature if read is None or s in read))
+        return bisect.bisect_right(counted[1], last)
+
+    @cached_property
+    def _counted(self) -> dict:
+        return {}
 
 
 NO_PROBES = Compute()
