@@ -185,16 +185,21 @@ class LookaheadJudge(RuleJudge):
         self.finals: dict[str, float] = {}  # completed trials
         self.errors: dict[int, list[float]] = {}  # step -> completed trials' errors there (headroom units)
         self.latest: dict[str, tuple[int, float, float]] = {}  # running trials: (step, value, gain)
+        self._ends: dict[str, int | None] = {}  # run_id -> the step where its own warmup ends
 
     def steps(self, held):
         return tuple(s for s in held.logged_steps if 0 < s < held.budget)
 
     def _decides_at(self, run, step) -> bool:
-        if step in self.rungs:
-            return True
-        end = warmup_steps(self.held.budget, self.held.warmup.get(run.run_id, 0.0))
-        earlier = [s for s in self.held.logged_steps if 0 < s < step]
-        return end > 0 and step >= end and not any(s >= end for s in earlier)
+        return step in self.rungs or step == self._warmup_end(run)
+
+    def _warmup_end(self, run) -> int | None:
+        """The first logged step at or past the end of ``run``'s warmup (None without a warmup)."""
+        if run.run_id not in self._ends:
+            end = warmup_steps(self.held.budget, self.held.warmup.get(run.run_id, 0.0))
+            self._ends[run.run_id] = min((s for s in self.held.logged_steps if s > 0 and s >= end), default=None) \
+                if end > 0 else None
+        return self._ends[run.run_id]
 
     def at(self, index, run, step):
         if step in self.rungs and super().at(index, run, step):

@@ -87,7 +87,7 @@ def surrogate_figures(sweeps, *, orders: int = 3, jobs: int = 1,
         jobs_list.append((train_without(t, u), sets_of(t, u), orders))
         keys.append([(t, "inner", u), (u, "inner", t)])
     progress(f"hyperparameter surrogate: {len(jobs_list)} fits")
-    results = map_jobs(_figures, jobs_list, jobs, cost=lambda job: len(job[0]) + sum(len(h.runs) for h in job[1]))
+    results = map_jobs(_figures, jobs_list, jobs)  # in their own order: the largest fits (the outer folds) first
     out: dict = {t: {"inner": {}, "outer": {}} for t in names}
     for job_keys, figs in zip(keys, results):
         for held_out, level, replayed in job_keys:
