@@ -131,16 +131,20 @@ class StudyPool:
         # until their decisions part: each answer is kept, keyed by everything it depends on (the pool in its
         # order, which breaks ties at the k-th neighbour), so a repeat returns what the arithmetic gave.
         # (The pool's tuple is hashed once per call: a tuple does not keep its hash.)
-        self._gains: dict[tuple[int, ...], dict[int, float]] = {}
+        # Per pool: its rows as an index array, their true gains, and the answers so far.
+        self._gains: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, dict[int, float]]] = {}
         self._errors: dict[tuple, list[float]] = {}
 
     def gains(self, rows: list[int], pool: tuple[int, ...]) -> np.ndarray:
         """Predicted gains of readings ``rows`` with the readings ``pool`` among the neighbours."""
-        known = self._gains.setdefault(tuple(pool), {})
+        key = tuple(pool)
+        if key not in self._gains:
+            index = np.asarray(key, dtype=np.intp)
+            self._gains[key] = (index, self.true[index], {})
+        index, true, known = self._gains[key]
         todo = [r for r in dict.fromkeys(rows) if r not in known]
         if todo:
-            pool = list(pool)
-            new = self.model.study_medians(self.d[todo], self.g[todo], self.D[np.ix_(todo, pool)], self.true[pool])
+            new = self.model.study_medians(self.d[todo], self.g[todo], self.D[todo][:, index], true)
             known.update({r: float(x) for r, x in zip(todo, new)})
         return np.array([known[r] for r in rows], dtype=float)
 
