@@ -130,8 +130,8 @@ class StudyPool:
         # Judges that share this pool (the settings of one policy, in one arrival order) ask the same questions
         # until their decisions part: each answer is kept, keyed by everything it depends on (the pool in its
         # order, which breaks ties at the k-th neighbour), so a repeat returns what the arithmetic gave.
-        # (The pool's tuple is hashed once per call: a tuple does not keep its hash.)
-        # Per pool: its rows as an index array, their true gains, and the answers so far.
+        # Per pool (hashed once a call: a tuple does not keep its hash): its rows as an index array, their true
+        # gains, and the answers so far.
         self._gains: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, dict[int, float]]] = {}
         self._errors: dict[tuple, list[float]] = {}
 
