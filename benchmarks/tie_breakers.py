@@ -19,7 +19,8 @@ import warnings
 import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE
-from earlyexit.replay._engine import held_sets, synchronous
+from earlyexit.replay._engine import held_sets
+from earlyexit.replay._synchronous import synchronous
 from earlyexit.replay._nested import choose
 from earlyexit.sweeps import find_sweeps, load
 

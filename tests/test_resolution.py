@@ -11,7 +11,8 @@ import pytest
 from earlyexit.names import DEV_METRIC_AT, DEV_PREDICTIONS_AT, STUDY_DEV_LABELS, WARMING_UP_AT, at
 from earlyexit.pruning import Reading, ResolutionPruner, ResolutionRule, lead_resolved
 from earlyexit.pruning._resolution import approximate_se, paired_se
-from earlyexit.replay._engine import HeldSet, OptunaJudge, RuleJudge, live, prefix_rule, synchronous
+from earlyexit.replay._engine import HeldSet, OptunaJudge, RuleJudge, live, prefix_rule
+from earlyexit.replay._synchronous import synchronous
 from earlyexit.replay._simulate import Run
 from earlyexit.sweeps._format import encode_classes
 from earlyexit.training._schedule import lr_progress

@@ -61,7 +61,8 @@ import optuna
 
 from ..pruning import ResolutionRule
 from ..sweeps import Sweep
-from ._engine import HeldSet, OptunaJudge, RuleJudge, held_sets, live, prefix_rule, synchronous
+from ._engine import HeldSet, OptunaJudge, RuleJudge, held_sets, live, prefix_rule
+from ._synchronous import synchronous
 from ._optuna_replay import memoized_wilcoxon
 from ._nested_interval import POLICIES as BOUND_POLICIES, candidate_labels as interval_labels, interval_figures
 from ._selection import (MEAN_BOUND, WORST_BOUND, aggregate_rows, best_case, choose, finite_or_none,  # noqa: F401
