@@ -54,7 +54,6 @@ import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import optuna
@@ -66,7 +65,7 @@ from ._synchronous import synchronous
 from ._optuna_replay import memoized_wilcoxon
 from ._nested_interval import POLICIES as BOUND_POLICIES, candidate_labels as interval_labels, interval_figures
 from ._selection import (MEAN_BOUND, WORST_BOUND, aggregate_rows, best_case, choose, finite_or_none,  # noqa: F401
-                         nested_two_level)
+                         map_jobs, nested_two_level)
 
 
 RUNG_SETS = ((0.05, 0.1, 0.25, 0.5), (0.1, 0.25, 0.5), (0.25, 0.5), (0.1, 0.25))
@@ -219,22 +218,14 @@ def measure(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
     jobs_list = [(h, p, orders, workers) for h in sets for p in policies]
     by: dict = defaultdict(lambda: defaultdict(list))
     started = time.perf_counter()
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            done = pool.map(_measure_job, jobs_list, chunksize=1)
-            for n, (name, _, policy, figs, seconds) in enumerate(done, 1):
-                by[name][policy].append(figs)
-                timings[policy] = timings.get(policy, 0.0) + seconds
-                if n % 20 == 0:
-                    progress(f"  {n}/{len(jobs_list)} (sweep x seed x policy) measured, "
-                             f"{time.perf_counter() - started:.0f} s")
-    else:
-        for n, job in enumerate(jobs_list, 1):
-            name, _, policy, figs, seconds = _measure_job(job)
-            by[name][policy].append(figs)
-            timings[policy] = timings.get(policy, 0.0) + seconds
-            if n % 20 == 0:
-                progress(f"  {n}/{len(jobs_list)} measured, {time.perf_counter() - started:.0f} s")
+
+    def report(n: int) -> None:
+        if n % 20 == 0:
+            progress(f"  {n}/{len(jobs_list)} (sweep x seed x policy) measured, {time.perf_counter() - started:.0f} s")
+
+    for name, _, policy, figs, seconds in map_jobs(_measure_job, jobs_list, jobs, progress=report):
+        by[name][policy].append(figs)
+        timings[policy] = timings.get(policy, 0.0) + seconds
     out = {}
     for name, per_policy in by.items():
         out[name] = {}

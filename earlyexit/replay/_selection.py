@@ -90,21 +90,27 @@ def _one_thread() -> None:
     _LIMITS.append(threadpool_limits(1))  # kept: the limit holds for the process's life
 
 
-def map_jobs(fn, items: Sequence, jobs: int, cost=None) -> list:
-    """``[fn(x) for x in items]``, in ``jobs`` processes where ``jobs`` > 1 (the nested comparisons' fits), each
-    with one thread. ``cost(x)``, where given, estimates an item's work: the largest are started first, so that no
-    long item starts last beside an idle core (the results keep the items' order)."""
+def map_jobs(fn, items: Sequence, jobs: int, cost=None, progress=None) -> list:
+    """``[fn(x) for x in items]``, in ``jobs`` processes where ``jobs`` > 1 (the nested comparisons' replays and
+    fits), each with one thread. ``cost(x)``, where given, estimates an item's work: the largest are started
+    first, so that no long item starts last beside an idle core (the results keep the items' order).
+    ``progress(done)``, where given, is called as results come in."""
+    order = largest_first(items, cost) if jobs > 1 else list(range(len(items)))
+    out = [None] * len(items)
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        order = largest_first(items, cost)
         with ProcessPoolExecutor(jobs, initializer=_one_thread) as pool:
-            done = list(pool.map(fn, [items[i] for i in order], chunksize=1))
-        out = [None] * len(items)
-        for i, result in zip(order, done):
-            out[i] = result
+            for n, (i, result) in enumerate(zip(order, pool.map(fn, [items[i] for i in order], chunksize=1)), 1):
+                out[i] = result
+                if progress is not None:
+                    progress(n)
         return out
-    return [fn(x) for x in items]
+    for n, i in enumerate(order, 1):
+        out[i] = fn(items[i])
+        if progress is not None:
+            progress(n)
+    return out
 
 
 def largest_first(items: Sequence, cost=None) -> list[int]:
