@@ -25,12 +25,12 @@ import numpy as np
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.replay._engine import held_sets, live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
-from earlyexit.sweeps import find_sweeps, load
+
+from _sweeps import training_sweeps  # benchmarks/ is on the path
 
 COVERAGES = (0.9, 0.8, 0.7, 0.6, 0.5)
 ZS = (1.0, 0.5, 0.0)
 SHRINK = 0.25
-CLEAN_TEST = ("agnews",)
 
 
 def main() -> int:
@@ -40,8 +40,7 @@ def main() -> int:
     ap.add_argument("--plot", default=None)
     args = ap.parse_args()
     started = time.time()
-    sweeps = [load(p) for p in find_sweeps(["studies"]) if (p / "runs.csv").exists()]
-    sweeps = [sw for sw in sweeps if sw.missing_runs <= 0 and str(sw.manifest.get("task")) not in CLEAN_TEST]
+    sweeps = training_sweeps()
     sets = {sw.name: held_sets(sw) for sw in sweeps}
     tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
     settings = list(itertools.product(COVERAGES, ZS))

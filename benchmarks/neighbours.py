@@ -28,9 +28,9 @@ from earlyexit.replay._engine import held_sets
 from earlyexit.replay._lookahead import gain_rows
 from earlyexit.scoring import NEIGHBOUR_CANDIDATES, choose_neighbours, refit_errors
 from earlyexit.scoring._probe_features import COVERAGE
-from earlyexit.sweeps import find_sweeps, load
 
-CLEAN_TEST = ("agnews",)
+from _sweeps import training_sweeps  # benchmarks/ is on the path
+
 
 
 class Readings:
@@ -48,8 +48,7 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     started = time.time()
-    sweeps = [load(p) for p in find_sweeps(["studies"]) if (p / "runs.csv").exists()]
-    sweeps = [sw for sw in sweeps if sw.missing_runs <= 0 and str(sw.manifest.get("task")) not in CLEAN_TEST]
+    sweeps = training_sweeps()
     readings = [Readings(h) for sw in sweeps for h in held_sets(sw)]
     table = {}
     for t in sorted({r.task for r in readings}):

@@ -43,7 +43,8 @@ from earlyexit.scoring import PROBE_FEATURES, RECORD_FEATURE_NAMES, candidate_se
 from earlyexit.scoring._probe_features import COVERAGE
 from earlyexit.sweeps import find_sweeps, load
 
-CLEAN_TEST = ("agnews",)
+from _sweeps import is_clean_test  # benchmarks/ is on the path
+
 PROBES = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "hessian_top_eigenvalue", "hessian_trace",
           "critical_sharpness")
 """The probes the probe features are made of: a sweep must log every one."""
@@ -108,7 +109,7 @@ def select_sweeps(family: str):
         if not (path / "runs.csv").exists():
             continue
         sw = load(path)
-        if str(sw.manifest.get("task")) in CLEAN_TEST:
+        if is_clean_test(sw):
             left.append(f"{sw.name} (the clean test)")
             continue
         if sw.name in relogs and load(relogs[sw.name]).missing_runs <= 0:

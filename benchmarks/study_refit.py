@@ -24,11 +24,11 @@ from earlyexit.replay._engine import held_sets
 from earlyexit.replay._interval import grouped_rows
 from earlyexit.replay._lookahead import fit_predictor, gain_rows, lookahead_rows
 from earlyexit.scoring import refit_errors
-from earlyexit.sweeps import find_sweeps, load
+
+from _sweeps import training_sweeps  # benchmarks/ is on the path
 
 SHRINK = (1.0, 0.5, 0.25, 0.1)
 K = 40
-CLEAN_TEST = ("agnews",)  # the look-ahead's clean test: never read here
 
 
 def training_rows(sets):
@@ -54,8 +54,7 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     started = time.time()
-    sweeps = [load(p) for p in find_sweeps(["studies"]) if (p / "runs.csv").exists()]
-    sweeps = [sw for sw in sweeps if sw.missing_runs <= 0 and str(sw.manifest.get("task")) not in CLEAN_TEST]
+    sweeps = training_sweeps()
     sets = {sw.name: held_sets(sw) for sw in sweeps}
     tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
     models, out = {}, {}

@@ -1,0 +1,21 @@
+"""What the look-ahead's benchmarks read: the complete sweeps of ``studies/``, never the look-ahead's clean test.
+
+One place for the rule, so that the benchmarks that measure the look-ahead's predictor (neighbours, study refit,
+frontier, predictor features) leave out the same task. Imported by those scripts, run from the repository root
+as ``python benchmarks/<name>.py`` (their folder is then on the path).
+"""
+
+from earlyexit.sweeps import find_sweeps, load
+
+CLEAN_TEST = ("agnews",)
+"""The look-ahead's clean test (``studies/agnews-wide48``): no benchmark that shapes the look-ahead reads it."""
+
+
+def is_clean_test(sweep) -> bool:
+    return str(sweep.manifest.get("task")) in CLEAN_TEST
+
+
+def training_sweeps() -> list:
+    """Every complete sweep of ``studies/`` but the clean test's, in the catalogue's order."""
+    sweeps = [load(p) for p in find_sweeps(["studies"]) if (p / "runs.csv").exists()]
+    return [sw for sw in sweeps if sw.missing_runs <= 0 and not is_clean_test(sw)]
