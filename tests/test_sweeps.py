@@ -48,6 +48,28 @@ def test_logged_sweep_validates(logged):
     assert 0 <= summary["median_final"] <= summary["best_final"] <= 1
 
 
+def test_validate_says_what_a_checkpoint_of_the_promised_probes_costs_or_that_none_was_measured(logged, tmp_path,
+                                                                                                 capsys):
+    import shutil
+
+    from earlyexit.cli import main
+    from earlyexit.sweeps import ProbeCosts
+    from earlyexit.sweeps._costs import write_probe_costs
+
+    folder = tmp_path / "copy"
+    shutil.copytree(logged[1], folder)
+    assert load(folder).summary()["probe_costs"] is None
+    assert main(["sweeps", "validate", str(folder)]) == 0
+    assert "probe costs: none measured" in capsys.readouterr().out
+    costs = ProbeCosts({"forward": 0.5, "gradient": 1.0, "critical": 2.0, "fisher": 4.0},
+                       {"machine": "x86_64", "torch": "2.13.0+cpu"})
+    write_probe_costs(folder, costs)
+    summary = load(folder).summary()["probe_costs"]
+    assert summary == {"steps": 7.0, "machine": "x86_64", "torch": "2.13.0+cpu"}
+    assert main(["sweeps", "validate", str(folder)]) == 0
+    assert "probe costs: 7.0 training steps a checkpoint" in capsys.readouterr().out
+
+
 def test_validate_command_json(logged, capsys):
     _, folder = logged
     assert main(["sweeps", "validate", str(folder), "--json"]) == 0

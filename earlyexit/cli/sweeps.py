@@ -66,5 +66,12 @@ class SweepsCommand:
         if summary["probe_coverage"]:
             print("  probe values logged: " + ", ".join(f"{p} {share:.0%}"
                                                        for p, share in summary["probe_coverage"].items()))
+        costs = summary["probe_costs"]
+        if costs is not None:
+            print(f"  probe costs: {costs['steps']:.1f} training steps a checkpoint for every promised probe "
+                  f"(probe_costs.json, measured on {costs['machine']}, torch {costs['torch']})")
+        elif summary["probes"]:
+            print("  probe costs: none measured (no probe_costs.json): the replay charges policies that read probes "
+                  "the log's wall-clock compute_steps; `earlyexit bench probes --spec SPEC --write` measures them")
         print(f"  final dev accuracy: median {summary['median_final']:.4f}, best {summary['best_final']:.4f}")
         return 0

@@ -103,10 +103,19 @@ class Sweep:
             "checkpoints": list(self.probe_steps),
             "probes": list(self.probes),
             "probe_coverage": {p: c["share"] for p, c in self.probe_coverage().items()},
+            "probe_costs": self._probe_costs_summary(),
             "diverged": int((self.runs["status"] == "diverged").sum()),
             "median_final": float(finals.median()) if len(finals) else math.nan,
             "best_final": float(finals.max()) if len(finals) else math.nan,
         }
+
+    def _probe_costs_summary(self) -> dict | None:
+        """What one checkpoint of the promised probes costs in training steps, and where that was measured."""
+        if self.probe_costs is None or not self.probes:
+            return None
+        return {"steps": self.probe_costs.of(self.probes),
+                "machine": self.probe_costs.provenance.get("machine"),
+                "torch": self.probe_costs.provenance.get("torch")}
 
 
 def load(path: str | Path, *, require_complete: bool = False, require_probes: bool = False) -> Sweep:
