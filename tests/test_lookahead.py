@@ -3,6 +3,7 @@ that hold on a new task; and a pruner that decides as the replay does, trial for
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -12,10 +13,11 @@ import pytest
 from earlyexit.protocol import lookahead_row
 from earlyexit.pruning import DEFAULT_RULE, LookaheadPruner
 from earlyexit.pruning import fallback_margins
-from earlyexit.replay._engine import HeldSet, OptunaJudge, live
+from earlyexit.replay._engine import HeldSet, Judge, OptunaJudge, live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor, lookahead_rows, predictions
 from earlyexit.replay._simulate import Run
 from earlyexit.scoring import ScorerFileError
+from earlyexit.sweeps import ProbeCosts
 from earlyexit.scoring._lookahead import FinalPredictor, load_predictor, save_predictor
 from earlyexit.training._schedule import lr_progress
 
@@ -226,3 +228,29 @@ def test_the_folds_choose_the_neighbours_whose_refit_errs_least():
     model = fit_predictor_choosing_neighbours([_held("a", 1), _held("b", 2), _held("c", 3, classes=3)])
     assert (model.k, model.metric_weight) in [(k, w) for k, w in __import__("earlyexit").scoring.NEIGHBOUR_CANDIDATES]
     assert len(model.choice_) == 6
+
+
+class _Reader(Judge):
+    """Reads ``reads`` at every logged step and never prunes."""
+
+    def __init__(self, reads):
+        self.reads = reads
+
+    def steps(self, held):
+        return held.logged_steps
+
+    def at(self, index, run, step):
+        return False
+
+
+def test_a_lookahead_reading_probe_features_pays_for_their_probes_at_every_step_it_reads():
+    costs = ProbeCosts({"forward": 0.5, "gradient": 1.0, "sam": 0.25, "critical": 2.0, "dev_eval": 3.0})
+    held = dataclasses.replace(_held("a", 1, n_runs=4), costs=costs)
+    judge = LookaheadJudge(held, DEFAULT_RULE, {}, fallback=lambda s: (-math.inf, math.inf),
+                           probes=("lr_x_critical_sharpness", "relative_sam"))
+    assert judge.reads == ("dev_metric", "critical_sharpness", "sam_sharpness", "loss")
+    assert LookaheadJudge(held, DEFAULT_RULE, {}, fallback=lambda s: (-math.inf, math.inf)).reads == ("dev_metric",)
+    full = 4 * BUDGET
+    for reads, per_step in [(("dev_metric",), 3.0), (judge.reads, 3.0 + 1.0 + 2.0 + 0.25)]:
+        used = live(held, _Reader(reads), 0).compute_used
+        assert used == pytest.approx((full + 4 * len(STEPS) * per_step) / full)

@@ -12,7 +12,8 @@ from earlyexit.pruning import LookaheadPruner
 from earlyexit.replay._engine import HeldSet
 from earlyexit.replay._lookahead import fit_predictor, fit_predictor_choosing_probes, lookahead_rows
 from earlyexit.replay._simulate import Run
-from earlyexit.scoring import PROBE_FEATURES, FinalPredictor, probe_feature_row
+from earlyexit.scoring import PROBE_FEATURES, FinalPredictor, probe_feature_row, probes_read
+from earlyexit.scoring._probe_features import PROBES_READ
 from earlyexit.training._schedule import lr_progress
 
 STEPS = (25, 50, 100, 200, 400)
@@ -62,6 +63,18 @@ def test_each_probe_feature_is_the_documented_ratio_and_nan_where_a_probe_is_mis
     assert math.isnan(missing[0]) and math.isnan(missing[1])
     with pytest.raises(ValueError, match="unknown probe feature"):
         probe_feature_row(values, 1e-4, ["curvature"])
+
+
+def test_each_feature_reads_exactly_the_probes_it_is_charged_for():
+    values = {"loss": 0.5, "gradient_norm": 2.0, "gradient_variance": 0.4, "sam_sharpness": 0.05,
+              "hessian_top_eigenvalue": 20.0, "hessian_trace": 400.0, "critical_sharpness": 1000.0}
+    for name in PROBE_FEATURES:
+        own = {p: values[p] for p in PROBES_READ[name]} | {"uniform_loss": math.log(2)}
+        assert math.isfinite(probe_feature_row(own, 1e-4, [name])[0]), name
+        for p in PROBES_READ[name]:
+            assert math.isnan(probe_feature_row({q: v for q, v in own.items() if q != p}, 1e-4, [name])[0]), (name, p)
+    assert probes_read(["trace_over_top", "lr_x_top_eigenvalue", "relative_train_loss"]) == (
+        "hessian_trace", "hessian_top_eigenvalue", "loss")
 
 
 def test_the_choice_takes_a_probe_that_carries_the_late_gain_and_none_that_is_noise():

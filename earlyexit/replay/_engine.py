@@ -225,7 +225,12 @@ def screened_result(held: HeldSet, outcome: Outcome) -> Result:
 
 # -- live, W workers -------------------------------------------------------------------------------------------
 class Judge:
-    """What a live policy does: the steps it reads, and its decision there. One judge per replayed study."""
+    """What a live policy does: the steps it reads, and its decision there. One judge per replayed study.
+
+    ``reads``: what it measures at each of those steps, and pays for (:class:`Compute`): a dev evaluation, and
+    the probes a judge that reads them names."""
+
+    reads: tuple[str, ...] = ("dev_metric",)
 
     def steps(self, held: HeldSet) -> tuple[int, ...]:
         raise NotImplementedError
@@ -323,7 +328,7 @@ def live(held: HeldSet, judge: Judge, order_seed: int, workers: int = 1, *,
     arrival = order if order is not None else np.random.default_rng(order_seed).permutation(len(held.runs))
     order = [held.runs[i] for i in arrival]
     steps = judge.steps(held)
-    compute = Compute(("dev_metric",), held.costs, steps=steps)
+    compute = Compute(judge.reads, held.costs, steps=steps)
     events: list[tuple[float, int, int, int]] = []  # (time, sequence, trial index, position in its steps; -1 = end)
     sequence = 0
     used, completed = 0.0, []

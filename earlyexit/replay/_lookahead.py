@@ -18,7 +18,8 @@ import numpy as np
 from ..protocol import headroom, lookahead_row, warmup_steps
 from ..pruning import lookahead_judge
 from ..pruning import ResolutionRule
-from ..scoring import PROBE_FEATURES, FinalPredictor, choose_neighbours, choose_probe_features, probe_feature_row
+from ..scoring import (PROBE_FEATURES, FinalPredictor, choose_neighbours, choose_probe_features, probe_feature_row,
+                       probes_read)
 from ._engine import HeldSet, RuleJudge
 from ._interval import grouped_rows
 
@@ -174,10 +175,11 @@ class LookaheadJudge(RuleJudge):
     ``fallback(step)``: the margins before the study has enough completed trials at a step (the predictor's
     ``margins(coverage, step / budget)``, or ``(-inf, inf)`` for none). With ``pool`` (a :class:`StudyPool`), the
     completed trials' readings join the predictor's neighbours (``LookaheadPruner(refit=...)``); ``gain`` is then
-    not read."""
+    not read. ``probes``: the predictor's probe features (``FinalPredictor.probes``), whose probes the replay
+    charges at every step the judge reads."""
 
     def __init__(self, held: HeldSet, rule: ResolutionRule, gain: dict, *, fallback, coverage: float = 0.8,
-                 keep: int = 1, z: float = 1.0, pool: StudyPool | None = None):
+                 keep: int = 1, z: float = 1.0, pool: StudyPool | None = None, probes: tuple[str, ...] = ()):
         super().__init__(held, rule)
         self.pool = pool
         self.done: tuple[tuple[int, int, int], ...] = ()  # pooled readings: (trial index, step, pool row)
@@ -190,6 +192,8 @@ class LookaheadJudge(RuleJudge):
         self.errors: dict[int, list[float]] = {}  # step -> completed trials' errors there (headroom units)
         self.latest: dict[str, tuple[int, float, float]] = {}  # running trials: (step, value, gain)
         self._ends: dict[str, int | None] = {}  # run_id -> the step where its own warmup ends
+        if probes:  # a predictor reading probe features pays for their probes at every step it reads
+            self.reads = ("dev_metric",) + probes_read(probes)
 
     def steps(self, held):
         return tuple(s for s in held.logged_steps if 0 < s < held.budget)

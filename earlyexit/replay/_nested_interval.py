@@ -99,7 +99,7 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int, ti
 
                 def judge(o):
                     return LookaheadJudge(held, DEFAULT_RULE, ahead, fallback=fallback, coverage=coverage, keep=keep,
-                                          pool=pool)
+                                          pool=pool, probes=predictor.probes if predictor is not None else ())
             else:
                 margin = model.set_params(coverage=coverage).margin_ if model is not None else math.inf
 

@@ -8,7 +8,7 @@ from ._interval import COLUMNS as INTERVAL_COLUMNS
 from ._interval import BOUND_FILE, MIN_HEADROOM, FinalInterval, interval_row, load_bound, save_bound
 from ._lookahead import PREDICTOR_FILE, FinalPredictor, load_predictor, save_predictor
 from ._probe_features import (NEIGHBOUR_CANDIDATES, PROBE_FEATURES, candidate_sets, choose_neighbours,
-                              choose_probe_features, probe_feature_row, refit_errors)
+                              choose_probe_features, probe_feature_row, probes_read, refit_errors)
 from ._record_features import RECORD_FEATURE_NAMES, record_feature_row
 from ._fit import FitSettings, FittedScorer, fit_scorer, grouped_spearman
 from ._rank import ProbeRankScorer
@@ -20,6 +20,6 @@ __all__ = ["BOUND_FILE", "INTERVAL_COLUMNS", "MIN_HEADROOM", "RungModel", "inter
            "FinalPredictor", "load_predictor", "save_predictor", "PROBE_FEATURES", "candidate_sets", "choose_probe_features",
            "NEIGHBOUR_CANDIDATES", "choose_neighbours",
            "RECORD_FEATURE_NAMES", "record_feature_row",
-           "probe_feature_row", "refit_errors", "FeatureSchema", "FitSettings", "FittedScorer", "ProbeRankScorer", "Rule",
+           "probe_feature_row", "probes_read", "refit_errors", "FeatureSchema", "FitSettings", "FittedScorer", "ProbeRankScorer", "Rule",
            "ScorerFileError", "SignatureRegressor", "TransferScorer", "fit_scorer", "grouped_spearman", "load_scorer", "save_scorer",
            "signature_matrix", "signature_row", "transfer_features"]

@@ -51,6 +51,23 @@ PROBE_FEATURES: dict[str, Callable[[Mapping, float], float]] = {
 """Each probe feature from one step's signature (probe name -> value) and the trial's peak learning rate."""
 assert tuple(PROBE_FEATURES) == PROBE_FEATURE_NAMES
 
+PROBES_READ: dict[str, tuple[str, ...]] = {
+    "lr_x_top_eigenvalue": ("hessian_top_eigenvalue",),
+    "lr_x_critical_sharpness": ("critical_sharpness",),
+    "gradient_noise": ("gradient_variance", "gradient_norm"),
+    "trace_over_top": ("hessian_trace", "hessian_top_eigenvalue"),
+    "relative_sam": ("sam_sharpness", "loss"),
+    "relative_train_loss": ("loss",),
+}
+"""The probes each feature reads (what a policy reading it pays for at a checkpoint)."""
+assert tuple(PROBES_READ) == PROBE_FEATURE_NAMES
+
+
+def probes_read(features: Sequence[str]) -> tuple[str, ...]:
+    """The probes that ``features`` read, each once, in the order of first use."""
+    return tuple(dict.fromkeys(p for f in features for p in PROBES_READ[f]))
+
+
 def candidate_sets(names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
     """What :func:`choose_probe_features` chooses among: none, each feature alone, all of them."""
     return ((),) + tuple((n,) for n in names) + (tuple(names),)
