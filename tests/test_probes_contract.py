@@ -160,3 +160,24 @@ def test_update_direction_closed_form_equals_simulation(make):
         for p in params:
             p.grad = torch.randn_like(p)
         opt.step()
+
+
+def test_on_a_gpu_each_part_is_timed_with_the_queue_drained(tiny_bert, monkeypatch):
+    """A part's seconds are its kernels' time: the GPUs' queues are drained before and after each part."""
+    from earlyexit.probes import _measure
+
+    batches, _ = tiny_bert
+    drained = []
+    monkeypatch.setattr(_measure, "_wait_for_gpus", lambda: drained.append(1))
+    model = load_model("earlyexit:tiny-bert", 2, seed=0)
+    result = measure(model, _bert_loss, batches, names=("loss", "gradient_norm", "hessian_top_eigenvalue"), seed=0)
+    parts = [k for k in result.diagnostics if k.startswith("seconds_")]
+    assert len(parts) >= 2 and len(drained) >= 2 * len(parts)
+    synced = []  # and draining waits on every GPU, once CUDA is in use
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    _measure._wait_for_gpus()
+    assert synced == [0, 1]

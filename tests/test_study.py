@@ -117,9 +117,11 @@ def test_interrupted_study_resumes(tmp_path):
     path = _spec(tmp_path, n_trials=3)
     storage = f"sqlite:///{tmp_path}/s.db"
     spec = load_spec(path)
-    study = run_study(spec, storage=storage, n_trials=2, show_progress=False)
+    seen = []
+    study = run_study(spec, storage=storage, n_trials=2, show_progress=False,
+                      callbacks=[lambda s, t: seen.append(t.number)])
     first = [(t.number, t.params, t.state) for t in study.trials]
-    assert len(first) == 2
+    assert len(first) == 2 and seen == [0, 1]  # the caller's callbacks see each finished trial
     # The same command again continues the study to its target.
     study = run_study(spec, storage=storage, show_progress=False)
     states = [t.state for t in study.trials]

@@ -65,7 +65,7 @@ def test_validate_says_what_a_checkpoint_of_the_promised_probes_costs_or_that_no
                        {"machine": "x86_64", "torch": "2.13.0+cpu"})
     write_probe_costs(folder, costs)
     summary = load(folder).summary()["probe_costs"]
-    assert summary == {"steps": 7.0, "machine": "x86_64", "torch": "2.13.0+cpu"}
+    assert summary == {"steps": 7.0, "machine": "x86_64", "device": None, "torch": "2.13.0+cpu"}
     assert main(["sweeps", "validate", str(folder)]) == 0
     assert "probe costs: 7.0 training steps a checkpoint" in capsys.readouterr().out
 

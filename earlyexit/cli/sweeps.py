@@ -69,7 +69,7 @@ class SweepsCommand:
         costs = summary["probe_costs"]
         if costs is not None:
             print(f"  probe costs: {costs['steps']:.1f} training steps a checkpoint for every promised probe "
-                  f"(probe_costs.json, measured on {costs['machine']}, torch {costs['torch']})")
+                  f"(probe_costs.json, measured on {costs['device'] or costs['machine']}, torch {costs['torch']})")
         elif summary["probes"]:
             print("  probe costs: none measured (no probe_costs.json): the replay charges policies that read probes "
                   "the log's wall-clock compute_steps; `earlyexit bench probes --spec SPEC --write` measures them")

@@ -77,6 +77,7 @@ def measure_probe_costs(spec_path, *, until: int = 100, command: str | None = No
         "train_step_s": step_s, "threads": torch.get_num_threads(),
         "median_counts": {k: statistics.median(v) for k, v in counts.items()},
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "torch": torch.__version__,
+        "device": result.device,
         "command": command or f"earlyexit bench probes --spec {spec_path} --write",
     }
     return ProbeCosts(parts, provenance)

@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
@@ -233,11 +234,14 @@ def finished(study: optuna.Study) -> int:
 
 
 def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | None = None,
-              n_trials: int | None = None, n_jobs: int = 1, show_progress: bool = True) -> optuna.Study:
+              n_trials: int | None = None, n_jobs: int = 1, show_progress: bool = True,
+              callbacks: Sequence[Callable] = ()) -> optuna.Study:
     """Run (or continue) the study until it holds ``n_trials`` finished trials.
 
     The model, data and scorer are checked before the storage is touched, so
-    a bad path leaves no study behind.
+    a bad path leaves no study behind. ``callbacks``: Optuna callbacks
+    (``callback(study, frozen_trial)``) called after each trial, as
+    ``Study.optimize`` calls them.
     """
     from ..models import resolve
 
@@ -254,7 +258,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     optuna.storages.fail_stale_trials(study)
     target = n_trials or spec.n_trials
     if spec.pruner.mode == "screen":
-        return _run_screen(study, spec, objective, target, n_jobs, show_progress)
+        return _run_screen(study, spec, objective, target, n_jobs, show_progress, list(callbacks))
     remaining = target - finished(study)
     if remaining <= 0:
         return study
@@ -263,7 +267,8 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
         study.pruner = spec.pruner.build_cohort(budget, remaining)
         objective.cohort = f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
         n_jobs = remaining
-    callbacks = [optuna.study.MaxTrialsCallback(target, states=(TrialState.COMPLETE, TrialState.PRUNED))]
+    callbacks = [optuna.study.MaxTrialsCallback(target, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                 *callbacks]
     bar = None
     if show_progress:
         from tqdm.auto import tqdm
@@ -294,7 +299,7 @@ def run_study(spec: StudySpec, *, storage: str | None = None, study_name: str | 
     return study
 
 
-def _run_screen(study, spec, objective, target, n_jobs, show_progress) -> optuna.Study:
+def _run_screen(study, spec, objective, target, n_jobs, show_progress, callbacks=()) -> optuna.Study:
     """Screening: ``target`` trials to the first decision step, then the top K configs to the end."""
     done_states = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -304,7 +309,7 @@ def _run_screen(study, spec, objective, target, n_jobs, show_progress) -> optuna
     step = spec.pruner.decision_steps[0]
     remaining = target - len(phase_trials("screen"))
     if remaining > 0:
-        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, catch=CAUGHT,
+        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, catch=CAUGHT, callbacks=callbacks,
                        show_progress_bar=show_progress)
     screened = phase_trials("screen")
     scored = []
@@ -327,5 +332,5 @@ def _run_screen(study, spec, objective, target, n_jobs, show_progress) -> optuna
         if not waiting:
             break
         study.optimize(objective, n_trials=len(waiting), n_jobs=min(n_jobs, len(waiting)), catch=CAUGHT,
-                       show_progress_bar=show_progress)
+                       callbacks=callbacks, show_progress_bar=show_progress)
     return study

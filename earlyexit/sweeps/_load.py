@@ -115,6 +115,7 @@ class Sweep:
             return None
         return {"steps": self.probe_costs.of(self.probes),
                 "machine": self.probe_costs.provenance.get("machine"),
+                "device": self.probe_costs.provenance.get("device"),
                 "torch": self.probe_costs.provenance.get("torch")}
 
 
