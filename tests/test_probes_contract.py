@@ -163,21 +163,22 @@ def test_update_direction_closed_form_equals_simulation(make):
 
 
 def test_on_a_gpu_each_part_is_timed_with_the_queue_drained(tiny_bert, monkeypatch):
-    """A part's seconds are its kernels' time: the GPUs' queues are drained before and after each part."""
+    """A part's seconds are its kernels' time: the model's GPUs are synchronized before and after each part, and
+    no other device is touched (a worker pinned to one GPU opens no context on the others)."""
     from earlyexit.probes import _measure
 
     batches, _ = tiny_bert
-    drained = []
-    monkeypatch.setattr(_measure, "_wait_for_gpus", lambda: drained.append(1))
+    clocks = []
+    real = _measure._Clock
+    monkeypatch.setattr(_measure, "_Clock", lambda diag, devices=(): clocks.append(tuple(devices)) or real(diag, devices))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: pytest.fail("a CPU model waited on a GPU"))
     model = load_model("earlyexit:tiny-bert", 2, seed=0)
     result = measure(model, _bert_loss, batches, names=("loss", "gradient_norm", "hessian_top_eigenvalue"), seed=0)
-    parts = [k for k in result.diagnostics if k.startswith("seconds_")]
-    assert len(parts) >= 2 and len(drained) >= 2 * len(parts)
-    synced = []  # and draining waits on every GPU, once CUDA is in use
-    monkeypatch.undo()
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert clocks == [()] and any(k.startswith("seconds_") for k in result.diagnostics)
+    synced = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
-    _measure._wait_for_gpus()
-    assert synced == [0, 1]
+    diag = {}
+    clock = real(diag, [torch.device("cuda", 1)])
+    with clock("lanczos"):
+        assert synced == [torch.device("cuda", 1)]
+    assert synced == [torch.device("cuda", 1)] * 2 and diag["seconds_lanczos"] >= 0

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import shutil
 
 import pytest
@@ -50,9 +51,6 @@ def test_logged_sweep_validates(logged):
 
 def test_validate_says_what_a_checkpoint_of_the_promised_probes_costs_or_that_none_was_measured(logged, tmp_path,
                                                                                                  capsys):
-    import shutil
-
-    from earlyexit.cli import main
     from earlyexit.sweeps import ProbeCosts
     from earlyexit.sweeps._costs import write_probe_costs
 
@@ -68,6 +66,10 @@ def test_validate_says_what_a_checkpoint_of_the_promised_probes_costs_or_that_no
     assert summary == {"steps": 7.0, "machine": "x86_64", "device": None, "torch": "2.13.0+cpu"}
     assert main(["sweeps", "validate", str(folder)]) == 0
     assert "probe costs: 7.0 training steps a checkpoint" in capsys.readouterr().out
+    write_probe_costs(folder, ProbeCosts({"forward": 0.5, "gradient": 1.0, "critical": 2.0}))  # no Fisher price
+    assert math.isnan(load(folder).summary()["probe_costs"]["steps"])
+    assert main(["sweeps", "validate", str(folder)]) == 0
+    assert "prices only some promised probes" in capsys.readouterr().out
 
 
 def test_validate_command_json(logged, capsys):

@@ -67,7 +67,10 @@ class SweepsCommand:
             print("  probe values logged: " + ", ".join(f"{p} {share:.0%}"
                                                        for p, share in summary["probe_coverage"].items()))
         costs = summary["probe_costs"]
-        if costs is not None:
+        if costs is not None and costs["steps"] != costs["steps"]:  # NaN: a promised probe has no price there
+            print("  probe costs: probe_costs.json prices only some promised probes; measure them again with "
+                  "`earlyexit bench probes --spec SPEC --write`")
+        elif costs is not None:
             print(f"  probe costs: {costs['steps']:.1f} training steps a checkpoint for every promised probe "
                   f"(probe_costs.json, measured on {costs['device'] or costs['machine']}, torch {costs['torch']})")
         elif summary["probes"]:

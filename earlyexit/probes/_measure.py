@@ -187,7 +187,7 @@ def measure(
         need_grad = bool(_NEEDS_GRADIENT & set(names))
         need_hessian = bool(HESSIAN_PROBES & set(names))
         grads = None
-        clock = _Clock(diag)
+        clock = _Clock(diag, {p.device for p in model.parameters() if p.device.type == "cuda"})
         if need_hessian:
             with clock("gradient"):
                 loss, grads, hvp = objective.gradients_and_hvp()
@@ -250,28 +250,29 @@ def measure(
     return ProbeResult(ordered, diag, WarmStart(eigenvector, eta_c, rel_eta_c))
 
 
-def _wait_for_gpus() -> None:
-    """Wait for the kernels queued on every GPU in use, so that a part's time is its work, not its launch."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i in range(torch.cuda.device_count()):
-            torch.cuda.synchronize(i)
+def _wait_for(devices) -> None:
+    """Wait for the kernels queued on ``devices`` (the GPUs the model lives on), so that a part's time is its
+    work, not its launch."""
+    for device in devices:
+        torch.cuda.synchronize(device)
 
 
 class _Clock:
-    """Adds the wall time of each ``with clock(part):`` block to ``diag["seconds_<part>"]`` (on a GPU, the time
-    its kernels took: the queue is drained before and after)."""
+    """Adds the wall time of each ``with clock(part):`` block to ``diag["seconds_<part>"]``; on a GPU, the time
+    its kernels took: the queues of ``devices`` (the model's GPUs; none on a CPU) are drained before and after."""
 
-    def __init__(self, diag: dict[str, float]):
+    def __init__(self, diag: dict[str, float], devices=()):
         self._diag = diag
+        self._devices = tuple(devices)
 
     @contextlib.contextmanager
     def __call__(self, part: str):
-        _wait_for_gpus()
+        _wait_for(self._devices)
         t0 = time.perf_counter()
         try:
             yield
         finally:
-            _wait_for_gpus()
+            _wait_for(self._devices)
             key = f"seconds_{part}"
             self._diag[key] = self._diag.get(key, 0.0) + time.perf_counter() - t0
 

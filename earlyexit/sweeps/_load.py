@@ -113,7 +113,11 @@ class Sweep:
         """What one checkpoint of the promised probes costs in training steps, and where that was measured."""
         if self.probe_costs is None or not self.probes:
             return None
-        return {"steps": self.probe_costs.of(self.probes),
+        try:
+            steps = self.probe_costs.of(self.probes)
+        except (KeyError, ValueError):  # a price file without a part that a promised probe needs
+            steps = math.nan
+        return {"steps": steps,
                 "machine": self.probe_costs.provenance.get("machine"),
                 "device": self.probe_costs.provenance.get("device"),
                 "torch": self.probe_costs.provenance.get("torch")}
