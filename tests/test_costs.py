@@ -187,7 +187,9 @@ def test_a_seed_still_being_logged_is_not_held_out(tmp_path, capsys):
     assert out["protocol"]["seeds"] == [0, 1, 2]
     assert out["protocol"]["incomplete_seeds_skipped"] == {3: 3}
     assert main(["replay", str(path), "--prefix", "50", "--orders", "1", "--no-pareto"]) == 0
-    assert "seed 3 (3 of 8 runs)" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "seed 3 (3 of 8 runs)" in captured.out
+    assert "27 of 32 planned runs logged" in captured.err  # the command says so before any figure
 
 
 def test_fit_on_the_decision_step_alone(costed, tmp_path, capsys):

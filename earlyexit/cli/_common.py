@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 
 
 class CLIUsageError(Exception):
@@ -43,4 +44,9 @@ def load_one_budget(path):
         raise CLIUsageError(f"{path}: its runs have budgets of their own ({budgets} steps: a searched batch size); "
                             "the replay's policies place rungs on one budget. benchmarks/judge_at.py replays "
                             "Optuna pruners on such a sweep.")
+    missing = sweep.missing_runs
+    if missing:  # a sweep still being logged: its figures are of the runs so far, which a reader should know
+        print(f"warning: {path}: {len(sweep.runs)} of {len(sweep.runs) + missing} planned runs logged; it is "
+              "replayed as it is (earlyexit sweeps validate PATH --require-complete checks a sweep is complete)",
+              file=sys.stderr)
     return sweep
