@@ -2,7 +2,7 @@
 # Swap the re-logged sweeps into studies/ once all three are complete with their probes, then re-measure the
 # nested figures that read them. Refuses (exit 1, nothing changed) while any of the three is incomplete.
 #   bash relogs/swap.sh            # check, swap, and print the figure commands
-#   bash relogs/swap.sh --measure  # ... and run them (about 30 minutes of both idle cores; pause the workers)
+#   bash relogs/swap.sh --measure  # ... and run them (relogs/remeasure.sh: a few hours of both cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 names=(trec-wide64 subj-wide64 mpqa-wide96)
@@ -24,25 +24,8 @@ for name in "${names[@]}"; do
     git add "studies/$name"
     earlyexit sweeps validate "studies/$name" --require-complete
 done
-echo "swapped: ${names[*]} (commit them, then re-measure the figures below, with their dates)"
-sixteen='$(ls -d studies/*/ | grep -v agnews)'
-commands=(
-    "earlyexit replay --leave-one-task-out $sixteen --nested --policies default default_sync progress_match interval interval_tasks prefix_accuracy median successive_halving hyperband --jobs 2 --json > benchmarks/nested/all16-w1.json"
-    "earlyexit replay --leave-one-task-out $sixteen --nested --policies default lookahead median --jobs 2 --json > benchmarks/nested/lookahead16-w1.json"
-    "earlyexit replay --leave-one-task-out $sixteen --nested --policies lookahead_study --jobs 2 --json > benchmarks/nested/lookahead-study16-w1.json"
-    "earlyexit replay --leave-one-task-out $sixteen --nested --policies lookahead_refit --jobs 2 --json > benchmarks/nested/lookahead-refit16-w1.json"
-    "python benchmarks/fixed_budget.py > benchmarks/fixed-budget.txt"
-    "python benchmarks/study_refit.py --json benchmarks/study-refit.json"
-)
-for c in "${commands[@]}"; do
-    echo "  $c"
-done
-echo "also re-measure the fourteen-sweep figures (base14-*, interval14-*, size-*: their commands are in the README and"
-echo "docs/pruner.md), which read trec-wide64 and mpqa-wide96 too, and the README's first table (lookahead16-w1-first)"
+echo "swapped: ${names[*]} (commit them)"
+echo "then measure again every figure that reads them: bash relogs/remeasure.sh (--list shows what it runs)"
 if [ "${1:-}" = "--measure" ]; then
-    for c in "${commands[@]}"; do
-        echo "running: $c" >&2
-        eval "$c"
-    done
-    echo "measured; update the README and docs/lookahead.md from the new JSON (tests/test_readme_figures.py says where)"
+    bash relogs/remeasure.sh
 fi
