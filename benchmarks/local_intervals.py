@@ -1,0 +1,156 @@
+"""Would intervals that widen and narrow with the predictor's own uncertainty prune more at the same loss?
+
+The look-ahead's interval at a step is the same for every trial: quantiles of the study's errors there. Where a
+trial's nearest readings agree on its gain (a learning rate the study has already tried, say), that width is more
+than it needs; where they disagree, less. Normalized split-conformal intervals scale each trial's margins by the
+spread of its own neighbours' gains (their median absolute deviation around the median, the prediction): the
+study's errors are divided by the spread of each erring prediction, and a trial's margins are those quantiles
+times its own spread. Coverage holds as before (the normalized errors are exchangeable in the same way); only the
+width moves. This replays the study-refit look-ahead (``lookahead_refit``: keep 1, z 1, shrink 0.25, study-only
+margins, its predictor fitted on the other tasks) with the plain and the normalized intervals at coverages of 80%
+and 70% each side, every sweep, W = 1. Not nested, so no figure here is a result: it says whether the idea moves
+the frontier (`benchmarks/lookahead_frontier.py`) enough to be built into the predictor. Run from the repository root:
+
+    python benchmarks/local_intervals.py [--orders 10] [--json benchmarks/local-intervals.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from earlyexit.pruning import DEFAULT_RULE, fallback_margins
+from earlyexit.pruning._lookahead import lookahead_prunes, margins
+from earlyexit.replay._engine import RuleJudge, held_sets, live
+from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
+
+from _sweeps import training_sweeps  # benchmarks/ is on the path
+
+SHRINK = 0.25
+FLOOR = 0.01
+"""The least spread, in headroom units: neighbours that agree exactly (a plateau) still leave the dev set's noise."""
+
+
+def median_spread(prior_d, prior_g, study_d, study_gain, k):
+    """Each query's median gain over its ``k`` nearest (as ``earlyexit.scoring.study_medians`` picks them) and the
+    median absolute deviation of those gains around it (at least :data:`FLOOR`)."""
+    n, kp = prior_d.shape
+    d = np.concatenate([prior_d, study_d], axis=1) if study_d.shape[1] else prior_d
+    med, spread = np.full(n, np.nan), np.full(n, np.nan)
+    ok = np.isfinite(prior_d).all(axis=1)
+    if ok.any():
+        kk = min(k, d.shape[1])
+        near = np.argpartition(d[ok], kk - 1, axis=1)[:, :kk]
+        study_gain = np.asarray(study_gain, dtype=float)
+        prior = prior_g[np.flatnonzero(ok)[:, None], np.minimum(near, kp - 1)]
+        gains = np.where(near < kp, prior, study_gain[np.maximum(near - kp, 0)]) if len(study_gain) else prior
+        m = np.median(gains, axis=1)
+        med[ok] = m
+        spread[ok] = np.maximum(np.median(np.abs(gains - m[:, None]), axis=1), FLOOR)
+    return med, spread
+
+
+class LocalPool(StudyPool):
+    """A study pool whose predictions come with their neighbours' spread, and whose errors are normalized by it."""
+
+    def gains_spreads(self, rows, pool):
+        index = np.asarray(pool, dtype=np.intp)
+        return median_spread(self.d[rows], self.g[rows], self.D[rows][:, index], self.true[index], self.model.k)
+
+    def _errors_at(self, step, done):
+        at = [k for k, (_, s, _) in enumerate(done) if s == step]
+        if not at:
+            return []
+        pool = [r for _, _, r in done]
+        owner = np.array([t for t, _, _ in done])
+        rows = [pool[k] for k in at]
+        own = owner[at][:, None] == owner[None, :]
+        study_d = np.where(own, np.inf, self.D[np.ix_(rows, pool)])
+        med, spread = median_spread(self.d[rows], self.g[rows], study_d, self.true[pool], self.model.k)
+        errors = (self.true[rows] - med) / spread
+        return [float(e) for e in errors if math.isfinite(e)]
+
+
+class LocalJudge(LookaheadJudge):
+    """``LookaheadJudge`` with each trial's margins scaled by its own neighbours' spread (study-only margins)."""
+
+    def at(self, index, run, step):
+        if step in self.rungs and RuleJudge.at(self, index, run, step):
+            return True
+        row = self.pool.index.get((run.run_id, step))
+        reading = None if row is None else (float(self.pool.value[row]), row)
+        if reading is not None:
+            self.latest[run.run_id] = (step, *reading)
+        if reading is None or not self._decides_at(run, step):
+            return False
+        v, r = reading
+        running = [(s, rv, rr) for rid, (s, rv, rr) in self.latest.items() if rid != run.run_id]
+        med, spread = self.pool.gains_spreads([r] + [rr for _, _, rr in running], self.pool_rows)
+        if not math.isfinite(med[0]):
+            return False
+        none = (-math.inf, math.inf)
+        upper = margins(self._errors_at(step), self.coverage, none)[1] * spread[0]
+        references = list(self.finals.values())
+        for (s, rv, _), g, sp in zip(running, med[1:], spread[1:]):
+            if math.isfinite(g):
+                references.append(rv + (g + margins(self._errors_at(s), self.coverage, none)[0] * sp) * self.H)
+        return lookahead_prunes(v, float(med[0]), upper, references, headroom=self.H, keep=self.keep, z=self.z,
+                                n=self.held.n_dev, metric=self.held.metric)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--orders", type=int, default=10)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    started = time.time()
+    sweeps = training_sweeps()
+    sets = {sw.name: held_sets(sw) for sw in sweeps}
+    tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
+    settings = [(c, local) for c in (0.8, 0.7) for local in (False, True)]
+    per: dict[str, dict] = {}
+    for task in sorted(set(tasks.values())):
+        model = fit_predictor([h for n, hs in sets.items() if tasks[n] != task for h in hs])
+        for name in sorted(n for n in sets if tasks[n] == task):
+            figs = {}
+            for coverage, local in settings:
+                outs = []
+                for held in sets[name]:
+                    pool = (LocalPool if local else StudyPool)(model, held, SHRINK)
+                    fallback = fallback_margins(model, "study", coverage, held.budget)
+                    make = LocalJudge if local else LookaheadJudge
+                    outs += [live(held, make(held, DEFAULT_RULE, {}, fallback=fallback, coverage=coverage, keep=1,
+                                             z=1.0, pool=pool), o, 1) for o in range(args.orders)]
+                figs[f"{coverage:.0%} each side, {'normalized' if local else 'plain'}"] = (
+                    1 - float(np.mean([x.compute_used for x in outs])), float(np.mean([x.regret for x in outs])))
+            per[name] = figs
+        print(f"{task}: {time.time() - started:.0f} s", flush=True)
+    labels = list(next(iter(per.values())))
+    mean = {k: (float(np.mean([per[s][k][0] for s in per])), float(np.mean([per[s][k][1] for s in per])),
+                float(np.max([per[s][k][1] for s in per]))) for k in labels}
+    print(f"\nstudy-refit look-ahead (keep 1, z 1, shrink {SHRINK}), {len(per)} sweeps, W = 1, {args.orders} orders; "
+          "not nested")
+    print(f"{'sweep':16s} " + " ".join(f"{k:>30s}" for k in labels))
+    for name in per:
+        print(f"{name:16s} " + " ".join(f"{100 * per[name][k][0]:23.1f}% {per[name][k][1]:5.2f}" for k in labels))
+    print(f"{'mean (worst)':16s} " + " ".join(f"{100 * s:16.1f}% {r:5.2f} ({w:5.2f})" for s, r, w in mean.values()))
+    seconds = round(time.time() - started, 1)
+    machine = f"{os.cpu_count()}-core {platform.machine()}"
+    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "shrink": SHRINK, "floor": FLOOR,
+                                                            "keep": 1, "z": 1.0, "seconds": seconds,
+                                                            "date": time.strftime("%Y-%m-%d"), "machine": machine},
+                                               "mean": mean, "sweeps": per}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
