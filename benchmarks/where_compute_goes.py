@@ -14,15 +14,16 @@ sweep's prices) is split into
 
 The oracle trains only the winner to the end and stops every other trial at the first of the rule's rungs
 (5/10/25/50% of the budget) past its own warmup: the pruner's evidence notes' 71-79% (dev evaluations free). The
-online oracle judges at the same step and knows every final too, but not which trials are still to come: it must
-train to the end every trial that is the best so far when judged (about ln n of n in a random order). It is the
+online oracle judges at the same step and knows the final of every trial that has started, but not which trials
+are still to come: it must train to the end every trial that is the best so far when judged (about ln n of n in
+a random order at W = 1). It is the
 most a judge that decides at those steps can save, however good its predictor (the shipped rule's schedule: a
 warming-up trial passes its rungs); the gap between it and the oracle is the arrival order's. ``online, 1st
 rung`` is the same judge without the warmup exemption, deciding at the first rung (5% of the budget): the most
 the look-ahead's schedule allows (it judges at every rung, warming up or not, and at each warmup's end). Run from
 the repository root:
 
-    python benchmarks/where_compute_goes.py [--orders 10] [--json benchmarks/where-compute-goes.json]
+    python benchmarks/where_compute_goes.py [--orders 10] [--workers 1] [--json benchmarks/where-compute-goes.json]
 """
 
 from __future__ import annotations
@@ -71,25 +72,25 @@ class _Recorded(Judge):
 
 
 class _OnlineOracle(Judge):
-    """Knows each trial's final but not which trials come next: at the first of the rule's rungs past a trial's own
-    warmup it prunes the trial if its final is below the best final trained to the end so far. It keeps every trial
-    that is the best so far when it is judged, as any judge that cannot see the future must."""
+    """Knows the final of every trial that has started but not which trials come next: at the first of the rule's
+    rungs past a trial's own warmup it prunes the trial if another started trial's final is higher (that one is
+    never pruned: the best of those started is the best so far). It keeps every trial that is the best so far
+    when it is judged, as any judge that cannot see the future must."""
 
     def __init__(self, held, exempt: bool = True):
-        self.held, self.best, self.exempt = held, -np.inf, exempt
+        self.held, self.started, self.exempt = held, {}, exempt
         self.rungs = DEFAULT_RULE.rung_steps(held.budget, held.logged_steps)
 
     def steps(self, held):
         return self.rungs
 
+    def start(self, index, run):
+        self.started[index] = run.final if np.isfinite(run.final) else -np.inf
+
     def at(self, index, run, step):
         after = _warmup_end(self.held, run) if self.exempt else 0
         first = min((s for s in self.rungs if s >= after), default=None)
-        return step == first and run.final < self.best
-
-    def end(self, index, run, completed):
-        if completed and np.isfinite(run.final):
-            self.best = max(self.best, run.final)
+        return step == first and run.final < max((f for i, f in self.started.items() if i != index), default=-np.inf)
 
 
 def _warmup_end(held, run) -> int:
@@ -125,6 +126,7 @@ def _oracle(held, compute: Compute) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=1, help="trials in flight at once (W)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     started = time.time()
@@ -148,7 +150,7 @@ def main() -> int:
                                                                              coverage=0.8, keep=1, z=1.0,
                                                                              pool=pool))):
                         judge = _Recorded(inner)
-                        res = live(held, judge, o, 1)
+                        res = live(held, judge, o, args.workers)
                         steps = Compute(judge.reads, held.costs, steps=judge.steps(held))
                         split = _split(held, steps, judge.pruned, set(res.kept))
                         assert abs(sum(split.values()) - res.compute_used) < 1e-9, (name, policy, o)
@@ -157,7 +159,7 @@ def main() -> int:
         print(f"{task}: {time.time() - started:.0f} s", flush=True)
     mean = {p: {k: float(np.mean([per[s][p][k] for s in per])) for k in PARTS}
             for p in ("oracle", "online oracle", "online, 1st rung", "default", "lookahead_refit")}
-    print(f"\ncompute spent, in shares of training every config to the end; {len(per)} sweeps, W = 1, "
+    print(f"\ncompute spent, in shares of training every config to the end; {len(per)} sweeps, W = {args.workers}, "
           f"{args.orders} orders (not nested)")
     print(f"{'sweep':16s} {'policy':16s} {'saved':>6s} " + " ".join(f"{k:>18s}" for k in PARTS))
     for name in list(per) + ["mean"]:
@@ -169,7 +171,7 @@ def main() -> int:
     machine = f"{os.cpu_count()}-core {platform.machine()}"
     print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "setting": "80% each side, keep 1, "
+        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "workers": args.workers, "setting": "80% each side, keep 1, "
                                                             "z 1, shrink 0.25", "seconds": seconds,
                                                             "date": time.strftime("%Y-%m-%d"), "machine": machine},
                                                "mean": mean, "sweeps": per}, indent=1) + "\n")
