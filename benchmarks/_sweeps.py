@@ -19,3 +19,16 @@ def training_sweeps() -> list:
     """Every complete sweep of ``studies/`` but the clean test's, in the catalogue's order."""
     sweeps = [load(p) for p in find_sweeps(["studies"]) if (p / "runs.csv").exists()]
     return [sw for sw in sweeps if sw.missing_runs <= 0 and not is_clean_test(sw)]
+
+
+def held_out_by_task():
+    """For each task of :func:`training_sweeps`, in order: ``(task, the other tasks' held sets, {sweep name: its held
+    sets})``, what a benchmark fits on and what it replays, each task left out in turn."""
+    from earlyexit.replay._engine import held_sets
+
+    sweeps = training_sweeps()
+    sets = {sw.name: held_sets(sw) for sw in sweeps}
+    tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
+    for task in sorted(set(tasks.values())):
+        train = [h for n, hs in sets.items() if tasks[n] != task for h in hs]
+        yield task, train, {n: sets[n] for n in sorted(sets) if tasks[n] == task}

@@ -28,10 +28,10 @@ import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.pruning._lookahead import lookahead_prunes, margins
-from earlyexit.replay._engine import RuleJudge, held_sets, live
+from earlyexit.replay._engine import RuleJudge, live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
 
-from _sweeps import training_sweeps  # benchmarks/ is on the path
+from _sweeps import held_out_by_task  # benchmarks/ is on the path
 
 SHRINK = 0.25
 FLOOR = 0.01
@@ -111,18 +111,15 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     started = time.time()
-    sweeps = training_sweeps()
-    sets = {sw.name: held_sets(sw) for sw in sweeps}
-    tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
     settings = [(c, local) for c in (0.8, 0.7) for local in (False, True)]
     per: dict[str, dict] = {}
-    for task in sorted(set(tasks.values())):
-        model = fit_predictor([h for n, hs in sets.items() if tasks[n] != task for h in hs])
-        for name in sorted(n for n in sets if tasks[n] == task):
+    for task, train, named in held_out_by_task():
+        model = fit_predictor(train)
+        for name, held_out in named.items():
             figs = {}
             for coverage, local in settings:
                 outs = []
-                for held in sets[name]:
+                for held in held_out:
                     pool = (LocalPool if local else StudyPool)(model, held, SHRINK)
                     fallback = fallback_margins(model, "study", coverage, held.budget)
                     make = LocalJudge if local else LookaheadJudge

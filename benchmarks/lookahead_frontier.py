@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
-from earlyexit.replay._engine import held_sets, live
+from earlyexit.replay._engine import live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
 
-from _sweeps import training_sweeps  # benchmarks/ is on the path
+from _sweeps import held_out_by_task  # benchmarks/ is on the path
 
 COVERAGES = (0.9, 0.8, 0.7, 0.6, 0.5)
 ZS = (1.0, 0.5, 0.0)
@@ -40,18 +40,15 @@ def main() -> int:
     ap.add_argument("--plot", default=None)
     args = ap.parse_args()
     started = time.time()
-    sweeps = training_sweeps()
-    sets = {sw.name: held_sets(sw) for sw in sweeps}
-    tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
     settings = list(itertools.product(COVERAGES, ZS))
     per: dict[str, dict] = {}
-    for task in sorted(set(tasks.values())):
-        model = fit_predictor([h for n, hs in sets.items() if tasks[n] != task for h in hs])
-        for name in sorted(n for n in sets if tasks[n] == task):
+    for task, train, named in held_out_by_task():
+        model = fit_predictor(train)
+        for name, held_out in named.items():
             figs = {}
             for coverage, z in settings:
                 outs = []
-                for held in sets[name]:
+                for held in held_out:
                     pool = StudyPool(model, held, SHRINK)
                     fallback = fallback_margins(model, "study", coverage, held.budget)
                     outs += [live(held, LookaheadJudge(held, DEFAULT_RULE, {}, fallback=fallback, coverage=coverage,

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyexit.replay._engine import held_sets
 from earlyexit.replay._interval import grouped_rows
 from earlyexit.replay._lookahead import fit_predictor, gain_rows, lookahead_rows
 from earlyexit.scoring import refit_errors
 
-from _sweeps import training_sweeps  # benchmarks/ is on the path
+from _sweeps import held_out_by_task  # benchmarks/ is on the path
 
 SHRINK = (1.0, 0.5, 0.25, 0.1)
 K = 40
@@ -54,17 +53,12 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     started = time.time()
-    sweeps = training_sweeps()
-    sets = {sw.name: held_sets(sw) for sw in sweeps}
-    tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
-    models, out = {}, {}
-    for name in sorted(sets):
-        task = tasks[name]
-        if task not in models:
-            train = [h for n, hs in sets.items() if tasks[n] != task for h in hs]
-            models[task] = fit_predictor(train), training_rows(train)
-        per_seed = [replay(h, *models[task], args.orders) for h in sets[name]]
-        out[name] = {k: tuple(float(np.mean([s[k][j] for s in per_seed])) for j in (0, 1)) for k in per_seed[0]}
+    out = {}
+    for task, train, named in held_out_by_task():
+        model = fit_predictor(train), training_rows(train)
+        for name, held_out in named.items():
+            per_seed = [replay(h, *model, args.orders) for h in held_out]
+            out[name] = {k: tuple(float(np.mean([s[k][j] for s in per_seed])) for j in (0, 1)) for k in per_seed[0]}
     cols = list(next(iter(out.values())))
     print(f"gain error (headroom units): mean / 80% quantile, {args.orders} arrival orders, one trial at a time")
     print(f"{'sweep':16s} " + " ".join(f"{c:>20s}" for c in cols))

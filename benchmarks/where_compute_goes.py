@@ -39,11 +39,11 @@ import numpy as np
 
 from earlyexit.protocol import warmup_steps
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
-from earlyexit.replay._engine import Judge, RuleJudge, held_sets, live
+from earlyexit.replay._engine import Judge, RuleJudge, live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
 from earlyexit.replay._simulate import Compute
 
-from _sweeps import training_sweeps  # benchmarks/ is on the path
+from _sweeps import held_out_by_task  # benchmarks/ is on the path
 
 PARTS = ("winner", "other kept", "pruned, warming up", "pruned, later")
 
@@ -130,15 +130,12 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     started = time.time()
-    sweeps = training_sweeps()
-    sets = {sw.name: held_sets(sw) for sw in sweeps}
-    tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
     per: dict[str, dict] = {}
-    for task in sorted(set(tasks.values())):
-        model = fit_predictor([h for n, hs in sets.items() if tasks[n] != task for h in hs])
-        for name in sorted(n for n in sets if tasks[n] == task):
+    for task, train, named in held_out_by_task():
+        model = fit_predictor(train)
+        for name, held_out in named.items():
             rows = {"oracle": [], "online oracle": [], "online, 1st rung": [], "default": [], "lookahead_refit": []}
-            for held in sets[name]:
+            for held in held_out:
                 rows["oracle"].append(_oracle(held, Compute()))  # dev evaluations free, as in the evidence notes
                 pool = StudyPool(model, held, 0.25)
                 fallback = fallback_margins(model, "study", 0.8, held.budget)
