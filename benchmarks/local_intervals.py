@@ -64,18 +64,11 @@ class LocalPool(StudyPool):
         index = np.asarray(pool, dtype=np.intp)
         return median_spread(self.d[rows], self.g[rows], self.D[rows][:, index], self.true[index], self.model.k)
 
-    def _errors_at(self, step, done):
-        at = [k for k, (_, s, _) in enumerate(done) if s == step]
-        if not at:
-            return []
-        pool = [r for _, _, r in done]
-        owner = np.array([t for t, _, _ in done])
-        rows = [pool[k] for k in at]
-        own = owner[at][:, None] == owner[None, :]
+    def _leave_trial_out(self, rows, pool, row_trials, pool_trials):
+        own = np.asarray(row_trials)[:, None] == np.asarray(pool_trials)[None, :]
         study_d = np.where(own, np.inf, self.D[np.ix_(rows, pool)])
         med, spread = median_spread(self.d[rows], self.g[rows], study_d, self.true[pool], self.model.k)
-        errors = (self.true[rows] - med) / spread
-        return [float(e) for e in errors if math.isfinite(e)]
+        return (self.true[rows] - med) / spread  # normalized by each prediction's own spread
 
 
 class LocalJudge(LookaheadJudge):

@@ -163,10 +163,13 @@ class StudyPool:
             return []
         pool = [r for _, _, r in done]
         owner = np.array([t for t, _, _ in done])
-        rows = [pool[k] for k in at]
-        errors = self.model.leave_trial_out_errors(self.d[rows], self.g[rows], self.D[np.ix_(rows, pool)],
-                                                   self.true[pool], self.true[rows], owner[at], owner)
+        errors = self._leave_trial_out([pool[k] for k in at], pool, owner[at], owner)
         return [float(e) for e in errors if math.isfinite(e)]
+
+    def _leave_trial_out(self, rows: list[int], pool: list[int], row_trials, pool_trials) -> np.ndarray:
+        """The errors of readings ``rows``, each predicted from ``pool`` without its own trial's readings."""
+        return self.model.leave_trial_out_errors(self.d[rows], self.g[rows], self.D[np.ix_(rows, pool)],
+                                                 self.true[pool], self.true[rows], row_trials, pool_trials)
 
 
 class LookaheadJudge(RuleJudge):
