@@ -1,0 +1,117 @@
+"""Would the look-ahead save more if its bound started before four trials have completed?
+
+The study-only look-ahead bounds a trial at a step only once the study has enough completed trials for split
+conformal's rank at its coverage: four at 80% each side. Under pruning few trials complete, so it is silent at
+more than half of its decisions (`benchmarks/where_compute_goes.py`). This replays it with the bound starting
+earlier: with two or three completed trials, the widest of their errors on each side (split conformal's bound
+at coverage n / (n + 1): 67% or 75% each side, looser than 80%) until there are four. Everything else is
+``lookahead_refit`` (keep 1, z 1, shrink 0.25, its predictor fitted on the other tasks), W = 1. Not nested, so
+no figure here is a result: it says whether an earlier start moves the frontier enough to be built and chosen in
+the folds. Run from the repository root:
+
+    python benchmarks/early_bound.py [--orders 10] [--json benchmarks/early-bound.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from earlyexit.pruning import DEFAULT_RULE, fallback_margins
+from earlyexit.pruning._lookahead import lookahead_prunes, margins
+from earlyexit.replay._engine import RuleJudge, live
+from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
+
+from _sweeps import held_out_by_task  # benchmarks/ is on the path
+
+SHRINK = 0.25
+
+
+class EarlyJudge(LookaheadJudge):
+    """``LookaheadJudge`` (study-only margins) whose bound starts once ``least`` trials have completed: with fewer
+    errors at a step than its coverage's rank, the widest error on each side."""
+
+    def __init__(self, *args, least: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.least = least
+
+    def _margins(self, step):
+        errors = sorted(e for e in self._errors_at(step) if math.isfinite(e))
+        lower, upper = margins(errors, self.coverage, (-math.inf, math.inf))
+        if not math.isfinite(upper) and len(errors) >= self.least:
+            return errors[0], errors[-1]
+        return lower, upper
+
+    def at(self, index, run, step):
+        if step in self.rungs and RuleJudge.at(self, index, run, step):
+            return True
+        row = self.pool.index.get((run.run_id, step))
+        reading = None if row is None else (float(self.pool.value[row]), row)
+        if reading is not None:
+            self.latest[run.run_id] = (step, *reading)
+        if reading is None or not self._decides_at(run, step):
+            return False
+        v, r = reading
+        running = [(s, rv, rr) for rid, (s, rv, rr) in self.latest.items() if rid != run.run_id]
+        gains = self.pool.gains([r] + [rr for _, _, rr in running], self.pool_rows)
+        if not math.isfinite(gains[0]):
+            return False
+        references = list(self.finals.values())
+        for (s, rv, _), g in zip(running, gains[1:]):
+            if math.isfinite(g):
+                references.append(rv + (g + self._margins(s)[0]) * self.H)
+        return lookahead_prunes(v, float(gains[0]), self._margins(step)[1], references, headroom=self.H,
+                                keep=self.keep, z=self.z, n=self.held.n_dev, metric=self.held.metric)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--orders", type=int, default=10)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    started = time.time()
+    settings = {"from 4 completed (as now)": 4, "from 3 (75% until 4)": 3, "from 2 (67% until 4)": 2}
+    per: dict[str, dict] = {}
+    for task, train, named in held_out_by_task():
+        model = fit_predictor(train)
+        for name, held_out in named.items():
+            figs = {}
+            for label, least in settings.items():
+                outs = []
+                for held in held_out:
+                    pool = StudyPool(model, held, SHRINK)
+                    fallback = fallback_margins(model, "study", 0.8, held.budget)
+                    outs += [live(held, EarlyJudge(held, DEFAULT_RULE, {}, fallback=fallback, coverage=0.8, keep=1,
+                                                   z=1.0, pool=pool, least=least), o, 1) for o in range(args.orders)]
+                figs[label] = (1 - float(np.mean([x.compute_used for x in outs])),
+                               float(np.mean([x.regret for x in outs])))
+            per[name] = figs
+        print(f"{task}: {time.time() - started:.0f} s", flush=True)
+    mean = {k: (float(np.mean([per[s][k][0] for s in per])), float(np.mean([per[s][k][1] for s in per])),
+                float(np.max([per[s][k][1] for s in per]))) for k in settings}
+    print(f"\nstudy-refit look-ahead (80% each side, keep 1, z 1, shrink {SHRINK}), {len(per)} sweeps, W = 1, "
+          f"{args.orders} orders; not nested")
+    print(f"{'sweep':16s} " + " ".join(f"{k:>28s}" for k in settings))
+    for name in per:
+        print(f"{name:16s} " + " ".join(f"{100 * per[name][k][0]:21.1f}% {per[name][k][1]:5.2f}" for k in settings))
+    print(f"{'mean (worst)':16s} " + " ".join(f"{100 * s:14.1f}% {r:5.2f} ({w:5.2f})" for s, r, w in mean.values()))
+    seconds = round(time.time() - started, 1)
+    machine = f"{os.cpu_count()}-core {platform.machine()}"
+    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "shrink": SHRINK, "keep": 1,
+                                                            "z": 1.0, "coverage": 0.8, "seconds": seconds,
+                                                            "date": time.strftime("%Y-%m-%d"), "machine": machine},
+                                               "mean": mean, "sweeps": per}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
