@@ -28,7 +28,7 @@ import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.pruning._lookahead import lookahead_prunes, margins
-from earlyexit.replay._engine import RuleJudge, live
+from earlyexit.replay._engine import live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
 
 from _sweeps import held_out_by_task  # benchmarks/ is on the path
@@ -74,17 +74,7 @@ class LocalPool(StudyPool):
 class LocalJudge(LookaheadJudge):
     """``LookaheadJudge`` with each trial's margins scaled by its own neighbours' spread (study-only margins)."""
 
-    def at(self, index, run, step):
-        if step in self.rungs and RuleJudge.at(self, index, run, step):
-            return True
-        row = self.pool.index.get((run.run_id, step))
-        reading = None if row is None else (float(self.pool.value[row]), row)
-        if reading is not None:
-            self.latest[run.run_id] = (step, *reading)
-        if reading is None or not self._decides_at(run, step):
-            return False
-        v, r = reading
-        running = [(s, rv, rr) for rid, (s, rv, rr) in self.latest.items() if rid != run.run_id]
+    def _decide(self, v, r, step, running):
         med, spread = self.pool.gains_spreads([r] + [rr for _, _, rr in running], self.pool_rows)
         if not math.isfinite(med[0]):
             return False

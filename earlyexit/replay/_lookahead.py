@@ -225,7 +225,11 @@ class LookaheadJudge(RuleJudge):
         if reading is None or not self._decides_at(run, step):
             return False
         v, g = reading
-        running = [(s, rv, rg) for rid, (s, rv, rg) in self.latest.items() if rid != run.run_id]
+        return self._decide(v, g, step, [(s, rv, rg) for rid, (s, rv, rg) in self.latest.items() if rid != run.run_id])
+
+    def _decide(self, v: float, g, step: int, running: list) -> bool:
+        """The bound on a reading (dev metric ``v``; its predicted gain, or its pool row with a pool) at ``step``,
+        beside the other ``running`` trials' latest readings ``(step, value, gain or pool row)``."""
         errors = self.errors
         if self.pool is not None:  # gains now, with the trials completed by now among the neighbours
             gains = self.pool.gains([g] + [rg for _, _, rg in running], self.pool_rows)
