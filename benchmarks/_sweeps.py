@@ -32,3 +32,22 @@ def held_out_by_task():
     for task in sorted(set(tasks.values())):
         train = [h for n, hs in sets.items() if tasks[n] != task for h in hs]
         yield task, train, {n: sets[n] for n in sorted(sets) if tasks[n] == task}
+
+
+def settings_table(per: dict, title: str) -> dict:
+    """Print ``per`` (``{sweep: {setting: (saved, mean regret)}}``) as a table, one column a setting, with the mean
+    over sweeps and the worst regret; return ``{setting: (mean saved, mean regret, worst regret)}``."""
+    import numpy as np
+
+    labels = list(next(iter(per.values())))
+    mean = {k: (float(np.mean([per[s][k][0] for s in per])), float(np.mean([per[s][k][1] for s in per])),
+                float(np.max([per[s][k][1] for s in per]))) for k in labels}
+    width = max(28, *(len(k) for k in labels))
+    print(f"\n{title}")
+    print(f"{'sweep':16s} " + " ".join(f"{k:>{width}s}" for k in labels))
+    for name in per:
+        print(f"{name:16s} " + " ".join(f"{100 * per[name][k][0]:{width - 7}.1f}% {per[name][k][1]:5.2f}"
+                                        for k in labels))
+    print(f"{'mean (worst)':16s} " + " ".join(f"{100 * s:{width - 15}.1f}% {r:5.2f} ({w:5.2f})"
+                                             for s, r, w in mean.values()))
+    return mean

@@ -29,7 +29,7 @@ from earlyexit.pruning._lookahead import lookahead_prunes, margins
 from earlyexit.replay._engine import live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
 
-from _sweeps import held_out_by_task  # benchmarks/ is on the path
+from _sweeps import held_out_by_task, settings_table  # benchmarks/ is on the path
 
 SHRINK = 0.25
 
@@ -84,14 +84,8 @@ def main() -> int:
                                float(np.mean([x.regret for x in outs])))
             per[name] = figs
         print(f"{task}: {time.time() - started:.0f} s", flush=True)
-    mean = {k: (float(np.mean([per[s][k][0] for s in per])), float(np.mean([per[s][k][1] for s in per])),
-                float(np.max([per[s][k][1] for s in per]))) for k in settings}
-    print(f"\nstudy-refit look-ahead (80% each side, keep 1, z 1, shrink {SHRINK}), {len(per)} sweeps, W = 1, "
-          f"{args.orders} orders; not nested")
-    print(f"{'sweep':16s} " + " ".join(f"{k:>28s}" for k in settings))
-    for name in per:
-        print(f"{name:16s} " + " ".join(f"{100 * per[name][k][0]:21.1f}% {per[name][k][1]:5.2f}" for k in settings))
-    print(f"{'mean (worst)':16s} " + " ".join(f"{100 * s:14.1f}% {r:5.2f} ({w:5.2f})" for s, r, w in mean.values()))
+    mean = settings_table(per, f"study-refit look-ahead (80% each side, keep 1, z 1, shrink {SHRINK}), {len(per)} sweeps, W = 1, "
+                          f"{args.orders} orders; not nested")
     seconds = round(time.time() - started, 1)
     machine = f"{os.cpu_count()}-core {platform.machine()}"
     print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")

@@ -31,7 +31,7 @@ from earlyexit.pruning._lookahead import lookahead_prunes, margins
 from earlyexit.replay._engine import live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
 
-from _sweeps import held_out_by_task  # benchmarks/ is on the path
+from _sweeps import held_out_by_task, settings_table  # benchmarks/ is on the path
 
 SHRINK = 0.25
 FLOOR = 0.01
@@ -112,15 +112,8 @@ def main() -> int:
                     1 - float(np.mean([x.compute_used for x in outs])), float(np.mean([x.regret for x in outs])))
             per[name] = figs
         print(f"{task}: {time.time() - started:.0f} s", flush=True)
-    labels = list(next(iter(per.values())))
-    mean = {k: (float(np.mean([per[s][k][0] for s in per])), float(np.mean([per[s][k][1] for s in per])),
-                float(np.max([per[s][k][1] for s in per]))) for k in labels}
-    print(f"\nstudy-refit look-ahead (keep 1, z 1, shrink {SHRINK}), {len(per)} sweeps, W = 1, {args.orders} orders; "
-          "not nested")
-    print(f"{'sweep':16s} " + " ".join(f"{k:>30s}" for k in labels))
-    for name in per:
-        print(f"{name:16s} " + " ".join(f"{100 * per[name][k][0]:23.1f}% {per[name][k][1]:5.2f}" for k in labels))
-    print(f"{'mean (worst)':16s} " + " ".join(f"{100 * s:16.1f}% {r:5.2f} ({w:5.2f})" for s, r, w in mean.values()))
+    mean = settings_table(per, f"study-refit look-ahead (keep 1, z 1, shrink {SHRINK}), {len(per)} sweeps, W = 1, {args.orders} orders; "
+                          "not nested")
     seconds = round(time.time() - started, 1)
     machine = f"{os.cpu_count()}-core {platform.machine()}"
     print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
