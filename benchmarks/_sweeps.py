@@ -5,6 +5,12 @@ frontier, predictor features) leave out the same task. Imported by those scripts
 as ``python benchmarks/<name>.py`` (their folder is then on the path).
 """
 
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
 from earlyexit.sweeps import find_sweeps, load
 
 CLEAN_TEST = ("agnews",)
@@ -51,3 +57,52 @@ def settings_table(per: dict, title: str) -> dict:
     print(f"{'mean (worst)':16s} " + " ".join(f"{100 * s:{width - 15}.1f}% {r:5.2f} ({w:5.2f})"
                                              for s, r, w in mean.values()))
     return mean
+
+
+def replay_by_task(settings: dict, orders: int, *, workers: int = 1, seen=None) -> dict:
+    """Replay each setting on every sweep of :func:`held_out_by_task`, its predictor fitted on the other tasks:
+    ``{sweep: {label: (compute saved, mean regret)}}``, means over the sweep's seeds and ``orders`` arrival orders.
+
+    ``settings``: ``{label: prepare(predictor, held set) -> judge(order)}``; ``prepare`` runs once a held set
+    (what every order shares, such as a study pool) and returns what makes a fresh judge for each order.
+    ``seen(label, judge)``, where given, is called with each judge after its replay."""
+    import numpy as np
+
+    from earlyexit.replay._engine import live
+    from earlyexit.replay._lookahead import fit_predictor
+
+    started = time.time()
+    per: dict[str, dict] = {}
+    for task, train, named in held_out_by_task():
+        model = fit_predictor(train)
+        for name, held_out in named.items():
+            figs = {}
+            for label, prepare in settings.items():
+                outs = []
+                for held in held_out:
+                    make = prepare(model, held)
+                    for o in range(orders):
+                        judge = make(o)
+                        outs.append(live(held, judge, o, workers))
+                        if seen is not None:
+                            seen(label, judge)
+                figs[label] = (1 - float(np.mean([x.compute_used for x in outs])),
+                               float(np.mean([x.regret for x in outs])))
+            per[name] = figs
+        print(f"{task}: {time.time() - started:.0f} s", flush=True)
+    return per
+
+
+def machine() -> str:
+    """The machine a figure was measured on, as the benchmarks stamp it."""
+    return f"{os.cpu_count()}-core {platform.machine()}"
+
+
+def finish(started: float, path: str | None, protocol: dict, **figures) -> None:
+    """Print the run's stamp (seconds since ``started``, date, machine) and, with ``path``, write ``{"protocol":
+    protocol and the stamp, **figures}`` there as JSON."""
+    seconds = round(time.time() - started, 1)
+    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine()}")
+    if path:
+        stamp = {"seconds": seconds, "date": time.strftime("%Y-%m-%d"), "machine": machine()}
+        Path(path).write_text(json.dumps({"protocol": {**protocol, **stamp}, **figures}, indent=1) + "\n")

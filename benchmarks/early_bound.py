@@ -15,21 +15,14 @@ the folds. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import time
-from pathlib import Path
-
-import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.pruning._lookahead import lookahead_prunes, margins
-from earlyexit.replay._engine import live
-from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
+from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
-from _sweeps import held_out_by_task, settings_table  # benchmarks/ is on the path
+from _sweeps import finish, replay_by_task, settings_table  # benchmarks/ is on the path
 
 SHRINK = 0.25
 
@@ -67,33 +60,22 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     started = time.time()
-    settings = {"from 4 completed (as now)": 4, "from 3 (75% until 4)": 3, "from 2 (67% until 4)": 2}
-    per: dict[str, dict] = {}
-    for task, train, named in held_out_by_task():
-        model = fit_predictor(train)
-        for name, held_out in named.items():
-            figs = {}
-            for label, least in settings.items():
-                outs = []
-                for held in held_out:
-                    pool = StudyPool(model, held, SHRINK)
-                    fallback = fallback_margins(model, "study", 0.8, held.budget)
-                    outs += [live(held, EarlyJudge(held, DEFAULT_RULE, {}, fallback=fallback, coverage=0.8, keep=1,
-                                                   z=1.0, pool=pool, least=least), o, 1) for o in range(args.orders)]
-                figs[label] = (1 - float(np.mean([x.compute_used for x in outs])),
-                               float(np.mean([x.regret for x in outs])))
-            per[name] = figs
-        print(f"{task}: {time.time() - started:.0f} s", flush=True)
+
+    def early(least):
+        def prepare(model, held):
+            pool = StudyPool(model, held, SHRINK)
+            fallback = fallback_margins(model, "study", 0.8, held.budget)
+            return lambda o: EarlyJudge(held, DEFAULT_RULE, {}, fallback=fallback, coverage=0.8, keep=1, z=1.0,
+                                        pool=pool, least=least)
+        return prepare
+
+    settings = {"from 4 completed (as now)": early(4), "from 3 (75% until 4)": early(3),
+                "from 2 (67% until 4)": early(2)}
+    per = replay_by_task(settings, args.orders)
     mean = settings_table(per, f"study-refit look-ahead (80% each side, keep 1, z 1, shrink {SHRINK}), {len(per)} sweeps, W = 1, "
                           f"{args.orders} orders; not nested")
-    seconds = round(time.time() - started, 1)
-    machine = f"{os.cpu_count()}-core {platform.machine()}"
-    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "shrink": SHRINK, "keep": 1,
-                                                            "z": 1.0, "coverage": 0.8, "seconds": seconds,
-                                                            "date": time.strftime("%Y-%m-%d"), "machine": machine},
-                                               "mean": mean, "sweeps": per}, indent=1) + "\n")
+    finish(started, args.json, {"orders": args.orders, "shrink": SHRINK, "keep": 1, "z": 1.0, "coverage": 0.8},
+           mean=mean, sweeps=per)
     return 0
 
 

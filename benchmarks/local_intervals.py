@@ -17,21 +17,16 @@ the frontier (`benchmarks/lookahead_frontier.py`) enough to be built into the pr
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.pruning._lookahead import lookahead_prunes, margins
-from earlyexit.replay._engine import live
-from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
+from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
-from _sweeps import held_out_by_task, settings_table  # benchmarks/ is on the path
+from _sweeps import finish, replay_by_task, settings_table  # benchmarks/ is on the path
 
 SHRINK = 0.25
 FLOOR = 0.01
@@ -94,34 +89,23 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     started = time.time()
-    settings = [(c, local) for c in (0.8, 0.7) for local in (False, True)]
-    per: dict[str, dict] = {}
-    for task, train, named in held_out_by_task():
-        model = fit_predictor(train)
-        for name, held_out in named.items():
-            figs = {}
-            for coverage, local in settings:
-                outs = []
-                for held in held_out:
-                    pool = (LocalPool if local else StudyPool)(model, held, SHRINK)
-                    fallback = fallback_margins(model, "study", coverage, held.budget)
-                    make = LocalJudge if local else LookaheadJudge
-                    outs += [live(held, make(held, DEFAULT_RULE, {}, fallback=fallback, coverage=coverage, keep=1,
-                                             z=1.0, pool=pool), o, 1) for o in range(args.orders)]
-                figs[f"{coverage:.0%} each side, {'normalized' if local else 'plain'}"] = (
-                    1 - float(np.mean([x.compute_used for x in outs])), float(np.mean([x.regret for x in outs])))
-            per[name] = figs
-        print(f"{task}: {time.time() - started:.0f} s", flush=True)
+
+    def intervals(coverage, local):
+        def prepare(model, held):
+            pool = (LocalPool if local else StudyPool)(model, held, SHRINK)
+            fallback = fallback_margins(model, "study", coverage, held.budget)
+            make = LocalJudge if local else LookaheadJudge
+            return lambda o: make(held, DEFAULT_RULE, {}, fallback=fallback, coverage=coverage, keep=1, z=1.0,
+                                  pool=pool)
+        return prepare
+
+    settings = {f"{c:.0%} each side, {'normalized' if local else 'plain'}": intervals(c, local)
+                for c in (0.8, 0.7) for local in (False, True)}
+    per = replay_by_task(settings, args.orders)
     mean = settings_table(per, f"study-refit look-ahead (keep 1, z 1, shrink {SHRINK}), {len(per)} sweeps, W = 1, {args.orders} orders; "
                           "not nested")
-    seconds = round(time.time() - started, 1)
-    machine = f"{os.cpu_count()}-core {platform.machine()}"
-    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "shrink": SHRINK, "floor": FLOOR,
-                                                            "keep": 1, "z": 1.0, "seconds": seconds,
-                                                            "date": time.strftime("%Y-%m-%d"), "machine": machine},
-                                               "mean": mean, "sweeps": per}, indent=1) + "\n")
+    finish(started, args.json, {"orders": args.orders, "shrink": SHRINK, "floor": FLOOR, "keep": 1, "z": 1.0},
+           mean=mean, sweeps=per)
     return 0
 
 

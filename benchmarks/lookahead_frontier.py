@@ -14,19 +14,14 @@ repository root:
 
 import argparse
 import itertools
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
-from earlyexit.replay._engine import live
-from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
+from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
-from _sweeps import held_out_by_task  # benchmarks/ is on the path
+from _sweeps import finish, machine, replay_by_task  # benchmarks/ is on the path
 
 COVERAGES = (0.9, 0.8, 0.7, 0.6, 0.5)
 ZS = (1.0, 0.5, 0.0)
@@ -40,23 +35,17 @@ def main() -> int:
     ap.add_argument("--plot", default=None)
     args = ap.parse_args()
     started = time.time()
-    settings = list(itertools.product(COVERAGES, ZS))
-    per: dict[str, dict] = {}
-    for task, train, named in held_out_by_task():
-        model = fit_predictor(train)
-        for name, held_out in named.items():
-            figs = {}
-            for coverage, z in settings:
-                outs = []
-                for held in held_out:
-                    pool = StudyPool(model, held, SHRINK)
-                    fallback = fallback_margins(model, "study", coverage, held.budget)
-                    outs += [live(held, LookaheadJudge(held, DEFAULT_RULE, {}, fallback=fallback, coverage=coverage,
-                                                       keep=1, z=z, pool=pool), o, 1) for o in range(args.orders)]
-                figs[f"{coverage:.0%} each side, z {z:g}"] = (1 - float(np.mean([x.compute_used for x in outs])),
-                                                             float(np.mean([x.regret for x in outs])))
-            per[name] = figs
-        print(f"{task}: {time.time() - started:.0f} s", flush=True)
+
+    def frontier(coverage, z):
+        def prepare(model, held):
+            pool = StudyPool(model, held, SHRINK)
+            fallback = fallback_margins(model, "study", coverage, held.budget)
+            return lambda o: LookaheadJudge(held, DEFAULT_RULE, {}, fallback=fallback, coverage=coverage, keep=1,
+                                            z=z, pool=pool)
+        return prepare
+
+    per = replay_by_task({f"{c:.0%} each side, z {z:g}": frontier(c, z)
+                          for c, z in itertools.product(COVERAGES, ZS)}, args.orders)
     labels = list(next(iter(per.values())))
     mean = {k: (float(np.mean([per[s][k][0] for s in per])), float(np.mean([per[s][k][1] for s in per])),
                 float(np.max([per[s][k][1] for s in per]))) for k in labels}
@@ -65,16 +54,10 @@ def main() -> int:
     print(f"{'setting':28s} {'saved':>7s} {'mean regret':>12s} {'worst':>7s}")
     for k, (s, r, w) in mean.items():
         print(f"{k:28s} {100 * s:6.1f}% {r:12.2f} {w:7.2f}")
-    seconds = round(time.time() - started, 1)
-    machine = f"{os.cpu_count()}-core {platform.machine()}"
-    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "shrink": SHRINK, "keep": 1,
-                                                            "sweeps": sorted(per), "seconds": seconds,
-                                                            "date": time.strftime("%Y-%m-%d"), "machine": machine},
-                                               "mean": mean, "sweeps": per}, indent=1) + "\n")
+    finish(started, args.json, {"orders": args.orders, "shrink": SHRINK, "keep": 1, "sweeps": sorted(per)},
+           mean=mean, sweeps=per)
     if args.plot:
-        _plot(mean, args.plot, f"{time.strftime('%Y-%m-%d')}, {machine}")
+        _plot(mean, args.plot, f"{time.strftime('%Y-%m-%d')}, {machine()}")
     return 0
 
 

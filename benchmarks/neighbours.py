@@ -16,11 +16,7 @@ root:
 """
 
 import argparse
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +25,7 @@ from earlyexit.replay._lookahead import gain_rows
 from earlyexit.scoring import NEIGHBOUR_CANDIDATES, choose_neighbours, refit_errors
 from earlyexit.scoring._probe_features import COVERAGE
 
-from _sweeps import training_sweeps  # benchmarks/ is on the path
+from _sweeps import finish, training_sweeps  # benchmarks/ is on the path
 
 
 
@@ -76,15 +72,8 @@ def main() -> int:
                                                                                                   "chosen")}
     print(f"{'mean':16s} {mean['shipped'][0]:8.3f} / {mean['shipped'][1]:6.3f} {mean['chosen'][0]:8.3f} / "
           f"{mean['chosen'][1]:6.3f}")
-    seconds = round(time.time() - started, 1)
-    machine = f"{os.cpu_count()}-core {platform.machine()}"
-    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "protocol": {"orders": args.orders, "candidates": NEIGHBOUR_CANDIDATES, "shrink": 0.25,
-                         "sweeps": [sw.name for sw in sweeps], "seconds": seconds,
-                         "date": time.strftime("%Y-%m-%d"), "machine": machine},
-            "sweeps": table, "mean": mean}, indent=1) + "\n")
+    finish(started, args.json, {"orders": args.orders, "candidates": NEIGHBOUR_CANDIDATES, "shrink": 0.25,
+                                "sweeps": [sw.name for sw in sweeps]}, sweeps=table, mean=mean)
     return 0
 
 

@@ -28,9 +28,6 @@ Run from the repository root:
 """
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -43,7 +40,7 @@ from earlyexit.scoring import PROBE_FEATURES, RECORD_FEATURE_NAMES, candidate_se
 from earlyexit.scoring._probe_features import COVERAGE
 from earlyexit.sweeps import find_sweeps, load
 
-from _sweeps import is_clean_test  # benchmarks/ is on the path
+from _sweeps import finish, is_clean_test  # benchmarks/ is on the path
 
 PROBES = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "hessian_top_eigenvalue", "hessian_trace",
           "critical_sharpness")
@@ -172,16 +169,9 @@ def main() -> int:
           f"{tasks - 1} tasks and each inner prior {tasks - 2}")
     if left:
         print("left out: " + "; ".join(left))
-    seconds = round(time.time() - started, 1)
-    machine = f"{os.cpu_count()}-core {platform.machine()}"
-    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "protocol": {"orders": args.orders, "features": names, "sweeps": {n: str(sw.path) for n, sw in
-                                                                              sweeps.items()},
-                         "left_out": left, "seconds": seconds, "date": time.strftime("%Y-%m-%d"),
-                         "machine": machine},
-            "sweeps": table, "mean": mean}, indent=1) + "\n")
+    finish(started, args.json, {"orders": args.orders, "features": names,
+                                "sweeps": {n: str(sw.path) for n, sw in sweeps.items()}, "left_out": left},
+           sweeps=table, mean=mean)
     return 0
 
 

@@ -12,11 +12,7 @@ this measures the predictor, not a policy. Run from the repository root:
 """
 
 import argparse
-import json
-import platform
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +20,7 @@ from earlyexit.replay._interval import grouped_rows
 from earlyexit.replay._lookahead import fit_predictor, gain_rows, lookahead_rows
 from earlyexit.scoring import refit_errors
 
-from _sweeps import held_out_by_task  # benchmarks/ is on the path
+from _sweeps import finish, held_out_by_task  # benchmarks/ is on the path
 
 SHRINK = (1.0, 0.5, 0.25, 0.1)
 K = 40
@@ -66,13 +62,7 @@ def main() -> int:
         print(f"{name:16s} " + " ".join(f"{m:9.3f} / {q:7.3f}" for m, q in row.values()))
     mean = {c: tuple(float(np.mean([row[c][j] for row in out.values()])) for j in (0, 1)) for c in cols}
     print(f"{'mean':16s} " + " ".join(f"{m:9.3f} / {q:7.3f}" for m, q in mean.values()))
-    seconds = round(time.time() - started, 1)
-    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {os.cpu_count()}-core {platform.machine()}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "k": K, "shrink": SHRINK,
-                                                            "seconds": seconds, "date": time.strftime("%Y-%m-%d"),
-                                                            "machine": f"{os.cpu_count()}-core {platform.machine()}"},
-                                               "sweeps": out, "mean": mean}, indent=1) + "\n")
+    finish(started, args.json, {"orders": args.orders, "k": K, "shrink": SHRINK}, sweeps=out, mean=mean)
     return 0
 
 

@@ -19,22 +19,17 @@ moves the frontier enough to be built and chosen in the folds. Run from the repo
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 from earlyexit.protocol import warmup_steps
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.pruning._lookahead import lookahead_prunes, margins
-from earlyexit.replay._engine import live
-from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
+from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
-from _sweeps import held_out_by_task, settings_table  # benchmarks/ is on the path
+from _sweeps import finish, replay_by_task, settings_table  # benchmarks/ is on the path
 
 SHRINK = 0.25
 LOG_SCALE = ("learning_rate", "weight_decay")
@@ -108,43 +103,31 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     started = time.time()
-    settings = {"lookahead_refit (as now)": None,
-                "+ surrogate in warmup, k 3": (3, False), "+ surrogate in warmup, k 1": (1, False),
-                "+ surrogate at the first step, k 3": (3, True)}
-    per: dict[str, dict] = {}
-    pruned: dict[str, int] = {label: 0 for label in settings}
-    for task, train, named in held_out_by_task():
-        model = fit_predictor(train)
-        for name, held_out in named.items():
-            figs = {}
-            for label, setting in settings.items():
-                outs = []
-                for held in held_out:
-                    pool = StudyPool(model, held, SHRINK)
-                    fallback = fallback_margins(model, "study", 0.8, held.budget)
-                    for o in range(args.orders):
-                        common = dict(fallback=fallback, coverage=0.8, keep=1, z=1.0, pool=pool)
-                        judge = LookaheadJudge(held, DEFAULT_RULE, {}, **common) if setting is None else \
-                            WarmupSurrogateJudge(held, DEFAULT_RULE, {}, k=setting[0], first=setting[1], **common)
-                        outs.append(live(held, judge, o, 1))
-                        pruned[label] += getattr(judge, "surrogate_pruned", 0)
-                figs[label] = (1 - float(np.mean([x.compute_used for x in outs])),
-                               float(np.mean([x.regret for x in outs])))
-            per[name] = figs
-        print(f"{task}: {time.time() - started:.0f} s", flush=True)
+
+    def judge(surrogate):
+        def prepare(model, held):
+            common = dict(fallback=fallback_margins(model, "study", 0.8, held.budget), coverage=0.8, keep=1, z=1.0,
+                          pool=StudyPool(model, held, SHRINK))
+            if surrogate is None:
+                return lambda o: LookaheadJudge(held, DEFAULT_RULE, {}, **common)
+            return lambda o: WarmupSurrogateJudge(held, DEFAULT_RULE, {}, k=surrogate[0], first=surrogate[1], **common)
+        return prepare
+
+    settings = {"lookahead_refit (as now)": judge(None),
+                "+ surrogate in warmup, k 3": judge((3, False)), "+ surrogate in warmup, k 1": judge((1, False)),
+                "+ surrogate at the first step, k 3": judge((3, True))}
+    pruned = dict.fromkeys(settings, 0)
+
+    def count(label, j):
+        pruned[label] += getattr(j, "surrogate_pruned", 0)
+
+    per = replay_by_task(settings, args.orders, seen=count)
     mean = settings_table(per, f"study-refit look-ahead (80% each side, keep 1, z 1, shrink {SHRINK}) with a "
                           f"warmup surrogate, {len(per)} sweeps, W = 1, {args.orders} orders; not nested")
     print("trials the surrogate pruned, all sweeps and orders: "
           + "; ".join(f"{label}: {n}" for label, n in pruned.items() if n))
-    seconds = round(time.time() - started, 1)
-    machine = f"{os.cpu_count()}-core {platform.machine()}"
-    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "shrink": SHRINK, "keep": 1,
-                                                            "z": 1.0, "coverage": 0.8, "seconds": seconds,
-                                                            "date": time.strftime("%Y-%m-%d"), "machine": machine},
-                                               "mean": mean, "surrogate_pruned": pruned, "sweeps": per},
-                                              indent=1) + "\n")
+    finish(started, args.json, {"orders": args.orders, "shrink": SHRINK, "keep": 1, "z": 1.0, "coverage": 0.8},
+           mean=mean, surrogate_pruned=pruned, sweeps=per)
     return 0
 
 

@@ -29,12 +29,8 @@ the repository root:
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -45,7 +41,7 @@ from earlyexit.replay._engine import Judge, RuleJudge, live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
 from earlyexit.replay._simulate import Compute
 
-from _sweeps import held_out_by_task  # benchmarks/ is on the path
+from _sweeps import finish, held_out_by_task  # benchmarks/ is on the path
 
 PARTS = ("winner", "other kept", "pruned, warming up", "pruned, later")
 
@@ -191,14 +187,9 @@ def main() -> int:
         print(f"{name:16s} {100 * b:5.1f}% {100 * c:5.1f}%")
     print(f"{'mean':16s} {100 * np.mean([b for b, _ in active.values()]):5.1f}% "
           f"{100 * np.mean([c for _, c in active.values()]):5.1f}%")
-    seconds = round(time.time() - started, 1)
-    machine = f"{os.cpu_count()}-core {platform.machine()}"
-    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"protocol": {"orders": args.orders, "workers": args.workers, "setting": "80% each side, keep 1, "
-                                                            "z 1, shrink 0.25", "seconds": seconds,
-                                                            "date": time.strftime("%Y-%m-%d"), "machine": machine},
-                                               "mean": mean, "sweeps": per, "bound_active": active}, indent=1) + "\n")
+    finish(started, args.json, {"orders": args.orders, "workers": args.workers,
+                                "setting": "80% each side, keep 1, z 1, shrink 0.25"},
+           mean=mean, sweeps=per, bound_active=active)
     return 0
 
 
