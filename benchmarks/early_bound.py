@@ -14,7 +14,6 @@ the folds. Run from the repository root:
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -22,7 +21,7 @@ from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.pruning._lookahead import lookahead_prunes, margins
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
-from _sweeps import finish, replay_by_task, settings_table  # benchmarks/ is on the path
+from _sweeps import arguments, finish, replay_by_task, settings_table  # benchmarks/ is on the path
 
 SHRINK = 0.25
 
@@ -55,10 +54,7 @@ class EarlyJudge(LookaheadJudge):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orders", type=int, default=10)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args = arguments(__doc__).parse_args()
     started = time.time()
 
     def early(least):

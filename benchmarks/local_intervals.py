@@ -16,7 +16,6 @@ the frontier (`benchmarks/lookahead_frontier.py`) enough to be built into the pr
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -26,7 +25,7 @@ from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.pruning._lookahead import lookahead_prunes, margins
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
-from _sweeps import finish, replay_by_task, settings_table  # benchmarks/ is on the path
+from _sweeps import arguments, finish, replay_by_task, settings_table  # benchmarks/ is on the path
 
 SHRINK = 0.25
 FLOOR = 0.01
@@ -84,10 +83,7 @@ class LocalJudge(LookaheadJudge):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orders", type=int, default=10)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args = arguments(__doc__).parse_args()
     started = time.time()
 
     def intervals(coverage, local):

@@ -12,7 +12,6 @@ repository root:
     python benchmarks/lookahead_frontier.py [--orders 10] [--json benchmarks/lookahead-frontier.json] [--plot F.png]
 """
 
-import argparse
 import itertools
 import time
 
@@ -21,7 +20,7 @@ import numpy as np
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
-from _sweeps import finish, machine, replay_by_task  # benchmarks/ is on the path
+from _sweeps import arguments, finish, machine, replay_by_task  # benchmarks/ is on the path
 
 COVERAGES = (0.9, 0.8, 0.7, 0.6, 0.5)
 ZS = (1.0, 0.5, 0.0)
@@ -29,9 +28,7 @@ SHRINK = 0.25
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orders", type=int, default=10)
-    ap.add_argument("--json", default=None)
+    ap = arguments(__doc__)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args()
     started = time.time()

@@ -15,7 +15,6 @@ root:
     python benchmarks/neighbours.py [--orders 5] [--json benchmarks/neighbours.json]
 """
 
-import argparse
 import time
 
 import numpy as np
@@ -25,7 +24,7 @@ from earlyexit.replay._lookahead import gain_rows
 from earlyexit.scoring import NEIGHBOUR_CANDIDATES, choose_neighbours, refit_errors
 from earlyexit.scoring._probe_features import COVERAGE
 
-from _sweeps import finish, training_sweeps  # benchmarks/ is on the path
+from _sweeps import arguments, finish, training_sweeps  # benchmarks/ is on the path
 
 
 
@@ -39,10 +38,7 @@ class Readings:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orders", type=int, default=5)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args = arguments(__doc__, orders=5).parse_args()
     started = time.time()
     sweeps = training_sweeps()
     readings = [Readings(h) for sw in sweeps for h in held_sets(sw)]

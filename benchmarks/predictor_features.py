@@ -27,7 +27,6 @@ Run from the repository root:
     python benchmarks/predictor_features.py --features records [--orders 5] [--json benchmarks/record-features.json]
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from earlyexit.scoring import PROBE_FEATURES, RECORD_FEATURE_NAMES, candidate_se
 from earlyexit.scoring._probe_features import COVERAGE
 from earlyexit.sweeps import find_sweeps, load
 
-from _sweeps import finish, is_clean_test  # benchmarks/ is on the path
+from _sweeps import arguments, finish, is_clean_test  # benchmarks/ is on the path
 
 PROBES = ("loss", "gradient_norm", "gradient_variance", "sam_sharpness", "hessian_top_eigenvalue", "hessian_trace",
           "critical_sharpness")
@@ -122,11 +121,8 @@ def select_sweeps(family: str):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--features", choices=("probes", "records"), required=True)
-    ap.add_argument("--orders", type=int, default=5)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args = arguments(__doc__, orders=5, extra=[("--features", dict(choices=("probes", "records"),
+                                                                   required=True))]).parse_args()
     started = time.time()
     names = list(PROBE_FEATURES) if args.features == "probes" else list(RECORD_FEATURE_NAMES)
     candidates = candidate_sets(names)

@@ -11,7 +11,6 @@ this measures the predictor, not a policy. Run from the repository root:
     python benchmarks/study_refit.py [--orders 5] [--json benchmarks/study-refit.json]
 """
 
-import argparse
 import time
 
 import numpy as np
@@ -20,7 +19,7 @@ from earlyexit.replay._interval import grouped_rows
 from earlyexit.replay._lookahead import fit_predictor, gain_rows, lookahead_rows
 from earlyexit.scoring import refit_errors
 
-from _sweeps import finish, held_out_by_task  # benchmarks/ is on the path
+from _sweeps import arguments, finish, held_out_by_task  # benchmarks/ is on the path
 
 SHRINK = (1.0, 0.5, 0.25, 0.1)
 K = 40
@@ -44,10 +43,7 @@ def replay(held, model, train, orders):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orders", type=int, default=5)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args = arguments(__doc__, orders=5).parse_args()
     started = time.time()
     out = {}
     for task, train, named in held_out_by_task():

@@ -18,7 +18,6 @@ moves the frontier enough to be built and chosen in the folds. Run from the repo
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -29,7 +28,7 @@ from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.pruning._lookahead import lookahead_prunes, margins
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
-from _sweeps import finish, replay_by_task, settings_table  # benchmarks/ is on the path
+from _sweeps import arguments, finish, replay_by_task, settings_table  # benchmarks/ is on the path
 
 SHRINK = 0.25
 LOG_SCALE = ("learning_rate", "weight_decay")
@@ -98,10 +97,7 @@ class WarmupSurrogateJudge(LookaheadJudge):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orders", type=int, default=10)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args = arguments(__doc__).parse_args()
     started = time.time()
 
     def judge(surrogate):

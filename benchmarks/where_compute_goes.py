@@ -28,7 +28,6 @@ the repository root:
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -41,7 +40,7 @@ from earlyexit.replay._engine import Judge, RuleJudge, live
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool, fit_predictor
 from earlyexit.replay._simulate import Compute
 
-from _sweeps import finish, held_out_by_task  # benchmarks/ is on the path
+from _sweeps import arguments, finish, held_out_by_task  # benchmarks/ is on the path
 
 PARTS = ("winner", "other kept", "pruned, warming up", "pruned, later")
 
@@ -136,11 +135,8 @@ def _oracle(held, compute: Compute) -> dict[str, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orders", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=1, help="trials in flight at once (W)")
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args = arguments(__doc__, extra=[("--workers", dict(type=int, default=1,
+                                                       help="trials in flight at once (W)"))]).parse_args()
     started = time.time()
     per: dict[str, dict] = {}
     active: dict[str, tuple[float, float]] = {}  # sweep -> (share of look-ahead decisions with a bound, share kept)
