@@ -48,6 +48,13 @@ jobs=(
     "benchmarks/probe-features.json|python benchmarks/predictor_features.py --features probes --orders 5 --json benchmarks/probe-features.json"
     "benchmarks/record-features.json|python benchmarks/predictor_features.py --features records --orders 5 --json benchmarks/record-features.json"
     "benchmarks/lookahead-frontier.json|python benchmarks/lookahead_frontier.py --orders 10 --json benchmarks/lookahead-frontier.json --plot benchmarks/lookahead-frontier.png"
+    "benchmarks/where-compute-goes.txt|python benchmarks/where_compute_goes.py --orders 10 --json benchmarks/where-compute-goes.json"
+    "benchmarks/where-compute-goes-w8.txt|python benchmarks/where_compute_goes.py --orders 10 --workers 8 --json benchmarks/where-compute-goes-w8.json"
+    "benchmarks/early-bound.txt|python benchmarks/early_bound.py --orders 10 --json benchmarks/early-bound.json"
+    "benchmarks/local-intervals.txt|python benchmarks/local_intervals.py --orders 10 --json benchmarks/local-intervals.json"
+    "benchmarks/warmup-surrogate.txt|python benchmarks/warmup_surrogate.py --orders 10 --json benchmarks/warmup-surrogate.json"
+    "benchmarks/tie_breakers.md|python benchmarks/tie_breakers.py $sixteen"
+    "benchmarks/winner_ranks.md|python benchmarks/winner_ranks.py $sixteen"
 )
 for job in "${jobs[@]}"; do
     out="${job%%|*}"; cmd="${job#*|}"
@@ -58,7 +65,7 @@ for job in "${jobs[@]}"; do
     if [ "${1:-}" = "--list" ]; then echo "to run   $out: $cmd"; continue; fi
     echo "$(date -u +%H:%M:%S) $out: $cmd" >&2
     start=$SECONDS
-    if [[ "$cmd" == "earlyexit replay"* || "$out" == *.txt ]]; then  # prints its figures: through a temporary file
+    if [[ "$cmd" == "earlyexit replay"* || "$out" == *.txt || "$out" == *.md ]]; then  # prints its figures: through a temporary file
         eval "$cmd" > "$out.tmp" && mv "$out.tmp" "$out" || { echo "failed: $out" >&2; rm -f "$out.tmp"; exit 1; }
     else
         eval "$cmd" || { echo "failed: $out" >&2; exit 1; }
