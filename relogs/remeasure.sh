@@ -20,7 +20,7 @@ BASE14="default default_sync progress_match crude_rule halving_rungs prefix_accu
 OPTUNA="default median patient_median percentile successive_halving hyperband wilcoxon"
 ALL16="default default_sync progress_match interval interval_tasks prefix_accuracy median successive_halving hyperband"
 jobs=(
-    "$N/all-policies16-w1.json|$(nested "$sixteen")"
+    "$N/all-policies16-w1.json|$(nested "$sixteen" --plot $N/all-policies16-w1.png)"
     "$N/all16-w1.json|$(nested "$sixteen" --policies $ALL16)"
     "$N/lookahead16-w1.json|$(nested "$sixteen" --policies lookahead)"
     "$N/lookahead-study16-w1.json|$(nested "$sixteen" --policies lookahead_study)"

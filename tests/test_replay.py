@@ -192,3 +192,19 @@ def test_replay_json_is_byte_identical_to_the_pinned_output(tmp_path, monkeypatc
     b = replay(load(folder), fit_on=[load(other)], orders=3, prefix=50, keep_top=2, pareto=False)
     text = json.dumps([{**a, "sweep": "syn"}, {**b, "sweep": "syn"}])
     assert hashlib.sha256(text.encode()).hexdigest() == REPLAY_SHA256
+
+
+def test_the_nested_plot_keeps_an_outlier_at_its_edge_and_names_it(tmp_path):
+    from earlyexit.replay import plot_nested
+
+    def fig(saved, regret):
+        return {"mean_compute_saved": saved, "mean_regret": regret}
+
+    result = {"protocol": {"sweeps": ["a", "b"], "workers": 1, "trials": None},
+              "aggregate": {"default": {"nested": fig(0.5, 0.15), "best_case": fig(0.52, 0.12)},
+                            "median": {"nested": fig(0.34, 0.17), "best_case": fig(0.5, 0.2)},
+                            "hyperparameters": {"nested": fig(0.78, 2.84), "best_case": fig(0.89, 2.9)}}}
+    path = tmp_path / "nested.png"
+    assert plot_nested(result, path) == ["hyperparameters"]
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_nested(result, tmp_path / "wide.png", x_max=5.0) == []

@@ -46,30 +46,67 @@ def format_nested(result: dict, *, markdown: bool = False) -> str:
     lines += _table(head2, rows2, markdown)
     return "\n".join(lines)
 
-def plot_nested(result: dict, path) -> None:
-    """Compute saved against mean regret, one point per policy (nested), with the best case as open markers."""
+OPTUNA_FAMILY = ("median", "patient_median", "percentile", "successive_halving", "hyperband", "wilcoxon")
+
+
+def _marker(policy: str) -> str:
+    """One marker a family: our rules (circle), Optuna's pruners (square), the look-ahead (triangle), other (diamond)."""
+    if policy.startswith("lookahead"):
+        return "^"
+    if policy in OPTUNA_FAMILY:
+        return "s"
+    return "D" if policy in ("hyperparameters",) else "o"
+
+
+def plot_nested(result: dict, path, *, x_max: float = 1.0) -> list[str]:
+    """Compute saved against mean regret, one point per policy (nested; the best case as an open marker of the
+    same colour), a legend naming each policy. A policy whose regret is beyond ``x_max`` points is drawn at the
+    right edge with its regret written beside it, so that the others stay legible (returned: those policies).
+    Stamped with the date and the machine."""
+    import os
+    import platform
+    import time
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for policy, a in result["aggregate"].items():
-        n, b = a["nested"], a["best_case"]
-        ax.scatter(n["mean_regret"], 100 * n["mean_compute_saved"], s=40)
-        ax.annotate(policy, (n["mean_regret"], 100 * n["mean_compute_saved"]), fontsize=8,
-                    xytext=(4, 3), textcoords="offset points")
-        ax.scatter(b["mean_regret"], 100 * b["mean_compute_saved"], s=25, facecolors="none", edgecolors="grey")
+    agg = result["aggregate"]
+    order = sorted(agg, key=lambda q: POLICIES.index(q) if q in POLICIES else 99)
+    worst = max([agg[q][k]["mean_regret"] for q in order for k in ("nested", "best_case")] + [0.0])
+    right = min(max(worst, 0.2) * 1.08, x_max)
+    colours = plt.get_cmap("tab20").colors
+    edge = []
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for i, policy in enumerate(order):
+        colour, marker = colours[i % len(colours)], _marker(policy)
+        for key, filled in (("nested", True), ("best_case", False)):
+            f = agg[policy][key]
+            x, y = f["mean_regret"], 100 * f["mean_compute_saved"]
+            beyond = x > right
+            ax.scatter(min(x, right), y, s=55 if filled else 30, marker=">" if beyond else marker,
+                       facecolors=colour if filled else "none", edgecolors=colour, linewidths=1.2,
+                       label=policy if filled else None, zorder=3 if filled else 2, clip_on=False)
+            if beyond and filled:
+                edge.append(policy)
+                ax.annotate(f"{policy}: {x:.2f}", (right, y), xytext=(-6, -12), textcoords="offset points",
+                            ha="right", fontsize=7, color=colour)
     p = result["protocol"]
+    ax.set_xlim(-0.02, right)
     ax.set_xlabel("mean held-out regret (points of each sweep's metric)")
     ax.set_ylabel("mean compute saved (%)")
+    stamp = f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()}-core {platform.machine()}"
     ax.set_title(f"leave-one-task-out, settings chosen on the other tasks ({len(p['sweeps'])} sweeps, "
-                 f"W={p['workers']}" + (f", {p['trials']} trials" if p["trials"] else "") + ")\n"
-                 "filled: nested; open: each policy's best case on the held-out sweep itself", fontsize=9)
+                 f"W={p['workers']}" + (f", {p['trials']} trials" if p["trials"] else "") + f"; {stamp})\n"
+                 "filled: nested; open: the same policy's best case on the held-out sweep itself", fontsize=9)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return edge
+
 
 def plot_study_size(results: Sequence[dict], path, policies: Sequence[str] = ("default", "default_sync",
                                                                                "prefix_accuracy", "median",
