@@ -4,6 +4,8 @@
 # output is listed in runs/remeasured.txt is skipped, so a run cut short resumes where it stopped.
 #   bash relogs/remeasure.sh          # all of them: a few hours of both cores (pause the sweep workers for timings)
 #   bash relogs/remeasure.sh --list   # what it would run, and what is done
+# The W = 1 files of a few policies are taken from the full comparison's run (benchmarks/nested_subset.py: a
+# policy's figures do not depend on the others beside it), so they follow it.
 # Not here: the figures of sweeps none of the three is in (base12-w1, the twelve older sweeps), and
 # lookahead16-w1-first.json, the look-ahead's first version, which the code no longer has (the docs quote its
 # default and median columns: take them from all-policies16-w1.json after the swap).
@@ -21,12 +23,12 @@ OPTUNA="default median patient_median percentile successive_halving hyperband wi
 ALL16="default default_sync progress_match interval interval_tasks prefix_accuracy median successive_halving hyperband"
 jobs=(
     "$N/all-policies16-w1.json|$(nested "$sixteen" --plot $N/all-policies16-w1.png)"
-    "$N/all16-w1.json|$(nested "$sixteen" --policies $ALL16)"
-    "$N/lookahead16-w1.json|$(nested "$sixteen" --policies lookahead)"
-    "$N/lookahead-study16-w1.json|$(nested "$sixteen" --policies lookahead_study)"
-    "$N/lookahead-refit16-w1.json|$(nested "$sixteen" --policies lookahead_refit)"
-    "$N/lookahead-tuned16-w1.json|$(nested "$sixteen" --policies lookahead_refit lookahead_tuned)"
-    "$N/lookahead-probes16-w1.json|$(nested "$sixteen" --policies default lookahead_refit lookahead_probes median)"
+    "$N/all16-w1.json|python benchmarks/nested_subset.py $N/all-policies16-w1.json $N/all16-w1.json --policies $ALL16"
+    "$N/lookahead16-w1.json|python benchmarks/nested_subset.py $N/all-policies16-w1.json $N/lookahead16-w1.json --policies lookahead"
+    "$N/lookahead-study16-w1.json|python benchmarks/nested_subset.py $N/all-policies16-w1.json $N/lookahead-study16-w1.json --policies lookahead_study"
+    "$N/lookahead-refit16-w1.json|python benchmarks/nested_subset.py $N/all-policies16-w1.json $N/lookahead-refit16-w1.json --policies lookahead_refit"
+    "$N/lookahead-tuned16-w1.json|python benchmarks/nested_subset.py $N/all-policies16-w1.json $N/lookahead-tuned16-w1.json --policies lookahead_refit lookahead_tuned"
+    "$N/lookahead-probes16-w1.json|python benchmarks/nested_subset.py $N/all-policies16-w1.json $N/lookahead-probes16-w1.json --policies default lookahead_refit lookahead_probes median"
     "$N/lookahead16-w4.json|$(nested "$sixteen" --workers 4 --policies lookahead)"
     "$N/lookahead16-w8.json|$(nested "$sixteen" --workers 8 --policies lookahead)"
     "$N/lookahead-study16-w4.json|$(nested "$sixteen" --workers 4 --policies lookahead_study)"
