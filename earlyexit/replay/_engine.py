@@ -16,7 +16,8 @@ Two shapes:
 * :func:`live` -- trials arrive in a random order and run ``workers`` at a time; each is judged at each of
   its decision steps against what the trials before it had reported *by then* (the rung values of
   trials that had reached that rung earlier), as ``earlyexit run --n-jobs W`` or W workers on one
-  storage would judge it. Time is compute: a trial reaches step s at its start plus its compute to s.
+  storage would judge it. Time is compute: a trial reaches step s at its start plus its compute to s. The
+  scheduler is :mod:`._schedule`'s, which the transfer scorer's rung rule shares.
 
 Compute is counted as :class:`~earlyexit.replay._simulate.Compute` says (a dev evaluation where the
 sweep's ``probe_costs.json`` prices one, at the steps the policy reads).
@@ -24,7 +25,6 @@ sweep's ``probe_costs.json`` prices one, at the steps the policy reads).
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,6 +38,7 @@ from ..sweeps import Sweep, load_dev_records
 from ..protocol import encode_classes, record, warmup_steps
 from ..sweeps import constant_accuracy
 from ._optuna_replay import replay_study
+from ._schedule import Judge, schedule
 from ._simulate import Compute, Outcome, Run, dev_metric_at, run_budget, runs_of, screen, sweep_context
 
 
@@ -224,28 +225,6 @@ def screened_result(held: HeldSet, outcome: Outcome) -> Result:
 
 
 # -- live, W workers -------------------------------------------------------------------------------------------
-class Judge:
-    """What a live policy does: the steps it reads, and its decision there. One judge per replayed study.
-
-    ``reads``: what it measures at each of those steps, and pays for (:class:`Compute`): a dev evaluation, and
-    the probes a judge that reads them names."""
-
-    reads: tuple[str, ...] = ("dev_metric",)
-
-    def steps(self, held: HeldSet) -> tuple[int, ...]:
-        raise NotImplementedError
-
-    def start(self, index: int, run: Run) -> None:
-        """Trial ``index`` (running ``run``) starts."""
-
-    def at(self, index: int, run: Run, step: int) -> bool:
-        """Trial ``index`` reached ``step``: True prunes it there."""
-        raise NotImplementedError
-
-    def end(self, index: int, run: Run, completed: bool) -> None:
-        """Trial ``index`` ended: trained to the end (``completed``), or pruned or diverged."""
-
-
 class RuleJudge(Judge):
     """:class:`ResolutionRule` live: a trial is judged against the rung readings reported before it reached the rung."""
 
@@ -321,58 +300,10 @@ def live(held: HeldSet, judge: Judge, order_seed: int, workers: int = 1, *,
     """Replay a live study: trials in the order drawn from ``order_seed`` (or in ``order``: indices into
     ``held.runs``, the arrival order of a study that really ran), ``workers`` at a time. ``trace``, where given,
     receives ``(compute used so far, run)`` each time a trial is trained to the end (the fixed-budget view)."""
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, but got {workers}.")
     if order is not None and sorted(order) != list(range(len(held.runs))):
         raise ValueError(f"order must be a permutation of the {len(held.runs)} runs' indices.")
     arrival = order if order is not None else np.random.default_rng(order_seed).permutation(len(held.runs))
-    order = [held.runs[i] for i in arrival]
     steps = judge.steps(held)
-    compute = Compute(judge.reads, held.costs, steps=steps)
-    events: list[tuple[float, int, int, int]] = []  # (time, sequence, trial index, position in its steps; -1 = end)
-    sequence = 0
-    used, completed = 0.0, []
-    next_trial = 0
-
-    def start(now: float) -> None:
-        nonlocal next_trial, sequence
-        if next_trial >= len(order):
-            return
-        i, next_trial = next_trial, next_trial + 1
-        run = order[i]
-        judge.start(i, run)
-        for k, s in enumerate(steps):
-            if s in run.signature and not (run.diverged and run.steps <= s):
-                heapq.heappush(events, (now + compute.until(run, s), sequence, i, k))
-                sequence += 1
-        heapq.heappush(events, (now + (compute.until(run, run.steps) if run.diverged else compute.whole(run)),
-                                sequence, i, -1))
-        sequence += 1
-
-    finished: set[int] = set()
-    for _ in range(workers):
-        start(0.0)
-    while events:
-        now, _, i, k = heapq.heappop(events)
-        if i in finished:
-            continue
-        run = order[i]
-        if k >= 0:
-            if judge.at(i, run, steps[k]):
-                finished.add(i)
-                used += compute.until(run, steps[k])
-                judge.end(i, run, False)
-                start(now)
-            continue
-        finished.add(i)
-        if run.diverged:
-            used += compute.until(run, run.steps)
-            judge.end(i, run, False)
-        else:
-            used += compute.whole(run)
-            completed.append(run)
-            if trace is not None:
-                trace.append((used, run))
-            judge.end(i, run, True)
-        start(now)
+    used, completed = schedule([held.runs[i] for i in arrival], judge, steps,
+                               Compute(judge.reads, held.costs, steps=steps), workers, trace=trace)
     return result(held, used, completed)

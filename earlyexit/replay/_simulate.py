@@ -30,6 +30,7 @@ from scipy import stats
 from ..names import DEV_METRICS
 from ..sweeps import ProbeCosts, Sweep
 from ..training import epoch_budget, schedule_context
+from ._schedule import Judge, schedule
 
 
 @dataclass(frozen=True)
@@ -270,58 +271,53 @@ def live_rungs(steps: Sequence[int], keep_top: int, score_of: Callable[[Run, int
     (``GeometricPruner(dev_ties=True)``).
 
     Unlike an offline schedule that trains every config to a rung before judging any, the first trials of
-    a study are kept for want of rivals: this is what a user of ``earlyexit run`` gets.
-    Scores and charges are computed once per (run, step) and shared across orders.
+    a study are kept for want of rivals: this is what a user of ``earlyexit run`` gets. It runs on the
+    live replays' scheduler (:func:`~earlyexit.replay._schedule.schedule`, one worker). Scores are computed
+    once per (run, step) and shared across orders.
     """
-    from ..pruning import decide
-
     if keep_top < 1:
         raise ValueError(f"keep_top must be at least 1, but got {keep_top=}.")
-    cache: dict = {}
-
     margins = {d: (margin.get(d, 0.0) if isinstance(margin, Mapping) else margin) for d in steps}
-
-    def at(r: Run, d: int) -> tuple[float, float, float | None]:  # (score, dev metric, lr progress) at a rung
-        key = (r.run_id, d)
-        if key not in cache:
-            cache[key] = (float(score_of(r, d)), r.signature[d].get("dev_metric", math.nan),
-                          r.signature[d].get("lr_progress"))
-        return cache[key]
-
-    def cost(r: Run, stopped: int | None) -> float:  # what a run costs, stopped there (None: to its end)
-        key = (r.run_id, "cost", stopped)
-        if key not in cache:
-            cache[key] = compute.whole(r) if stopped is None else compute.until(r, stopped)
-        return cache[key]
+    cache: dict = {}  # (run_id, step) -> (score, dev metric, lr progress), shared by every order
 
     def policy(runs: Sequence[Run], order_seed: int) -> Outcome:
-        seen: dict[int, list[float]] = {d: [] for d in steps}
-        seen_dev: dict[int, list[float]] = {d: [] for d in steps}
-        used, completed, scores = 0.0, [], {}
-        for i in np.random.default_rng(order_seed).permutation(len(runs)):
-            r = runs[i]
-            stopped = None
-            for d in steps:
-                if d not in r.signature or r.steps < d:
-                    break  # diverged before the rung: stops where it stopped
-                v, dev, lr_progress = at(r, d)
-                scores[r.run_id] = v
-                ties = dict(dev=dev, others_dev=seen_dev[d]) if dev_ties else {}
-                decision = decide(v, seen[d], step=d, keep_top=keep_top, margin=margins[d],
-                                  min_lr_progress=min_lr_progress, lr_progress=lr_progress, **ties)
-                seen[d].append(v)
-                seen_dev[d].append(dev)
-                if decision.prune:
-                    stopped = d
-                    break
-            if stopped is None and r.diverged:
-                stopped = r.steps
-            used += cost(r, stopped)
-            if stopped is None:
-                completed.append(r)
-        return outcome(runs, used, completed, scores)
+        judge = _RungJudge(steps, keep_top, score_of, cache, margins, min_lr_progress, dev_ties)
+        order = [runs[i] for i in np.random.default_rng(order_seed).permutation(len(runs))]
+        used, completed = schedule(order, judge, steps, compute)
+        return outcome(runs, used, completed, judge.scores)
 
     return policy
+
+
+class _RungJudge(Judge):
+    """:func:`live_rungs`'s judge: at each rung, the trial against every earlier trial's score there."""
+
+    def __init__(self, steps, keep_top, score_of, cache, margins, min_lr_progress, dev_ties):
+        self.rungs, self.keep_top, self.score_of, self.cache = tuple(steps), keep_top, score_of, cache
+        self.margins, self.min_lr_progress, self.dev_ties = margins, min_lr_progress, dev_ties
+        self.seen: dict[int, list[float]] = {d: [] for d in steps}
+        self.seen_dev: dict[int, list[float]] = {d: [] for d in steps}
+        self.scores: dict[str, float] = {}
+
+    def reaches(self, run, step):
+        """Every rung up to ``step`` is logged and within the run (a run that diverged at a rung is judged there)."""
+        return all(d in run.signature and run.steps >= d for d in self.rungs[:self.rungs.index(step) + 1])
+
+    def at(self, index, run, step):
+        from ..pruning import decide
+
+        key = (run.run_id, step)
+        if key not in self.cache:
+            self.cache[key] = (float(self.score_of(run, step)), run.signature[step].get("dev_metric", math.nan),
+                               run.signature[step].get("lr_progress"))
+        v, dev, lr_progress = self.cache[key]
+        self.scores[run.run_id] = v
+        ties = dict(dev=dev, others_dev=self.seen_dev[step]) if self.dev_ties else {}
+        decision = decide(v, self.seen[step], step=step, keep_top=self.keep_top, margin=self.margins[step],
+                          min_lr_progress=self.min_lr_progress, lr_progress=lr_progress, **ties)
+        self.seen[step].append(v)
+        self.seen_dev[step].append(dev)
+        return decision.prune
 
 
 def dev_metric_at(run: Run, step: int) -> float:
