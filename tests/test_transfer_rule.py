@@ -40,6 +40,19 @@ def test_live_rungs_keep_the_top_so_far_judge_late_starters_later_and_charge_wha
     assert set(live_rungs((100,), 1, by_dev, margin=0.03)(runs, reversed_order).kept) == {"r3", "r1", "r0"}
 
 
+def test_live_rungs_judge_a_run_that_diverged_at_a_rung_there_and_charge_it_to_the_divergence():
+    by_dev = lambda r, d: r.signature[d]["dev_metric"]  # noqa: E731
+    diverged = _run(0, math.nan, {100: 0.90}, steps=100)  # diverged at step 100: its reading there still counts
+    runs = [diverged, _run(1, 0.80, {100: 0.70, 400: 0.75}), _run(2, 0.85, {100: 0.95, 400: 0.80})]
+    out = live_rungs((100, 400), 1, by_dev)(runs, 1)  # order seed 1: r0, r1, r2
+    # r1 is behind r0's reading at step 100 and stops there; r2 leads it and finishes.
+    assert out.kept == ("r2",) and out.scores["r0"] == 0.90
+    assert out.compute_used == pytest.approx((100 + 100 + 1000) / 2100)  # of training each to its end
+    # A run that never reported at the first rung is not judged at the later one either.
+    gap = _run(3, 0.70, {400: 0.10})
+    assert "r3" in live_rungs((100, 400), 1, by_dev)([runs[2], gap], 1).kept
+
+
 def _in_an_optuna_study(runs, order, score_of, attr, pruner):
     """``runs`` as trials of a real Optuna study with ``pruner``, arriving in the replay's order ``order``:
     each reports ``score_of(run, step)`` at steps 50 and 200, with its signature's ``attr`` as the user
