@@ -51,13 +51,13 @@ CASES = [
     ("docs/lookahead.md", "lookahead-study16-w8.json", "lookahead_study",
      lambda a: f"{_pct(a['mean_compute_saved'])} / {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
 ] + [
-    (doc, "lookahead-probes14-w1.json", policy,
+    (doc, "lookahead-probes16-w1.json", policy,
      lambda a: f"{_pct(a['mean_compute_saved'])} / {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}")
     for policy in ("default", "lookahead_refit", "lookahead_probes", "median") for doc in ("docs/lookahead.md",)
 ] + [
-    ("README.md", "lookahead-probes14-w1.json", "lookahead_probes",
+    ("README.md", "lookahead-probes16-w1.json", "lookahead_probes",
      lambda a: f"saves {_pct(a['mean_compute_saved'])} at {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
-    ("README.md", "lookahead-probes14-w1.json", "lookahead_refit",
+    ("README.md", "lookahead-probes16-w1.json", "lookahead_refit",
      lambda a: f"against {_pct(a['mean_compute_saved'])} at {_pts(a['mean_regret'])} / {_pts(a['worst_regret'])}"),
 ]
 
