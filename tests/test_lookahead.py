@@ -254,3 +254,41 @@ def test_a_lookahead_reading_probe_features_pays_for_their_probes_at_every_step_
     for reads, per_step in [(("dev_metric",), 3.0), (judge.reads, 3.0 + 1.0 + 2.0 + 0.25)]:
         used = live(held, _Reader(reads), 0).compute_used
         assert used == pytest.approx((full + 4 * len(STEPS) * per_step) / full)
+
+
+def test_running_trials_predictions_alone_never_prune_before_keep_trials_have_completed():
+    from earlyexit.pruning._lookahead import lookahead_judge
+
+    tight = lambda step: (-0.01, 0.01)  # noqa: E731  (the other tasks' margins: narrow)
+    ahead = [(100, 0.90, 0.05)]  # a running trial far ahead, by its prediction
+    common = dict(errors={}, running=ahead, fallback=tight, coverage=0.8, z=1.0, headroom=0.5, n=1000)
+    assert not lookahead_judge(0.55, 0.0, 100, finals=[], keep=1, **common)
+    assert lookahead_judge(0.55, 0.0, 100, finals=[0.60], keep=1, **common)  # one final: the bound judges
+    assert not lookahead_judge(0.55, 0.0, 100, finals=[0.60], keep=2, **common)
+
+
+@pytest.mark.parametrize("workers", [4, 8])
+def test_with_many_workers_the_lookahead_still_trains_a_trial_to_the_end(model, workers):
+    held = _held("many", 41, n_runs=24)
+    gain = predictions(model, held)
+    fallback = fallback_margins(model, "study+tasks", 0.8, BUDGET)
+    for order in range(6):
+        out = live(held, LookaheadJudge(held, DEFAULT_RULE, gain, fallback=fallback, coverage=0.8, keep=1), order,
+                   workers)
+        assert out.kept, f"order {order}: every trial pruned"
+
+
+@pytest.mark.parametrize("workers", [1, 3, 8])
+def test_the_shipped_rule_decides_as_the_replay_when_trials_run_at_one_pace(workers):
+    # Trials started together reach each rung together: the one judged first must meet only the trials that
+    # have reached the rung (as the replay's rule does), not the others' earlier readings.
+    from earlyexit.pruning import ResolutionPruner
+    from earlyexit.replay._engine import RuleJudge
+
+    for seed in (21, 22, 41):
+        held = _held("pace", seed, n_runs=14)
+        for order in range(4):
+            replayed = live(held, RuleJudge(held, DEFAULT_RULE), order, workers)
+            shipped = live(held, OptunaJudge(held, lambda: ResolutionPruner(DEFAULT_RULE, max_resource=BUDGET), order,
+                                             attrs=True), order, workers)
+            assert shipped.kept == replayed.kept, (seed, order)

@@ -49,7 +49,14 @@ def lookahead_judge(value: float, gain: float, step: int, *, finals: Sequence[fl
     knows: the completed trials' ``finals``; their ``errors`` by step (true minus predicted gain, headroom
     units); the other ``running`` trials' latest readings ``(step, value, gain)``, whose pessimistic finals count
     as references too; ``fallback(step)``: the margins where the study has too few errors at a step. The
-    replay's judge and the Optuna pruner both call this."""
+    replay's judge and the Optuna pruner both call this.
+
+    Nothing is pruned by the bound until ``keep`` trials have completed: running trials' predictions alone
+    could otherwise prune every trial of a study in turn (each by others that are pruned later), leaving none
+    trained to the end. With one worker the references are completed finals only, so this changes nothing there;
+    with several it only holds back the other tasks' margins (``study+tasks``) before the study's first finals."""
+    if len(finals) < keep:
+        return False
     upper = margins(errors.get(step, ()), coverage, fallback(step))[1]
     references = list(finals)
     for s, v, g in running:
