@@ -35,9 +35,10 @@ class ResolutionPruner(BasePruner):
     reports at or past each rung (5%, 10%, 25% and 50% of the budget by default), and nowhere else. The budget
     is the trial's own ``max_steps`` where it reported one (:func:`earlyexit.report`), else ``max_resource``,
     else the study's ``earlyexit:budget_steps`` (``earlyexit run`` sets it). With no budget known it decides
-    nothing and says so once. It is compared there with the trials that reported at the same step number, or
-    their latest reading before it (``judge_at="step"``, the default; trials whose budgets ended before that
-    step are left out), or with every other trial at the same rung of *its* own budget
+    nothing and says so once. It is compared there with the trials that have reached that step: their reading
+    at the same step number, or their latest before it where they went past it without reporting there
+    (``judge_at="step"``, the default; a trial still short of the step, pruned before it, or whose budget ended
+    before it is left out, as the replay leaves it out), or with every other trial at the same rung of *its* own budget
     (``judge_at="fraction"``: trials of different lengths meet at the same share of their schedules); with one
     budget and one reporting cadence for all, the two are the same. Where budgets differ (a searched batch size)
     the replay measured same-step judging to lose less (``benchmarks/judge_at.py``; ``docs/protocol.md``).
@@ -134,10 +135,13 @@ class ResolutionPruner(BasePruner):
             theirs = protocol.budget(t, default)
             if self.judge_at == "step":
                 # Its reading at this step, else its latest before it (a trial reporting only at its own rungs,
-                # as the Trainer callback does, rarely reports at another's rung steps); not a trial whose
-                # budget ended before this step.
+                # as the Trainer callback does, rarely reports at another's rung steps); only a trial that has
+                # reported at or past this step (one still short of it, or pruned before it, has not reached the
+                # rung: the replay's rule meets the trials that reached it), and not one whose budget ended
+                # before this step.
                 earlier = [s for s in t.intermediate_values if s <= step]
-                if earlier and (theirs is None or theirs > step):
+                reached = bool(earlier) and max(t.intermediate_values) >= step
+                if reached and (theirs is None or theirs > step):
                     rivals.append((t, max(earlier)))
                 continue
             s = protocol.rung_step(t.intermediate_values, fraction, theirs) if theirs else None
