@@ -4,8 +4,9 @@ A study that searches the batch size (or the epochs) holds trials of different b
 ``benchmarks/budgets/sst2-2k-budgets32/`` they run 96, 189, 375 or 750 steps. ``ResolutionPruner`` judges each
 trial at the rule's rungs on its own budget; what it compares it with there is the choice measured here:
 
-- ``fraction``: every other trial's reading at the same share of *its* budget (the default);
-- ``step``: every other trial's reading at the same step number (what Optuna's own pruners do).
+- ``fraction``: every other trial's reading at the same share of *its* budget;
+- ``step``: every other trial's reading at the same step number, or its latest before it where it went past
+  the step without reporting there (what Optuna's own pruners do; the default, chosen here).
 
 Each study is replayed through a real in-memory Optuna study (``earlyexit.replay``'s ``OptunaJudge``: the pruner's
 own ``prune()`` on what ``earlyexit.report`` records from the log), the configs arriving in random orders, one at a

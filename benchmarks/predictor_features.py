@@ -17,9 +17,8 @@ the absolute refit error wins), and only then is the held-out task predicted wit
 held-out sweep, the refit error of the shipped features and of the chosen set (mean / 80% quantile), and the set
 chosen. Nothing is pruned: this measures the predictor, which is what a feature would change.
 
-Sweeps: AG News, the look-ahead's clean test, is left out; a complete re-log in ``relogs/`` stands in for its
-original. With ``probes``, every sweep of ``studies/`` whose spec promises the probes and that holds them on at
-least 95% of its checkpoint rows; with ``records``, every sweep that logs per-example records (format 3): only
+Sweeps: AG News, the look-ahead's clean test, is left out. With ``probes``, every sweep of ``studies/`` whose
+spec promises the probes and that holds them on at least 95% of its checkpoint rows; with ``records``, every sweep that logs per-example records (format 3): only
 four tasks, so each inner choice sees three tasks and each inner prior two, a thin base said beside the table.
 Run from the repository root:
 
@@ -28,7 +27,6 @@ Run from the repository root:
 """
 
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -96,11 +94,8 @@ def errors(train: list[Readings], held: Readings, cand, orders: int) -> np.ndarr
 
 
 def select_sweeps(family: str):
-    """The sweeps that hold the family's inputs, a complete re-log standing in for its original; those left out,
-    and why."""
+    """The sweeps that hold the family's inputs; those left out, and why."""
     chosen, left = {}, []
-    relogs = {p.name: p for p in find_sweeps(["relogs"]) if (p / "runs.csv").exists()} if Path("relogs").is_dir() \
-        else {}
     for path in find_sweeps(["studies"]):
         if not (path / "runs.csv").exists():
             continue
@@ -108,10 +103,8 @@ def select_sweeps(family: str):
         if is_clean_test(sw):
             left.append(f"{sw.name} (the clean test)")
             continue
-        if sw.name in relogs and load(relogs[sw.name]).missing_runs <= 0:
-            sw = load(relogs[sw.name])
-        elif family == "probes" and (sw.missing_runs > 0 or sw.probe_shortfalls() is not None
-                                     or not set(PROBES) <= set(sw.probes)):
+        if family == "probes" and (sw.missing_runs > 0 or sw.probe_shortfalls() is not None
+                                   or not set(PROBES) <= set(sw.probes)):
             left.append(f"{sw.name} (its probes are not logged)")
             continue
         if family == "records" and not (sw.path / "dev_predictions.csv").exists():
