@@ -17,8 +17,7 @@ from __future__ import annotations
 import math
 import time
 
-from earlyexit.pruning import DEFAULT_RULE, fallback_margins
-from earlyexit.pruning._lookahead import lookahead_prunes, margins
+from earlyexit.pruning import DEFAULT_RULE
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
 from _sweeps import arguments, finish, replay_by_task, settings_table  # benchmarks/ is on the path
@@ -27,30 +26,18 @@ SHRINK = 0.25
 
 
 class EarlyJudge(LookaheadJudge):
-    """``LookaheadJudge`` (study-only margins) whose bound starts once ``least`` trials have completed: with fewer
-    errors at a step than its coverage's rank, the widest error on each side."""
+    """``LookaheadJudge`` (study-only margins) whose bound starts once ``least`` trials have completed: where a
+    step has fewer errors than its coverage's rank but at least ``least``, the widest error on each side stands
+    in for the margins (the judge's fallback); everything else is the look-ahead's own decision."""
 
     def __init__(self, *args, least: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.least = least
+        self.fallback = self._widest
 
-    def _margins(self, step):
-        errors = sorted(e for e in self._errors_at(step) if math.isfinite(e))
-        lower, upper = margins(errors, self.coverage, (-math.inf, math.inf))
-        if not math.isfinite(upper) and len(errors) >= self.least:
-            return errors[0], errors[-1]
-        return lower, upper
-
-    def _decide(self, v, r, step, running):
-        gains = self.pool.gains([r] + [rr for _, _, rr in running], self.pool_rows)
-        if not math.isfinite(gains[0]):
-            return False
-        references = list(self.finals.values())
-        for (s, rv, _), g in zip(running, gains[1:]):
-            if math.isfinite(g):
-                references.append(rv + (g + self._margins(s)[0]) * self.H)
-        return lookahead_prunes(v, float(gains[0]), self._margins(step)[1], references, headroom=self.H,
-                                keep=self.keep, z=self.z, n=self.held.n_dev, metric=self.held.metric)
+    def _widest(self, step: int) -> tuple[float, float]:
+        errors = sorted(self._errors_at(step))
+        return (errors[0], errors[-1]) if errors and len(errors) >= self.least else (-math.inf, math.inf)
 
 
 def main() -> int:
@@ -60,8 +47,7 @@ def main() -> int:
     def early(least):
         def prepare(model, held):
             pool = StudyPool(model, held, SHRINK)
-            fallback = fallback_margins(model, "study", 0.8, held.budget)
-            return lambda o: EarlyJudge(held, DEFAULT_RULE, {}, fallback=fallback, coverage=0.8, keep=1, z=1.0,
+            return lambda o: EarlyJudge(held, DEFAULT_RULE, {}, fallback=None, coverage=0.8, keep=1, z=1.0,
                                         pool=pool, least=least)
         return prepare
 
