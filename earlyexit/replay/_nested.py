@@ -200,21 +200,23 @@ def _measure_job(args):
 
 def measure(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orders: int = 20, workers: int = 1,
             trials: int | None = None, draws: int = 5, jobs: int = 1,
-            progress: Callable[[str], None] = lambda m: None, timings: dict | None = None) -> dict:
+            progress: Callable[[str], None] = lambda m: None, timings: dict | None = None,
+            held: dict[str, list[HeldSet]] | None = None) -> dict:
     """Every candidate of every policy on every sweep: ``{sweep: {policy: [(saved, regret, test regret)]}}``.
 
     A sweep's figures are means over its seeds (and, with ``trials``, over ``draws`` studies of that many
     configs drawn from each seed). ``jobs`` processes share the work. ``timings``, where given, gains each
     policy's seconds of work summed over its jobs (the work of all processes: more than the wall time).
+    ``held``, where given, holds each sweep's :func:`held_sets` (by name), read instead of made again.
     """
     timings = {} if timings is None else timings
     sets: list[HeldSet] = []
     for sw in sweeps:
-        for held in held_sets(sw):
+        for one in (held[sw.name] if held is not None else held_sets(sw)):
             if trials is None:
-                sets.append(held)
-            elif trials <= len(held.runs):
-                sets += [held.subsample(trials, d) for d in range(draws)]
+                sets.append(one)
+            elif trials <= len(one.runs):
+                sets += [one.subsample(trials, d) for d in range(draws)]
     jobs_list = [(h, p, orders, workers) for h in sets for p in policies]
     by: dict = defaultdict(lambda: defaultdict(list))
     started = time.perf_counter()
@@ -274,27 +276,28 @@ def compare(sweeps: Sequence[Sweep], policies: Sequence[str] = POLICIES, *, orde
     started = time.perf_counter()
     per_set = [p for p in policies if p not in FITTED]
     timings: dict[str, float] = {}
+    held = {sw.name: held_sets(sw) for sw in sweeps}  # made once, read by each part below
     figures = measure(sweeps, per_set, orders=orders, workers=workers, trials=trials, draws=draws, jobs=jobs,
-                      progress=progress, timings=timings)
+                      progress=progress, timings=timings, held=held)
     out = nested(figures, {s: tasks[s] for s in figures}, per_set)
     if "hyperparameters" in policies and trials is None:
         from ._nested_surrogate import nested_surrogate, surrogate_figures
 
         began = time.perf_counter()
-        held = nested_surrogate(surrogate_figures(sweeps, jobs=jobs, progress=progress))
+        chosen = nested_surrogate(surrogate_figures(sweeps, jobs=jobs, progress=progress, held=held))
         timings["hyperparameters (wall)"] = time.perf_counter() - began
-        for s, figs in held.items():
+        for s, figs in chosen.items():
             out["held_out"].setdefault(s, {})["hyperparameters"] = figs
-        out["aggregate"]["hyperparameters"] = aggregate_rows(list(held.values()))
+        out["aggregate"]["hyperparameters"] = aggregate_rows(list(chosen.values()))
     fitted_bounds = [p for p in policies if p in BOUND_POLICIES]
     if fitted_bounds and trials is None:
         per_policy = interval_figures(sweeps, fitted_bounds, orders=orders, workers=workers, jobs=jobs,
-                                      progress=progress, timings=timings)
+                                      progress=progress, timings=timings, held=held)
         for p, figs_p in per_policy.items():
-            held = nested_two_level(figs_p, interval_labels(p))
-            for s, figs in held.items():
+            chosen = nested_two_level(figs_p, interval_labels(p))
+            for s, figs in chosen.items():
                 out["held_out"].setdefault(s, {})[p] = figs
-            out["aggregate"][p] = aggregate_rows(list(held.values()))
+            out["aggregate"][p] = aggregate_rows(list(chosen.values()))
     out["protocol"] = {"orders": orders, "wilcoxon_orders": min(orders, WILCOXON_ORDERS), "workers": workers,
                        "trials": trials, "draws": draws if trials else None, "sweeps": sorted(figures),
                        "tasks": {s: tasks[s] for s in sorted(figures)},

@@ -95,7 +95,9 @@ def _replay(held: HeldSet, models: dict, policies, orders: int, workers: int, ti
                 fallback = fallback_margins(predictor, calibration, coverage, held.budget)
                 pool = None
                 if refit and predictor is not None:
-                    pool = pools.setdefault((id(predictor), refit[0]), StudyPool(predictor, held, refit[0]))
+                    if (id(predictor), refit[0]) not in pools:  # one pool serves every setting at this shrink
+                        pools[id(predictor), refit[0]] = StudyPool(predictor, held, refit[0])
+                    pool = pools[id(predictor), refit[0]]
 
                 def judge(o):
                     return LookaheadJudge(held, DEFAULT_RULE, ahead, fallback=fallback, coverage=coverage, keep=keep,
@@ -154,13 +156,14 @@ def _trees_job(sets):
 
 
 def interval_figures(sweeps: Sequence, policies: Sequence[str] = POLICIES, *, orders: int = 20, workers: int = 1,
-                     jobs: int = 1, progress: Callable[[str], None] = lambda m: None, timings: dict | None = None
-                     ) -> dict:
+                     jobs: int = 1, progress: Callable[[str], None] = lambda m: None, timings: dict | None = None,
+                     held: dict[str, list[HeldSet]] | None = None) -> dict:
     """``{policy: {held-out task: {"inner": {sweep: figures}, "outer": {sweep: figures}}}}`` (figures: one
     ``(saved, regret, test regret)`` per candidate). ``timings``, where given, gains the seconds of work of each
-    policy and of the fits, summed over the jobs."""
+    policy and of the fits, summed over the jobs. ``held``, where given, holds each sweep's :func:`held_sets` (by
+    name)."""
     timings = {} if timings is None else timings
-    sets = {sw.name: held_sets(sw) for sw in sweeps}
+    sets = {sw.name: held[sw.name] if held is not None else held_sets(sw) for sw in sweeps}
     tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
     names = sorted(set(tasks.values()))
 

@@ -65,12 +65,14 @@ def _replay_at_every_k(held: HeldSet, names, fitted, orders: int) -> list[tuple[
 
 
 def surrogate_figures(sweeps, *, orders: int = 3, jobs: int = 1,
-                      progress: Callable[[str], None] = lambda m: None) -> dict:
+                      progress: Callable[[str], None] = lambda m: None,
+                      held: dict[str, list[HeldSet]] | None = None) -> dict:
     """``{held-out task: {"inner": {sweep: figures}, "outer": {sweep: figures}}}`` (figures: one per K). A fit
-    without tasks T and U serves both inner folds, T's (replayed on U) and U's (replayed on T)."""
+    without tasks T and U serves both inner folds, T's (replayed on U) and U's (replayed on T). ``held``, where
+    given, holds each sweep's :func:`held_sets` (by name)."""
     tasks = {sw.name: str(sw.manifest.get("task")) for sw in sweeps}
     runs: dict[str, list[Run]] = {sw.name: runs_of(sw) for sw in sweeps}
-    sets: dict[str, list[HeldSet]] = {sw.name: held_sets(sw) for sw in sweeps}
+    sets: dict[str, list[HeldSet]] = {sw.name: held[sw.name] if held is not None else held_sets(sw) for sw in sweeps}
     names = sorted(set(tasks.values()))
 
     def train_without(*out):

@@ -97,21 +97,21 @@ def runs_of(sweep: Sweep) -> list[Run]:
     cps = sweep.checkpoints
     params = [p for p in sweep.manifest.get("params", []) if p != "seed" and p in sweep.runs.columns]
     budget, classes, fixed = sweep_context(sweep)
+    by_run = dict(tuple(cps.groupby("run_id", sort=False)))  # each run's rows, in the file's order
+    columns = [*sweep.probes, "dev_accuracy", "dev_metric", "dev_loss"]
     out = []
     for _, r in sweep.runs.iterrows():
-        rows = cps[cps["run_id"] == r["run_id"]].sort_values("step")
+        rows = by_run.get(r["run_id"], cps.iloc[:0]).sort_values("step")
         own = run_budget(sweep, {p: r[p] for p in params}, budget, r["run_id"])
         if sweep.probe_steps:  # a version-2 sweep's final row is the final evaluation (free), not a checkpoint
             rows = rows[rows["step"].isin(sweep.probe_steps)]
         signature, compute = {}, {}
-        for _, c in rows.iterrows():
-            values = {p: float(c[p]) for p in sweep.probes}
-            values["dev_accuracy"] = float(c["dev_accuracy"])
-            values["dev_metric"] = float(c["dev_metric"])
-            values["dev_loss"] = float(c["dev_loss"])
-            values.update(context_at(int(c["step"]), {p: r[p] for p in params}, own, classes, fixed))
-            signature[int(c["step"])] = values
-            compute[int(c["step"])] = float(c["compute_steps"])
+        values_of = {c: rows[c].to_numpy() for c in columns}
+        for i, (step, spent) in enumerate(zip(rows["step"].to_numpy(), rows["compute_steps"].to_numpy())):
+            values = {c: float(values_of[c][i]) for c in columns}
+            values.update(context_at(int(step), {p: r[p] for p in params}, own, classes, fixed))
+            signature[int(step)] = values
+            compute[int(step)] = float(spent)
         out.append(Run(r["run_id"], r["config_id"], int(r["seed"]), float(r["final_metric"]), int(r["steps"]),
                        signature, compute, float(r["compute_steps"]), r["status"] == "diverged",
                        {p: r[p] for p in params}))
