@@ -46,40 +46,50 @@ def schedule(order: Sequence, judge: Judge, steps: Sequence[int], compute, worke
     ``trace``, where given, receives ``(compute used so far, run)`` each time a trial is trained to the end."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, but got {workers}.")
-    events: list[tuple[float, int, int, int]] = []  # (time, sequence, trial index, position in its steps; -1 = end)
-    sequence = 0
+    # Events (time, trial index, position in its steps; len(steps) = its end): at equal times, the trial that
+    # started first, then its earlier step, then its end. A trial's next decision step is queued only once it
+    # has passed the one before: a pruned trial's later steps are never priced.
+    events: list[tuple[float, int, int]] = []
+    end = len(steps)
     used, completed = 0.0, []
     next_trial = 0
 
+    def queue_step(now: float, i: int, run, k: int) -> None:
+        """Queue trial ``i``'s first decision step at or after position ``k`` that it reaches."""
+        for j in range(k, end):
+            if judge.reaches(run, steps[j]):
+                heapq.heappush(events, (now + compute.until(run, steps[j]), i, j))
+                return
+
+    began: dict[int, float] = {}  # each running trial's start time
+
     def start(now: float) -> None:
-        nonlocal next_trial, sequence
+        nonlocal next_trial
         if next_trial >= len(order):
             return
         i, next_trial = next_trial, next_trial + 1
         run = order[i]
         judge.start(i, run)
-        for k, s in enumerate(steps):
-            if judge.reaches(run, s):
-                heapq.heappush(events, (now + compute.until(run, s), sequence, i, k))
-                sequence += 1
-        heapq.heappush(events, (now + (compute.until(run, run.steps) if run.diverged else compute.whole(run)),
-                                sequence, i, -1))
-        sequence += 1
+        began[i] = now
+        queue_step(now, i, run, 0)
+        heapq.heappush(events, (now + (compute.until(run, run.steps) if run.diverged else compute.whole(run)), i, end))
 
     finished: set[int] = set()
     for _ in range(workers):
         start(0.0)
     while events:
-        now, _, i, k = heapq.heappop(events)
+        now, i, k = heapq.heappop(events)
         if i in finished:
             continue
         run = order[i]
-        if k >= 0:
+        if k < end:
             if judge.at(i, run, steps[k]):
                 finished.add(i)
                 used += compute.until(run, steps[k])
                 judge.end(i, run, False)
                 start(now)
+            else:
+                queue_step(began[i], i, run, k + 1)
             continue
         finished.add(i)
         if run.diverged:
