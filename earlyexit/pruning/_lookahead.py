@@ -55,13 +55,24 @@ def lookahead_judge(value: float, gain: float, step: int, *, finals: Sequence[fl
     could otherwise prune every trial of a study in turn (each by others that are pruned later), leaving none
     trained to the end. With one worker the references are completed finals only, so this changes nothing there;
     with several it only holds back the other tasks' margins (``study+tasks``) before the study's first finals."""
-    if len(finals) < keep:
+    upper = bound_upper(step, finals=finals, errors=errors, fallback=fallback, coverage=coverage, keep=keep)
+    if not math.isfinite(upper):
         return False
-    upper = margins(errors.get(step, ()), coverage, fallback(step))[1]
     references = list(finals)
     for s, v, g in running:
         references.append(v + (g + margins(errors.get(s, ()), coverage, fallback(s))[0]) * headroom)
     return lookahead_prunes(value, gain, upper, references, headroom=headroom, keep=keep, z=z, n=n, metric=metric)
+
+
+def bound_upper(step: int, *, finals: Sequence[float], errors: Mapping[int, Sequence[float]],
+                fallback: Callable[[int], tuple[float, float]], coverage: float, keep: int) -> float:
+    """The upper margin the bound reads at ``step`` (headroom units), or NaN where it cannot prune there, whatever
+    the reading: fewer than ``keep`` completed trials (see :func:`lookahead_judge`), or no finite margin (too few
+    errors at the step and no fallback). A caller can skip predicting a gain where it is NaN."""
+    if len(finals) < keep:
+        return math.nan
+    upper = margins(errors.get(step, ()), coverage, fallback(step))[1]
+    return upper if math.isfinite(upper) else math.nan
 
 
 CALIBRATIONS = ("study+tasks", "study")

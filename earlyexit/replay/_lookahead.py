@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..protocol import headroom, lookahead_row, warmup_steps
-from ..pruning import lookahead_judge
+from ..pruning import bound_upper, lookahead_judge
 from ..pruning import ResolutionRule
 from ..scoring import (PROBE_FEATURES, FinalPredictor, choose_neighbours, choose_probe_features, probe_feature_row,
                        probes_read)
@@ -232,6 +232,9 @@ class LookaheadJudge(RuleJudge):
         beside the other ``running`` trials' latest readings ``(step, value, gain or pool row)``."""
         errors = self.errors
         if self.pool is not None:  # gains now, with the trials completed by now among the neighbours
+            if not math.isfinite(bound_upper(step, finals=self.finals, errors={step: self._errors_at(step)},
+                                             fallback=self.fallback, coverage=self.coverage, keep=self.keep)):
+                return False  # the bound cannot prune here, whatever the gains: none is predicted
             gains = self.pool.gains([g] + [rg for _, _, rg in running], self.pool_rows)
             g, running = float(gains[0]), [(s, rv, float(x)) for (s, rv, _), x in zip(running, gains[1:])
                                            if math.isfinite(x)]
