@@ -292,3 +292,20 @@ def test_the_shipped_rule_decides_as_the_replay_when_trials_run_at_one_pace(work
             shipped = live(held, OptunaJudge(held, lambda: ResolutionPruner(DEFAULT_RULE, max_resource=BUDGET), order,
                                              attrs=True), order, workers)
             assert shipped.kept == replayed.kept, (seed, order)
+
+
+def test_the_bound_is_silent_where_it_cannot_prune_whatever_the_reading():
+    import math
+
+    from earlyexit.pruning import bound_upper, lookahead_judge
+
+    none = lambda step: (-math.inf, math.inf)  # noqa: E731  (study only: no margins before the study has enough)
+    errors = {100: [-0.05, -0.02, 0.0, 0.01, 0.03, 0.04, 0.06, 0.08, 0.1]}
+    common = dict(fallback=none, coverage=0.8)
+    assert math.isnan(bound_upper(100, finals=[], errors=errors, keep=1, **common))  # no final yet
+    assert math.isnan(bound_upper(200, finals=[0.9], errors=errors, keep=1, **common))  # no errors at the step
+    assert bound_upper(100, finals=[0.9], errors=errors, keep=1, **common) == 0.08  # rank ceil(10 * 0.8) = 8
+    # Where it is NaN, no reading is pruned, however far behind; where it is finite, a far-behind one is.
+    judge = dict(running=[], z=1.0, headroom=0.5, n=1000, **common)
+    assert not lookahead_judge(0.1, -1.0, 200, finals=[0.9], errors=errors, keep=1, **judge)
+    assert lookahead_judge(0.1, -1.0, 100, finals=[0.9], errors=errors, keep=1, **judge)
