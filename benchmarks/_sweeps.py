@@ -5,12 +5,12 @@ frontier, predictor features) leave out the same task. Imported by those scripts
 as ``python benchmarks/<name>.py`` (their folder is then on the path).
 """
 
+import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
+from earlyexit._stamp import machine
 from earlyexit.sweeps import find_sweeps, load
 
 CLEAN_TEST = ("agnews",)
@@ -93,22 +93,15 @@ def replay_by_task(settings: dict, orders: int, *, workers: int = 1, seen=None) 
     return per
 
 
-def arguments(doc: str, *, orders: int = 10, extra=()) -> "argparse.ArgumentParser":
+def arguments(doc: str, *, orders: int = 10, extra=()) -> argparse.ArgumentParser:
     """The analyses' command line: ``--orders`` (arrival orders a study is replayed in) and ``--json`` (where the
     figures go), described by ``doc``'s first line; ``extra``: ``(flag, add_argument keywords)`` before them."""
-    import argparse
-
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     for flag, kwargs in extra:
         ap.add_argument(flag, **kwargs)
     ap.add_argument("--orders", type=int, default=orders)
     ap.add_argument("--json", default=None)
     return ap
-
-
-def machine() -> str:
-    """The machine a figure was measured on, as the benchmarks stamp it."""
-    return f"{os.cpu_count()}-core {platform.machine()}"
 
 
 def finish(started: float, path: str | None, protocol: dict, **figures) -> None:

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from earlyexit._stamp import stamp
 from earlyexit.pruning import DEFAULT_RULE
 from earlyexit.pruning import fallback_margins
 from earlyexit.replay._engine import Judge, OptunaJudge, RuleJudge, held_sets, live
@@ -74,8 +73,7 @@ def _plot(out: dict, path: str) -> None:
         ax.set_xscale("log", base=2)
     axes[0].set_ylabel("expected best dev final (points)")
     axes[0].legend(fontsize=7)
-    machine = f"{os.cpu_count()}-core {platform.machine()} CPU"
-    fig.suptitle(f"fixed-budget search, each policy at its nested setting ({time.strftime('%Y-%m-%d')}, {machine})",
+    fig.suptitle(f"fixed-budget search, each policy at its nested setting ({stamp()} CPU)",
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -20,7 +20,8 @@ import numpy as np
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
-from _sweeps import arguments, finish, machine, replay_by_task  # benchmarks/ is on the path
+from earlyexit._stamp import stamp
+from _sweeps import arguments, finish, replay_by_task  # benchmarks/ is on the path
 
 COVERAGES = (0.9, 0.8, 0.7, 0.6, 0.5)
 ZS = (1.0, 0.5, 0.0)
@@ -54,7 +55,7 @@ def main() -> int:
     finish(started, args.json, {"orders": args.orders, "shrink": SHRINK, "keep": 1, "sweeps": sorted(per)},
            mean=mean, sweeps=per)
     if args.plot:
-        _plot(mean, args.plot, f"{time.strftime('%Y-%m-%d')}, {machine()}")
+        _plot(mean, args.plot, stamp())
     return 0
 
 

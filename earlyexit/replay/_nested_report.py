@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .. import _stamp
 from ._nested import POLICIES
 
 
@@ -92,7 +93,7 @@ def plot_nested(result: dict, path, *, x_max: float = 1.0) -> list[str]:
     ax.set_xlim(-0.02, right)
     ax.set_xlabel("mean held-out regret (points of each sweep's metric)")
     ax.set_ylabel("mean compute saved (%)")
-    stamp = _stamp()
+    stamp = _stamp.stamp()
     ax.set_title(f"leave-one-task-out, settings chosen on the other tasks ({len(p['sweeps'])} sweeps, "
                  f"W={p['workers']}" + (f", {p['trials']} trials" if p["trials"] else "") + f"; {stamp})\n"
                  "filled: nested; open: the same policy's best case on the held-out sweep itself", fontsize=9)
@@ -132,19 +133,10 @@ def plot_study_size(results: Sequence[dict], path, policies: Sequence[str] = ("d
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"studies of N configs drawn from each sweep, each policy at its setting chosen on other tasks "
-                 f"({_stamp()})", fontsize=9)
+                 f"({_stamp.stamp()})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _stamp() -> str:
-    """The date and the machine a plot is drawn on."""
-    import os
-    import platform
-    import time
-
-    return f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()}-core {platform.machine()}"
 
 
 def format_study_size(result: dict) -> str:

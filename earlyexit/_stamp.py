@@ -1,0 +1,17 @@
+"""The date and the machine a figure was measured on, as plots and benchmarks print them: one place for both."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+
+def machine() -> str:
+    """The machine, in words: ``"2-core x86_64"``."""
+    return f"{os.cpu_count()}-core {platform.machine()}"
+
+
+def stamp() -> str:
+    """Today's date and the machine: ``"2026-12-07, 2-core x86_64"``."""
+    return f"{time.strftime('%Y-%m-%d')}, {machine()}"
