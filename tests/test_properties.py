@@ -2,6 +2,7 @@
 
 import shutil
 import string
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -206,12 +207,13 @@ def test_data_files_load_or_fail_with_their_own_error(tmp_path_factory, ext, tra
 urls = st.one_of(st.text(max_size=40),
                  st.builds(lambda scheme, rest: f"{scheme}{rest}",
                            st.sampled_from(["sqlite:///", "sqlite://", "postgresql://", "mysql://", "journal:",
-                                            "journal://", "redis://", "http://", "", "sqlite:////nonexistent/dir/"]),
+                                            "journal://", "redis://", "http://", "", "sqlite:///a-file/"]),
                            st.text(string.ascii_letters + string.digits + "/:@._-?=", max_size=30)))
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(url=urls)
+@example(url="sqlite:///a-file/0")  # a file where the database's folder would go
 def test_storage_urls_connect_or_fail_with_one_line(tmp_path_factory, monkeypatch, url):
     """``make_storage`` (what --storage reaches) returns a storage or raises ValueError with a one-line message
     naming the URL; it never waits (patience 0) and never raises anything else."""
@@ -220,6 +222,7 @@ def test_storage_urls_connect_or_fail_with_one_line(tmp_path_factory, monkeypatc
     _count()
     monkeypatch.setenv("EARLYEXIT_STORAGE_PATIENCE", "0")
     monkeypatch.chdir(tmp_path_factory.mktemp("urls"))
+    Path("a-file").write_text("")  # a file where a URL may want a folder (sqlite:///a-file/x.db)
     try:
         make_storage(url, heartbeat_seconds=5)
     except ValueError as exc:

@@ -536,3 +536,12 @@ def test_the_bound_option_loads_the_package_bound_and_goes_with_the_live_rule_on
     (tmp_path / "foreign.joblib").write_text("not a bound")
     with pytest.raises(ScorerFileError, match="not a bound file"):
         load_bound(tmp_path / "foreign.joblib", allow_pickle=True)
+
+
+def test_an_sqlite_url_whose_folder_is_a_file_fails_with_one_line(tmp_path):
+    from earlyexit.study import make_storage
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ValueError, match="cannot make the database's folder") as err:
+        make_storage(f"sqlite:///{tmp_path}/a-file/study.db")
+    assert "\n" not in str(err.value)

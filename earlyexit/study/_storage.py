@@ -128,7 +128,10 @@ def make_storage(url: str, *, heartbeat_seconds: int = 30):
         except OSError as exc:
             raise ValueError(f"storage {url!r}: cannot open the journal file ({exc.strerror or exc}).") from None
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:  # a folder for the database file; a file in the way, or no permission, is the URL's error
+            Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"storage {url!r}: cannot make the database's folder ({exc.strerror or exc}).") from None
     # Workers started together on a fresh database race to create its tables; the loser sees a
     # unique-constraint error from the catalog (PostgreSQL) and simply tries again.
     started, pause, waiting = time.monotonic(), 0.5, False
