@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from earlyexit._stamp import machine
+from earlyexit.stamp import machine
 from earlyexit.sweeps import find_sweeps, load
 
 CLEAN_TEST = ("agnews",)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyexit._stamp import stamp
+from earlyexit.stamp import stamp
 from earlyexit.pruning import DEFAULT_RULE
 from earlyexit.pruning import fallback_margins
 from earlyexit.replay._engine import Judge, OptunaJudge, RuleJudge, held_sets, live

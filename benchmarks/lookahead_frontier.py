@@ -20,7 +20,7 @@ import numpy as np
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
 
-from earlyexit._stamp import stamp
+from earlyexit.stamp import stamp
 from _sweeps import arguments, finish, replay_by_task  # benchmarks/ is on the path
 
 COVERAGES = (0.9, 0.8, 0.7, 0.6, 0.5)

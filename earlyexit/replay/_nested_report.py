@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .. import _stamp
+from ..stamp import stamp
 from ._nested import POLICIES
 
 
@@ -93,9 +93,9 @@ def plot_nested(result: dict, path, *, x_max: float = 1.0) -> list[str]:
     ax.set_xlim(-0.02, right)
     ax.set_xlabel("mean held-out regret (points of each sweep's metric)")
     ax.set_ylabel("mean compute saved (%)")
-    stamp = _stamp.stamp()
+    when = stamp()
     ax.set_title(f"leave-one-task-out, settings chosen on the other tasks ({len(p['sweeps'])} sweeps, "
-                 f"W={p['workers']}" + (f", {p['trials']} trials" if p["trials"] else "") + f"; {stamp})\n"
+                 f"W={p['workers']}" + (f", {p['trials']} trials" if p["trials"] else "") + f"; {when})\n"
                  "filled: nested; open: the same policy's best case on the held-out sweep itself", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
@@ -133,7 +133,7 @@ def plot_study_size(results: Sequence[dict], path, policies: Sequence[str] = ("d
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"studies of N configs drawn from each sweep, each policy at its setting chosen on other tasks "
-                 f"({_stamp.stamp()})", fontsize=9)
+                 f"({stamp()})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
