@@ -309,3 +309,28 @@ def test_the_bound_is_silent_where_it_cannot_prune_whatever_the_reading():
     judge = dict(running=[], z=1.0, headroom=0.5, n=1000, **common)
     assert not lookahead_judge(0.1, -1.0, 200, finals=[0.9], errors=errors, keep=1, **judge)
     assert lookahead_judge(0.1, -1.0, 100, finals=[0.9], errors=errors, keep=1, **judge)
+
+
+def test_the_live_refit_computes_the_studys_errors_once_per_set_of_completed_trials(model, monkeypatch):
+    # Every decision between two completions reads the same completed trials: their leave-own-trial-out errors
+    # (quadratic in their readings) are computed once for them, and the decisions stay the replay's.
+    held = _held("live", 21, n_runs=14)
+    calls = []
+    computed = model.leave_trial_out_errors
+    monkeypatch.setattr(model, "leave_trial_out_errors", lambda *a: calls.append(len(a[0])) or computed(*a))
+    pruners = []
+
+    def make():
+        pruners.append(LookaheadPruner(model, coverage=0.8, keep=1, calibration="study+tasks", refit=0.25,
+                                       max_resource=BUDGET))
+        return pruners[-1]
+
+    judge = OptunaJudge(held, make, 0, attrs=True)
+    shipped = live(held, judge, 0, 1)
+    computations = len(calls)  # the replay's pool below calls it too
+    replayed = live(held, LookaheadJudge(held, DEFAULT_RULE, predictions(model, held),
+                                         fallback=fallback_margins(model, "study+tasks", 0.8, BUDGET), coverage=0.8,
+                                         keep=1, pool=StudyPool(model, held, 0.25)), 0, 1)
+    assert shipped.kept == replayed.kept
+    completed = sum(t.state.name == "COMPLETE" for t in judge.study.get_trials(deepcopy=False))
+    assert 2 <= completed and 1 <= computations <= completed  # at most one computation per completion

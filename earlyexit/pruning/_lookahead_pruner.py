@@ -62,6 +62,7 @@ class LookaheadPruner(ResolutionPruner):
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, but got {calibration!r}.")
         self.predictor, self.coverage, self.keep, self.z, self.calibration = predictor, coverage, keep, z, calibration
         self._completed_gains: dict[str, dict] = {}  # study name -> (trial number, step) -> predicted gain
+        self._pools: dict[str, tuple] = {}  # study name -> (its completed trials and context, what the refit reads)
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         if super().prune(study, trial):
@@ -90,7 +91,7 @@ class LookaheadPruner(ResolutionPruner):
         others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
                   if t.number != trial.number]
         if self.refit is not None:
-            finals, errors, running, gain = self._refitted(others, mine, context, default, H)
+            finals, errors, running, gain = self._refitted(study.study_name, others, mine, context, default, H)
         else:
             finals, errors, running, gain = self._prior_only(study, others, mine, step, context, default, H)
         value = protocol.reading(trial, step, None).value
@@ -141,32 +142,10 @@ class LookaheadPruner(ResolutionPruner):
                     running.append((s, protocol.reading(t, s, None).value, float(g)))
         return finals, errors, running, float(gains[("mine", step)])
 
-    def _refitted(self, others, mine, context, default, H):
+    def _refitted(self, name, others, mine, context, default, H):
         """As :meth:`_prior_only`, with the completed trials' readings among the predictor's neighbours."""
         constant, classes = context[0], context[1]
-        pool_keys, pool_rows, pool_gain, finals = [], [], [], []
-        for t in sorted((t for t in others if t.state == TrialState.COMPLETE), key=lambda t: t.number):
-            if t.value is None or not math.isfinite(t.value):
-                continue
-            finals.append(float(t.value))
-            own = protocol.budget(t, default)
-            for s in sorted(t.intermediate_values):
-                row = protocol.features(t, s, constant=constant, classes=classes, default_budget=default)
-                if row is not None and 0 < s < (own or math.inf) and np.isfinite(row).all():
-                    pool_keys.append((t.number, s))
-                    pool_rows.append(row)
-                    pool_gain.append((float(t.value) - protocol.reading(t, s, None).value) / H)
-        X = np.array(pool_rows, dtype=float).reshape(-1, len(mine))
-        g = np.array(pool_gain, dtype=float)
-        errors: dict[int, list[float]] = {}
-        if len(X):  # each completed reading predicted without its own trial's readings
-            Z, d, nb = self.predictor.prior_neighbours(X)
-            trial_of = [k[0] for k in pool_keys]
-            own_out = self.predictor.leave_trial_out_errors(d, nb, self.predictor.study_distances(Z, Z, self.refit),
-                                                            g, g, trial_of, trial_of)
-            for (number, s), e in zip(pool_keys, own_out):
-                if math.isfinite(e):
-                    errors.setdefault(s, []).append(float(e))
+        finals, errors, X, g = self._study_pool(name, others, len(mine), context, default, H)
         running_keys, rows = [], [mine]
         for t in others:
             if t.state == TrialState.RUNNING and t.intermediate_values:
@@ -178,6 +157,42 @@ class LookaheadPruner(ResolutionPruner):
         gains = self.predictor.predict_in_study(np.array(rows, dtype=float), X, g, self.refit)
         running = [(s, v, float(gn)) for (s, v), gn in zip(running_keys, gains[1:]) if math.isfinite(gn)]
         return finals, errors, running, float(gains[0])
+
+    def _study_pool(self, name, others, width, context, default, H):
+        """``(finals, errors by step, readings X, their true gains g)`` of the study's completed trials, each error
+        predicted without its own trial's readings. A completed trial never changes, so this is kept until another
+        completes (the cost grows with the square of the completed readings)."""
+        complete = sorted((t for t in others if t.state == TrialState.COMPLETE), key=lambda t: t.number)
+        key = (tuple(t.number for t in complete), width, context[:3], default, H)
+        kept = self._pools.get(name)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        constant, classes = context[0], context[1]
+        pool_keys, pool_rows, pool_gain, finals = [], [], [], []
+        for t in complete:
+            if t.value is None or not math.isfinite(t.value):
+                continue
+            finals.append(float(t.value))
+            own = protocol.budget(t, default)
+            for s in sorted(t.intermediate_values):
+                row = protocol.features(t, s, constant=constant, classes=classes, default_budget=default)
+                if row is not None and 0 < s < (own or math.inf) and np.isfinite(row).all():
+                    pool_keys.append((t.number, s))
+                    pool_rows.append(row)
+                    pool_gain.append((float(t.value) - protocol.reading(t, s, None).value) / H)
+        X = np.array(pool_rows, dtype=float).reshape(-1, width)
+        g = np.array(pool_gain, dtype=float)
+        errors: dict[int, list[float]] = {}
+        if len(X):  # each completed reading predicted without its own trial's readings
+            Z, d, nb = self.predictor.prior_neighbours(X)
+            trial_of = [k[0] for k in pool_keys]
+            own_out = self.predictor.leave_trial_out_errors(d, nb, self.predictor.study_distances(Z, Z, self.refit),
+                                                            g, g, trial_of, trial_of)
+            for (number, s), e in zip(pool_keys, own_out):
+                if math.isfinite(e):
+                    errors.setdefault(s, []).append(float(e))
+        self._pools[name] = (key, (finals, errors, X, g))
+        return finals, errors, X, g
 
     def _decides_at(self, trial, step: int, own: int) -> bool:
         """At the rule's rungs on the trial's budget, and at the first reported step past its own warmup."""
