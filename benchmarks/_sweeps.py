@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from earlyexit.stamp import machine
+from earlyexit.stamp import machine, stamp
 from earlyexit.sweeps import find_sweeps, load
 
 CLEAN_TEST = ("agnews",)
@@ -108,7 +108,7 @@ def finish(started: float, path: str | None, protocol: dict, **figures) -> None:
     """Print the run's stamp (seconds since ``started``, date, machine) and, with ``path``, write ``{"protocol":
     protocol and the stamp, **figures}`` there as JSON."""
     seconds = round(time.time() - started, 1)
-    print(f"{seconds} s, {time.strftime('%Y-%m-%d')}, {machine()}")
+    print(f"{seconds} s, {stamp()}")
     if path:
-        stamp = {"seconds": seconds, "date": time.strftime("%Y-%m-%d"), "machine": machine()}
-        Path(path).write_text(json.dumps({"protocol": {**protocol, **stamp}, **figures}, indent=1) + "\n")
+        when = {"seconds": seconds, "date": time.strftime("%Y-%m-%d"), "machine": machine()}
+        Path(path).write_text(json.dumps({"protocol": {**protocol, **when}, **figures}, indent=1) + "\n")

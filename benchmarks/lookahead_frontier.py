@@ -19,8 +19,8 @@ import numpy as np
 
 from earlyexit.pruning import DEFAULT_RULE, fallback_margins
 from earlyexit.replay._lookahead import LookaheadJudge, StudyPool
-
 from earlyexit.stamp import stamp
+
 from _sweeps import arguments, finish, replay_by_task  # benchmarks/ is on the path
 
 COVERAGES = (0.9, 0.8, 0.7, 0.6, 0.5)

@@ -18,8 +18,9 @@ held-out sweep, the refit error of the shipped features and of the chosen set (m
 chosen. Nothing is pruned: this measures the predictor, which is what a feature would change.
 
 Sweeps: AG News, the look-ahead's clean test, is left out. With ``probes``, every sweep of ``studies/`` whose
-spec promises the probes and that holds them on at least 95% of its checkpoint rows; with ``records``, every sweep that logs per-example records (format 3): only
-four tasks, so each inner choice sees three tasks and each inner prior two, a thin base said beside the table.
+spec promises the probes and that holds them on at least 95% of its checkpoint rows; with ``records``, every
+sweep that logs per-example records (format 3): only four tasks, so each inner choice sees three tasks and each
+inner prior two, a thin base said beside the table.
 Run from the repository root:
 
     python benchmarks/predictor_features.py --features probes [--orders 5] [--json benchmarks/probe-features.json]

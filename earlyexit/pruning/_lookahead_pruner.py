@@ -163,7 +163,7 @@ class LookaheadPruner(ResolutionPruner):
         predicted without its own trial's readings. A completed trial never changes, so this is kept until another
         completes (the cost grows with the square of the completed readings)."""
         complete = sorted((t for t in others if t.state == TrialState.COMPLETE), key=lambda t: t.number)
-        key = (tuple(t.number for t in complete), width, context[:3], default, H)
+        key = (tuple(t.number for t in complete), width, context[:3], default)  # H follows from the context
         kept = self._pools.get(name)
         if kept is not None and kept[0] == key:
             return kept[1]
