@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
-from datetime import date
 
 import numpy as np
 import optuna
 
 from earlyexit.pruning import ResolutionPruner
 from earlyexit.replay._engine import OptunaJudge, held_sets, live
+from earlyexit.stamp import machine, stamp
 from earlyexit.sweeps import load
 
 POLICIES = {
@@ -70,7 +69,7 @@ def main() -> None:
     rows = [measure(held, p, args.orders, w) for w in args.workers for p in POLICIES]
     seconds = time.perf_counter() - start
     print(f"{sweep.name}: {len(held.runs)} runs, budgets {budgets} steps; {args.orders} arrival orders; "
-          f"{date.today()}, {platform.machine()} ({seconds:.0f} s)")
+          f"{stamp()} ({seconds:.0f} s)")
     print("| policy | workers | saved | mean regret | worst regret | test regret |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -79,9 +78,10 @@ def main() -> None:
               f"{r['worst_regret']:.2f} | {test} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"sweep": sweep.name, "runs": len(held.runs), "budgets": budgets, "date": str(date.today()),
-                       "machine": platform.machine(), "command": "python benchmarks/judge_at.py "
-                       f"--orders {args.orders} --sweep {args.sweep}", "rows": rows}, f, indent=1)
+            json.dump({"sweep": sweep.name, "runs": len(held.runs), "budgets": budgets,
+                       "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+                       "command": f"python benchmarks/judge_at.py --orders {args.orders} --sweep {args.sweep}",
+                       "rows": rows}, f, indent=1)
             f.write("\n")
 
 

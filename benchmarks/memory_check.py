@@ -17,12 +17,13 @@ import argparse
 import dataclasses
 import gc
 import json
-import platform
 import resource
 import tempfile
 import time
 
 import torch
+
+from earlyexit.stamp import machine
 
 
 def _held(device: str) -> dict:
@@ -72,7 +73,7 @@ def main() -> int:
     what = "CUDA tensors allocated" if args.device.startswith("cuda") else "resident set size"
     print(f"\n{what}: {second:.1f} MiB after trial 2, {last:.1f} MiB after trial {len(rows)} "
           f"({growth:+.1%}; within {args.tolerance:.0%}: {ok})")
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu {platform.machine()}"
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {machine()}"
     result = {"device": device, "date": time.strftime("%Y-%m-%d", time.gmtime()), "torch": torch.__version__,
               "measure": what, "trials": rows, "growth_after_second": growth, "tolerance": args.tolerance,
               "pass": ok, "command": f"python benchmarks/memory_check.py --device {args.device} --trials {args.trials}"

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
+
+from earlyexit.stamp import machine, stamp
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "studies" / "quickstart.toml"
 SAMPLERS = ("random", "tpe")
@@ -106,11 +106,11 @@ def main() -> None:
                 rows.append(one_study(sampler, pruner, seed, args.trials))
                 print(f"  best {rows[-1]['best']:.4f}, {rows[-1]['compute_trainings']:.1f} full trainings, "
                       f"{rows[-1]['pruned']} pruned, {rows[-1]['seconds']:.0f} s", flush=True)
-                out.write_text(json.dumps({"trials": args.trials, "date": str(date.today()),
-                                           "machine": platform.machine(), "threads": args.threads,
+                out.write_text(json.dumps({"trials": args.trials, "date": time.strftime("%Y-%m-%d"),
+                                           "machine": machine(), "threads": args.threads,
                                            "command": f"python benchmarks/samplers.py --trials {args.trials}",
                                            "rows": rows}, indent=1) + "\n")
-    print(f"{args.trials} trials a study; the quick start's task; {date.today()}, {platform.machine()}")
+    print(f"{args.trials} trials a study; the quick start's task; {stamp()}")
     print(table(rows))
 
 
