@@ -101,6 +101,32 @@ def test_resume_drops_a_cut_off_run_and_reruns_it(logged, tmp_path):
     assert (copy / "manifest.json").read_text() == manifest  # ... and one that trains nothing is not
 
 
+def test_a_run_killed_mid_way_goes_on_from_its_snapshot_to_the_same_rows(logged, tmp_path):
+    spec, folder = logged
+    copy = tmp_path / "copy"
+
+    def die_in_r002(message):  # r002 (seed 1) trains to the end; r001's learning rate of 1e30 diverges at once
+        if "r002: step 6/8" in message:  # its state was kept after step 4's checkpoint
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, copy, log=die_in_r002)
+    assert (copy / ".partial" / "r002.pt").exists() and not (copy / ".claims" / "r002").exists()
+    said = []
+    assert run_sweep(spec, copy, log=said.append, limit=1) == 1
+    assert any("r002: went on from step 4" in m for m in said)
+    assert not list((copy / ".partial").iterdir())  # a logged run's snapshot is removed
+    assert json.loads((copy / "manifest.json").read_text())["resumed_runs"] == [{"run_id": "r002", "from_step": 4}]
+
+    def rows(path, name):
+        clocks = {"wall_seconds", "compute_steps", "probe_seconds", "train_step_seconds"}
+        with open(path / name) as f:
+            return [{k: v for k, v in r.items() if k not in clocks} for r in csv.DictReader(f) if r["run_id"] == "r002"]
+
+    for name in ("runs.csv", "checkpoints.csv", "dev_predictions.csv"):
+        assert rows(copy, name) == rows(folder, name), name
+
+
 def test_a_prediction_record_of_the_wrong_length_names_its_line(logged, tmp_path):
     _, folder = logged
     copy = tmp_path / "short"

@@ -23,6 +23,8 @@ from ..training import compute_steps
 from ._claims import claim, folder_lock, release
 from ._spec import StudySpec
 
+PARTIAL = ".partial"  # <sweep>/.partial/<run_id>.pt: the state of a run in progress, to resume it after a kill
+
 
 @dataclasses.dataclass(frozen=True)
 class PlannedRun:
@@ -144,8 +146,10 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
     """Train the sweep's runs that are not logged yet, logging each as it finishes.
 
     Returns the number of runs trained now by this process. A killed sweep
-    loses at most the run in progress: its partial rows are dropped on the
-    next start. Several processes may work on one folder at once (two
+    loses at most a minute of the run in progress: the run's state is kept in
+    ``<folder>/.partial/<run_id>.pt`` after each checkpoint and each minute of
+    training, and the next worker to claim the run goes on from it, to the same
+    rows (on the CPU, to the bit; ``train(snapshot=...)``). Several processes may work on one folder at once (two
     1-thread workers use 2 cores best): each claims a run before training it
     (see ``_claims``), so no run is trained twice. With ``storage`` (a study storage URL such as
     ``postgresql://...``) the runs are claimed through that storage instead, so that workers on machines that
@@ -186,6 +190,7 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
         # Other workers write a run's rows only under this lock, so any run without its run row is cut off.
         dropped = drop_unfinished(folder)
         done = done_run_ids(folder)
+        _drop_snapshots(folder, done)
     if dropped:
         log(f"dropped {dropped} checkpoint rows of a run that was cut off")
     param_names = sorted({k for r in runs for k in r.params})
@@ -211,27 +216,50 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
 
 def _train_and_log(spec: StudySpec, run: PlannedRun, folder: Path, task, param_names: list[str],
                    log: Callable[[str], None], version: int = FORMAT_VERSION) -> None:
-    """Train one run to completion and append its rows (checkpoints first, then the run row)."""
-    rows = _train_rows(spec, run, task, log, version)
+    """Train one run to completion (or on from its snapshot) and append its rows (checkpoints first, then the run
+    row)."""
+    rows = _train_rows(spec, run, task, log, version, snapshot=snapshot_path(folder, run.run_id))
     with folder_lock(folder):
         _append(folder, rows, param_names, spec, version)
         logged = len(done_run_ids(folder))
+        _drop_snapshots(folder, {run.run_id})
     log(f"[{logged} logged] {rows['message']}")
 
 
+def snapshot_path(folder: Path, run_id: str) -> Path:
+    """Where a sweep keeps the state of ``run_id`` while it trains."""
+    return Path(folder) / PARTIAL / f"{run_id}.pt"
+
+
+def _drop_snapshots(folder: Path, run_ids) -> None:
+    """Remove the snapshots of runs whose rows are logged (the caller holds the folder's lock)."""
+    for run_id in run_ids:
+        snapshot_path(folder, run_id).unlink(missing_ok=True)
+
+
 def _append(folder: Path, rows: dict, param_names: list[str], spec: StudySpec, version: int) -> None:
-    """Append one run's rows (the caller holds the folder's lock)."""
+    """Append one run's rows (the caller holds the folder's lock); a resumed run is named in the manifest's
+    ``resumed_runs``, with the step it went on from."""
     append_run(folder, rows["run"], rows["checkpoints"], param_names=param_names,
                probe_names=list(spec.train.probe_names), version=version, prediction_rows=rows["predictions"])
+    if rows.get("resumed_at") is not None:
+        current = read_manifest(folder)
+        current.pop("format_version")
+        current.setdefault("resumed_runs", []).append({"run_id": rows["run"]["run_id"],
+                                                       "from_step": rows["resumed_at"]})
+        write_manifest(folder, current, version=version)
 
 
 def _train_rows(spec: StudySpec, run: PlannedRun, task, log: Callable[[str], None],
-                version: int = FORMAT_VERSION) -> dict:
+                version: int = FORMAT_VERSION, snapshot: Path | None = None) -> dict:
     """Train one run to completion: its rows (``run``, ``checkpoints``, ``predictions``) and a ``message``.
 
-    A version-1 sweep (resumed by this earlyexit) keeps its probe steps only: no final row. From
-    version 3 each dev evaluation's predictions are logged, and the final model is evaluated once on
-    the task's test split where it has one.
+    With ``snapshot`` the run keeps its state in that file and goes on from it where it holds one (see
+    ``train``); the run row's ``wall_seconds`` then counts the earlier sittings too.
+
+    A version-1 sweep (resumed by this earlyexit) keeps its probe steps only: no final row. From version 3
+    each dev evaluation's predictions are logged, and the final model is evaluated once on the task's test
+    split where it has one.
     """
     started = time.perf_counter()
     config = spec.config_for(run.params).with_budget(len(task.train))
@@ -241,8 +269,14 @@ def _train_rows(spec: StudySpec, run: PlannedRun, task, log: Callable[[str], Non
         if step % quarter == 0 and step < total:
             log(f"  {run.run_id}: step {step}/{total}, {(time.perf_counter() - started) / 60:.1f} min")
 
-    result = train(config, task=task, progress=progress, evaluate_test=version >= 3 and bool(task.test))
-    wall = time.perf_counter() - started
+    if snapshot is not None and snapshot.exists():
+        log(f"  {run.run_id}: going on from its snapshot {snapshot}")
+    result = train(config, task=task, progress=progress, evaluate_test=version >= 3 and bool(task.test),
+                   snapshot=snapshot)
+    wall = time.perf_counter() - started + result.earlier_seconds
+    if result.resumed_at is not None:
+        log(f"  {run.run_id}: went on from step {result.resumed_at} "
+            f"({result.earlier_seconds / 60:.1f} min trained before)")
     step_s = result.train_step_seconds
     cum_probe = 0.0
     cp_rows = []
@@ -266,8 +300,10 @@ def _train_rows(spec: StudySpec, run: PlannedRun, task, log: Callable[[str], Non
                + (f", {config.metric} {result.final_metric:.4f}" if config.metric != "accuracy" else "")
                + (f", test {config.metric} {result.final_test_metric:.4f}"
                   if result.final_test_metric == result.final_test_metric else "")
-               + f", {result.steps} steps, {wall / 60:.1f} min")
-    return {"run": run_row, "checkpoints": cp_rows, "predictions": prediction_rows, "message": message}
+               + f", {result.steps} steps, {wall / 60:.1f} min"
+               + (f" (resumed at step {result.resumed_at})" if result.resumed_at is not None else ""))
+    return {"run": run_row, "checkpoints": cp_rows, "predictions": prediction_rows, "message": message,
+            "resumed_at": result.resumed_at}
 
 
 def _run_on_ledger(spec: StudySpec, runs: list[PlannedRun], folder: Path, task, param_names: list[str],
@@ -290,6 +326,7 @@ def _run_on_ledger(spec: StudySpec, runs: list[PlannedRun], folder: Path, task, 
             for rows in sorted(new.values(), key=lambda r: r["run"]["run_id"]):
                 _append(folder, rows, param_names, spec, version)
             logged = len(have) + len(new)
+            _drop_snapshots(folder, new)
         for rows in new.values():
             log(f"[{logged} logged] {rows['message']}")
         return logged
@@ -297,6 +334,8 @@ def _run_on_ledger(spec: StudySpec, runs: list[PlannedRun], folder: Path, task, 
     logged = sync()
     log(f"{spec.name}: {logged} of {len(runs)} runs logged, claimed through {ledger.study.study_name!r} in the "
         f"storage -> {folder}")
-    trained = ledger.work(lambda i: _train_rows(spec, runs[i], task, log, version), limit=limit, after=sync)
+    trained = ledger.work(lambda i: _train_rows(spec, runs[i], task, log, version,
+                                                snapshot=snapshot_path(folder, runs[i].run_id)),
+                          limit=limit, after=sync)
     sync()
     return trained

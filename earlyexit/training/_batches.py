@@ -61,6 +61,15 @@ class Batcher:
             batches = [batches[i] for i in perm]
         return batches
 
+    def state_dict(self) -> dict:
+        """Where the batches stand: the generator's state and the current epoch's batches still to come."""
+        return {"generator": self.generator.get_state(), "queue": [list(b) for b in self._queue]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict`: the same batches follow, in the same order."""
+        self.generator.set_state(state["generator"])
+        self._queue = [list(b) for b in state["queue"]]
+
     def next(self) -> dict[str, torch.Tensor]:
         if not self._queue:
             self._queue = self._epoch()

@@ -9,6 +9,7 @@ nothing about why.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from ..models import load_model, load_tokenizer, shrink_vocabulary, used_token_i
 from ..metrics import check_metric, metric_value
 from ..names import DEV_METRICS
 from ..probes import PROBE_NAMES, WarmStart, measure
+from . import _snapshot
 from ._batches import Batcher, collate
 from ._config import HF_SCHEDULER_NAMES, TrainConfig, compute_steps
 from ._device import autocast, device_name, grad_scaler, resolve_device, to_device
@@ -84,6 +86,10 @@ class TrainResult:
         final_test_accuracy, final_test_metric: the final model on the task's
             test split, evaluated once, only when ``train(evaluate_test=True)``
             and the task has one (NaN otherwise). Nothing decides on them.
+        resumed_at: the step a resumed run went on from (``train(snapshot=...)``),
+            or None for a run trained in one go.
+        earlier_seconds: wall time the run spent before that resume (0 if none);
+            checkpoints' ``wall_seconds`` count it, so they run on across sittings.
     """
 
     status: str
@@ -98,6 +104,8 @@ class TrainResult:
     device: str = ""
     final_test_accuracy: float = math.nan
     final_test_metric: float = math.nan
+    resumed_at: int | None = None
+    earlier_seconds: float = 0.0
 
 
 def probe_set(config: TrainConfig, task: TaskData, tokenizer, id_map=None, device=None) -> list[dict]:
@@ -166,6 +174,8 @@ def train(
     progress: Callable[[int, int], None] | None = None,
     plan: Mapping[int, Collection[str]] | None = None,
     evaluate_test: bool = False,
+    snapshot: str | os.PathLike | None = None,
+    snapshot_seconds: float = 60.0,
 ) -> TrainResult:
     """Fine-tune per ``config``, probing at ``config.probe_steps``.
 
@@ -190,6 +200,15 @@ def train(
     after every step. ``evaluate_test`` evaluates the final model once on the
     task's test split, where it has one (a logged sweep's test metric).
 
+    ``snapshot`` names a file that keeps the run's state (see ``_snapshot``):
+    it is written after each checkpoint and after every ``snapshot_seconds``
+    of wall time (at a step's end), and a run whose file holds a state of
+    this configuration, plan, device and torch goes on from it instead of
+    from step 0: the same steps, checkpoints and figures as a run never
+    stopped (on the CPU, to the bit). The checkpoints measured before the
+    resume are in the result but are not handed to ``on_checkpoint`` again.
+    The caller removes the file once it has kept the result.
+
     One function on purpose (it is longer than the house's 80 lines): the step loop and the checkpoint it
     calls share the run's clock, losses and warm start, and reading them in one place is what keeps the
     order of the seeded draws, and so a logged run, reproducible.
@@ -206,6 +225,26 @@ def train(
     train_seconds, probe_seconds_total = 0.0, 0.0
     losses: list[float] = []
     step = 0
+    resumed_at, earlier = None, 0.0
+    key = None if snapshot is None else _snapshot.fingerprint(config, plan, device)
+    state = None if snapshot is None else _snapshot.load(snapshot, key)
+    if state is not None:
+        state = _snapshot.restore(state, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                                  batcher=batcher, device=device)
+        step, resumed_at, earlier = state["step"], state["step"], state["elapsed"]
+        warm = WarmStart(**state["warm"])
+        checkpoints = [Checkpoint(**cp) for cp in state["checkpoints"]]
+        losses, train_seconds, probe_seconds_total = state["losses"], state["train_seconds"], state["probe_seconds"]
+        started = time.perf_counter() - earlier
+    saved_at = time.perf_counter()
+
+    def save() -> None:
+        nonlocal saved_at
+        _snapshot.save(snapshot, _snapshot.capture(
+            key, step=step, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, batcher=batcher,
+            warm=warm, checkpoints=checkpoints, losses=losses, train_seconds=train_seconds,
+            probe_seconds=probe_seconds_total, elapsed=time.perf_counter() - started, device=device))
+        saved_at = time.perf_counter()
 
     def checkpoint() -> Checkpoint:
         nonlocal warm, probe_seconds_total
@@ -244,16 +283,21 @@ def train(
     probe_steps = set(s for s in (config.probe_steps if plan is None else plan) if s <= config.max_steps)
     if plan is None:
         probe_steps.add(config.max_steps)  # the final checkpoint is always logged
+    # A resumed run whose last checkpoint is at its step measured it before the stop.
+    measured = checkpoints[-1].step if checkpoints else None
     model.train()
     while True:
-        if step in probe_steps:
+        if step in probe_steps and step != measured:
             cp = checkpoint()
             if on_checkpoint is not None and on_checkpoint(cp):
                 return TrainResult("stopped", step, cp.dev_accuracy, cp.dev_loss,
                                    _compute(step, train_seconds, probe_seconds_total), checkpoints,
                                    reason=f"stopped at step {step}",
                                    train_step_seconds=train_seconds / step if step else math.nan,
-                                   final_metric=cp.dev_metric, device=device_name(device))
+                                   final_metric=cp.dev_metric, device=device_name(device),
+                                   resumed_at=resumed_at, earlier_seconds=earlier)
+            if snapshot is not None and step < config.max_steps:
+                save()
         if step >= config.max_steps:
             break
         t0 = time.perf_counter()
@@ -282,13 +326,16 @@ def train(
         train_seconds += time.perf_counter() - t0
         if progress is not None:
             progress(step, config.max_steps)
+        if snapshot is not None and step < config.max_steps and time.perf_counter() - saved_at >= snapshot_seconds:
+            save()
 
     acc, dev_loss, dev_metric, test_acc, test_metric = _final_figures(
         config, task, model, tokenizer, id_map, device, checkpoints, step, evaluate_test)
     return TrainResult("completed", step, acc, dev_loss, _compute(step, train_seconds, probe_seconds_total),
                        checkpoints, train_step_seconds=train_seconds / step if step else math.nan,
                        final_metric=dev_metric, device=device_name(device),
-                       final_test_accuracy=test_acc, final_test_metric=test_metric)
+                       final_test_accuracy=test_acc, final_test_metric=test_metric,
+                       resumed_at=resumed_at, earlier_seconds=earlier)
 
 
 def _set_up(config: TrainConfig, task: TaskData, evaluate_test: bool):
