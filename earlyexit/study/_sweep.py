@@ -146,10 +146,11 @@ def run_sweep(spec: StudySpec, folder: Path, *, limit: int | None = None, comman
     """Train the sweep's runs that are not logged yet, logging each as it finishes.
 
     Returns the number of runs trained now by this process. A killed sweep
-    loses at most a minute of the run in progress: the run's state is kept in
+    loses about a minute of the run in progress: the run's state is kept in
     ``<folder>/.partial/<run_id>.pt`` after each checkpoint and each minute of
-    training, and the next worker to claim the run goes on from it, to the same
-    rows (on the CPU, to the bit; ``train(snapshot=...)``). Several processes may work on one folder at once (two
+    training, and the next worker to claim the run goes on from it, to the
+    same rows (on the CPU, to the bit; ``train(snapshot=...)``). Several
+    processes may work on one folder at once (two
     1-thread workers use 2 cores best): each claims a run before training it
     (see ``_claims``), so no run is trained twice. With ``storage`` (a study storage URL such as
     ``postgresql://...``) the runs are claimed through that storage instead, so that workers on machines that

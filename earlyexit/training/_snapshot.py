@@ -3,8 +3,9 @@
 One file per run holds everything the rest of the run depends on: the model's, the optimizer's, the schedule's
 and the gradient scaler's states, the random generators (torch's global one, which drives dropout, and the
 training batches' own), the probes' warm start, the checkpoints measured so far and the loop's clocks. A run
-resumed from it on the same device, with the same torch and thread count, takes the same steps as one that was
-never stopped (on the CPU, to the bit; ``tests/test_snapshot.py``).
+resumed from it on the same device and torch takes the same steps as one that was never stopped: on the CPU with
+the same number of threads, to the bit (``tests/test_snapshot.py``); with another number of threads, up to the
+rounding of sums split another way (so the thread count does not stop a resume).
 
 The file is written whole or not at all (a temporary file, then a rename), and read with
 ``torch.load(weights_only=True)``: tensors and plain Python values only, so loading it runs no code. A file
