@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from earlyexit.stamp import machine, stamp
+from earlyexit.stamp import machine, stamp, today
 from earlyexit.sweeps import find_sweeps, load
 
 CLEAN_TEST = ("agnews",)
@@ -110,5 +110,5 @@ def finish(started: float, path: str | None, protocol: dict, **figures) -> None:
     seconds = round(time.time() - started, 1)
     print(f"{seconds} s, {stamp()}")
     if path:
-        when = {"seconds": seconds, "date": time.strftime("%Y-%m-%d"), "machine": machine()}
+        when = {"seconds": seconds, "date": today(), "machine": machine()}
         Path(path).write_text(json.dumps({"protocol": {**protocol, **when}, **figures}, indent=1) + "\n")

@@ -27,7 +27,7 @@ import optuna
 
 from earlyexit.pruning import ResolutionPruner
 from earlyexit.replay._engine import OptunaJudge, held_sets, live
-from earlyexit.stamp import machine, stamp
+from earlyexit.stamp import machine, stamp, today
 from earlyexit.sweeps import load
 
 POLICIES = {
@@ -79,7 +79,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"sweep": sweep.name, "runs": len(held.runs), "budgets": budgets,
-                       "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+                       "date": today(), "machine": machine(),
                        "command": f"python benchmarks/judge_at.py --orders {args.orders} --sweep {args.sweep}",
                        "rows": rows}, f, indent=1)
             f.write("\n")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyexit.stamp import machine, stamp
+from earlyexit.stamp import machine, stamp, today
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "studies" / "quickstart.toml"
 SAMPLERS = ("random", "tpe")
@@ -106,7 +106,7 @@ def main() -> None:
                 rows.append(one_study(sampler, pruner, seed, args.trials))
                 print(f"  best {rows[-1]['best']:.4f}, {rows[-1]['compute_trainings']:.1f} full trainings, "
                       f"{rows[-1]['pruned']} pruned, {rows[-1]['seconds']:.0f} s", flush=True)
-                out.write_text(json.dumps({"trials": args.trials, "date": time.strftime("%Y-%m-%d"),
+                out.write_text(json.dumps({"trials": args.trials, "date": today(),
                                            "machine": machine(), "threads": args.threads,
                                            "command": f"python benchmarks/samplers.py --trials {args.trials}",
                                            "rows": rows}, indent=1) + "\n")

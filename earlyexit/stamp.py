@@ -12,6 +12,11 @@ def machine() -> str:
     return f"{os.cpu_count()}-core {platform.machine()}"
 
 
+def today() -> str:
+    """Today's date, as figures carry it: ``"2026-12-07"``."""
+    return time.strftime("%Y-%m-%d")
+
+
 def stamp() -> str:
     """Today's date and the machine: ``"2026-12-07, 2-core x86_64"``."""
-    return f"{time.strftime('%Y-%m-%d')}, {machine()}"
+    return f"{today()}, {machine()}"
