@@ -51,6 +51,7 @@ def _to(batches, device):
 def main() -> int:
     from earlyexit.names import PROBE_NAMES
     from earlyexit.probes import measure
+    from earlyexit.stamp import today
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -93,7 +94,7 @@ def main() -> int:
         print(f"{r['probe']:30s} {r['cpu']:14.6g} {r['device']:14.6g} {r['tolerance']:11.3g}  {r['ok']}")
     device_name = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else \
         platform.processor() or platform.machine()
-    out = {"date": time.strftime("%Y-%m-%d"), "device": f"{args.device} {device_name}", "torch": torch.__version__,
+    out = {"date": today(), "device": f"{args.device} {device_name}", "torch": torch.__version__,
            "layers": args.layers, "hidden": args.hidden, "rtol": args.rtol, "rows": rows, "all_ok": ok,
            "seconds": round(time.time() - started, 2)}
     if args.out:

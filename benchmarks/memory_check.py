@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from earlyexit.stamp import machine
+from earlyexit.stamp import machine, today
 
 
 def _held(device: str) -> dict:
@@ -74,7 +74,7 @@ def main() -> int:
     print(f"\n{what}: {second:.1f} MiB after trial 2, {last:.1f} MiB after trial {len(rows)} "
           f"({growth:+.1%}; within {args.tolerance:.0%}: {ok})")
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {machine()}"
-    result = {"device": device, "date": time.strftime("%Y-%m-%d", time.gmtime()), "torch": torch.__version__,
+    result = {"device": device, "date": today(), "torch": torch.__version__,
               "measure": what, "trials": rows, "growth_after_second": growth, "tolerance": args.tolerance,
               "pass": ok, "command": f"python benchmarks/memory_check.py --device {args.device} --trials {args.trials}"
               + (f" --max-steps {args.max_steps}" if args.max_steps is not None else "")}

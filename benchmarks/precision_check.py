@@ -23,6 +23,7 @@ import torch
 
 
 def main() -> int:
+    from earlyexit.stamp import today
     from earlyexit.study import load_spec, plan, with_device
     from earlyexit.training import train
 
@@ -61,7 +62,7 @@ def main() -> int:
     print(f"\n{'probe':<24} {'fp32, step 0':>14} {'bf16 run, step 0':>17}  agree")
     for r in rows:
         print(f"{r['probe']:<24} {r['fp32_step0']:>14.6g} {r['bf16_step0']:>17.6g}  {r['agree']}")
-    result = {"device": runs["bf16"].device, "date": time.strftime("%Y-%m-%d", time.gmtime()),
+    result = {"device": runs["bf16"].device, "date": today(),
               "machine": platform.machine(), "torch": torch.__version__, "steps": args.steps, "rtol": args.rtol,
               "probes_step0": rows, "final_dev_accuracy": {p: r.final_accuracy for p, r in runs.items()},
               "failures": failures,

@@ -13,8 +13,9 @@ def machine() -> str:
 
 
 def today() -> str:
-    """Today's date, as figures carry it: ``"2026-12-07"``."""
-    return time.strftime("%Y-%m-%d")
+    """Today's date in UTC, as figures carry it: ``"2026-12-07"``. UTC, so that a figure measured on a GPU
+    machine in another time zone carries the same date as the logs it sits beside."""
+    return time.strftime("%Y-%m-%d", time.gmtime())
 
 
 def stamp() -> str:
