@@ -114,7 +114,7 @@ def test_a_run_killed_mid_way_goes_on_from_its_snapshot_to_the_same_rows(logged,
     assert (copy / ".partial" / "r002.pt").exists() and not (copy / ".claims" / "r002").exists()
     said = []
     assert run_sweep(spec, copy, log=said.append, limit=1) == 1
-    assert any("r002: went on from step 4" in m for m in said)
+    assert any("] r002 " in m and "(went on from step 4;" in m for m in said)  # its closing line says so
     assert not list((copy / ".partial").iterdir())  # a logged run's snapshot is removed
     assert json.loads((copy / "manifest.json").read_text())["resumed_runs"] == [{"run_id": "r002", "from_step": 4}]
     assert sorted(load(copy).runs["run_id"]) == ["r000", "r001", "r002"]  # the manifest's new record reads

@@ -275,9 +275,6 @@ def _train_rows(spec: StudySpec, run: PlannedRun, task, log: Callable[[str], Non
     result = train(config, task=task, progress=progress, evaluate_test=version >= 3 and bool(task.test),
                    snapshot=snapshot)
     wall = time.perf_counter() - started + result.earlier_seconds
-    if result.resumed_at is not None:
-        log(f"  {run.run_id}: went on from step {result.resumed_at} "
-            f"({result.earlier_seconds / 60:.1f} min trained before)")
     step_s = result.train_step_seconds
     cum_probe = 0.0
     cp_rows = []
@@ -302,7 +299,8 @@ def _train_rows(spec: StudySpec, run: PlannedRun, task, log: Callable[[str], Non
                + (f", test {config.metric} {result.final_test_metric:.4f}"
                   if result.final_test_metric == result.final_test_metric else "")
                + f", {result.steps} steps, {wall / 60:.1f} min"
-               + (f" (resumed at step {result.resumed_at})" if result.resumed_at is not None else ""))
+               + (f" (went on from step {result.resumed_at}; {result.earlier_seconds / 60:.1f} min of it trained "
+                  "before)" if result.resumed_at is not None else ""))
     return {"run": run_row, "checkpoints": cp_rows, "predictions": prediction_rows, "message": message,
             "resumed_at": result.resumed_at}
 
